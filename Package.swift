@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "zcstream",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ZCStream", targets: ["StreamProtocol", "ZCSystem", "URing", "Sender", "Receiver"]),
+        .executable(name: "zc-send", targets: ["zc-send"]),
+        .executable(name: "zc-recv", targets: ["zc-recv"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The only C: liburing's static-inline helpers and unions, the CRC32C instruction,
+        // and an async-signal-safe stop flag.
+        .target(
+            name: "CURing",
+            cSettings: [.unsafeFlags(["-O3"])],
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        .target(name: "ZCSystem", dependencies: ["CURing"]),
+        .target(name: "URing", dependencies: ["CURing", "ZCSystem"]),
+        .target(name: "StreamProtocol", dependencies: ["CURing"]),
+        .target(name: "Sender", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
+        .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
+        .executableTarget(
+            name: "zc-send",
+            dependencies: ["Sender", "ZCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "zc-recv",
+            dependencies: ["Receiver", "ZCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol"]),
+        .testTarget(name: "URingTests", dependencies: ["URing", "ZCSystem"]),
+        .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),
+        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "StreamProtocol"]),
+        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,165 @@
+// CURing: the thin C layer under zcstream.
+//
+// Only what Swift cannot reach lives here: liburing's header (its static inline
+// helpers import into Swift as-is), accessors for the kernel ABI's anonymous unions,
+// the SSE4.2 CRC32C instruction, and an async-signal-safe stop flag.
+#ifndef ZC_CURING_H
+#define ZC_CURING_H
+
+// glibc headers first: liburing.h defines _XOPEN_SOURCE 500, which otherwise makes
+// Swift's Glibc module and this one disagree about fd_set.
+#include <sys/types.h>
+#include <sys/select.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <liburing.h>
+
+// liburing 2.3 predates these; the kernel (6.0+) has them.
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+
+// Constants re-exported as values: Swift does not import function-like or
+// shifted macros reliably.
+static const uint32_t zc_send_zc_report_usage = IORING_SEND_ZC_REPORT_USAGE;
+static const uint32_t zc_notif_usage_zc_copied = IORING_NOTIF_USAGE_ZC_COPIED;
+static const uint32_t zc_cqe_f_more = IORING_CQE_F_MORE;
+static const uint32_t zc_cqe_f_notif = IORING_CQE_F_NOTIF;
+static const uint32_t zc_cqe_f_buffer = IORING_CQE_F_BUFFER;
+static const uint32_t zc_cqe_buffer_shift = IORING_CQE_BUFFER_SHIFT;
+static const uint32_t zc_recvsend_fixed_buf = IORING_RECVSEND_FIXED_BUF;
+static const uint32_t zc_setup_single_issuer = IORING_SETUP_SINGLE_ISSUER;
+static const uint32_t zc_setup_defer_taskrun = IORING_SETUP_DEFER_TASKRUN;
+static const uint32_t zc_setup_coop_taskrun = IORING_SETUP_COOP_TASKRUN;
+static const uint32_t zc_setup_submit_all = IORING_SETUP_SUBMIT_ALL;
+static const uint32_t zc_setup_cqsize = IORING_SETUP_CQSIZE;
+static const uint32_t zc_sqe_fixed_file = IOSQE_FIXED_FILE;
+static const uint32_t zc_sqe_buffer_select = IOSQE_BUFFER_SELECT;
+static const int zc_udp_segment = UDP_SEGMENT;
+static const int zc_udp_gro = UDP_GRO;
+static const int zc_so_rxq_ovfl = SO_RXQ_OVFL;
+
+// --- sqe / cqe helpers -------------------------------------------------------
+
+/// SEND_ZC from a registered buffer, with the kernel asked to report whether it
+/// had to copy after all (IORING_SEND_ZC_REPORT_USAGE, carried in sqe->ioprio).
+static inline void zc_prep_send_zc_fixed(struct io_uring_sqe *sqe, int fd,
+                                         const void *buf, size_t len,
+                                         unsigned buf_index, int fixed_file,
+                                         uint64_t user_data) {
+    io_uring_prep_send_zc_fixed(sqe, fd, buf, len, 0, IORING_SEND_ZC_REPORT_USAGE, buf_index);
+    if (fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->user_data = user_data;
+}
+
+/// Plain IORING_OP_SEND (the kernel copies), for the copy engine.
+static inline void zc_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf,
+                                size_t len, int fixed_file, uint64_t user_data) {
+    io_uring_prep_send(sqe, fd, buf, len, 0);
+    if (fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->user_data = user_data;
+}
+
+/// READ_FIXED into a registered buffer.
+static inline void zc_prep_read_fixed(struct io_uring_sqe *sqe, int fd, void *buf,
+                                      unsigned len, uint64_t offset, int buf_index,
+                                      uint64_t user_data) {
+    io_uring_prep_read_fixed(sqe, fd, buf, len, offset, buf_index);
+    sqe->user_data = user_data;
+}
+
+/// Multishot RECVMSG that picks its buffers from provided-buffer group `bgid`.
+static inline void zc_prep_recvmsg_multishot(struct io_uring_sqe *sqe, int fd,
+                                             struct msghdr *msg, unsigned bgid,
+                                             int fixed_file, uint64_t user_data) {
+    io_uring_prep_recvmsg_multishot(sqe, fd, msg, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    if (fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->buf_group = (uint16_t)bgid;
+    sqe->user_data = user_data;
+}
+
+static inline void zc_prep_nop(struct io_uring_sqe *sqe, uint64_t user_data) {
+    io_uring_prep_nop(sqe);
+    sqe->user_data = user_data;
+}
+
+/// Copies up to `max` ready CQEs (user_data, res, flags) out of the ring and
+/// advances it. Returns the count. One call per reap keeps the ring's head
+/// arithmetic in C, where liburing's macros are.
+struct zc_completion { uint64_t user_data; int32_t res; uint32_t flags; };
+static inline unsigned zc_reap(struct io_uring *ring, struct zc_completion *out, unsigned max) {
+    unsigned head, n = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+        if (n == max) break;
+        out[n].user_data = cqe->user_data;
+        out[n].res = cqe->res;
+        out[n].flags = cqe->flags;
+        n++;
+    }
+    io_uring_cq_advance(ring, n);
+    return n;
+}
+
+/// Ready CQEs without entering the kernel.
+static inline unsigned zc_cq_ready(const struct io_uring *ring) {
+    return io_uring_cq_ready(ring);
+}
+
+// --- provided buffer ring (io_uring_setup_buf_ring is liburing 2.4+) ----------
+static inline void zc_buf_ring_init(struct io_uring_buf_ring *br) { io_uring_buf_ring_init(br); }
+static inline void zc_buf_ring_add(struct io_uring_buf_ring *br, void *addr, unsigned len,
+                                   unsigned short bid, int mask, int offset) {
+    io_uring_buf_ring_add(br, addr, len, bid, mask, offset);
+}
+static inline void zc_buf_ring_advance(struct io_uring_buf_ring *br, int count) {
+    io_uring_buf_ring_advance(br, count);
+}
+static inline int zc_buf_ring_mask(unsigned entries) { return io_uring_buf_ring_mask(entries); }
+
+// --- cmsg walking (CMSG_* are macros) ----------------------------------------
+/// The UDP_GRO segment size in a received control buffer, or 0 if absent.
+int zc_cmsg_gro_segment(const struct msghdr *msg);
+/// The SO_RXQ_OVFL drop counter in a received control buffer, or -1 if absent.
+int64_t zc_cmsg_rxq_ovfl(const struct msghdr *msg);
+
+// --- CRC32C (Castagnoli) -------------------------------------------------------
+/// Continues a CRC32C: pass 0 to start; the result is final (pre/post inverted),
+/// so crc(a+b) == zc_crc32c(zc_crc32c(0, a), b).
+uint32_t zc_crc32c(uint32_t crc, const void *data, size_t len);
+/// 1 when the SSE4.2 instruction is used, 0 for the table fallback.
+int zc_crc32c_hardware(void);
+/// The portable table path, exposed so tests can compare both.
+uint32_t zc_crc32c_portable(uint32_t crc, const void *data, size_t len);
+
+// --- stop flag -----------------------------------------------------------------
+/// Installs SIGINT/SIGTERM handlers that only record the signal (no SA_RESTART,
+/// so blocking calls return EINTR and loops notice at once).
+void zc_install_stop_handlers(void);
+/// 0, or the number of the signal that asked us to stop.
+int zc_stop_signal(void);
+/// Lets a program (or test) request a stop without a signal.
+void zc_request_stop(int signo);
+
+#endif

@@ -1,0 +1,92 @@
+/// Encoding and validation of whole datagrams (header + payload) in caller memory.
+public enum Datagram {
+    /// Why a received datagram is not a valid zcstream datagram.
+    public enum Rejection: String, CaseIterable, Sendable, Codable {
+        /// Fewer bytes than the fixed header.
+        case tooShort = "too_short"
+        /// First four bytes are not "ZCST": not our protocol.
+        case badMagic = "bad_magic"
+        /// A version this receiver does not speak.
+        case unsupportedVersion = "unsupported_version"
+        /// Header length below 48, not a multiple of 8, or beyond the datagram.
+        case badHeaderLength = "bad_header_length"
+        /// Reserved flag bits set, or neither/both of DATA and END.
+        case badFlags = "bad_flags"
+        /// header length + payload length != datagram length.
+        case lengthMismatch = "length_mismatch"
+        /// An END whose payload is not the 16-byte totals.
+        case badEnd = "bad_end"
+    }
+
+    /// The outcome of `validate`. A checksum mismatch keeps the (untrusted) header
+    /// so the receiver can charge it to a stream when the stream id is known.
+    public enum Validation: Sendable {
+        case valid(DatagramHeader)
+        case badChecksum(DatagramHeader, computed: UInt32)
+        case rejected(Rejection)
+    }
+
+    /// Seals a datagram whose header (checksum field 0) and payload are already in
+    /// place at `p`: computes CRC32C over all `length` bytes and stores it.
+    @inline(__always)
+    public static func seal(_ p: UnsafeMutableRawPointer, length: Int) {
+        let crc = CRC32C.checksum(UnsafeRawPointer(p), count: length)
+        p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+    }
+
+    /// Writes `header` (checksum ignored) at `p`, the caller having put the payload
+    /// at `p + 48`, and seals it. Returns the datagram length.
+    @inline(__always)
+    @discardableResult
+    public static func encode(_ header: DatagramHeader, at p: UnsafeMutableRawPointer) -> Int {
+        var h = header
+        h.checksum = 0
+        h.write(to: p)
+        let length = Int(h.headerLength) + Int(h.payloadLength)
+        seal(p, length: length)
+        return length
+    }
+
+    /// The CRC32C of a received datagram with its checksum field taken as zero.
+    @inline(__always)
+    public static func computeChecksum(_ p: UnsafeRawPointer, length: Int) -> UInt32 {
+        let zero: UInt32 = 0
+        var crc = CRC32C.checksum(p, count: DatagramHeader.checksumOffset)
+        crc = withUnsafeBytes(of: zero) { CRC32C.checksum($0, continuing: crc) }
+        let rest = DatagramHeader.checksumOffset + 4
+        return CRC32C.checksum(p + rest, count: length - rest, continuing: crc)
+    }
+
+    /// Checks structure, then the checksum. O(length), no allocation.
+    @inline(__always)
+    public static func validate(_ p: UnsafeRawPointer, length: Int) -> Validation {
+        guard length >= DatagramHeader.size else { return .rejected(.tooShort) }
+        guard UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)) == DatagramHeader.magic else {
+            return .rejected(.badMagic)
+        }
+        guard p.load(fromByteOffset: 4, as: UInt8.self) == DatagramHeader.version else {
+            return .rejected(.unsupportedVersion)
+        }
+        let header = DatagramHeader(reading: p)
+        let hlen = Int(header.headerLength)
+        guard hlen >= DatagramHeader.size, hlen & 7 == 0, hlen <= length else {
+            return .rejected(.badHeaderLength)
+        }
+        let flags = header.flags
+        guard flags.isSubset(of: .known), flags.contains(.data) != flags.contains(.end) else {
+            return .rejected(.badFlags)
+        }
+        guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
+        let computed = computeChecksum(p, length: length)
+        guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
+        if flags.contains(.end) && header.payloadLength != UInt32(EndOfStream.payloadSize) {
+            return .rejected(.badEnd)
+        }
+        return .valid(header)
+    }
+
+    public static func validate(_ bytes: UnsafeRawBufferPointer) -> Validation {
+        guard let base = bytes.baseAddress else { return .rejected(.tooShort) }
+        return validate(base, length: bytes.count)
+    }
+}

@@ -1,0 +1,148 @@
+import CURing
+import ZCSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One io_uring instance, owned by exactly one thread (SINGLE_ISSUER).
+///
+/// `~Copyable`: the ring, its registered buffers and files are torn down once, in
+/// `deinit`, by whoever owns it last. The `io_uring` struct lives at a fixed heap
+/// address because liburing keeps pointers into it.
+public struct Ring: ~Copyable {
+    @usableFromInline let ring: UnsafeMutablePointer<io_uring>
+    /// The setup flags the kernel accepted (we ask for the best and step down).
+    public let setupFlags: UInt32
+    public let entries: UInt32
+
+    public struct Options: Sendable {
+        public var entries: UInt32
+        public var completionEntries: UInt32?
+        public init(entries: UInt32, completionEntries: UInt32? = nil) {
+            self.entries = entries
+            self.completionEntries = completionEntries
+        }
+    }
+
+    /// Creates a ring, trying SINGLE_ISSUER|DEFER_TASKRUN (6.1+), then
+    /// COOP_TASKRUN (5.19+), then no flags: older kernels answer EINVAL.
+    public init(_ options: Options) throws(SystemError) {
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        let base: UInt32 = options.completionEntries != nil ? zc_setup_cqsize : 0
+        let attempts: [UInt32] = [
+            base | zc_setup_single_issuer | zc_setup_defer_taskrun | zc_setup_submit_all,
+            base | zc_setup_coop_taskrun | zc_setup_submit_all,
+            base,
+        ]
+        var lastError: Int32 = 0
+        var accepted: UInt32? = nil
+        for flags in attempts {
+            var params = io_uring_params()
+            params.flags = flags
+            if let cq = options.completionEntries { params.cq_entries = cq }
+            let rc = io_uring_queue_init_params(options.entries, ring, &params)
+            if rc == 0 { accepted = flags; break }
+            lastError = -rc
+            if lastError != EINVAL { break }
+        }
+        guard let accepted else {
+            ring.deallocate()
+            throw SystemError(call: "io_uring_queue_init", errno: lastError)
+        }
+        setupFlags = accepted
+        entries = options.entries
+    }
+
+    deinit {
+        io_uring_queue_exit(ring)
+        ring.deallocate()
+    }
+
+    /// True when the kernel runs completions only when we enter it (DEFER_TASKRUN).
+    public var defersTaskRun: Bool { setupFlags & zc_setup_defer_taskrun != 0 }
+
+    /// Registers `buffer` as fixed buffer 0; SEND_ZC/READ_FIXED may then use any
+    /// address inside it, and the kernel pins the pages once instead of per send.
+    public func registerBuffer(_ buffer: UnsafeMutableRawBufferPointer) throws(SystemError) {
+        var iov = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+        let rc = io_uring_register_buffers(ring, &iov, 1)
+        if rc < 0 { throw SystemError(call: "io_uring_register_buffers", errno: -rc) }
+    }
+
+    public func unregisterBuffers() {
+        _ = io_uring_unregister_buffers(ring)
+    }
+
+    /// Registers file descriptors; SQEs then name them by index with IOSQE_FIXED_FILE,
+    /// which saves a file-table lookup and refcount per request.
+    public func registerFiles(_ fds: [Int32]) throws(SystemError) {
+        let rc = fds.withUnsafeBufferPointer { io_uring_register_files(ring, $0.baseAddress, UInt32($0.count)) }
+        if rc < 0 { throw SystemError(call: "io_uring_register_files", errno: -rc) }
+    }
+
+    /// Registers the ring's own fd so io_uring_enter skips the fd lookup (5.18+).
+    /// Best effort: older kernels say EINVAL and nothing changes.
+    public func registerRingFD() {
+        _ = io_uring_register_ring_fd(ring)
+    }
+
+    /// The next free SQE, or nil when the submission queue is full.
+    @inline(__always)
+    public func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe>? {
+        io_uring_get_sqe(ring)
+    }
+
+    /// SQEs prepared but not yet submitted.
+    @inline(__always) public var pendingSubmissions: UInt32 { io_uring_sq_ready(ring) }
+
+    /// Submits what is queued; with `waitFor > 0` also waits for that many CQEs.
+    /// EINTR (a stop signal) and ETIME return 0 so loops re-check their flags;
+    /// EBUSY/EAGAIN (completion queue overflow) also return, for the caller to reap.
+    @discardableResult
+    public func submit(waitFor: UInt32 = 0) throws(SystemError) -> Int {
+        let rc = waitFor > 0 ? io_uring_submit_and_wait(ring, waitFor) : io_uring_submit(ring)
+        if rc >= 0 { return Int(rc) }
+        switch -rc {
+        case EINTR, ETIME, EBUSY, EAGAIN: return 0
+        default: throw SystemError(call: "io_uring_enter", errno: -rc)
+        }
+    }
+
+    /// Waits up to `timeoutNanoseconds` for at least one CQE (after submitting).
+    public func submit(waitTimeoutNanoseconds ns: UInt64) throws(SystemError) {
+        var ts = __kernel_timespec(tv_sec: Int64(ns / 1_000_000_000), tv_nsec: Int64(ns % 1_000_000_000))
+        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+        let rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+        if rc >= 0 { return }
+        switch -rc {
+        case EINTR, ETIME, EBUSY, EAGAIN: return
+        default: throw SystemError(call: "io_uring_enter", errno: -rc)
+        }
+    }
+
+    /// Copies ready completions into `into` (caller-owned, reused every call) and
+    /// advances the queue. Never enters the kernel.
+    @inline(__always)
+    public func reap(into buffer: UnsafeMutableBufferPointer<zc_completion>) -> Int {
+        Int(zc_reap(ring, buffer.baseAddress, UInt32(buffer.count)))
+    }
+
+    /// Completions waiting in the queue.
+    @inline(__always) public var readyCompletions: UInt32 { zc_cq_ready(ring) }
+
+    /// Raw access for the few operations this type does not wrap (buffer rings).
+    public var raw: UnsafeMutablePointer<io_uring> { ring }
+}
+
+/// A completion copied out of the ring.
+public typealias Completion = zc_completion
+
+extension zc_completion {
+    /// More CQEs will follow for this request (SEND_ZC: its notification).
+    @inline(__always) public var hasMore: Bool { flags & zc_cqe_f_more != 0 }
+    /// This is a SEND_ZC notification: the kernel no longer references the buffer.
+    @inline(__always) public var isNotification: Bool { flags & zc_cqe_f_notif != 0 }
+    /// For a notification: the kernel fell back to copying the data.
+    @inline(__always) public var reportsCopied: Bool { UInt32(bitPattern: res) & zc_notif_usage_zc_copied != 0 }
+}

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURing
+
+/// An owned UDP socket. `~Copyable`, so exactly one owner closes it, once.
+public struct UDPSocket: ~Copyable {
+    public let fd: Int32
+    public let family: Int32
+
+    public init(family: Int32) throws(SystemError) {
+        let fd = try retryingOnInterrupt("socket") { socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        self.fd = fd
+        self.family = family
+    }
+
+    deinit { close(fd) }
+
+    public func connect(to address: SocketAddress) throws(SystemError) {
+        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
+        if rc != 0 { throw SystemError(call: "connect(\(address))") }
+    }
+
+    public func bind(to address: SocketAddress) throws(SystemError) {
+        let rc = address.withSockAddr { Glibc.bind(fd, $0, $1) }
+        if rc != 0 { throw SystemError(call: "bind(\(address))") }
+    }
+
+    /// The locally bound address (after `bind` to port 0, the port the kernel chose).
+    public func localAddress() throws(SystemError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        if rc != 0 { throw SystemError(call: "getsockname") }
+        return withUnsafeBytes(of: &storage) { SocketAddress(storage: $0.baseAddress!)! }
+    }
+
+    public func setOption(level: Int32, name: Int32, value: Int32, call: String) throws(SystemError) {
+        var v = value
+        if setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            throw SystemError(call: "setsockopt(\(call))")
+        }
+    }
+
+    public func getOption(level: Int32, name: Int32, call: String) throws(SystemError) -> Int32 {
+        var v: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, level, name, &v, &len) != 0 { throw SystemError(call: "getsockopt(\(call))") }
+        return v
+    }
+
+    /// Sets a socket buffer size: the *FORCE variant first (root may exceed
+    /// net.core.[rw]mem_max), then the plain one. Returns what the kernel granted.
+    @discardableResult
+    public func setBufferSize(receive: Bool, bytes: Int32) -> Int32 {
+        let force = receive ? SO_RCVBUFFORCE : SO_SNDBUFFORCE
+        let plain = receive ? SO_RCVBUF : SO_SNDBUF
+        if (try? setOption(level: SOL_SOCKET, name: force, value: bytes, call: "force")) == nil {
+            try? setOption(level: SOL_SOCKET, name: plain, value: bytes, call: "plain")
+        }
+        return (try? getOption(level: SOL_SOCKET, name: plain, call: "get")) ?? 0
+    }
+
+    /// UDP_SEGMENT: the kernel splits each send into datagrams of `segmentSize`.
+    public func setGSOSegment(_ segmentSize: Int) throws(SystemError) {
+        try setOption(level: Int32(IPPROTO_UDP), name: zc_udp_segment, value: Int32(segmentSize), call: "UDP_SEGMENT")
+    }
+
+    /// Pending socket error (SO_ERROR), cleared by reading.
+    public func takePendingError() -> Int32 {
+        (try? getOption(level: SOL_SOCKET, name: SO_ERROR, call: "SO_ERROR")) ?? 0
+    }
+}
