@@ -25,18 +25,20 @@ let package = Package(
         .target(name: "StreamProtocol", dependencies: ["CURing"]),
         .target(name: "Sender", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
         .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
+        .target(name: "CLISupport"),
         .executableTarget(
             name: "zc-send",
-            dependencies: ["Sender", "ZCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sender", "ZCSystem", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "zc-recv",
-            dependencies: ["Receiver", "ZCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Receiver", "ZCSystem", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol"]),
         .testTarget(name: "URingTests", dependencies: ["URing", "ZCSystem"]),
         .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),
         .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "StreamProtocol"]),
+        .testTarget(name: "CLISupportTests", dependencies: ["CLISupport"]),
         .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv"]),
     ],
     swiftLanguageModes: [.v6]

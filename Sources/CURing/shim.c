@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CURing.h"
 #include <string.h>
 #include <cpuid.h>
@@ -19,6 +20,15 @@ int64_t zc_cmsg_rxq_ovfl(const struct msghdr *msg) {
         }
     }
     return -1;
+}
+
+// ---- mmsg -----------------------------------------------------------------
+_Static_assert(sizeof(struct zc_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+int zc_sendmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)msgs, count, flags);
+}
+int zc_recvmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)msgs, count, flags, NULL);
 }
 
 // ---- CRC32C ---------------------------------------------------------------

@@ -27,7 +27,7 @@ public struct Ring: ~Copyable {
     /// Creates a ring, trying SINGLE_ISSUER|DEFER_TASKRUN (6.1+), then
     /// COOP_TASKRUN (5.19+), then no flags: older kernels answer EINVAL.
     public init(_ options: Options) throws(SystemError) {
-        ring = .allocate(capacity: 1)
+        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
         let base: UInt32 = options.completionEntries != nil ? zc_setup_cqsize : 0
         let attempts: [UInt32] = [
@@ -50,8 +50,9 @@ public struct Ring: ~Copyable {
             ring.deallocate()
             throw SystemError(call: "io_uring_queue_init", errno: lastError)
         }
-        setupFlags = accepted
-        entries = options.entries
+        self.ring = ring
+        self.setupFlags = accepted
+        self.entries = options.entries
     }
 
     deinit {
@@ -102,6 +103,18 @@ public struct Ring: ~Copyable {
     @discardableResult
     public func submit(waitFor: UInt32 = 0) throws(SystemError) -> Int {
         let rc = waitFor > 0 ? io_uring_submit_and_wait(ring, waitFor) : io_uring_submit(ring)
+        if rc >= 0 { return Int(rc) }
+        switch -rc {
+        case EINTR, ETIME, EBUSY, EAGAIN: return 0
+        default: throw SystemError(call: "io_uring_enter", errno: -rc)
+        }
+    }
+
+    /// Submits what is queued and runs pending completion work without waiting,
+    /// so completions are reaped even under DEFER_TASKRUN.
+    @discardableResult
+    public func submitAndGetEvents() throws(SystemError) -> Int {
+        let rc = io_uring_submit_and_get_events(ring)
         if rc >= 0 { return Int(rc) }
         switch -rc {
         case EINTR, ETIME, EBUSY, EAGAIN: return 0

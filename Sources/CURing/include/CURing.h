@@ -144,6 +144,14 @@ int zc_cmsg_gro_segment(const struct msghdr *msg);
 /// The SO_RXQ_OVFL drop counter in a received control buffer, or -1 if absent.
 int64_t zc_cmsg_rxq_ovfl(const struct msghdr *msg);
 
+// --- sendmmsg / recvmmsg -----------------------------------------------------
+// glibc declares these only under _GNU_SOURCE, which Swift's Glibc module is not
+// built with; the layout below is the kernel's struct mmsghdr.
+struct zc_mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
+int zc_sendmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags);
+/// recvmmsg without a timeout.
+int zc_recvmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags);
+
 // --- CRC32C (Castagnoli) -------------------------------------------------------
 /// Continues a CRC32C: pass 0 to start; the result is final (pre/post inverted),
 /// so crc(a+b) == zc_crc32c(zc_crc32c(0, a), b).

@@ -1,0 +1,509 @@
+#!/usr/bin/env python3
+"""zcstream wire format: an independent reference implementation (stdlib only).
+
+Written from Protocol/SPEC.md, not from the Swift sources, so the two can check
+each other through the golden vectors in Protocol/vectors/.
+
+Commands:
+  zcstream.py gen-vectors [--out DIR]     write the golden vectors (default Protocol/vectors)
+  zcstream.py check-vectors [--dir DIR]   re-verify the vector files with this implementation
+  zcstream.py decode HEX                  validate and print one datagram as JSON
+  zcstream.py pattern STREAM_ID OFFSET COUNT   print pattern bytes as hex
+  zcstream.py crc32c HEX                  print CRC32C of the bytes
+"""
+
+import argparse
+import json
+import os
+import struct
+import sys
+
+MAGIC = 0x5A435354  # "ZCST"
+VERSION = 1
+HEADER_SIZE = 48
+CHECKSUM_OFFSET = 44
+END_PAYLOAD_SIZE = 16
+PATTERN_MULTIPLIER = 0x9E3779B97F4A7C15
+MASK64 = (1 << 64) - 1
+
+FLAG_DATA = 0x01
+FLAG_END = 0x02
+FLAG_PATTERN = 0x04
+FLAGS_KNOWN = FLAG_DATA | FLAG_END | FLAG_PATTERN
+
+# Rejection reasons, in the order the checks run (bad_checksum is not a rejection
+# in the Swift API but a separate outcome; it sits between length_mismatch and bad_end).
+REASONS = ("too_short", "bad_magic", "unsupported_version", "bad_header_length",
+           "bad_flags", "length_mismatch", "bad_checksum", "bad_end")
+
+# Header layout: magic u32, version u8, flags u8, header length u16, stream id u64,
+# sequence u64, offset u64, timestamp ns u64, payload length u32, checksum u32.
+HEADER_STRUCT = struct.Struct(">IBBHQQQQII")
+assert HEADER_STRUCT.size == HEADER_SIZE
+
+FIELD_NAMES = ("flags", "header_length", "stream_id", "sequence", "offset",
+               "timestamp_ns", "payload_length", "checksum")
+U64_FIELDS = ("stream_id", "sequence", "offset", "timestamp_ns")
+
+
+# ---- CRC32C -------------------------------------------------------------------
+
+def _crc_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return tuple(table)
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32c(data, crc=0):
+    """CRC32C (Castagnoli, reflected 0x82F63B78, init/xorout 0xFFFFFFFF).
+    `crc` continues a previous final value: crc32c(a + b) == crc32c(b, crc32c(a))."""
+    c = crc ^ 0xFFFFFFFF
+    t = CRC_TABLE
+    for b in data:
+        c = (c >> 8) ^ t[(c ^ b) & 0xFF]
+    return c ^ 0xFFFFFFFF
+
+
+def datagram_checksum(data):
+    """CRC32C over the whole datagram with the checksum field (bytes 44..47) as zero."""
+    data = bytes(data)
+    return crc32c(data[:CHECKSUM_OFFSET] + b"\0\0\0\0" + data[CHECKSUM_OFFSET + 4:])
+
+
+# ---- payload pattern ------------------------------------------------------------
+
+def pattern_word(stream_id, k):
+    return (((k + 1) * PATTERN_MULTIPLIER) & MASK64) ^ stream_id
+
+
+def pattern_byte(stream_id, b):
+    return (pattern_word(stream_id, b >> 3) >> (8 * (b & 7))) & 0xFF
+
+
+def pattern(stream_id, offset, count):
+    """Stream bytes [offset, offset + count) of the synthetic payload."""
+    if count <= 0:
+        return b""
+    first, last = offset >> 3, (offset + count - 1) >> 3
+    words = b"".join(struct.pack("<Q", pattern_word(stream_id, k)) for k in range(first, last + 1))
+    start = offset & 7
+    return words[start:start + count]
+
+
+def pattern_first_mismatch(payload, stream_id, offset):
+    """Index of the first payload byte that differs from the pattern, or None."""
+    expected = pattern(stream_id, offset, len(payload))
+    for i, (a, b) in enumerate(zip(payload, expected)):
+        if a != b:
+            return i
+    return None
+
+
+# ---- encode / decode ------------------------------------------------------------
+
+def encode(flags, stream_id, sequence, offset, timestamp_ns, payload,
+           extension=b"", checksum=None, magic=MAGIC, version=VERSION,
+           header_length=None, payload_length=None):
+    """Builds a datagram. The keyword overrides exist to build invalid vectors;
+    with their defaults the result is a valid, sealed datagram."""
+    extension = bytes(extension)
+    payload = bytes(payload)
+    if header_length is None:
+        header_length = HEADER_SIZE + len(extension)
+    if payload_length is None:
+        payload_length = len(payload)
+    head = HEADER_STRUCT.pack(magic, version, flags, header_length, stream_id, sequence,
+                              offset, timestamp_ns, payload_length, 0)
+    data = bytearray(head + extension + payload)
+    if checksum is None:
+        checksum = crc32c(data)
+    struct.pack_into(">I", data, CHECKSUM_OFFSET, checksum)
+    return bytes(data)
+
+
+def end_payload(datagrams, payload_bytes):
+    return struct.pack(">QQ", datagrams, payload_bytes)
+
+
+def parse_header(data):
+    """The 48 fixed header bytes as a dict, unchecked (needs len(data) >= 48)."""
+    (magic, version, flags, hlen, sid, seq, off, ts, plen, crc) = HEADER_STRUCT.unpack_from(data, 0)
+    return {"magic": magic, "version": version, "flags": flags, "header_length": hlen,
+            "stream_id": sid, "sequence": seq, "offset": off, "timestamp_ns": ts,
+            "payload_length": plen, "checksum": crc}
+
+
+def validate(data):
+    """Returns (outcome, header, detail):
+      ("valid", header, None)
+      ("bad_checksum", header, computed_checksum)   -- header is untrusted
+      ("rejected", None or header, reason)"""
+    data = bytes(data)
+    n = len(data)
+    if n < HEADER_SIZE:
+        return ("rejected", None, "too_short")
+    h = parse_header(data)
+    if h["magic"] != MAGIC:
+        return ("rejected", None, "bad_magic")
+    if h["version"] != VERSION:
+        return ("rejected", None, "unsupported_version")
+    hlen = h["header_length"]
+    if hlen < HEADER_SIZE or hlen % 8 != 0 or hlen > n:
+        return ("rejected", None, "bad_header_length")
+    flags = h["flags"]
+    if flags & ~FLAGS_KNOWN or bool(flags & FLAG_DATA) == bool(flags & FLAG_END):
+        return ("rejected", None, "bad_flags")
+    if hlen + h["payload_length"] != n:
+        return ("rejected", None, "length_mismatch")
+    computed = datagram_checksum(data)
+    if computed != h["checksum"]:
+        return ("bad_checksum", h, computed)
+    if flags & FLAG_END and h["payload_length"] != END_PAYLOAD_SIZE:
+        return ("rejected", None, "bad_end")
+    return ("valid", h, None)
+
+
+def reason_of(data):
+    """The rejection reason name, "bad_checksum", or None when valid."""
+    outcome, _, detail = validate(data)
+    if outcome == "valid":
+        return None
+    if outcome == "bad_checksum":
+        return "bad_checksum"
+    return detail
+
+
+def flag_names(flags):
+    names = [n for bit, n in ((FLAG_DATA, "DATA"), (FLAG_END, "END"), (FLAG_PATTERN, "PATTERN")) if flags & bit]
+    if flags & ~FLAGS_KNOWN:
+        names.append("RESERVED(0x%02x)" % (flags & ~FLAGS_KNOWN))
+    return names
+
+
+def describe(data):
+    """Everything a human wants to know about one datagram, JSON-ready
+    (u64 values as decimal strings, as in the vector files)."""
+    data = bytes(data)
+    out = {"length": len(data)}
+    outcome, h, detail = validate(data)
+    out["outcome"] = outcome
+    if outcome == "rejected":
+        out["reason"] = detail
+    if len(data) >= HEADER_SIZE:
+        raw = parse_header(data)
+        fields = json_fields(raw)
+        fields["magic"] = "0x%08x" % raw["magic"]
+        fields["version"] = raw["version"]
+        fields["flag_names"] = flag_names(raw["flags"])
+        fields["stream_id_hex"] = "0x%016x" % raw["stream_id"]
+        fields["checksum_hex"] = "0x%08x" % raw["checksum"]
+        out["fields"] = fields
+        out["computed_checksum"] = datagram_checksum(data)
+        out["checksum_ok"] = out["computed_checksum"] == raw["checksum"]
+    if outcome == "valid":
+        hlen = h["header_length"]
+        payload = data[hlen:]
+        if hlen > HEADER_SIZE:
+            out["extension_hex"] = data[HEADER_SIZE:hlen].hex()
+        if h["flags"] & FLAG_END:
+            d, b = struct.unpack(">QQ", payload)
+            out["end"] = {"datagrams": str(d), "bytes": str(b)}
+        elif h["flags"] & FLAG_PATTERN:
+            mm = pattern_first_mismatch(payload, h["stream_id"], h["offset"])
+            out["pattern_ok"] = mm is None
+            out["first_mismatch"] = mm
+    return out
+
+
+def json_fields(h):
+    return {k: (str(h[k]) if k in U64_FIELDS else h[k]) for k in FIELD_NAMES}
+
+
+def fields_from_json(f):
+    return {k: (int(f[k]) if k in U64_FIELDS else f[k]) for k in FIELD_NAMES}
+
+
+# ---- golden vectors ---------------------------------------------------------------
+
+SID_A = 0x0123456789ABCDEF
+SID_B = 0xFEDCBA9876543210  # above 2^63: catches signed/double handling of u64
+TS = 1700000000123456789    # 2023-11-14T22:13:20.123456789Z
+
+
+def _with_checksum_recomputed(data):
+    """Seals an arbitrary (possibly malformed) datagram: CRC32C with field 44..47 as 0."""
+    data = bytearray(data)
+    if len(data) >= HEADER_SIZE:
+        struct.pack_into(">I", data, CHECKSUM_OFFSET, datagram_checksum(data))
+    return bytes(data)
+
+
+def build_vectors():
+    valid = []
+
+    def add_valid(name, description, data):
+        outcome, h, _ = validate(data)
+        assert outcome == "valid", (name, outcome)
+        entry = {"name": name, "description": description, "hex": data.hex(),
+                 "fields": json_fields(h)}
+        payload = data[h["header_length"]:]
+        mm = None
+        if h["flags"] & FLAG_PATTERN and h["flags"] & FLAG_DATA:
+            mm = pattern_first_mismatch(payload, h["stream_id"], h["offset"])
+        entry["pattern_ok"] = mm is None
+        entry["first_mismatch"] = mm
+        if h["flags"] & FLAG_END:
+            d, b = struct.unpack(">QQ", payload)
+            entry["end"] = {"datagrams": str(d), "bytes": str(b)}
+        if h["header_length"] > HEADER_SIZE:
+            entry["extension_hex"] = data[HEADER_SIZE:h["header_length"]].hex()
+        valid.append(entry)
+
+    dp = FLAG_DATA | FLAG_PATTERN
+    add_valid("data_pattern_first", "First DATA datagram of a stream: seq 0, offset 0, 32 pattern bytes.",
+              encode(dp, SID_A, 0, 0, TS, pattern(SID_A, 0, 32)))
+    add_valid("data_pattern_second", "seq 1, offset 32, 32 pattern bytes.",
+              encode(dp, SID_A, 1, 32, TS + 1000, pattern(SID_A, 32, 32)))
+    add_valid("data_pattern_odd_offset", "Payload not aligned to 8: offset 13, 29 bytes (ends mid-word too).",
+              encode(dp, SID_A, 7, 13, TS + 2000, pattern(SID_A, 13, 29)))
+    add_valid("data_pattern_one_byte", "One payload byte at offset 7 (last byte of word 0).",
+              encode(dp, SID_A, 2, 7, TS, pattern(SID_A, 7, 1)))
+    add_valid("data_pattern_high_stream_id", "Stream id above 2^63 and a large offset (2^40 + 5).",
+              encode(dp, SID_B, 0x123456789, (1 << 40) + 5, TS, pattern(SID_B, (1 << 40) + 5, 40)))
+    add_valid("data_pattern_max_values", "All-ones sequence and stream id, offset 2^64 - 8 (last word of the u64 space).",
+              encode(dp, MASK64, MASK64, MASK64 - 7, MASK64, pattern(MASK64, MASK64 - 7, 8)))
+    add_valid("data_empty_payload", "DATA with PATTERN and no payload: header only, 48 bytes.",
+              encode(dp, SID_A, 3, 96, TS, b""))
+    add_valid("data_no_pattern", "DATA without PATTERN: opaque payload, not checked against the pattern.",
+              encode(FLAG_DATA, SID_A, 4, 96, TS, b"hello, zcstream!\n"))
+    add_valid("data_pattern_mismatch", "Structurally valid, checksum good, but payload byte 5 differs from the "
+              "pattern: a receiver counts it corrupt.",
+              encode(dp, SID_A, 5, 113, TS, bytes(b ^ (0x40 if i == 5 else 0)
+                                                 for i, b in enumerate(pattern(SID_A, 113, 24)))))
+    add_valid("data_extended_header", "Header length 56: 8 extension bytes a v1 receiver skips; "
+              "the checksum covers them.",
+              encode(dp, SID_A, 6, 137, TS, pattern(SID_A, 137, 16), extension=b"EXT\x00\x01\x02\x03\x04"))
+    add_valid("end_totals", "END: sequence = total DATA datagrams (8), offset = total payload bytes (153); "
+              "payload repeats both.",
+              encode(FLAG_END, SID_A, 8, 153, TS + 5000, end_payload(8, 153)))
+    add_valid("end_empty_stream", "END of a stream that carried nothing.",
+              encode(FLAG_END, SID_B, 0, 0, TS, end_payload(0, 0)))
+    add_valid("end_extended_header", "END with a 64-byte header (16 extension bytes of zero).",
+              encode(FLAG_END, SID_B, 3, 4000, TS, end_payload(3, 4000), extension=bytes(16)))
+
+    invalid = []
+
+    def add_invalid(name, description, data, reason):
+        got = reason_of(data)
+        assert got == reason, (name, got, reason)
+        entry = {"name": name, "description": description, "hex": data.hex(), "reason": reason}
+        if reason == "bad_checksum":
+            h = parse_header(data)
+            entry["fields"] = json_fields(h)
+            entry["computed_checksum"] = datagram_checksum(data)
+        invalid.append(entry)
+
+    good = encode(dp, SID_A, 0, 0, TS, pattern(SID_A, 0, 16))
+    good_end = encode(FLAG_END, SID_A, 1, 16, TS, end_payload(1, 16))
+
+    def mutate(data, at, new, reseal=True):
+        d = bytearray(data)
+        d[at:at + len(new)] = new
+        return _with_checksum_recomputed(d) if reseal else bytes(d)
+
+    add_invalid("empty", "Zero bytes.", b"", "too_short")
+    add_invalid("short_47", "A valid header cut to 47 bytes.", good[:47], "too_short")
+    add_invalid("bad_magic", "Magic \"ZCSU\".", mutate(good, 0, b"ZCSU"), "bad_magic")
+    add_invalid("bad_magic_and_version", "Magic is checked before version.",
+                mutate(mutate(good, 0, b"XCST"), 4, b"\x02"), "bad_magic")
+    add_invalid("version_0", "Version 0.", mutate(good, 4, b"\x00"), "unsupported_version")
+    add_invalid("version_2", "Version 2 (a future, incompatible version).", mutate(good, 4, b"\x02"),
+                "unsupported_version")
+    add_invalid("header_length_40", "Header length 40 < 48.", mutate(good, 6, struct.pack(">H", 40)),
+                "bad_header_length")
+    add_invalid("header_length_52", "Header length 52: not a multiple of 8 (payload length adjusted so "
+                "lengths would add up).",
+                mutate(mutate(good, 6, struct.pack(">H", 52)), 40, struct.pack(">I", 12)), "bad_header_length")
+    add_invalid("header_length_beyond_datagram", "Header length 72 > datagram length 64.",
+                mutate(mutate(good, 6, struct.pack(">H", 72)), 40, struct.pack(">I", 0)), "bad_header_length")
+    add_invalid("header_length_and_flags_bad", "Header length is checked before flags.",
+                mutate(mutate(good, 6, struct.pack(">H", 40)), 5, b"\x03"), "bad_header_length")
+    add_invalid("reserved_flag_0x08", "DATA|PATTERN plus reserved bit 0x08.", mutate(good, 5, b"\x0d"), "bad_flags")
+    add_invalid("reserved_flag_0x80", "DATA plus reserved bit 0x80.", mutate(good, 5, b"\x81"), "bad_flags")
+    add_invalid("flags_data_and_end", "Both DATA and END.", mutate(good, 5, b"\x03"), "bad_flags")
+    add_invalid("flags_none", "Neither DATA nor END (flags 0).", mutate(good, 5, b"\x00"), "bad_flags")
+    add_invalid("flags_pattern_only", "PATTERN alone: neither DATA nor END.", mutate(good, 5, b"\x04"), "bad_flags")
+    add_invalid("length_mismatch_short", "Payload length says 17, datagram carries 16.",
+                mutate(good, 40, struct.pack(">I", 17)), "length_mismatch")
+    add_invalid("length_mismatch_long", "Payload length says 16, one trailing byte follows.",
+                _with_checksum_recomputed(good + b"\x00"), "length_mismatch")
+    add_invalid("length_mismatch_and_bad_checksum", "Lengths are checked before the checksum.",
+                mutate(good, 40, struct.pack(">I", 15), reseal=False), "length_mismatch")
+    add_invalid("bad_checksum_payload", "One payload bit flipped after sealing.",
+                mutate(good, 50, bytes([good[50] ^ 0x01]), reseal=False), "bad_checksum")
+    add_invalid("bad_checksum_field", "Checksum field off by one.",
+                mutate(good, 44, struct.pack(">I", (struct.unpack_from(">I", good, 44)[0] + 1) & 0xFFFFFFFF),
+                       reseal=False), "bad_checksum")
+    add_invalid("bad_checksum_header", "Sequence changed after sealing (the header is covered too).",
+                mutate(good, 23, b"\x01", reseal=False), "bad_checksum")
+    add_invalid("bad_checksum_extension", "Extension byte changed after sealing (extensions are covered).",
+                mutate(encode(dp, SID_A, 6, 137, TS, pattern(SID_A, 137, 16), extension=b"EXT\x00\x01\x02\x03\x04"),
+                       50, b"\xff", reseal=False), "bad_checksum")
+    add_invalid("end_payload_8", "END with an 8-byte payload.",
+                encode(FLAG_END, SID_A, 1, 16, TS, struct.pack(">Q", 1)), "bad_end")
+    add_invalid("end_payload_24", "END with a 24-byte payload.",
+                encode(FLAG_END, SID_A, 1, 16, TS, end_payload(1, 16) + bytes(8)), "bad_end")
+    add_invalid("end_payload_0", "END with no payload.", encode(FLAG_END, SID_A, 1, 16, TS, b""), "bad_end")
+    add_invalid("bad_end_and_bad_checksum", "The checksum is checked before the END payload size.",
+                mutate(encode(FLAG_END, SID_A, 1, 16, TS, struct.pack(">Q", 1)), 50, b"\x55", reseal=False),
+                "bad_checksum")
+    assert validate(good_end)[0] == "valid"
+
+    crc = []
+    for name, data in (("empty", b""), ("check_123456789", b"123456789"), ("one_zero_byte", b"\0"),
+                       ("32_zero_bytes", bytes(32)), ("32_ff_bytes", b"\xff" * 32),
+                       ("0_to_31", bytes(range(32))), ("31_to_0", bytes(range(31, -1, -1))),
+                       ("zcst", b"ZCST"), ("0_to_255_x4", bytes(range(256)) * 4)):
+        crc.append({"name": name, "hex": data.hex(), "crc32c": crc32c(data)})
+    assert crc32c(b"123456789") == 0xE3069283
+
+    return {
+        "valid.json": valid,
+        "invalid.json": invalid,
+        "crc32c.json": crc,
+    }
+
+
+def dump_json(obj):
+    return json.dumps(obj, indent=2) + "\n"
+
+
+def default_vector_dir():
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors"))
+
+
+def cmd_gen_vectors(args):
+    out = args.out or default_vector_dir()
+    os.makedirs(out, exist_ok=True)
+    for fname, obj in build_vectors().items():
+        with open(os.path.join(out, fname), "w") as f:
+            f.write(dump_json(obj))
+        print("wrote %s (%d entries)" % (os.path.join(out, fname), len(obj)))
+    return 0
+
+
+def check_vectors(directory, verbose=False):
+    """Re-verifies every vector file independently of how it was generated.
+    Returns (passed, failed, messages)."""
+    passed, failed, msgs = 0, 0, []
+
+    def ok(cond, what):
+        nonlocal passed, failed
+        if cond:
+            passed += 1
+            if verbose:
+                msgs.append("ok   " + what)
+        else:
+            failed += 1
+            msgs.append("FAIL " + what)
+
+    def load(name):
+        with open(os.path.join(directory, name)) as f:
+            return json.load(f)
+
+    for v in load("crc32c.json"):
+        ok(crc32c(bytes.fromhex(v["hex"])) == v["crc32c"], "crc32c %s" % v["name"])
+    ok(any(v["hex"] == b"123456789".hex() and v["crc32c"] == 0xE3069283 for v in load("crc32c.json")),
+       "crc32c check value 0xE3069283 present")
+
+    for v in load("valid.json"):
+        data = bytes.fromhex(v["hex"])
+        outcome, h, _ = validate(data)
+        good = outcome == "valid" and json_fields(h) == v["fields"]
+        if good and h["flags"] & FLAG_DATA and h["flags"] & FLAG_PATTERN:
+            mm = pattern_first_mismatch(data[h["header_length"]:], h["stream_id"], h["offset"])
+            good = (mm is None) == v["pattern_ok"] and mm == v.get("first_mismatch")
+        elif good:
+            good = v["pattern_ok"] is True
+        if good and h["flags"] & FLAG_END:
+            d, b = struct.unpack(">QQ", data[h["header_length"]:])
+            good = v["end"] == {"datagrams": str(d), "bytes": str(b)}
+        ok(good, "valid %s" % v["name"])
+
+    for v in load("invalid.json"):
+        data = bytes.fromhex(v["hex"])
+        got = reason_of(data)
+        good = got == v["reason"]
+        if good and got == "bad_checksum":
+            good = (datagram_checksum(data) == v["computed_checksum"]
+                    and json_fields(parse_header(data)) == v["fields"])
+        ok(good, "invalid %s: expected %s, got %s" % (v["name"], v["reason"], got))
+
+    # The files on disk must be exactly what this generator produces (no hand edits drift).
+    for fname, obj in build_vectors().items():
+        with open(os.path.join(directory, fname)) as f:
+            ok(f.read() == dump_json(obj), "%s matches gen-vectors output" % fname)
+    return passed, failed, msgs
+
+
+def cmd_check_vectors(args):
+    directory = args.dir or default_vector_dir()
+    passed, failed, msgs = check_vectors(directory, args.verbose)
+    for m in msgs:
+        print(m)
+    print("vectors: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+def cmd_decode(args):
+    h = "".join(args.hex.split()).lower()
+    if h.startswith("0x"):
+        h = h[2:]
+    print(json.dumps(describe(bytes.fromhex(h)), indent=2))
+    return 0
+
+
+def cmd_pattern(args):
+    print(pattern(int(args.stream_id, 0), int(args.offset, 0), int(args.count, 0)).hex())
+    return 0
+
+
+def cmd_crc32c(args):
+    print("0x%08x" % crc32c(bytes.fromhex("".join(args.hex.split()))))
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="zcstream wire format reference tool")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("gen-vectors", help="write Protocol/vectors/*.json")
+    g.add_argument("--out")
+    g.set_defaults(fn=cmd_gen_vectors)
+    c = sub.add_parser("check-vectors", help="re-verify the vector files")
+    c.add_argument("--dir")
+    c.add_argument("-v", "--verbose", action="store_true")
+    c.set_defaults(fn=cmd_check_vectors)
+    d = sub.add_parser("decode", help="validate and print one datagram (hex) as JSON")
+    d.add_argument("hex")
+    d.set_defaults(fn=cmd_decode)
+    t = sub.add_parser("pattern", help="pattern bytes as hex")
+    t.add_argument("stream_id")
+    t.add_argument("offset")
+    t.add_argument("count")
+    t.set_defaults(fn=cmd_pattern)
+    r = sub.add_parser("crc32c", help="CRC32C of hex bytes")
+    r.add_argument("hex")
+    r.set_defaults(fn=cmd_crc32c)
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

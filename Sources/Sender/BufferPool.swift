@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ZCSystem
+
+/// The sender's memory, owned up front: `count` page-aligned slots of `slotBytes`
+/// in one anonymous mapping (MAP_POPULATE, so no page faults on the hot path),
+/// registered with the ring as a single fixed buffer.
+///
+/// Free slots are a LIFO stack of indices: the most recently returned slot is
+/// reused first, which keeps its lines warm in cache. `~Copyable`: one owner
+/// unmaps it, and only after the owner has seen every notification.
+public struct BufferPool: ~Copyable {
+    public let base: UnsafeMutableRawPointer
+    public let slotBytes: Int
+    public let count: Int
+    public let totalBytes: Int
+    private let freeStack: UnsafeMutablePointer<Int32>
+    public private(set) var freeCount: Int
+
+    public init(slots count: Int, slotBytes requested: Int) throws(SystemError) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let slotBytes = (requested + page - 1) / page * page
+        let total = slotBytes * count
+        let mem = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        guard let mem, mem != MAP_FAILED else { throw SystemError(call: "mmap(\(total) bytes)") }
+        self.base = mem
+        self.slotBytes = slotBytes
+        self.count = count
+        self.totalBytes = total
+        self.freeStack = .allocate(capacity: count)
+        // Highest index at the bottom so slot 0 is handed out first.
+        for i in 0..<count { freeStack[i] = Int32(count - 1 - i) }
+        self.freeCount = count
+    }
+
+    deinit {
+        munmap(base, totalBytes)
+        freeStack.deallocate()
+    }
+
+    /// The whole pool, for `io_uring_register_buffers`.
+    public var region: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: totalBytes) }
+
+    @inline(__always) public func address(of slot: Int) -> UnsafeMutableRawPointer {
+        base + slot * slotBytes
+    }
+
+    @inline(__always) public var isEmpty: Bool { freeCount == 0 }
+    @inline(__always) public var inUse: Int { count - freeCount }
+
+    /// Takes a free slot, or nil when all are in flight.
+    @inline(__always) public mutating func take() -> Int? {
+        guard freeCount > 0 else { return nil }
+        freeCount -= 1
+        return Int(freeStack[freeCount])
+    }
+
+    /// Returns a slot. The caller guarantees the kernel no longer reads it.
+    @inline(__always) public mutating func give(_ slot: Int) {
+        precondition(freeCount < count, "BufferPool: slot \(slot) returned twice")
+        freeStack[freeCount] = Int32(slot)
+        freeCount += 1
+    }
+}

@@ -1,0 +1,193 @@
+import StreamProtocol
+import ZCSystem
+
+/// Writes a stream's datagrams, whole and sealed, into slot memory in place.
+///
+/// Sequence numbers start at 0; datagram `s` carries stream bytes
+/// `[s * payloadSize, (s + 1) * payloadSize)`, the last one possibly shorter, so
+/// every datagram's offset follows from its sequence number alone. That keeps
+/// injected faults (skips, swaps) from disturbing any other datagram.
+public struct DatagramWriter {
+    public let streamID: UInt64
+    public let datagramSize: Int
+    public let payloadSize: Int
+    /// Sequence numbers in the stream, when known up front (count or byte limit).
+    public let totalDatagrams: UInt64?
+    public let totalBytes: UInt64?
+
+    /// The next sequence number to write in order.
+    public private(set) var nextSequence: UInt64 = 0
+    /// Data datagrams written (duplicates included, skipped ones not).
+    public private(set) var datagramsWritten: UInt64 = 0
+    /// Bytes of those datagrams (headers included): what goes on the wire as UDP payload.
+    public private(set) var bytesWritten: UInt64 = 0
+    /// Payload bytes of the stream covered so far (for the END totals).
+    public private(set) var payloadBytesCovered: UInt64 = 0
+    /// Faults actually applied (they need a long enough stream).
+    public private(set) var injected = InjectedFaults()
+
+    private var faults: FaultSchedule
+
+    public init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection) {
+        self.streamID = streamID
+        self.datagramSize = datagramSize
+        self.payloadSize = datagramSize - DatagramHeader.size
+        var total: UInt64? = limit.datagrams
+        if let bytes = limit.payloadBytes, payloadSize > 0 {
+            let fromBytes = (bytes + UInt64(payloadSize) - 1) / UInt64(payloadSize)
+            total = min(total ?? .max, fromBytes)
+        }
+        self.totalDatagrams = total
+        self.totalBytes = limit.payloadBytes
+        self.faults = FaultSchedule(faults)
+    }
+
+    /// True once every sequence number of a bounded stream was written.
+    @inline(__always) public var isExhausted: Bool {
+        guard let totalDatagrams else { return false }
+        return nextSequence >= totalDatagrams
+    }
+
+    /// Payload length of datagram `s`.
+    @inline(__always) func payloadLength(of s: UInt64) -> Int {
+        guard let totalBytes else { return payloadSize }
+        let offset = s &* UInt64(payloadSize)
+        return Int(min(UInt64(payloadSize), totalBytes &- offset))
+    }
+
+    /// Fills up to `maxSegments` datagrams at `slot`, back to back. All but the
+    /// last are exactly `datagramSize` (GSO requires it). Returns bytes and datagrams
+    /// written; (0, 0) once the stream is exhausted.
+    @inline(__always)
+    public mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int) -> (bytes: Int, datagrams: Int) {
+        let now = MonotonicClock.wallNanoseconds()
+        var position = 0
+        var written = 0
+        while written < maxSegments && !isExhausted {
+            let s = nextSequence
+            if s == faults.nextFaultSequence {
+                // Rare: a scheduled fault. Needs room for two datagrams for swap/duplicate.
+                let room = maxSegments - written
+                switch faults.kind(at: s) {
+                case .skip:
+                    nextSequence += 1
+                    injected.skipped += 1
+                    faults.consume(at: s)
+                    continue
+                case .corrupt:
+                    let len = writeDatagram(s, at: slot + position, timestamp: now)
+                    // Flip one payload byte after sealing: the checksum no longer matches.
+                    let victim = slot + position + DatagramHeader.size + (len - DatagramHeader.size) / 2
+                    victim.storeBytes(of: victim.load(as: UInt8.self) ^ 0x5A, as: UInt8.self)
+                    position += len; written += 1; nextSequence += 1
+                    injected.corrupted += 1
+                    faults.consume(at: s)
+                    continue
+                case .reorder:
+                    guard s + 1 < (totalDatagrams ?? .max) else {
+                        faults.consume(at: s); continue
+                    }
+                    if room < 2 || payloadLength(of: s + 1) != payloadSize { return (position, written) }
+                    position += writeDatagram(s + 1, at: slot + position, timestamp: now)
+                    position += writeDatagram(s, at: slot + position, timestamp: now)
+                    written += 2; nextSequence += 2
+                    injected.reordered += 1
+                    faults.consume(at: s)
+                    continue
+                case .duplicate:
+                    if room < 2 || payloadLength(of: s) != payloadSize { return (position, written) }
+                    position += writeDatagram(s, at: slot + position, timestamp: now)
+                    position += writeDatagram(s, at: slot + position, timestamp: now)
+                    written += 2; nextSequence += 1
+                    injected.duplicated += 1
+                    faults.consume(at: s)
+                    continue
+                case .none:
+                    faults.consume(at: s)
+                }
+            }
+            let len = writeDatagram(s, at: slot + position, timestamp: now)
+            position += len
+            written += 1
+            nextSequence += 1
+            if len != datagramSize { break } // a short datagram must end a GSO send
+        }
+        return (position, written)
+    }
+
+    /// One sealed datagram for sequence `s`; returns its length.
+    @inline(__always)
+    mutating func writeDatagram(_ s: UInt64, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
+        let payload = payloadLength(of: s)
+        let offset = s &* UInt64(payloadSize)
+        let header = DatagramHeader(flags: [.data, .pattern], streamID: streamID, sequence: s, offset: offset,
+                                    timestampNanoseconds: timestamp, payloadLength: UInt32(payload))
+        header.write(to: p)
+        PayloadPattern.fill(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset)
+        let length = DatagramHeader.size + payload
+        Datagram.seal(p, length: length)
+        datagramsWritten &+= 1
+        bytesWritten &+= UInt64(length)
+        payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
+        return length
+    }
+
+    /// Writes the END datagram (totals so far) at `p`; returns its length.
+    public func writeEnd(at p: UnsafeMutableRawPointer) -> Int {
+        let totals = EndOfStream(datagrams: nextSequence, bytes: payloadBytesCovered)
+        let header = DatagramHeader(flags: [.end], streamID: streamID, sequence: nextSequence,
+                                    offset: payloadBytesCovered, timestampNanoseconds: MonotonicClock.wallNanoseconds(),
+                                    payloadLength: UInt32(EndOfStream.payloadSize))
+        totals.write(to: p + DatagramHeader.size)
+        return Datagram.encode(header, at: p)
+    }
+}
+
+/// Faults the writer applied, reported so tests can compare with the receiver.
+public struct InjectedFaults: Equatable, Sendable, Codable {
+    public var corrupted: UInt64 = 0
+    public var skipped: UInt64 = 0
+    public var reordered: UInt64 = 0
+    public var duplicated: UInt64 = 0
+    public init() {}
+}
+
+/// Where faults land: the i-th fault of each kind at sequence `1000 * i + phase`,
+/// phases far apart so faults never touch each other's datagrams.
+struct FaultSchedule {
+    enum Kind { case none, corrupt, skip, reorder, duplicate }
+    static let stride: UInt64 = 1000
+    static let phases: [(Kind, UInt64)] = [(.corrupt, 101), (.skip, 303), (.reorder, 505), (.duplicate, 707)]
+
+    private var remaining: [Int]  // per kind, in `phases` order
+    private var issued: [UInt64]
+    /// Smallest sequence number that has a fault scheduled (UInt64.max if none).
+    private(set) var nextFaultSequence: UInt64 = .max
+
+    init(_ f: FaultInjection) {
+        remaining = [f.corrupt, f.skip, f.reorder, f.duplicate]
+        issued = [0, 0, 0, 0]
+        recompute()
+    }
+
+    private func sequence(ofKind i: Int) -> UInt64? {
+        remaining[i] > 0 ? issued[i] * FaultSchedule.stride + FaultSchedule.phases[i].1 : nil
+    }
+
+    private mutating func recompute() {
+        nextFaultSequence = (0..<4).compactMap { sequence(ofKind: $0) }.min() ?? .max
+    }
+
+    func kind(at s: UInt64) -> Kind {
+        for i in 0..<4 where sequence(ofKind: i) == s { return FaultSchedule.phases[i].0 }
+        return .none
+    }
+
+    mutating func consume(at s: UInt64) {
+        for i in 0..<4 where sequence(ofKind: i) == s {
+            remaining[i] -= 1
+            issued[i] += 1
+        }
+        recompute()
+    }
+}

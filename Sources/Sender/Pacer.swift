@@ -1,0 +1,40 @@
+import ZCSystem
+
+/// Spaces sends to a target rate. Each send is due at a time on an ideal schedule;
+/// a sender that fell behind may catch up by at most `maxBurstNanoseconds`, so a
+/// stall is not followed by a flood. No state but two integers: no allocation.
+public struct Pacer {
+    public let nanosecondsPerBit: Double
+    public let nanosecondsPerPacket: Double
+    private var due: UInt64 = 0
+    private let maxBurstNanoseconds: UInt64 = 2_000_000
+
+    public init?(rate: Rate?) {
+        switch rate {
+        case nil:
+            return nil
+        case .bitsPerSecond(let b):
+            nanosecondsPerBit = 1e9 / b
+            nanosecondsPerPacket = 0
+        case .packetsPerSecond(let p):
+            nanosecondsPerBit = 0
+            nanosecondsPerPacket = 1e9 / p
+        }
+    }
+
+    /// Nanoseconds to wait before the next send may go, 0 if it may go now.
+    @inline(__always)
+    public mutating func delay(now: UInt64) -> UInt64 {
+        if due == 0 { due = now }
+        if due + maxBurstNanoseconds < now { due = now - maxBurstNanoseconds }
+        return due > now ? due - now : 0
+    }
+
+    /// Charges a send of `datagrams` datagrams carrying `bytes` UDP payload bytes.
+    /// Bits count the UDP payload, as iperf3 does.
+    @inline(__always)
+    public mutating func charge(datagrams: Int, bytes: Int) {
+        let cost = Double(bytes) * 8 * nanosecondsPerBit + Double(datagrams) * nanosecondsPerPacket
+        due &+= UInt64(cost)
+    }
+}

@@ -1,0 +1,178 @@
+import ZCSystem
+import StreamProtocol
+
+/// Which machinery moves the datagrams to the kernel.
+public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
+    /// io_uring SEND_ZC from registered buffers; a slot is reused only after its
+    /// notification CQE. The default.
+    case uringZC = "uring-zc"
+    /// io_uring plain SEND (the kernel copies): the same ring machinery without zero copy.
+    case uring = "uring"
+    /// Batched `sendmmsg` (copies): the classic fast path, the baseline.
+    case sendmmsg = "sendmmsg"
+}
+
+/// Generic segmentation offload: how many whole datagrams one send carries.
+public enum GSOSetting: Equatable, Sendable, CustomStringConvertible {
+    case off
+    case auto
+    case segments(Int)
+
+    public var description: String {
+        switch self {
+        case .off: return "off"
+        case .auto: return "auto"
+        case .segments(let n): return String(n)
+        }
+    }
+}
+
+/// When a stream ends.
+public struct StreamLimit: Equatable, Sendable {
+    public var datagrams: UInt64?
+    public var payloadBytes: UInt64?
+    public var durationNanoseconds: UInt64?
+
+    public init(datagrams: UInt64? = nil, payloadBytes: UInt64? = nil, durationNanoseconds: UInt64? = nil) {
+        self.datagrams = datagrams
+        self.payloadBytes = payloadBytes
+        self.durationNanoseconds = durationNanoseconds
+    }
+}
+
+/// Target rate for pacing.
+public enum Rate: Equatable, Sendable, CustomStringConvertible {
+    case bitsPerSecond(Double)
+    case packetsPerSecond(Double)
+
+    public var description: String {
+        switch self {
+        case .bitsPerSecond(let b): return "\(b) bit/s"
+        case .packetsPerSecond(let p): return "\(p) pkt/s"
+        }
+    }
+
+    /// Parses `10G`, `800M`, `1.5g`, `500k`, `500kpps`, `2Mpps`, `12000` (bit/s).
+    public static func parse(_ text: String) -> Rate? {
+        var s = text.lowercased()
+        var packets = false
+        if s.hasSuffix("pps") { packets = true; s.removeLast(3) }
+        else if s.hasSuffix("bps") { s.removeLast(3) }
+        else if s.hasSuffix("bit/s") { s.removeLast(5) }
+        var scale = 1.0
+        if let last = s.last, let mult = ["k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12][String(last)] {
+            scale = mult
+            s.removeLast()
+        }
+        guard let value = Double(s), value.isFinite, value > 0 else { return nil }
+        return packets ? .packetsPerSecond(value * scale) : .bitsPerSecond(value * scale)
+    }
+}
+
+/// Test-only damage the sender does on purpose, so tests can prove the receiver
+/// detects it. Each count is exact: the receiver must report exactly that many.
+public struct FaultInjection: Equatable, Sendable {
+    /// Datagrams whose payload is altered after the checksum was computed.
+    public var corrupt: Int = 0
+    /// Sequence numbers never sent (their bytes are a hole in the stream).
+    public var skip: Int = 0
+    /// Adjacent pairs sent in swapped order.
+    public var reorder: Int = 0
+    /// Datagrams sent twice.
+    public var duplicate: Int = 0
+    /// Recycle a slot on the send CQE instead of the notification, and scribble
+    /// over its payload at once as an application reusing its buffer would: the
+    /// hazard zero copy must avoid. Only meaningful with `uring-zc`.
+    public var recycleOnSendCompletion: Bool = false
+
+    public init() {}
+
+    public var isEmpty: Bool { self == FaultInjection() }
+}
+
+/// Everything one sender run needs, validated at construction.
+public struct SenderConfiguration: Sendable {
+    public var destination: SocketAddress
+    /// Datagram size on the wire (UDP payload), header included.
+    public var datagramSize: Int
+    public var gso: GSOSetting
+    public var limit: StreamLimit
+    public var rate: Rate?
+    public var engine: SendEngineKind
+    /// Registered slots (each up to 64 KiB).
+    public var poolSlots: Int
+    /// Submission queue entries.
+    public var ringDepth: Int
+    public var streamID: UInt64
+    public var faults: FaultInjection
+    /// How many END datagrams close the stream.
+    public var endRepeats: Int
+    /// Socket send buffer to request.
+    public var sendBufferBytes: Int32
+
+    public enum Invalid: Error, Equatable, CustomStringConvertible {
+        case datagramSize(Int, min: Int, max: Int)
+        case gsoSegments(Int, max: Int)
+        case poolSlots(Int)
+        case ringDepth(Int)
+        case noLimit
+
+        public var description: String {
+            switch self {
+            case .datagramSize(let s, let lo, let hi): return "--size \(s) is out of range: allowed \(lo)...\(hi) bytes"
+            case .gsoSegments(let n, let hi): return "--gso \(n) is out of range: allowed 1...\(hi) segments for this --size (64 KiB per send, 64 segments)"
+            case .poolSlots(let n): return "--pool \(n) is out of range: allowed 2...65536 slots"
+            case .ringDepth(let n): return "--depth \(n) is out of range: allowed 2...32768 (a power of two is used)"
+            case .noLimit: return "no stream limit"
+            }
+        }
+    }
+
+    /// The kernel's per-send GSO limits: 64 KiB of UDP payload and UDP_MAX_SEGMENTS (64).
+    public static let maxGSOBytes = 65_507
+    public static let maxGSOSegments = 64
+
+    public init(destination: SocketAddress, datagramSize: Int = 1472, gso: GSOSetting = .auto,
+                limit: StreamLimit, rate: Rate? = nil, engine: SendEngineKind = .uringZC,
+                poolSlots: Int = 256, ringDepth: Int = 256, streamID: UInt64 = UInt64.random(in: 1...UInt64.max),
+                faults: FaultInjection = FaultInjection(), endRepeats: Int = 3,
+                sendBufferBytes: Int32 = 8 << 20) throws(Invalid) {
+        let minSize = DatagramHeader.size
+        let maxSize = destination.maxDatagramPayload
+        guard datagramSize >= minSize, datagramSize <= maxSize else {
+            throw .datagramSize(datagramSize, min: minSize, max: maxSize)
+        }
+        guard poolSlots >= 2, poolSlots <= 65536 else { throw .poolSlots(poolSlots) }
+        guard ringDepth >= 2, ringDepth <= 32768 else { throw .ringDepth(ringDepth) }
+        if case .segments(let n) = gso {
+            let maxSegments = SenderConfiguration.segmentLimit(datagramSize: datagramSize)
+            guard n >= 1, n <= maxSegments else { throw .gsoSegments(n, max: maxSegments) }
+        }
+        self.destination = destination
+        self.datagramSize = datagramSize
+        self.gso = gso
+        self.limit = limit
+        self.rate = rate
+        self.engine = engine
+        self.poolSlots = poolSlots
+        self.ringDepth = ringDepth
+        self.streamID = streamID
+        self.faults = faults
+        self.endRepeats = endRepeats
+        self.sendBufferBytes = sendBufferBytes
+    }
+
+    /// Most segments one GSO send may carry at this datagram size.
+    public static func segmentLimit(datagramSize: Int) -> Int {
+        max(1, min(maxGSOSegments, maxGSOBytes / datagramSize))
+    }
+
+    /// Datagrams per send after resolving `auto`.
+    public var segmentsPerSend: Int {
+        switch gso {
+        case .off: return 1
+        case .auto: return SenderConfiguration.segmentLimit(datagramSize: datagramSize)
+        case .segments(let n): return n
+        }
+    }
+}

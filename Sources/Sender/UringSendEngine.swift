@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURing
+import StreamProtocol
+import URing
+import ZCSystem
+
+/// The io_uring send engines: `uring-zc` (SEND_ZC from the registered pool) and
+/// `uring` (plain SEND, the kernel copies). One thread, one ring, run to completion.
+///
+/// Slot lifecycle (zero copy): free -> filled -> submitted -> send CQE (F_MORE set:
+/// the kernel may still read the pages) -> notification CQE -> free. A slot is
+/// never written between submission and its notification; `outstanding[slot]`
+/// counts the CQEs still owed before it may be reused.
+final class UringSendEngine {
+    let zeroCopy: Bool
+    let ring: Ring
+    var pool: BufferPool
+    let segmentsPerSend: Int
+    let datagramSize: Int
+    let recycleOnSendCompletion: Bool
+
+    // Per-slot bookkeeping, allocated once.
+    private let slotLength: UnsafeMutablePointer<Int32>
+    private let slotDatagrams: UnsafeMutablePointer<Int32>
+    private let slotIsEnd: UnsafeMutablePointer<Bool>
+    private let outstanding: UnsafeMutablePointer<Int32>
+    private let retryPending: UnsafeMutablePointer<Bool>
+    private let retryQueue: UnsafeMutablePointer<Int32>
+    private var retryHead = 0
+    private var retryCount = 0
+    private let completions: UnsafeMutableBufferPointer<Completion>
+
+    /// Creates the ring and the pool, registers both, then builds the engine.
+    static func make(configuration c: SenderConfiguration, socket: borrowing UDPSocket) throws(SystemError) -> UringSendEngine {
+        // Every send may owe two CQEs (completion + notification).
+        let cq = UInt32(max(c.poolSlots, c.ringDepth) * 2)
+        let ring = try Ring(.init(entries: UInt32(c.ringDepth), completionEntries: cq))
+        let pool = try BufferPool(slots: c.poolSlots, slotBytes: c.segmentsPerSend * c.datagramSize)
+        try ring.registerBuffer(pool.region)
+        try ring.registerFiles([socket.fd])
+        ring.registerRingFD()
+        return UringSendEngine(configuration: c, ring: ring, pool: pool)
+    }
+
+    private init(configuration c: SenderConfiguration, ring: consuming Ring, pool: consuming BufferPool) {
+        zeroCopy = c.engine == .uringZC
+        segmentsPerSend = c.segmentsPerSend
+        datagramSize = c.datagramSize
+        recycleOnSendCompletion = c.faults.recycleOnSendCompletion && zeroCopy
+        self.ring = ring
+        self.pool = pool
+        let n = c.poolSlots
+        slotLength = .allocate(capacity: n); slotLength.initialize(repeating: 0, count: n)
+        slotDatagrams = .allocate(capacity: n); slotDatagrams.initialize(repeating: 0, count: n)
+        slotIsEnd = .allocate(capacity: n); slotIsEnd.initialize(repeating: false, count: n)
+        outstanding = .allocate(capacity: n); outstanding.initialize(repeating: 0, count: n)
+        retryPending = .allocate(capacity: n); retryPending.initialize(repeating: false, count: n)
+        retryQueue = .allocate(capacity: n)
+        completions = .allocate(capacity: 512)
+    }
+
+    deinit {
+        ring.unregisterBuffers()
+        slotLength.deallocate(); slotDatagrams.deallocate(); slotIsEnd.deallocate()
+        outstanding.deallocate(); retryPending.deallocate(); retryQueue.deallocate()
+        completions.deallocate()
+    }
+
+    /// Fixed file index of the socket.
+    private static let socketIndex: Int32 = 0
+
+    @inline(__always)
+    private func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, slot: Int) {
+        let address = pool.address(of: slot)
+        let length = Int(slotLength[slot])
+        if zeroCopy {
+            zc_prep_send_zc_fixed(sqe, Self.socketIndex, address, length, 0, 1, UInt64(slot))
+        } else {
+            zc_prep_send(sqe, Self.socketIndex, address, length, 1, UInt64(slot))
+        }
+        outstanding[slot] += 1
+    }
+
+    /// Returns a slot to the pool once nothing is owed on it.
+    @inline(__always)
+    private func releaseIfIdle(_ slot: Int) {
+        if outstanding[slot] == 0 && !retryPending[slot] { pool.give(slot) }
+    }
+
+    func run(writer: inout DatagramWriter, configuration c: SenderConfiguration,
+                      ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
+        var pacer = Pacer(rate: c.rate)
+        let start = MonotonicClock.nanoseconds()
+        let deadline = c.limit.durationNanoseconds.map { start + $0 }
+        var producing = true
+        var reason = StopReason.limit
+        var endsRemaining = c.endRepeats
+        var nextEndAt: UInt64 = 0
+        var drainDeadline: UInt64 = .max
+
+        while true {
+            let now = MonotonicClock.nanoseconds()
+            if producing {
+                if StopFlag.isSet { producing = false; reason = .signal }
+                else if writer.isExhausted { producing = false }
+                else if let deadline, now >= deadline { producing = false }
+                if !producing { drainDeadline = now + 10_000_000_000 }
+            }
+
+            // Transient failures first, in order.
+            while retryCount > 0, let sqe = ring.nextSubmission() {
+                let slot = Int(retryQueue[retryHead])
+                retryHead = (retryHead + 1) % pool.count
+                retryCount -= 1
+                retryPending[slot] = false
+                prepare(sqe, slot: slot)
+                stats.sends &+= 1
+                stats.retries &+= 1
+            }
+
+            var paceWait: UInt64 = 0
+            while producing && retryCount == 0 {
+                if pacer != nil {
+                    let d = pacer!.delay(now: MonotonicClock.nanoseconds())
+                    if d > 0 { paceWait = d; break }
+                }
+                guard !pool.isEmpty, let sqe = ring.nextSubmission() else { break }
+                let slot = pool.take()!
+                let (bytes, datagrams) = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend)
+                if datagrams == 0 { pool.give(slot); producing = false; break }
+                slotLength[slot] = Int32(bytes)
+                slotDatagrams[slot] = Int32(datagrams)
+                slotIsEnd[slot] = false
+                prepare(sqe, slot: slot)
+                stats.sends &+= 1
+                pacer?.charge(datagrams: datagrams, bytes: bytes)
+                if writer.isExhausted { producing = false; break }
+            }
+
+            // END goes after the last data on the same socket, a few times, 1 ms apart.
+            if !producing && endsRemaining > 0 && now >= nextEndAt && !pool.isEmpty,
+               let sqe = ring.nextSubmission() {
+                let slot = pool.take()!
+                slotLength[slot] = Int32(writer.writeEnd(at: pool.address(of: slot)))
+                slotDatagrams[slot] = 0
+                slotIsEnd[slot] = true
+                prepare(sqe, slot: slot)
+                stats.sends &+= 1
+                endsRemaining -= 1
+                nextEndAt = now + 1_000_000
+            }
+
+            let inFlight = pool.inUse
+            if !producing && endsRemaining == 0 && inFlight == 0 && retryCount == 0 { break }
+            if !producing && now >= drainDeadline {
+                reason = .error
+                throw SystemError(call: "drain: \(inFlight) slots still owed a notification after 10 s", errno: ETIMEDOUT)
+            }
+
+            // Enter the kernel once per turn: submit the batch, and wait only when
+            // there is nothing else useful to do.
+            if paceWait > 0 {
+                try ring.submit(waitTimeoutNanoseconds: paceWait)
+            } else if !producing && endsRemaining > 0 && inFlight == 0 {
+                try ring.submit(waitTimeoutNanoseconds: nextEndAt > now ? nextEndAt - now : 1)
+            } else if pool.isEmpty || !producing {
+                if inFlight > 0 { try ring.submit(waitFor: 1) } else { try ring.submitAndGetEvents() }
+            } else {
+                try ring.submitAndGetEvents()
+            }
+
+            reapAll(stats: &stats)
+            ticker.tick(now: now, start: start, statistics: stats, inFlight: pool.inUse)
+        }
+        return reason
+    }
+
+    @inline(__always)
+    private func reapAll(stats: inout SenderStatistics) {
+        while true {
+            let n = ring.reap(into: completions)
+            if n == 0 { return }
+            for i in 0..<n {
+                handle(completions[i], stats: &stats)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func handle(_ c: Completion, stats: inout SenderStatistics) {
+        let slot = Int(c.user_data)
+        if c.isNotification {
+            stats.notifications &+= 1
+            if c.reportsCopied { stats.copied &+= 1 }
+            if !recycleOnSendCompletion {
+                outstanding[slot] -= 1
+                releaseIfIdle(slot)
+            }
+            return
+        }
+        // The send's own completion.
+        if c.res >= 0 {
+            if slotIsEnd[slot] {
+                stats.endsSent &+= 1
+            } else {
+                stats.datagrams &+= UInt64(slotDatagrams[slot])
+                stats.bytes &+= UInt64(c.res)
+            }
+        } else {
+            let code = -c.res
+            if code == ENOBUFS || code == EAGAIN || code == ENOMEM {
+                // The kernel had no room: send the same bytes again (the slot is unchanged).
+                retryPending[slot] = true
+                retryQueue[(retryHead + retryCount) % pool.count] = Int32(slot)
+                retryCount += 1
+            } else {
+                stats.errors[code, default: 0] += 1
+                if !slotIsEnd[slot] { stats.datagramsFailed &+= UInt64(slotDatagrams[slot]) }
+            }
+        }
+        if c.hasMore {
+            // Zero copy: the pages may still be queued in the stack. The notification
+            // will release the slot, unless the test-only hazard mode recycles now.
+            if recycleOnSendCompletion {
+                outstanding[slot] -= 1
+                scribble(slot)
+                stats.recycledEarly &+= 1
+                releaseIfIdle(slot)
+            }
+        } else {
+            outstanding[slot] -= 1
+            releaseIfIdle(slot)
+        }
+    }
+
+    /// Hazard mode only: overwrite every payload in the slot, as an application
+    /// refilling its buffer would. Headers stay, so the receiver sees checksum errors.
+    private func scribble(_ slot: Int) {
+        guard !slotIsEnd[slot] else { return }
+        let base = pool.address(of: slot)
+        let length = Int(slotLength[slot])
+        let stride = datagramSize
+        var p = 0
+        while p + DatagramHeader.size < length {
+            let payload = min(stride, length - p) - DatagramHeader.size
+            if payload > 0 { memset(base + p + DatagramHeader.size, 0xA5, payload) }
+            p += stride
+        }
+    }
+}

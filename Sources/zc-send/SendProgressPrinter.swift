@@ -1,0 +1,37 @@
+import CLISupport
+import Sender
+
+/// One stderr line per progress interval: the rate over the last interval, totals,
+/// and for zero copy the share of sends the kernel had to copy.
+struct SendProgressPrinter {
+    let zeroCopy: Bool
+    private var lastNanoseconds: UInt64 = 0
+    private var lastBytes: UInt64 = 0
+    private var lastDatagrams: UInt64 = 0
+
+    init(zeroCopy: Bool) { self.zeroCopy = zeroCopy }
+
+    mutating func print(_ p: SendProgress) {
+        let dt = Double(p.elapsedNanoseconds - lastNanoseconds) / 1e9
+        guard dt > 0 else { return }
+        let s = p.statistics
+        let gbps = Double(s.bytes - lastBytes) * 8 / dt
+        let pps = Double(s.datagrams - lastDatagrams) / dt
+        var line = "[\(Units.fixed(Double(p.elapsedNanoseconds) / 1e9, 1).leftPadded(6))s] \(Units.bitRate(gbps).leftPadded(14))  \(Units.count(pps, unit: "pps").leftPadded(12))  sent \(s.datagrams)"
+        if zeroCopy {
+            let copiedShare = s.notifications == 0 ? 0 : Double(s.copied) / Double(s.notifications) * 100
+            line += "  zc-copied \(Units.fixed(copiedShare, 0))%  in-flight \(p.slotsInFlight)"
+        }
+        if s.errorCount > 0 { line += "  errors \(s.errorCount)" }
+        Output.standardError(line)
+        lastNanoseconds = p.elapsedNanoseconds
+        lastBytes = s.bytes
+        lastDatagrams = s.datagrams
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

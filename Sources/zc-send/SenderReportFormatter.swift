@@ -1,0 +1,79 @@
+import CLISupport
+import Sender
+import ZCSystem
+
+/// The end-of-run report, as JSON for scripts and as text for people.
+enum SenderReportFormatter {
+    static func json(_ r: SenderReport) -> JSONValue {
+        let s = r.statistics
+        let c = r.configuration
+        var fields: [(String, JSONValue)] = [
+            ("role", .string("sender")),
+            ("engine", .string(c.engine.rawValue)),
+            ("destination", .string(c.destination.description)),
+            ("stream_id", .uint(c.streamID)),
+            ("datagram_size", .int(Int64(c.datagramSize))),
+            ("gso_segments", .int(Int64(c.segmentsPerSend))),
+            ("datagrams", .uint(s.datagrams)),
+            ("bytes", .uint(s.bytes)),
+            ("sequences", .uint(r.sequences)),
+            ("seconds", .double(r.seconds)),
+            ("gbps", .double(r.seconds > 0 ? Double(s.bytes) * 8 / r.seconds / 1e9 : 0)),
+            ("pps", .double(r.seconds > 0 ? Double(s.datagrams) / r.seconds : 0)),
+            ("sends", .uint(s.sends)),
+            ("ends_sent", .uint(s.endsSent)),
+            ("retries", .uint(s.retries)),
+            ("datagrams_failed", .uint(s.datagramsFailed)),
+            ("errors", .object(s.errors.sorted { $0.key < $1.key }.map { (SystemError.describe($0.key), .uint($0.value)) })),
+            ("stop_reason", .string(r.stopReason.rawValue)),
+            ("sndbuf", .int(Int64(r.sendBufferBytes))),
+            ("pool_slots", .int(Int64(c.poolSlots))),
+        ]
+        if c.engine == .uringZC {
+            fields.append(("zc", .object([
+                ("sends", .uint(s.sends)),
+                ("notifications", .uint(s.notifications)),
+                ("copied", .uint(s.copied)),
+                ("zero_copied", .uint(s.notifications - s.copied)),
+                ("recycled_early", .uint(s.recycledEarly)),
+            ])))
+        }
+        if let rate = c.rate { fields.append(("rate", .string(rate.description))) }
+        if !c.faults.isEmpty {
+            fields.append(("injected", .object([
+                ("corrupt", .uint(r.injected.corrupted)),
+                ("skip", .uint(r.injected.skipped)),
+                ("reorder", .uint(r.injected.reordered)),
+                ("duplicate", .uint(r.injected.duplicated)),
+                ("recycle_on_send", .bool(c.faults.recycleOnSendCompletion)),
+            ])))
+        }
+        return .object(fields)
+    }
+
+    static func text(_ r: SenderReport) -> String {
+        let s = r.statistics
+        let c = r.configuration
+        let gbps = r.seconds > 0 ? Double(s.bytes) * 8 / r.seconds : 0
+        let pps = r.seconds > 0 ? Double(s.datagrams) / r.seconds : 0
+        var lines = [
+            "zc-send \(c.engine.rawValue) -> \(c.destination)  stream \(hex(c.streamID))  \(c.datagramSize) B x \(c.segmentsPerSend)/send",
+            "  sent     \(s.datagrams) datagrams, \(Units.bytes(s.bytes)) in \(Units.fixed(r.seconds, 3)) s: \(Units.bitRate(gbps)), \(Units.count(pps, unit: "pps"))",
+        ]
+        if c.engine == .uringZC {
+            var zc = "  zerocopy \(s.sends) sends, \(s.notifications) notifications, \(s.notifications - s.copied) zero-copied, \(s.copied) copied by the kernel"
+            if s.notifications > 0 && s.copied == s.notifications {
+                zc += " (the destination is local: the kernel copies pages delivered to a local socket)"
+            }
+            lines.append(zc)
+        }
+        if s.errorCount > 0 || s.retries > 0 {
+            let list = s.errors.sorted { $0.key < $1.key }.map { "\(SystemError.describe($0.key)) x\($0.value)" }.joined(separator: ", ")
+            lines.append("  errors   \(s.errorCount) failed sends (\(s.datagramsFailed) datagrams)\(list.isEmpty ? "" : ": " + list); \(s.retries) retried")
+        }
+        lines.append("  end      \(s.endsSent) END datagrams; stopped by \(r.stopReason.rawValue)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+}
