@@ -1,0 +1,412 @@
+-- zcstream.lua: Wireshark / tshark dissector for the zcstream UDP stream protocol.
+--
+-- Wire format: Protocol/SPEC.md. Usage:
+--   tshark -X lua_script:Protocol/zcstream.lua -r capture.pcap
+--   wireshark -X lua_script:Protocol/zcstream.lua   (or copy into the personal plugins dir)
+--
+-- Registered on UDP port 9000 (preference "zcstream.port", 0 disables; e.g.
+-- `-o zcstream.port:5201`) and as a heuristic dissector on UDP: any UDP payload that
+-- starts with "ZCST" and version 1 is taken, whatever the port.
+--
+-- Validation mirrors the reference implementation, in the same order and with the
+-- same names, shown in zcstream.status: valid, too_short, bad_magic,
+-- unsupported_version, bad_header_length, bad_flags, length_mismatch, bad_checksum,
+-- bad_end. zcstream.checksum.status is "good"/"bad" when the checksum was checked
+-- (structure valid up to and including the length check) and "unverified" otherwise.
+--
+-- Captures on loopback see UDP GSO super-datagrams (several datagrams back to back
+-- in one UDP payload, as the sender hands them to the kernel). With the preference
+-- "zcstream.gso_split" (default on), when a datagram's declared length is shorter
+-- than the UDP payload and the rest starts with "ZCST", the rest is dissected as
+-- further datagrams.
+--
+-- Works with Lua 5.2 (bit32, Wireshark <= 4.2) and Lua 5.3/5.4 (native operators).
+
+local zc = Proto("zcstream", "zcstream zero-copy UDP stream")
+
+---------------------------------------------------------------------------
+-- 32-bit bit operations for both Lua generations
+---------------------------------------------------------------------------
+local band, bxor, rshift
+if bit32 then
+    band, bxor, rshift = bit32.band, bit32.bxor, bit32.rshift
+else
+    -- Lua 5.3+: native integer operators, compiled at run time so that this file
+    -- still parses under Lua 5.2.
+    band, bxor, rshift = load([[
+        return function(a, b) return a & b end,
+               function(a, b) return a ~ b end,
+               function(a, n) return (a & 0xFFFFFFFF) >> n end
+    ]])()
+end
+
+---------------------------------------------------------------------------
+-- Constants
+---------------------------------------------------------------------------
+local MAGIC = 0x5A435354 -- "ZCST"
+local VERSION = 1
+local HEADER_SIZE = 48
+local CHECKSUM_OFFSET = 44
+local END_PAYLOAD_SIZE = 16
+local FLAG_DATA, FLAG_END, FLAG_PATTERN = 0x01, 0x02, 0x04
+local FLAGS_KNOWN = 0x07
+
+---------------------------------------------------------------------------
+-- CRC32C (Castagnoli): reflected polynomial 0x82F63B78, init/xorout 0xFFFFFFFF
+---------------------------------------------------------------------------
+local crc_table = {}
+for i = 0, 255 do
+    local c = i
+    for _ = 1, 8 do
+        if band(c, 1) ~= 0 then
+            c = bxor(rshift(c, 1), 0x82F63B78)
+        else
+            c = rshift(c, 1)
+        end
+    end
+    crc_table[i] = c
+end
+
+-- Continues a running (not yet final-inverted) CRC over bytes [i, j] of string s.
+local function crc_update(c, s, i, j)
+    local byte = string.byte
+    for k = i, j do
+        c = bxor(rshift(c, 8), crc_table[band(bxor(c, byte(s, k)), 0xFF)])
+    end
+    return c
+end
+
+local function crc32c(s)
+    return bxor(crc_update(0xFFFFFFFF, s, 1, #s), 0xFFFFFFFF)
+end
+
+-- Datagram checksum: CRC32C over the whole datagram with bytes 44..47 taken as zero.
+local function datagram_checksum(s)
+    local c = crc_update(0xFFFFFFFF, s, 1, CHECKSUM_OFFSET)
+    c = crc_update(c, "\0\0\0\0", 1, 4)
+    c = crc_update(c, s, CHECKSUM_OFFSET + 5, #s)
+    return bxor(c, 0xFFFFFFFF)
+end
+
+assert(crc32c("123456789") == 0xE3069283, "zcstream.lua: CRC32C self-test failed")
+
+---------------------------------------------------------------------------
+-- Payload pattern, with 64-bit values as four 16-bit limbs (least significant
+-- first) so it runs the same on Lua 5.2 doubles and Lua 5.4 integers.
+---------------------------------------------------------------------------
+local MULT = { 0x7C15, 0x7F4A, 0x79B9, 0x9E37 } -- 0x9E3779B97F4A7C15
+
+local function limbs_from_be(s, pos) -- 8 big-endian bytes at 1-based pos
+    local b = { string.byte(s, pos, pos + 7) }
+    return { b[7] * 256 + b[8], b[5] * 256 + b[6], b[3] * 256 + b[4], b[1] * 256 + b[2] }
+end
+
+local function mul64(a, m) -- (a * m) mod 2^64
+    local r = { 0, 0, 0, 0 }
+    local carry = 0
+    for n = 1, 4 do
+        local sum = carry
+        for i = 1, n do
+            sum = sum + a[i] * m[n - i + 1]
+        end
+        r[n] = sum % 65536
+        carry = math.floor(sum / 65536)
+    end
+    return r
+end
+
+local function inc64(a) -- a + 1 mod 2^64, in place
+    for n = 1, 4 do
+        a[n] = a[n] + 1
+        if a[n] < 65536 then return end
+        a[n] = 0
+    end
+end
+
+-- First index (0-based) where payload string p differs from the pattern of stream
+-- `sid` (limbs) at stream offset `off` (limbs), or nil.
+local function pattern_first_mismatch(p, sid, off)
+    local n = #p
+    if n == 0 then return nil end
+    local within = off[1] % 8
+    -- k = off >> 3
+    local k = {
+        math.floor(off[1] / 8) + (off[2] % 8) * 8192,
+        math.floor(off[2] / 8) + (off[3] % 8) * 8192,
+        math.floor(off[3] / 8) + (off[4] % 8) * 8192,
+        math.floor(off[4] / 8),
+    }
+    local kp1 = { k[1], k[2], k[3], k[4] }
+    inc64(kp1)
+    local pos = 1
+    local byte = string.byte
+    while pos <= n do
+        local w = mul64(kp1, MULT)
+        local wb = {}
+        for l = 1, 4 do
+            local v = bxor(w[l], sid[l])
+            wb[2 * l - 1] = v % 256
+            wb[2 * l] = math.floor(v / 256)
+        end
+        for j = within + 1, 8 do
+            if pos > n then return nil end
+            if byte(p, pos) ~= wb[j] then return pos - 1 end
+            pos = pos + 1
+        end
+        within = 0
+        inc64(kp1)
+    end
+    return nil
+end
+
+---------------------------------------------------------------------------
+-- Fields
+---------------------------------------------------------------------------
+local f = {
+    status = ProtoField.string("zcstream.status", "Validation"),
+    magic = ProtoField.uint32("zcstream.magic", "Magic", base.HEX),
+    version = ProtoField.uint8("zcstream.version", "Version", base.DEC),
+    flags = ProtoField.uint8("zcstream.flags", "Flags", base.HEX),
+    flag_data = ProtoField.bool("zcstream.flags.data", "DATA", 8, nil, FLAG_DATA),
+    flag_end = ProtoField.bool("zcstream.flags.end", "END", 8, nil, FLAG_END),
+    flag_pattern = ProtoField.bool("zcstream.flags.pattern", "PATTERN", 8, nil, FLAG_PATTERN),
+    flag_reserved = ProtoField.uint8("zcstream.flags.reserved", "Reserved", base.HEX, nil, 0xF8),
+    flag_names = ProtoField.string("zcstream.flags.names", "Flag names"),
+    header_length = ProtoField.uint16("zcstream.header_length", "Header length", base.DEC),
+    stream_id = ProtoField.uint64("zcstream.stream_id", "Stream ID", base.HEX),
+    seq = ProtoField.uint64("zcstream.seq", "Sequence", base.DEC),
+    offset = ProtoField.uint64("zcstream.offset", "Byte offset", base.DEC),
+    timestamp_ns = ProtoField.uint64("zcstream.timestamp_ns", "Send timestamp (ns)", base.DEC),
+    timestamp = ProtoField.absolute_time("zcstream.timestamp", "Send time", base.UTC),
+    payload_length = ProtoField.uint32("zcstream.payload_length", "Payload length", base.DEC),
+    checksum = ProtoField.uint32("zcstream.checksum", "Checksum (CRC32C)", base.HEX),
+    checksum_computed = ProtoField.uint32("zcstream.checksum.computed", "Computed checksum", base.HEX),
+    checksum_status = ProtoField.string("zcstream.checksum.status", "Checksum status"),
+    extension = ProtoField.bytes("zcstream.extension", "Header extension"),
+    payload = ProtoField.bytes("zcstream.payload", "Payload"),
+    end_datagrams = ProtoField.uint64("zcstream.end.datagrams", "Total datagrams", base.DEC),
+    end_bytes = ProtoField.uint64("zcstream.end.bytes", "Total payload bytes", base.DEC),
+    pattern_status = ProtoField.string("zcstream.pattern.status", "Pattern"),
+    pattern_mismatch = ProtoField.uint32("zcstream.pattern.first_mismatch", "First mismatching payload byte", base.DEC),
+}
+zc.fields = {
+    f.status, f.magic, f.version, f.flags, f.flag_data, f.flag_end, f.flag_pattern, f.flag_reserved,
+    f.flag_names, f.header_length, f.stream_id, f.seq, f.offset, f.timestamp_ns, f.timestamp,
+    f.payload_length, f.checksum, f.checksum_computed, f.checksum_status, f.extension, f.payload,
+    f.end_datagrams, f.end_bytes, f.pattern_status, f.pattern_mismatch,
+}
+
+local ex = {
+    rejected = ProtoExpert.new("zcstream.rejected", "Invalid zcstream datagram",
+        expert.group.MALFORMED, expert.severity.ERROR),
+    bad_checksum = ProtoExpert.new("zcstream.bad_checksum", "Bad checksum",
+        expert.group.CHECKSUM, expert.severity.ERROR),
+    pattern = ProtoExpert.new("zcstream.pattern_mismatch", "Payload differs from the pattern",
+        expert.group.PROTOCOL, expert.severity.WARN),
+}
+zc.experts = { ex.rejected, ex.bad_checksum, ex.pattern }
+
+zc.prefs.port = Pref.uint("UDP port", 9000, "UDP port decoded as zcstream (0: heuristic only)")
+zc.prefs.gso_split = Pref.bool("Split GSO super-datagrams", true,
+    "Dissect back-to-back datagrams in one UDP payload (loopback captures of UDP GSO sends)")
+zc.prefs.verify_pattern = Pref.bool("Verify PATTERN payloads", true,
+    "Compare PATTERN payloads with the synthetic pattern")
+
+---------------------------------------------------------------------------
+-- Dissection
+---------------------------------------------------------------------------
+local function flag_names(flags)
+    local n = {}
+    if band(flags, FLAG_DATA) ~= 0 then n[#n + 1] = "DATA" end
+    if band(flags, FLAG_END) ~= 0 then n[#n + 1] = "END" end
+    if band(flags, FLAG_PATTERN) ~= 0 then n[#n + 1] = "PATTERN" end
+    if band(flags, 0xF8) ~= 0 then n[#n + 1] = string.format("RESERVED(0x%02x)", band(flags, 0xF8)) end
+    return table.concat(n, "|")
+end
+
+-- Structural validation of the datagram in tvb[pos, pos+len), in the spec's order.
+-- Returns the reason (nil if the structure is good).
+local function check_structure(tvb, pos, len)
+    if len < HEADER_SIZE then return "too_short" end
+    if tvb(pos, 4):uint() ~= MAGIC then return "bad_magic" end
+    if tvb(pos + 4, 1):uint() ~= VERSION then return "unsupported_version" end
+    local hlen = tvb(pos + 6, 2):uint()
+    if hlen < HEADER_SIZE or hlen % 8 ~= 0 or hlen > len then return "bad_header_length" end
+    local flags = tvb(pos + 5, 1):uint()
+    if band(flags, 0xFF - FLAGS_KNOWN) ~= 0
+        or (band(flags, FLAG_DATA) ~= 0) == (band(flags, FLAG_END) ~= 0) then
+        return "bad_flags"
+    end
+    if hlen + tvb(pos + 40, 4):uint() ~= len then return "length_mismatch" end
+    return nil
+end
+
+-- The declared length (header + payload) of a datagram at pos, if the header
+-- fields needed for it are present and plausible; else nil.
+local function declared_length(tvb, pos, avail)
+    if avail < HEADER_SIZE then return nil end
+    if tvb(pos, 4):uint() ~= MAGIC then return nil end
+    local hlen = tvb(pos + 6, 2):uint()
+    if hlen < HEADER_SIZE or hlen % 8 ~= 0 then return nil end
+    return hlen + tvb(pos + 40, 4):uint()
+end
+
+-- Dissects one datagram tvb[pos, pos+len). Returns a short summary for the Info column.
+local function dissect_one(tvb, pinfo, root, pos, len)
+    local tree = root:add(zc, tvb(pos, len))
+
+    -- The outcome first, in the spec's order: structure, checksum, END payload size.
+    local reason = check_structure(tvb, pos, len)
+    local checksum_status, computed = "unverified", nil
+    if not reason then
+        computed = datagram_checksum(tvb:raw(pos, len))
+        if computed == tvb(pos + CHECKSUM_OFFSET, 4):uint() then
+            checksum_status = "good"
+            if band(tvb(pos + 5, 1):uint(), FLAG_END) ~= 0 and tvb(pos + 40, 4):uint() ~= END_PAYLOAD_SIZE then
+                reason = "bad_end"
+            end
+        else
+            checksum_status = "bad"
+            reason = "bad_checksum"
+        end
+    end
+    tree:add(f.status, tvb(pos, len), reason or "valid")
+    if reason and reason ~= "bad_checksum" then
+        tree:add_proto_expert_info(ex.rejected, "Invalid zcstream datagram: " .. reason)
+    end
+
+    if len < HEADER_SIZE then
+        tree:append_text(string.format(", %d bytes: %s", len, reason))
+        return "[" .. reason .. "]"
+    end
+
+    -- The header fields, as read (untrusted when the outcome is not "valid").
+    tree:add(f.magic, tvb(pos, 4))
+    tree:add(f.version, tvb(pos + 4, 1))
+    local flags = tvb(pos + 5, 1):uint()
+    local names = flag_names(flags)
+    local ft = tree:add(f.flags, tvb(pos + 5, 1))
+    ft:append_text(" (" .. names .. ")")
+    ft:add(f.flag_data, tvb(pos + 5, 1))
+    ft:add(f.flag_end, tvb(pos + 5, 1))
+    ft:add(f.flag_pattern, tvb(pos + 5, 1))
+    ft:add(f.flag_reserved, tvb(pos + 5, 1))
+    ft:add(f.flag_names, tvb(pos + 5, 1), names)
+    local hlen = tvb(pos + 6, 2):uint()
+    tree:add(f.header_length, tvb(pos + 6, 2))
+    tree:add(f.stream_id, tvb(pos + 8, 8))
+    local seq = tvb(pos + 16, 8):uint64()
+    tree:add(f.seq, tvb(pos + 16, 8))
+    local offset = tvb(pos + 24, 8):uint64()
+    tree:add(f.offset, tvb(pos + 24, 8))
+    local ts = tvb(pos + 32, 8):uint64()
+    tree:add(f.timestamp_ns, tvb(pos + 32, 8))
+    local billion = UInt64(1000000000)
+    tree:add(f.timestamp, tvb(pos + 32, 8),
+        NSTime.new((ts / billion):tonumber(), (ts % billion):tonumber()))
+    local plen = tvb(pos + 40, 4):uint()
+    tree:add(f.payload_length, tvb(pos + 40, 4))
+    local stored = tvb(pos + 44, 4):uint()
+    local ck = tree:add(f.checksum, tvb(pos + 44, 4))
+    ck:append_text(" [" .. checksum_status .. "]")
+    if computed then
+        ck:add(f.checksum_computed, tvb(pos + 44, 4), computed)
+    end
+    ck:add(f.checksum_status, tvb(pos + 44, 4), checksum_status)
+    if checksum_status == "bad" then
+        ck:add_proto_expert_info(ex.bad_checksum,
+            string.format("Bad checksum: 0x%08x, computed 0x%08x", stored, computed))
+    end
+
+    if checksum_status == "unverified" then
+        -- Structurally invalid: the lengths cannot be trusted to delimit anything.
+        tree:append_text(": " .. reason)
+        return "[" .. reason .. "]"
+    end
+
+    if hlen > HEADER_SIZE then
+        tree:add(f.extension, tvb(pos + HEADER_SIZE, hlen - HEADER_SIZE))
+    end
+    if plen > 0 then
+        local pt = tree:add(f.payload, tvb(pos + hlen, plen))
+        if band(flags, FLAG_END) ~= 0 and plen == END_PAYLOAD_SIZE then
+            pt:add(f.end_datagrams, tvb(pos + hlen, 8))
+            pt:add(f.end_bytes, tvb(pos + hlen + 8, 8))
+        end
+    end
+    if band(flags, FLAG_DATA) ~= 0 and band(flags, FLAG_PATTERN) ~= 0 and zc.prefs.verify_pattern then
+        local raw = tvb:raw(pos, len)
+        local mm = pattern_first_mismatch(string.sub(raw, hlen + 1),
+            limbs_from_be(raw, 9), limbs_from_be(raw, 25))
+        if mm then
+            tree:add(f.pattern_status, tvb(pos + hlen, plen), "bad")
+            local it = tree:add(f.pattern_mismatch, tvb(pos + hlen + mm, 1), mm)
+            it:add_proto_expert_info(ex.pattern,
+                string.format("Payload differs from the pattern at payload byte %d", mm))
+        else
+            tree:add(f.pattern_status, tvb(pos, len), "good")
+        end
+    end
+
+    local summary
+    if band(flags, FLAG_END) ~= 0 then
+        if plen == END_PAYLOAD_SIZE then
+            summary = string.format("END datagrams=%s bytes=%s",
+                tostring(tvb(pos + hlen, 8):uint64()), tostring(tvb(pos + hlen + 8, 8):uint64()))
+        else
+            summary = "END"
+        end
+    else
+        summary = string.format("%s seq=%s off=%s len=%d", names, tostring(seq), tostring(offset), plen)
+    end
+    if reason then summary = summary .. " [" .. reason .. "]" end
+    tree:append_text(", " .. summary)
+    return summary
+end
+
+function zc.dissector(tvb, pinfo, root)
+    local total = tvb:len()
+    if total == 0 then return 0 end
+    pinfo.cols.protocol = "ZCSTREAM"
+    local pos, infos = 0, {}
+    while pos < total do
+        local avail = total - pos
+        local len = avail
+        if zc.prefs.gso_split then
+            local d = declared_length(tvb, pos, avail)
+            if d and d < avail and avail - d >= 4 and tvb(pos + d, 4):uint() == MAGIC then
+                len = d
+            end
+        end
+        infos[#infos + 1] = dissect_one(tvb, pinfo, root, pos, len)
+        pos = pos + len
+    end
+    if #infos > 3 then
+        pinfo.cols.info = string.format("%d datagrams: %s ... %s", #infos, infos[1], infos[#infos])
+    else
+        pinfo.cols.info = table.concat(infos, "; ")
+    end
+    return total
+end
+
+local function heuristic(tvb, pinfo, root)
+    if tvb:len() < 5 then return false end
+    if tvb(0, 4):uint() ~= MAGIC or tvb(4, 1):uint() ~= VERSION then return false end
+    zc.dissector(tvb, pinfo, root)
+    return true
+end
+zc:register_heuristic("udp", heuristic)
+
+local registered_port = 0
+local function register_port()
+    local udp = DissectorTable.get("udp.port")
+    if registered_port ~= 0 then udp:remove(registered_port, zc) end
+    registered_port = zc.prefs.port
+    if registered_port ~= 0 then udp:add(registered_port, zc) end
+end
+
+function zc.prefs_changed()
+    if zc.prefs.port ~= registered_port then register_port() end
+end
+
+register_port()

@@ -1,0 +1,23 @@
+import StreamProtocol
+
+/// Totals across streams, kept by the validating core.
+public struct ReceiverStatistics: Sendable {
+    /// Datagrams handed to validation (after GRO splitting), of any kind.
+    public var datagramsSeen: UInt64 = 0
+    /// Rejected as not our protocol, by reason (index: `Datagram.Rejection.allCases`).
+    public var invalid = [UInt64](repeating: 0, count: Datagram.Rejection.allCases.count)
+    /// Checksum failures whose stream id matches no known stream.
+    public var corruptUnattributed: UInt64 = 0
+    /// Valid datagrams refused because the stream table is full.
+    public var tooManyStreams: UInt64 = 0
+    /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
+    public var kernelDrops: UInt64 = 0
+    /// Receive calls and coalesced (GRO) buffers, to show batching at work.
+    public var receiveCalls: UInt64 = 0
+    public var buffers: UInt64 = 0
+    public var coalescedBuffers: UInt64 = 0
+
+    public init() {}
+
+    public var invalidTotal: UInt64 { invalid.reduce(0, +) + tooManyStreams }
+}

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURing
+import ZCSystem
+
+/// Batched receive: one `recvmmsg` fills up to `batch` buffers of 64 KiB. With
+/// UDP GRO a buffer holds several datagrams of one flow back to back; the
+/// UDP_GRO control message gives their size and the buffer is split here.
+final class RecvmmsgEngine {
+    static let batch = 64
+    static let bufferBytes = 65_536
+    static let controlBytes = 64
+
+    private let buffers: UnsafeMutableRawPointer
+    private let controls: UnsafeMutableRawPointer
+    private let messages: UnsafeMutablePointer<zc_mmsghdr>
+    private let iovecs: UnsafeMutablePointer<iovec>
+
+    init() {
+        buffers = .allocate(byteCount: Self.batch * Self.bufferBytes, alignment: 4096)
+        controls = .allocate(byteCount: Self.batch * Self.controlBytes, alignment: 8)
+        messages = .allocate(capacity: Self.batch)
+        iovecs = .allocate(capacity: Self.batch)
+        for i in 0..<Self.batch {
+            iovecs[i] = iovec(iov_base: buffers + i * Self.bufferBytes, iov_len: Self.bufferBytes)
+            messages[i] = zc_mmsghdr()
+            messages[i].msg_hdr.msg_iov = iovecs + i
+            messages[i].msg_hdr.msg_iovlen = 1
+        }
+    }
+
+    deinit {
+        buffers.deallocate(); controls.deallocate(); messages.deallocate(); iovecs.deallocate()
+    }
+
+    /// Receives until `shouldStop` says so. `shouldStop` runs after every batch and
+    /// after every empty wait (the socket has a short receive timeout).
+    func run(socket: borrowing UDPSocket, core: inout ValidatingCore,
+             shouldStop: (inout ValidatingCore, UInt64) -> Bool) throws(SystemError) {
+        while true {
+            for i in 0..<Self.batch {
+                messages[i].msg_hdr.msg_control = controls + i * Self.controlBytes
+                messages[i].msg_hdr.msg_controllen = Self.controlBytes
+            }
+            // MSG_WAITFORONE: block for the first datagram only, then take what is queued.
+            let n = zc_recvmmsg(socket.fd, messages, UInt32(Self.batch), Int32(MSG_WAITFORONE))
+            let now = MonotonicClock.nanoseconds()
+            if n < 0 {
+                let code = errno
+                if code == EAGAIN || code == EINTR {
+                    if shouldStop(&core, now) { return }
+                    continue
+                }
+                throw SystemError(call: "recvmmsg", errno: code)
+            }
+            let wallNow = MonotonicClock.wallNanoseconds()
+            var coalesced: UInt64 = 0
+            for i in 0..<Int(n) {
+                let length = Int(messages[i].msg_len)
+                let base = UnsafeRawPointer(buffers + i * Self.bufferBytes)
+                let segment = Int(zc_cmsg_gro_segment(&messages[i].msg_hdr))
+                let drops = zc_cmsg_rxq_ovfl(&messages[i].msg_hdr)
+                if drops >= 0 { core.noteKernelDrops(UInt64(drops)) }
+                if segment > 0 && segment < length {
+                    coalesced &+= 1
+                    var offset = 0
+                    while offset < length {
+                        let size = min(segment, length - offset)
+                        core.process(base + offset, length: size, now: now, wallNow: wallNow)
+                        offset += size
+                    }
+                } else {
+                    core.process(base, length: length, now: now, wallNow: wallNow)
+                }
+            }
+            core.noteReceive(buffers: UInt64(n), coalesced: coalesced)
+            if shouldStop(&core, now) { return }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+/// Per-stream sequence accounting in O(1) per datagram and bounded memory.
+///
+/// A bitmap remembers which of the last `window` sequence numbers arrived. A new
+/// highest sequence slides the window forward; sequence numbers that leave it
+/// unseen are final losses (recorded as ranges, the first `maxRanges` kept). A
+/// sequence below the highest that was not seen is *reordered*; one already seen
+/// is a *duplicate*; one older than the window can no longer be classified and is
+/// counted *late*. A jump of any size costs at most one pass over the bitmap, so a
+/// hostile sender cannot make the tracker allocate or loop without bound.
+public struct SequenceTracker: Sendable {
+    public static let defaultWindow = 1 << 16
+    public static let maxRanges = 32
+
+    public let window: UInt64
+    private var bits: [UInt64]
+    private let mask: UInt64
+
+    /// Highest sequence number seen (valid once `started`).
+    public private(set) var highest: UInt64 = 0
+    public private(set) var started = false
+
+    /// Distinct sequence numbers received.
+    public private(set) var unique: UInt64 = 0
+    public private(set) var duplicates: UInt64 = 0
+    public private(set) var reordered: UInt64 = 0
+    public private(set) var maxReorderDistance: UInt64 = 0
+    /// Arrived after their sequence number had left the window (counted lost then).
+    public private(set) var late: UInt64 = 0
+    /// Losses made final as the window moved on.
+    public private(set) var lostFinal: UInt64 = 0
+    /// The first `maxRanges` ranges of lost sequence numbers, in order.
+    public private(set) var lostRanges: [ClosedRange<UInt64>] = []
+    /// How many loss ranges there were in all (including those not kept).
+    public private(set) var lostRangeCount: UInt64 = 0
+    private var lastLossEnd: UInt64?
+
+    public init(window: Int = SequenceTracker.defaultWindow) {
+        precondition(window >= 64 && window & (window - 1) == 0, "window must be a power of two >= 64")
+        self.window = UInt64(window)
+        self.mask = UInt64(window - 1)
+        self.bits = [UInt64](repeating: 0, count: window / 64)
+        lostRanges.reserveCapacity(Self.maxRanges)
+    }
+
+    public enum Outcome: Equatable, Sendable { case inOrder, gapAhead, reordered, duplicate, late }
+
+    @inline(__always) private func isSet(_ s: UInt64) -> Bool {
+        let i = s & mask
+        return bits[Int(i >> 6)] & (1 << (i & 63)) != 0
+    }
+
+    @inline(__always) private mutating func set(_ s: UInt64) {
+        let i = s & mask
+        bits[Int(i >> 6)] |= 1 << (i & 63)
+    }
+
+    @inline(__always) private mutating func clear(_ s: UInt64) {
+        let i = s & mask
+        bits[Int(i >> 6)] &= ~(1 << (i & 63))
+    }
+
+    /// Records one arrival.
+    @inline(__always) @discardableResult
+    public mutating func record(_ s: UInt64) -> Outcome {
+        if !started {
+            // Streams start at 0: anything before the first arrival was lost.
+            started = true
+            if s > 0 { advance(to: s, from: nil) }
+            highest = s
+            set(s)
+            unique += 1
+            return s == 0 ? .inOrder : .gapAhead
+        }
+        if s > highest {
+            let outcome: Outcome = s == highest + 1 ? .inOrder : .gapAhead
+            advance(to: s, from: highest)
+            highest = s
+            set(s)
+            unique += 1
+            return outcome
+        }
+        let distance = highest - s
+        if distance >= window {
+            late += 1
+            return .late
+        }
+        if isSet(s) {
+            duplicates += 1
+            return .duplicate
+        }
+        set(s)
+        unique += 1
+        reordered += 1
+        if distance > maxReorderDistance { maxReorderDistance = distance }
+        return .reordered
+    }
+
+    /// Slides the window so `s` is its top; sequence numbers pushed out unseen are lost.
+    private mutating func advance(to s: UInt64, from previous: UInt64?) {
+        // The window before the move covers [low, previous]; after it, [s - window + 1, s].
+        let oldLow: UInt64 = previous.map { $0 >= window - 1 ? $0 - (window - 1) : 0 } ?? 0
+        let oldTop: UInt64? = previous
+        let newLow: UInt64 = s >= window - 1 ? s - (window - 1) : 0
+        // 1. Tracked numbers leaving the window: [oldLow, min(oldTop, newLow - 1)].
+        if let oldTop, newLow > oldLow {
+            let end = min(oldTop, newLow - 1)
+            var q = oldLow
+            while q <= end {
+                if !isSet(q) { addLoss(q...q) }
+                clear(q)
+                q += 1
+            }
+        }
+        // 2. Numbers never tracked that are already behind the new window:
+        //    [firstUntracked, newLow - 1] where firstUntracked = oldTop + 1 (or 0).
+        let firstUntracked: UInt64 = oldTop.map { $0 + 1 } ?? 0
+        if newLow > firstUntracked {
+            addLoss(firstUntracked...(newLow - 1))
+        }
+        // 3. Numbers entering the window between the old top and s start unseen.
+        let enterFrom = max(firstUntracked, newLow)
+        if s > enterFrom {
+            if s - enterFrom >= window {
+                for w in bits.indices { bits[w] = 0 }
+            } else {
+                var q = enterFrom
+                while q < s { clear(q); q += 1 }
+            }
+        }
+        clear(s)
+    }
+
+    private mutating func addLoss(_ r: ClosedRange<UInt64>) {
+        lostFinal += UInt64(r.count)
+        if let end = lastLossEnd, end &+ 1 == r.lowerBound {
+            // Continues the latest range: extend it if it is one we kept.
+            if lostRangeCount == UInt64(lostRanges.count) {
+                lostRanges[lostRanges.count - 1] = lostRanges[lostRanges.count - 1].lowerBound...r.upperBound
+            }
+        } else {
+            lostRangeCount += 1
+            if lostRanges.count < Self.maxRanges { lostRanges.append(r) }
+        }
+        lastLossEnd = r.upperBound
+    }
+
+    /// Closes the books: with `expected` sequence numbers in the stream (from END,
+    /// else highest + 1), returns the lost count and the complete first ranges.
+    public func finish(expected: UInt64?) -> (lost: UInt64, ranges: [ClosedRange<UInt64>], rangeCount: UInt64) {
+        guard started else {
+            let total = expected ?? 0
+            return (total, total > 0 ? [0...(total - 1)] : [], total > 0 ? 1 : 0)
+        }
+        let total = max(expected ?? (highest + 1), unique)
+        var copy = self
+        // Everything still in the window below `total` that never arrived.
+        let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        var q = low
+        let top = min(highest, total - 1)
+        while q <= top && top >= low {
+            if !copy.isSet(q) { copy.addLoss(q...q) }
+            q += 1
+        }
+        if total > highest + 1 { copy.addLoss((highest + 1)...(total - 1)) }
+        // unique counts only numbers that arrived while in the window, so this is exact
+        // except for `late` arrivals, which were already charged as lost.
+        let lost = total - min(total, unique)
+        return (lost, copy.lostRanges, copy.lostRangeCount)
+    }
+}

@@ -1,0 +1,21 @@
+import CLISupport
+import Receiver
+
+/// One stderr line per interval: rate over the interval and the running account.
+struct ReceiveProgressPrinter {
+    private var lastNanoseconds: UInt64 = 0
+    private var lastBytes: UInt64 = 0
+    private var lastDatagrams: UInt64 = 0
+
+    mutating func print(_ p: ReceiveProgress) {
+        let dt = Double(p.elapsedNanoseconds - lastNanoseconds) / 1e9
+        guard dt > 0 else { return }
+        let gbps = Double(p.bytes - lastBytes) * 8 / dt
+        let pps = Double(p.datagrams - lastDatagrams) / dt
+        let t = Units.fixed(Double(p.elapsedNanoseconds) / 1e9, 1)
+        Output.standardError("[\(String(repeating: " ", count: max(0, 6 - t.count)))\(t)s] \(Units.bitRate(gbps))  \(Units.count(pps, unit: "pps"))  received \(p.datagrams)  lost \(p.lostSoFar)  corrupt \(p.corrupt)  invalid \(p.invalid)  kernel-drops \(p.kernelDrops)")
+        lastNanoseconds = p.elapsedNanoseconds
+        lastBytes = p.bytes
+        lastDatagrams = p.datagrams
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import CLISupport
+import Receiver
+import ZCSystem
+
+@main
+struct ZCRecv: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zc-recv",
+        abstract: "Receive zcstream datagrams and validate every one: sequence, checksum and payload, per stream.",
+        discussion: """
+        Listens on [HOST:]PORT (default host 0.0.0.0; use [::]:PORT for IPv6) and accounts for every \
+        stream exactly: received, lost (with the ranges), reordered, duplicates, corrupt (checksum or \
+        payload pattern), invalid datagrams by reason, and datagrams the kernel dropped because the \
+        socket buffer was full.
+
+        Ends after --streams N streams sent their END (and are complete or --linger passed), after \
+        --idle-timeout without traffic, after --timeout, or on SIGINT/SIGTERM; then prints the report.
+        Exit status: 0 ok, 1 loss or corruption beyond --max-loss/--max-corrupt, 2 runtime error, \
+        64 bad usage, 130/143 stopped by a signal.
+
+        Examples:
+          zc-recv 9000 --streams 1
+          zc-recv [::]:9000 --json --interval 0
+        """
+    )
+
+    @Argument(help: "Address to listen on: PORT, HOST:PORT or [IPV6]:PORT (port 0: any free port).")
+    var listen: String
+
+    @Option(name: .shortAndLong, help: "Receive engine: \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var engine: String = ReceiveEngineKind.recvmmsg.rawValue
+
+    @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.")
+    var gro: String = "on"
+
+    @Option(help: "Socket receive buffer (K/M/G).")
+    var rcvbuf: String = "256M"
+
+    @Option(help: "Stop after this many streams have ended.")
+    var streams: Int?
+
+    @Option(help: "Stop after this long without a datagram, once traffic started (e.g. 5s).")
+    var idleTimeout: String = "5s"
+
+    @Option(help: "Stop after this long in any case (e.g. 60s).")
+    var timeout: String?
+
+    @Option(help: "After the last expected END, wait this long for late datagrams.")
+    var linger: String = "300ms"
+
+    @Option(help: "Largest acceptable loss in percent before exiting with status 1.")
+    var maxLoss: Double = 100
+
+    @Option(help: "Largest acceptable number of corrupt datagrams before exiting with status 1.")
+    var maxCorrupt: UInt64 = 0
+
+    @Flag(help: "Print the final report as JSON on stdout.")
+    var json = false
+
+    @Option(name: .shortAndLong, help: "Seconds between progress lines on stderr (0: none).")
+    var interval: Double = 1
+
+    func validate() throws {
+        if ReceiveEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
+        if !["on", "off"].contains(gro) { throw ValidationError("--gro must be on or off") }
+        if Units.parseBytes(rcvbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--rcvbuf '\(rcvbuf)' must be a size from 1 byte to 2G") }
+        if let streams, streams < 1 || streams > 65536 { throw ValidationError("--streams must be 1...65536") }
+        if (Units.parseDuration(idleTimeout) ?? 0) == 0 { throw ValidationError("--idle-timeout '\(idleTimeout)' must be a positive duration (e.g. 5s)") }
+        if let timeout, (Units.parseDuration(timeout) ?? 0) == 0 { throw ValidationError("--timeout '\(timeout)' must be a positive duration (e.g. 60s)") }
+        if Units.parseDuration(linger) == nil { throw ValidationError("--linger '\(linger)' must be a duration (e.g. 300ms)") }
+        if !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
+        if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+    }
+
+    func makeConfiguration() throws -> ReceiverConfiguration {
+        let address: SocketAddress
+        do { address = try SocketAddress.parse(listen, defaultHost: "0.0.0.0", allowPortZero: true) }
+        catch { throw ValidationError("listen address: \(error)") }
+        var c = ReceiverConfiguration(listen: address)
+        c.engine = ReceiveEngineKind(rawValue: engine)!
+        c.gro = gro == "on"
+        c.receiveBufferBytes = Int32(Units.parseBytes(rcvbuf)!)
+        c.streams = streams
+        c.idleTimeoutNanoseconds = Units.parseDuration(idleTimeout)!
+        c.timeoutNanoseconds = timeout.flatMap(Units.parseDuration)
+        c.lingerNanoseconds = Units.parseDuration(linger)!
+        return c
+    }
+
+    func run() throws {
+        let configuration = try makeConfiguration()
+        StopFlag.install()
+        var printer = ReceiveProgressPrinter()
+        let report: ReceiverReport
+        do {
+            report = try StreamReceiver.run(configuration, progressIntervalNanoseconds: UInt64(interval * 1e9),
+                ready: { address, rcvbuf, gro in
+                    Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))))")
+                },
+                progress: { printer.print($0) })
+        } catch {
+            Output.standardError("zc-recv: \(error)")
+            throw ExitCode(ExitStatus.failure)
+        }
+        let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
+        if json {
+            Output.standardOutput(ReceiverReportFormatter.json(report, verdict: verdict).rendered(pretty: true))
+        } else {
+            Output.standardOutput(ReceiverReportFormatter.text(report, verdict: verdict))
+        }
+        if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
+        if !verdict.ok { throw ExitCode(ExitStatus.validationFailed) }
+    }
+}
+
+/// Pass/fail against the user's limits, with the reasons spelled out.
+struct Verdict {
+    var ok: Bool { failures.isEmpty }
+    var failures: [String] = []
+
+    init(_ r: ReceiverReport, maxLossPercent: Double, maxCorrupt: UInt64) {
+        let t = Totals(r)
+        let expected = t.lost + t.unique
+        let lossPercent = expected == 0 ? 0 : Double(t.lost) / Double(expected) * 100
+        if lossPercent > maxLossPercent {
+            failures.append("loss \(Units.fixed(lossPercent, 4))% > --max-loss \(maxLossPercent)%")
+        }
+        if t.corrupt > maxCorrupt {
+            failures.append("\(t.corrupt) corrupt datagrams > --max-corrupt \(maxCorrupt)")
+        }
+    }
+}
+
+/// Sums over streams.
+struct Totals {
+    var datagrams: UInt64 = 0, bytes: UInt64 = 0, unique: UInt64 = 0, lost: UInt64 = 0
+    var reordered: UInt64 = 0, duplicates: UInt64 = 0, corrupt: UInt64 = 0, late: UInt64 = 0
+
+    init(_ r: ReceiverReport) {
+        for s in r.core.streams {
+            let summary = s.summary()
+            datagrams += s.datagrams; bytes += s.bytes; unique += s.tracker.unique
+            lost += summary.lost; reordered += s.tracker.reordered; duplicates += s.tracker.duplicates
+            corrupt += s.corrupt; late += s.tracker.late
+        }
+        corrupt += r.core.statistics.corruptUnattributed
+    }
+}
