@@ -159,6 +159,18 @@ local function pattern_first_mismatch(p, sid, off)
     return nil
 end
 
+-- Self-test on load (SPEC.md §7 worked example), so a Lua without working 64-bit
+-- limb arithmetic or bit operations fails loudly instead of mislabelling packets.
+do
+    local function unhex(h) return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end)) end
+    local sid = limbs_from_be(unhex("0123456789abcdef"), 1)
+    local at = function(o) return limbs_from_be(unhex(string.format("%016x", o)), 1) end
+    assert(pattern_first_mismatch(unhex("fab1e1f6de3c149fc5353f7715b64d3d"), sid, at(0)) == nil
+        and pattern_first_mismatch(unhex("b64d3dd0b974f44b"), sid, at(13)) == nil
+        and pattern_first_mismatch(unhex("b64d3dd0b974f54b"), sid, at(13)) == 6,
+        "zcstream.lua: pattern self-test failed")
+end
+
 ---------------------------------------------------------------------------
 -- Fields
 ---------------------------------------------------------------------------
