@@ -47,7 +47,6 @@ public enum StreamReceiver {
                            ready: (SocketAddress, Int32, Bool) -> Void = { _, _, _ in },
                            progress: @escaping (ReceiveProgress) -> Void = { _ in }) throws(SystemError) -> ReceiverReport {
         let socket = try UDPSocket(family: c.listen.family)
-        try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1, call: "SO_REUSEADDR")
         let granted = socket.setBufferSize(receive: true, bytes: c.receiveBufferBytes)
         var groEnabled = false
         if c.gro {

@@ -120,7 +120,7 @@ public struct SenderConfiguration: Sendable {
         public var description: String {
             switch self {
             case .datagramSize(let s, let lo, let hi): return "--size \(s) is out of range: allowed \(lo)...\(hi) bytes"
-            case .gsoSegments(let n, let hi): return "--gso \(n) is out of range: allowed 1...\(hi) segments for this --size (64 KiB per send, 64 segments)"
+            case .gsoSegments(let n, let hi): return "--gso \(n) is out of range: allowed 1...\(hi) segments for this --size (64 KiB per send, at most 64 segments, none below 64 bytes)"
             case .poolSlots(let n): return "--pool \(n) is out of range: allowed 2...65536 slots"
             case .ringDepth(let n): return "--depth \(n) is out of range: allowed 2...32768 (a power of two is used)"
             case .noLimit: return "no stream limit"
@@ -162,10 +162,15 @@ public struct SenderConfiguration: Sendable {
         self.sendBufferBytes = sendBufferBytes
     }
 
-    /// Most segments one GSO send may carry at this datagram size.
+    /// Most segments one GSO send may carry at this datagram size. Datagrams
+    /// shorter than an END datagram (64 bytes) get no GSO: the kernel would split
+    /// the END itself at the segment size.
     public static func segmentLimit(datagramSize: Int) -> Int {
-        max(1, min(maxGSOSegments, maxGSOBytes / datagramSize))
+        guard datagramSize >= minGSODatagram else { return 1 }
+        return max(1, min(maxGSOSegments, maxGSOBytes / datagramSize))
     }
+
+    public static let minGSODatagram = DatagramHeader.size + EndOfStream.payloadSize
 
     /// Datagrams per send after resolving `auto`.
     public var segmentsPerSend: Int {

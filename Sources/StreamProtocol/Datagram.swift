@@ -34,8 +34,9 @@ public enum Datagram {
         p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
     }
 
-    /// Writes `header` (checksum ignored) at `p`, the caller having put the payload
-    /// at `p + 48`, and seals it. Returns the datagram length.
+    /// Writes the 48 fixed header bytes of `header` (checksum ignored) at `p` and
+    /// seals the datagram. The caller has already put any extension header bytes at
+    /// `p + 48` and the payload at `p + headerLength`. Returns the datagram length.
     @inline(__always)
     @discardableResult
     public static func encode(_ header: DatagramHeader, at p: UnsafeMutableRawPointer) -> Int {

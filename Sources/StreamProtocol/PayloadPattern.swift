@@ -4,6 +4,8 @@
 /// Byte `b` of a stream is byte `b % 8` (little-endian) of
 /// `W(b / 8) = ((b / 8 + 1) * 0x9E3779B97F4A7C15 mod 2^64) XOR streamID`.
 /// One multiply per 8 bytes: cheap enough for line rate on both sides.
+/// Offsets come off the wire, so all arithmetic wraps: a hostile offset near 2^64
+/// yields a mismatch, never a trap.
 public enum PayloadPattern {
     public static let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
 
@@ -24,17 +26,17 @@ public enum PayloadPattern {
         var b = offset
         while pos < count && b & 7 != 0 {
             p.storeBytes(of: byte(streamID: streamID, offset: b), toByteOffset: pos, as: UInt8.self)
-            pos += 1; b += 1
+            pos += 1; b &+= 1
         }
         var k = b >> 3
         while pos + 8 <= count {
             p.storeBytes(of: word(streamID: streamID, index: k).littleEndian, toByteOffset: pos, as: UInt64.self)
-            pos += 8; k += 1
+            pos += 8; k &+= 1
         }
-        b = k << 3
+        b = k &<< 3
         while pos < count {
             p.storeBytes(of: byte(streamID: streamID, offset: b), toByteOffset: pos, as: UInt8.self)
-            pos += 1; b += 1
+            pos += 1; b &+= 1
         }
     }
 
@@ -45,27 +47,27 @@ public enum PayloadPattern {
         var b = offset
         while pos < count && b & 7 != 0 {
             if p.load(fromByteOffset: pos, as: UInt8.self) != byte(streamID: streamID, offset: b) { return pos }
-            pos += 1; b += 1
+            pos += 1; b &+= 1
         }
         var k = b >> 3
         var diff: UInt64 = 0
         let wordStart = pos
         while pos + 8 <= count {
             diff |= p.loadUnaligned(fromByteOffset: pos, as: UInt64.self) ^ word(streamID: streamID, index: k).littleEndian
-            pos += 8; k += 1
+            pos += 8; k &+= 1
         }
         if diff != 0 {
             // Slow path only on failure: find the exact byte for the report.
             var i = wordStart
             while i < pos {
-                if p.load(fromByteOffset: i, as: UInt8.self) != byte(streamID: streamID, offset: offset + UInt64(i)) { return i }
+                if p.load(fromByteOffset: i, as: UInt8.self) != byte(streamID: streamID, offset: offset &+ UInt64(i)) { return i }
                 i += 1
             }
         }
-        b = k << 3
+        b = k &<< 3
         while pos < count {
             if p.load(fromByteOffset: pos, as: UInt8.self) != byte(streamID: streamID, offset: b) { return pos }
-            pos += 1; b += 1
+            pos += 1; b &+= 1
         }
         return nil
     }

@@ -1,0 +1,161 @@
+import Foundation
+import XCTest
+
+/// Runs the real `zc-send` / `zc-recv` binaries and reads their JSON reports.
+/// The binaries sit next to the test bundle (`swift test` builds them as
+/// dependencies of this target); ZCSTREAM_BIN overrides the directory.
+enum Binaries {
+    static let directory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["ZCSTREAM_BIN"] {
+            return URL(fileURLWithPath: dir)
+        }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = bundle.deletingLastPathComponent()
+        // Inside a .xctest bundle directory on some layouts: walk up to the build dir.
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("zc-send").path),
+              dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }()
+
+    static var send: String { directory.appendingPathComponent("zc-send").path }
+    static var recv: String { directory.appendingPathComponent("zc-recv").path }
+}
+
+/// Collects a pipe's bytes on a background thread so the child never blocks on a full pipe.
+final class PipeCollector: @unchecked Sendable {
+    let pipe = Pipe()
+    private let lock = NSLock()
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    func start() {
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.lock(); data.append(chunk); lock.unlock()
+            }
+            done.signal()
+        }
+    }
+
+    var text: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Waits for end of file (the child exited and closed the pipe).
+    func finish() -> String {
+        done.wait()
+        return text
+    }
+}
+
+/// A running child process with collected stdout/stderr.
+final class Child: @unchecked Sendable {
+    let process = Process()
+    let stdout = PipeCollector()
+    let stderr = PipeCollector()
+    let commandLine: String
+
+    init(_ executable: String, _ arguments: [String], namespace: String? = nil) throws {
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+        commandLine = ([namespace.map { "ip netns exec \($0)" } ?? ""] + [executable] + arguments).joined(separator: " ")
+        process.standardOutput = stdout.pipe
+        process.standardError = stderr.pipe
+        stdout.start()
+        stderr.start()
+        try process.run()
+    }
+
+    /// Polls stderr until `marker` appears (or the timeout passes); returns the line.
+    func waitForLine(containing marker: String, timeout: TimeInterval = 10) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = stderr.text.split(separator: "\n").first(where: { $0.contains(marker) }) {
+                return String(line)
+            }
+            if !process.isRunning { return nil }
+            usleep(10_000)
+        }
+        return nil
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var json: [String: Any]? {
+            guard let d = stdout.data(using: .utf8) else { return nil }
+            return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+        }
+    }
+
+    /// Waits for exit (killing the child after `timeout`).
+    func wait(timeout: TimeInterval = 60) -> Result {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate(); usleep(200_000); if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: stdout.finish(), stderr: stderr.finish())
+    }
+}
+
+/// A receiver started on an ephemeral port, ready for a sender.
+struct RunningReceiver {
+    let child: Child
+    let address: String  // HOST:PORT as the receiver printed it
+
+    static func start(listen: String = "127.0.0.1:0", _ extra: [String] = [], namespace: String? = nil,
+                      file: StaticString = #filePath, line: UInt = #line) throws -> RunningReceiver {
+        let child = try Child(Binaries.recv, [listen, "--json", "--interval", "0"] + extra, namespace: namespace)
+        guard let ready = child.waitForLine(containing: "listening on") else {
+            let r = child.wait(timeout: 1)
+            XCTFail("zc-recv did not start: status \(r.status), stderr: \(r.stderr)", file: file, line: line)
+            throw XCTSkip("receiver failed to start")
+        }
+        // "zc-recv: listening on 127.0.0.1:PORT (...)"
+        let afterOn = ready.components(separatedBy: "listening on ")[1]
+        let address = String(afterOn.split(separator: " ")[0])
+        return RunningReceiver(child: child, address: address)
+    }
+}
+
+/// Runs zc-send to completion.
+func runSender(_ arguments: [String], namespace: String? = nil, timeout: TimeInterval = 60) throws -> Child.Result {
+    let child = try Child(Binaries.send, arguments + ["--json", "--interval", "0"], namespace: namespace)
+    return child.wait(timeout: timeout)
+}
+
+/// Reads a JSON number as UInt64 (JSONSerialization gives NSNumber).
+func u64(_ json: [String: Any]?, _ path: String...) -> UInt64? {
+    var node: Any? = json
+    for key in path { node = (node as? [String: Any])?[key] }
+    return (node as? NSNumber)?.uint64Value
+}
+
+/// Runs a shell command, returning its status and combined output.
+@discardableResult
+func shell(_ command: String) -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    do { try p.run() } catch { return (127, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+var isRoot: Bool { geteuid() == 0 }

@@ -1,0 +1,59 @@
+import Sender
+import XCTest
+import ZCSystem
+
+final class ConfigurationTests: XCTestCase {
+    let loopback = try! SocketAddress.parse("127.0.0.1:9000")
+
+    func testRateParsing() {
+        XCTAssertEqual(Rate.parse("10G"), .bitsPerSecond(10e9))
+        XCTAssertEqual(Rate.parse("800m"), .bitsPerSecond(800e6))
+        XCTAssertEqual(Rate.parse("1.5g"), .bitsPerSecond(1.5e9))
+        XCTAssertEqual(Rate.parse("500kpps"), .packetsPerSecond(500e3))
+        XCTAssertEqual(Rate.parse("12000"), .bitsPerSecond(12000))
+        XCTAssertNil(Rate.parse("0"))
+        XCTAssertNil(Rate.parse("-5M"))
+        XCTAssertNil(Rate.parse("fast"))
+        XCTAssertNil(Rate.parse("nan"))
+    }
+
+    func testGSOAutoPicksMostWholeDatagramsUnder64K() throws {
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 1472, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 44)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 8972, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 7)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 100, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 64)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 1472, gso: .off, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 1)
+    }
+
+    func testRejectsOutOfRange() {
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 47, limit: StreamLimit(datagrams: 1)))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 65508, limit: StreamLimit(datagrams: 1)))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 8972, gso: .segments(8), limit: StreamLimit(datagrams: 1)))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, limit: StreamLimit(datagrams: 1), poolSlots: 1))
+        XCTAssertNoThrow(try SenderConfiguration(destination: loopback, datagramSize: 65507, gso: .off, limit: StreamLimit(datagrams: 1)))
+    }
+
+    func testPacerHoldsRate() {
+        var pacer = Pacer(rate: .packetsPerSecond(1000))!
+        var now: UInt64 = 1_000_000_000
+        var sent = 0
+        // Simulate 1 s in 100 us steps: 1000 packets may go, not more.
+        for _ in 0..<10_000 {
+            while pacer.delay(now: now) == 0 {
+                pacer.charge(datagrams: 1, bytes: 1000)
+                sent += 1
+            }
+            now += 100_000
+        }
+        XCTAssertEqual(Double(sent), 1000, accuracy: 3)
+    }
+
+    func testPacerLimitsCatchUpBurst() {
+        var pacer = Pacer(rate: .bitsPerSecond(8e6))! // 1 MB/s: 1000 B per ms
+        _ = pacer.delay(now: 1_000_000_000)
+        // A 1 s stall: the pacer allows at most ~2 ms worth of catch-up, not 1 s.
+        let later: UInt64 = 2_000_000_000
+        var burst = 0
+        while pacer.delay(now: later) == 0 { pacer.charge(datagrams: 1, bytes: 1000); burst += 1 }
+        XCTAssertLessThanOrEqual(burst, 3)
+    }
+}
