@@ -100,6 +100,22 @@ int zc_crc32c_hardware(void) { return 0; }
 uint32_t zc_crc32c(uint32_t crc, const void *data, size_t len) { return zc_crc32c_portable(crc, data, len); }
 #endif
 
+// ---- threads ----------------------------------------------------------------
+#include <sched.h>
+#include <pthread.h>
+#include <errno.h>
+int zc_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+int zc_available_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return CPU_COUNT(&set);
+}
+
 // ---- stop flag ------------------------------------------------------------
 static volatile sig_atomic_t stop_signal;
 

@@ -12,8 +12,10 @@ public struct DatagramWriter {
     public let datagramSize: Int
     public let payloadSize: Int
     /// Sequence numbers in the stream, when known up front (count or byte limit).
-    public let totalDatagrams: UInt64?
-    public let totalBytes: UInt64?
+    public private(set) var totalDatagrams: UInt64?
+    public private(set) var totalBytes: UInt64?
+    /// Flags of data datagrams: PATTERN only when the writer makes the payload.
+    public let dataFlags: DatagramFlags
 
     /// The next sequence number to write in order.
     public private(set) var nextSequence: UInt64 = 0
@@ -28,7 +30,11 @@ public struct DatagramWriter {
 
     private var faults: FaultSchedule
 
-    public init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection) {
+    /// `patternPayload: false` when the payload comes from elsewhere (a file, stdin,
+    /// the application) and is placed by the caller before `seal(...)`.
+    public init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection,
+                patternPayload: Bool = true) {
+        self.dataFlags = patternPayload ? [.data, .pattern] : [.data]
         self.streamID = streamID
         self.datagramSize = datagramSize
         self.payloadSize = datagramSize - DatagramHeader.size
@@ -120,16 +126,98 @@ public struct DatagramWriter {
     mutating func writeDatagram(_ s: UInt64, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
         let payload = payloadLength(of: s)
         let offset = s &* UInt64(payloadSize)
-        let header = DatagramHeader(flags: [.data, .pattern], streamID: streamID, sequence: s, offset: offset,
+        PayloadPattern.fill(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset)
+        return sealDatagram(s, payload: payload, at: p, timestamp: timestamp)
+    }
+
+    /// Writes the header for sequence `s` in front of a payload already at
+    /// `p + 48` and seals the datagram; returns its length.
+    @inline(__always)
+    mutating func sealDatagram(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
+        let offset = s &* UInt64(payloadSize)
+        let header = DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
                                     timestampNanoseconds: timestamp, payloadLength: UInt32(payload))
         header.write(to: p)
-        PayloadPattern.fill(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset)
         let length = DatagramHeader.size + payload
         Datagram.seal(p, length: length)
         datagramsWritten &+= 1
         bytesWritten &+= UInt64(length)
         payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
         return length
+    }
+
+    // MARK: External payloads (files, stdin, the application)
+
+    /// Reserves up to `maxSegments` sequence numbers for a slot whose payloads the
+    /// caller will place (e.g. by READ_FIXED at `payloadOffset(k)` in the slot).
+    /// Returns the first sequence number and the count; 0 once exhausted.
+    public mutating func reserve(maxSegments: Int) -> (first: UInt64, count: Int) {
+        let first = nextSequence
+        var count = 0
+        while count < maxSegments && !isExhausted {
+            let len = payloadLength(of: nextSequence)
+            nextSequence += 1
+            count += 1
+            if len != payloadSize { break }
+        }
+        return (first, count)
+    }
+
+    /// Where datagram `k` of a slot starts, and its payload length.
+    @inline(__always)
+    public func layout(first: UInt64, index k: Int) -> (datagramOffset: Int, payloadLength: Int, streamOffset: UInt64) {
+        let s = first + UInt64(k)
+        return (k * datagramSize, payloadLength(of: s), s &* UInt64(payloadSize))
+    }
+
+    /// Seals `count` datagrams reserved by `reserve` whose payloads are in place.
+    /// Returns the slot's byte length.
+    public mutating func seal(_ slot: UnsafeMutableRawPointer, first: UInt64, count: Int) -> Int {
+        let now = MonotonicClock.wallNanoseconds()
+        var position = 0
+        for k in 0..<count {
+            let (at, payload, _) = layout(first: first, index: k)
+            position = at + sealDatagram(first + UInt64(k), payload: payload, at: slot + at, timestamp: now)
+        }
+        return position
+    }
+
+    /// Fills a slot from a reader that may end at any time (stdin, a pipe): each
+    /// payload is read straight into place, then sealed. `read(destination, count,
+    /// streamOffset)` returns bytes read, 0 at end of input, or -errno. At end of
+    /// input the stream's totals become known and the writer is exhausted.
+    public mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int,
+                              reading read: (UnsafeMutableRawPointer, Int, UInt64) -> Int) -> (bytes: Int, datagrams: Int, error: Int32) {
+        let now = MonotonicClock.wallNanoseconds()
+        var position = 0
+        var written = 0
+        while written < maxSegments && !isExhausted {
+            let s = nextSequence
+            let want = payloadLength(of: s)
+            let streamOffset = s &* UInt64(payloadSize)
+            var got = 0
+            while got < want {
+                let n = read(slot + position + DatagramHeader.size + got, want - got, streamOffset + UInt64(got))
+                if n < 0 { return (position, written, Int32(-n)) }
+                if n == 0 { break }
+                got += n
+            }
+            if got == 0 && want > 0 {
+                endOfInput()
+                break
+            }
+            position += sealDatagram(s, payload: got, at: slot + position, timestamp: now)
+            written += 1
+            nextSequence += 1
+            if got < want { endOfInput(); break }
+        }
+        return (position, written, 0)
+    }
+
+    /// The input ended: what was written is the whole stream.
+    private mutating func endOfInput() {
+        totalDatagrams = nextSequence
+        totalBytes = payloadBytesCovered
     }
 
     /// Writes the END datagram (totals so far) at `p`; returns its length.

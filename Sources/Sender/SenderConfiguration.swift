@@ -109,6 +109,8 @@ public struct SenderConfiguration: Sendable {
     public var endRepeats: Int
     /// Socket send buffer to request.
     public var sendBufferBytes: Int32
+    /// Where the payload comes from.
+    public var source: PayloadSource = .pattern
 
     public enum Invalid: Error, Equatable, CustomStringConvertible {
         case datagramSize(Int, min: Int, max: Int)

@@ -34,7 +34,7 @@ struct SendmmsgEngine: ~Copyable {
         messages.deallocate(); iovecs.deallocate(); datagrams.deallocate()
     }
 
-    mutating func run(socket: borrowing UDPSocket, writer: inout DatagramWriter, configuration c: SenderConfiguration,
+    mutating func run(socket: borrowing UDPSocket, input: PayloadInput?, writer: inout DatagramWriter, configuration c: SenderConfiguration,
                       ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
         var pacer = Pacer(rate: c.rate)
         let start = MonotonicClock.nanoseconds()
@@ -54,7 +54,18 @@ struct SendmmsgEngine: ~Copyable {
                         break
                     }
                 }
-                let (bytes, n) = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend)
+                let bytes: Int, n: Int
+                if let input {
+                    // Payloads read straight into place (pread for files, read for pipes).
+                    let r = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend) { dst, len, offset in
+                        let got = input.seekable ? pread(input.fd, dst, len, off_t(offset)) : read(input.fd, dst, len)
+                        return got >= 0 ? got : -Int(errno)
+                    }
+                    if r.error != 0 { throw SystemError(call: "read(source)", errno: r.error) }
+                    (bytes, n) = (r.bytes, r.datagrams)
+                } else {
+                    (bytes, n) = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend)
+                }
                 if n == 0 { break }
                 iovecs[count].iov_len = bytes
                 datagrams[count] = Int32(n)

@@ -18,41 +18,76 @@ public struct SenderReport: Sendable {
 
 public enum SenderError: Error, CustomStringConvertible {
     case system(SystemError)
+    /// The payload source cannot be read.
+    case source(PayloadInput.OpenError)
+    /// The path cannot carry the configured datagrams (found only once connected).
+    case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
+
     public var description: String {
         switch self {
         case .system(let e): return e.description
+        case .source(let e): return e.description
+        case .pathMTU(let mtu, let size, let headers):
+            return "--size \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes (path MTU \(mtu)); use a smaller --size, or --gso off to let IP fragment"
+        }
+    }
+
+    /// True when the error is the user's configuration, not the system.
+    public var isUsageError: Bool {
+        switch self {
+        case .pathMTU, .source: return true
+        case .system: return false
         }
     }
 }
 
 /// Runs one stream from configuration to report on the calling thread.
 public enum StreamSender {
-    public static func run(_ c: SenderConfiguration, progressIntervalNanoseconds: UInt64 = 0,
+    public static func run(_ configuration: SenderConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            progress: @escaping (SendProgress) -> Void = { _ in }) throws(SenderError) -> SenderReport {
+        var c = configuration
+        let input: PayloadInput?
+        do { input = try PayloadInput.open(c.source) } catch { throw .source(error) }
+        defer { input?.close() }
+        if let size = input?.size {
+            // A regular file's size bounds the stream; END will carry it.
+            c.limit.payloadBytes = min(c.limit.payloadBytes ?? size, size)
+        }
         do {
             let socket = try UDPSocket(family: c.destination.family)
             try socket.connect(to: c.destination)
             let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
-            if c.segmentsPerSend > 1 { try socket.setGSOSegment(c.datagramSize) }
-            var writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit, faults: c.faults)
+            if c.segmentsPerSend > 1 {
+                // GSO segments are never fragmented: each must fit the path MTU.
+                if let mtu = socket.pathMTU(), c.datagramSize + c.destination.ipUDPHeaderBytes > mtu {
+                    throw SenderError.pathMTU(mtu: mtu, datagramSize: c.datagramSize, headers: c.destination.ipUDPHeaderBytes)
+                }
+                try socket.setGSOSegment(c.datagramSize)
+            }
+            var writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
+                                        faults: c.faults, patternPayload: input == nil)
             var stats = SenderStatistics()
             let start = MonotonicClock.nanoseconds()
             var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: start, report: progress)
             let reason: StopReason
             switch c.engine {
             case .uringZC, .uring:
-                let engine = try UringSendEngine.make(configuration: c, socket: socket)
+                let engine = try UringSendEngine.make(configuration: c, socket: socket, input: input)
                 reason = try engine.run(writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
             case .sendmmsg:
                 var engine = try SendmmsgEngine(configuration: c)
-                reason = try engine.run(socket: socket, writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
+                reason = try engine.run(socket: socket, input: input, writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
             }
             let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
             return SenderReport(configuration: c, statistics: stats, injected: writer.injected,
                                 sequences: writer.nextSequence, seconds: seconds, stopReason: reason,
                                 sendBufferBytes: granted)
-        } catch {
+        } catch let error as SenderError {
+            throw error
+        } catch let error as SystemError {
             throw .system(error)
+        } catch {
+            fatalError("unexpected error \(error)")
         }
     }
 }

@@ -32,8 +32,22 @@ final class UringSendEngine {
     private var retryCount = 0
     private let completions: UnsafeMutableBufferPointer<Completion>
 
+    // File source: payloads arrive by READ_FIXED straight into the slot; a slot is
+    // sealed and sent once all its reads completed, in the order slots were planned.
+    private let input: PayloadInput?
+    private let readsPending: UnsafeMutablePointer<Int32>
+    private let readBytes: UnsafeMutablePointer<Int>
+    private let planFirst: UnsafeMutablePointer<UInt64>
+    private let planCount: UnsafeMutablePointer<Int32>
+    private let planOrder: UnsafeMutablePointer<Int32>
+    private var planHead = 0
+    private var planQueued = 0
+    private var readError: Int32 = 0
+    private static let readTag: UInt64 = 1 << 63
+
     /// Creates the ring and the pool, registers both, then builds the engine.
-    static func make(configuration c: SenderConfiguration, socket: borrowing UDPSocket) throws(SystemError) -> UringSendEngine {
+    static func make(configuration c: SenderConfiguration, socket: borrowing UDPSocket,
+                     input: PayloadInput? = nil) throws(SystemError) -> UringSendEngine {
         // Every send may owe two CQEs (completion + notification).
         let cq = UInt32(max(c.poolSlots, c.ringDepth) * 2)
         let ring = try Ring(.init(entries: UInt32(c.ringDepth), completionEntries: cq))
@@ -41,10 +55,11 @@ final class UringSendEngine {
         try ring.registerBuffer(pool.region)
         try ring.registerFiles([socket.fd])
         ring.registerRingFD()
-        return UringSendEngine(configuration: c, ring: ring, pool: pool)
+        return UringSendEngine(configuration: c, ring: ring, pool: pool, input: input)
     }
 
-    private init(configuration c: SenderConfiguration, ring: consuming Ring, pool: consuming BufferPool) {
+    private init(configuration c: SenderConfiguration, ring: consuming Ring, pool: consuming BufferPool, input: PayloadInput?) {
+        self.input = input
         zeroCopy = c.engine == .uringZC
         segmentsPerSend = c.segmentsPerSend
         datagramSize = c.datagramSize
@@ -59,6 +74,11 @@ final class UringSendEngine {
         retryPending = .allocate(capacity: n); retryPending.initialize(repeating: false, count: n)
         retryQueue = .allocate(capacity: n)
         completions = .allocate(capacity: 512)
+        readsPending = .allocate(capacity: n); readsPending.initialize(repeating: 0, count: n)
+        readBytes = .allocate(capacity: n); readBytes.initialize(repeating: 0, count: n)
+        planFirst = .allocate(capacity: n); planFirst.initialize(repeating: 0, count: n)
+        planCount = .allocate(capacity: n); planCount.initialize(repeating: 0, count: n)
+        planOrder = .allocate(capacity: n)
     }
 
     deinit {
@@ -66,6 +86,7 @@ final class UringSendEngine {
         slotLength.deallocate(); slotDatagrams.deallocate(); slotIsEnd.deallocate()
         outstanding.deallocate(); retryPending.deallocate(); retryQueue.deallocate()
         completions.deallocate()
+        readsPending.deallocate(); readBytes.deallocate(); planFirst.deallocate(); planCount.deallocate(); planOrder.deallocate()
     }
 
     /// Fixed file index of the socket.
@@ -120,16 +141,39 @@ final class UringSendEngine {
                 stats.retries &+= 1
             }
 
+            if readError != 0 { throw SystemError(call: "read(source)", errno: readError) }
+            if planQueued > 0 { try dispatchReadSlots(writer: &writer, stats: &stats) }
+
             var paceWait: UInt64 = 0
             while producing && retryCount == 0 {
                 if pacer != nil {
                     let d = pacer!.delay(now: MonotonicClock.nanoseconds())
                     if d > 0 { paceWait = d; break }
                 }
+                if let input, input.seekable {
+                    // Reads first; the send follows when they complete.
+                    guard !pool.isEmpty, io_uring_sq_space_left(ring.raw) >= UInt32(segmentsPerSend) else { break }
+                    let slot = pool.take()!
+                    let planned = planReads(slot: slot, fd: input.fd, writer: &writer)
+                    if planned == 0 { pool.give(slot); producing = false; break }
+                    pacer?.charge(datagrams: planned, bytes: planned * datagramSize)
+                    if writer.isExhausted { producing = false; break }
+                    continue
+                }
                 guard !pool.isEmpty, let sqe = ring.nextSubmission() else { break }
                 let slot = pool.take()!
-                let (bytes, datagrams) = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend)
-                if datagrams == 0 { pool.give(slot); producing = false; break }
+                let (bytes, datagrams): (Int, Int)
+                if let input {
+                    let r = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend) { dst, count, _ in
+                        let n = read(input.fd, dst, count)
+                        return n >= 0 ? n : -Int(errno)
+                    }
+                    if r.error != 0 { pool.give(slot); zc_prep_nop(sqe, UInt64.max); throw SystemError(call: "read(source)", errno: r.error) }
+                    (bytes, datagrams) = (r.bytes, r.datagrams)
+                } else {
+                    (bytes, datagrams) = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend)
+                }
+                if datagrams == 0 { pool.give(slot); zc_prep_nop(sqe, UInt64.max); producing = false; break }
                 slotLength[slot] = Int32(bytes)
                 slotDatagrams[slot] = Int32(datagrams)
                 slotIsEnd[slot] = false
@@ -140,7 +184,7 @@ final class UringSendEngine {
             }
 
             // END goes after the last data on the same socket, a few times, 1 ms apart.
-            if !producing && endsRemaining > 0 && now >= nextEndAt && !pool.isEmpty,
+            if !producing && planQueued == 0 && endsRemaining > 0 && now >= nextEndAt && !pool.isEmpty,
                let sqe = ring.nextSubmission() {
                 let slot = pool.take()!
                 slotLength[slot] = Int32(writer.writeEnd(at: pool.address(of: slot)))
@@ -190,6 +234,13 @@ final class UringSendEngine {
 
     @inline(__always)
     private func handle(_ c: Completion, stats: inout SenderStatistics) {
+        if c.user_data == UInt64.max { return } // a NOP standing in for an unused SQE
+        if c.user_data & Self.readTag != 0 {
+            let slot = Int(c.user_data & ~Self.readTag)
+            if c.res < 0 { readError = -c.res } else { readBytes[slot] += Int(c.res) }
+            readsPending[slot] -= 1
+            return
+        }
         let slot = Int(c.user_data)
         if c.isNotification {
             stats.notifications &+= 1
@@ -232,6 +283,49 @@ final class UringSendEngine {
         } else {
             outstanding[slot] -= 1
             releaseIfIdle(slot)
+        }
+    }
+
+    /// Queues one READ_FIXED per datagram of a new slot, each straight into the
+    /// payload area behind that datagram's header. Returns the datagrams planned.
+    private func planReads(slot: Int, fd: Int32, writer: inout DatagramWriter) -> Int {
+        let (first, count) = writer.reserve(maxSegments: segmentsPerSend)
+        guard count > 0 else { return 0 }
+        let base = pool.address(of: slot)
+        for k in 0..<count {
+            let (at, length, offset) = writer.layout(first: first, index: k)
+            let sqe = ring.nextSubmission()! // space was checked by the caller
+            zc_prep_read_fixed(sqe, fd, base + at + DatagramHeader.size, UInt32(length), offset, 0, Self.readTag | UInt64(slot))
+        }
+        readsPending[slot] = Int32(count)
+        readBytes[slot] = 0
+        planFirst[slot] = first
+        planCount[slot] = Int32(count)
+        planOrder[(planHead + planQueued) % pool.count] = Int32(slot)
+        planQueued += 1
+        return count
+    }
+
+    /// Seals and sends, in plan order, every slot whose reads all completed.
+    private func dispatchReadSlots(writer: inout DatagramWriter, stats: inout SenderStatistics) throws(SystemError) {
+        while planQueued > 0 {
+            let slot = Int(planOrder[planHead])
+            guard readsPending[slot] == 0, let sqe = ring.nextSubmission() else { return }
+            let first = planFirst[slot]
+            let count = Int(planCount[slot])
+            var expected = 0
+            for k in 0..<count { expected += writer.layout(first: first, index: k).payloadLength }
+            if readBytes[slot] != expected {
+                zc_prep_nop(sqe, UInt64.max)
+                throw SystemError(call: "read(source): short read (\(readBytes[slot]) of \(expected) bytes; file changed while sending?)", errno: EIO)
+            }
+            slotLength[slot] = Int32(writer.seal(pool.address(of: slot), first: first, count: count))
+            slotDatagrams[slot] = Int32(count)
+            slotIsEnd[slot] = false
+            prepare(sqe, slot: slot)
+            stats.sends &+= 1
+            planHead = (planHead + 1) % pool.count
+            planQueued -= 1
         }
     }
 

@@ -68,6 +68,14 @@ public struct UDPSocket: ~Copyable {
         try setOption(level: Int32(IPPROTO_UDP), name: zc_udp_segment, value: Int32(segmentSize), call: "UDP_SEGMENT")
     }
 
+    /// The path MTU of a connected socket (IP_MTU / IPV6_MTU), nil if unknown.
+    public func pathMTU() -> Int? {
+        let v = family == AF_INET6
+            ? try? getOption(level: Int32(IPPROTO_IPV6), name: 24 /* IPV6_MTU */, call: "IPV6_MTU")
+            : try? getOption(level: Int32(IPPROTO_IP), name: 14 /* IP_MTU */, call: "IP_MTU")
+        return v.map(Int.init)
+    }
+
     /// Pending socket error (SO_ERROR), cleared by reading.
     public func takePendingError() -> Int32 {
         (try? getOption(level: SOL_SOCKET, name: SO_ERROR, call: "SO_ERROR")) ?? 0

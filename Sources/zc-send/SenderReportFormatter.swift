@@ -4,6 +4,39 @@ import ZCSystem
 
 /// The end-of-run report, as JSON for scripts and as text for people.
 enum SenderReportFormatter {
+    /// Totals over all streams at the top level (the shape of a single stream's
+    /// report), and every stream's own report in `streams`.
+    static func json(_ reports: [SenderReport]) -> JSONValue {
+        guard case .object(var fields) = json(combined(reports)) else { return .null }
+        fields.removeAll { $0.0 == "stream_id" && reports.count > 1 }
+        fields.append(("stream_count", .int(Int64(reports.count))))
+        fields.append(("streams", .array(reports.map { json($0) })))
+        return .object(fields)
+    }
+
+    static func text(_ reports: [SenderReport]) -> String {
+        guard reports.count > 1 else { return text(reports[0]) }
+        var lines = reports.map { text($0) }
+        lines.append(text(combined(reports), title: "total over \(reports.count) streams"))
+        return lines.joined(separator: "\n")
+    }
+
+    /// One report whose counters are the sum of all streams, over the longest duration.
+    static func combined(_ reports: [SenderReport]) -> SenderReport {
+        var total = reports[0]
+        for r in reports.dropFirst() {
+            total.statistics.merge(r.statistics)
+            total.sequences += r.sequences
+            total.seconds = max(total.seconds, r.seconds)
+            total.injected.corrupted += r.injected.corrupted
+            total.injected.skipped += r.injected.skipped
+            total.injected.reordered += r.injected.reordered
+            total.injected.duplicated += r.injected.duplicated
+            if r.stopReason != .limit { total.stopReason = r.stopReason }
+        }
+        return total
+    }
+
     static func json(_ r: SenderReport) -> JSONValue {
         let s = r.statistics
         let c = r.configuration
@@ -26,6 +59,7 @@ enum SenderReportFormatter {
             ("datagrams_failed", .uint(s.datagramsFailed)),
             ("errors", .object(s.errors.sorted { $0.key < $1.key }.map { (SystemError.describe($0.key), .uint($0.value)) })),
             ("stop_reason", .string(r.stopReason.rawValue)),
+            ("source", .string(c.source.description)),
             ("sndbuf", .int(Int64(r.sendBufferBytes))),
             ("pool_slots", .int(Int64(c.poolSlots))),
         ]
@@ -51,13 +85,13 @@ enum SenderReportFormatter {
         return .object(fields)
     }
 
-    static func text(_ r: SenderReport) -> String {
+    static func text(_ r: SenderReport, title: String? = nil) -> String {
         let s = r.statistics
         let c = r.configuration
         let gbps = r.seconds > 0 ? Double(s.bytes) * 8 / r.seconds : 0
         let pps = r.seconds > 0 ? Double(s.datagrams) / r.seconds : 0
         var lines = [
-            "zc-send \(c.engine.rawValue) -> \(c.destination)  stream \(hex(c.streamID))  \(c.datagramSize) B x \(c.segmentsPerSend)/send",
+            "zc-send \(c.engine.rawValue) -> \(c.destination)  \(title ?? "stream \(hex(c.streamID))")  \(c.datagramSize) B x \(c.segmentsPerSend)/send",
             "  sent     \(s.datagrams) datagrams, \(Units.bytes(s.bytes)) in \(Units.fixed(r.seconds, 3)) s: \(Units.bitRate(gbps)), \(Units.count(pps, unit: "pps"))",
         ]
         if c.engine == .uringZC {

@@ -51,14 +51,23 @@ struct ZCSend: ParsableCommand {
     @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count.")
     var gso: String = "auto"
 
+    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), a FILE, or - for stdin.")
+    var source: String = "pattern"
+
     @Option(help: "Registered buffer slots (each holds one send).")
     var pool: Int = 256
 
     @Option(help: "io_uring submission queue depth.")
     var depth: Int = 256
 
-    @Option(help: "Stream id (decimal or 0x hex). Default: random.")
+    @Option(help: "Stream id (decimal or 0x hex); with --streams, stream i gets ID+i. Default: random.")
     var streamID: String?
+
+    @Option(help: "Independent streams, each with its own socket, ring, pool and thread. --rate is shared out evenly.")
+    var streams: Int = 1
+
+    @Option(help: "Pin stream threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
+    var cpu: String?
 
     @Option(help: "Socket send buffer (K/M/G).")
     var sndbuf: String = "8M"
@@ -93,10 +102,20 @@ struct ZCSend: ParsableCommand {
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
         if Units.parseBytes(sndbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--sndbuf '\(sndbuf)' must be a size from 1 byte to 2G") }
+        if streams < 1 || streams > 1024 { throw ValidationError("--streams must be 1...1024") }
+        if let cpu {
+            guard let list = parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
+            let available = WorkerThread.availableCPUs
+            if let bad = list.first(where: { $0 >= available }) { throw ValidationError("--cpu \(bad) is out of range: this machine has CPUs 0...\(available - 1)") }
+        }
         if let streamID, parseStreamID(streamID) == nil { throw ValidationError("--stream-id '\(streamID)' must be a non-zero 64-bit number (decimal or 0x hex)") }
         for (flag, v) in [("--inject-corrupt", injectCorrupt), ("--inject-skip", injectSkip), ("--inject-reorder", injectReorder), ("--inject-duplicate", injectDuplicate)] where v < 0 {
             throw ValidationError("\(flag) must be 0 or more")
         }
+        if source != "pattern" && (injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0) {
+            throw ValidationError("--inject-* need --source pattern")
+        }
+        if source != "pattern" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
         }
@@ -117,12 +136,39 @@ struct ZCSend: ParsableCommand {
         return v == 0 ? nil : v
     }
 
+    func parseCPUList(_ text: String) -> [Int]? {
+        var out: [Int] = []
+        for part in text.split(separator: ",") {
+            let bounds = part.split(separator: "-").map { Int($0) }
+            if bounds.count == 1, let a = bounds[0], a >= 0 { out.append(a) }
+            else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a { out += Array(a...b) }
+            else { return nil }
+        }
+        return out
+    }
+
+    /// One configuration per stream: own id, an even share of the rate.
+    func makeConfigurations() throws -> [SenderConfiguration] {
+        let base = try makeConfiguration()
+        guard streams > 1 else { return [base] }
+        return (0..<streams).map { i in
+            var c = base
+            c.streamID = streamID.flatMap(parseStreamID).map { $0 &+ UInt64(i) } ?? UInt64.random(in: 1...UInt64.max)
+            switch base.rate {
+            case .bitsPerSecond(let b)?: c.rate = .bitsPerSecond(b / Double(streams))
+            case .packetsPerSecond(let p)?: c.rate = .packetsPerSecond(p / Double(streams))
+            case nil: break
+            }
+            return c
+        }
+    }
+
     func makeConfiguration() throws -> SenderConfiguration {
         let address: SocketAddress
         do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
         var limit = StreamLimit(datagrams: count, payloadBytes: bytes.flatMap(Units.parseBytes),
                                 durationNanoseconds: duration.flatMap(Units.parseDuration))
-        if limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
+        if source == "pattern" && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
             limit.durationNanoseconds = 10_000_000_000
         }
         var faults = FaultInjection()
@@ -132,36 +178,39 @@ struct ZCSend: ParsableCommand {
         faults.duplicate = injectDuplicate
         faults.recycleOnSendCompletion = unsafeRecycleOnSend
         do {
-            return try SenderConfiguration(
+            var c = try SenderConfiguration(
                 destination: address, datagramSize: size, gso: parsedGSO!, limit: limit,
                 rate: rate.flatMap(Rate.parse), engine: SendEngineKind(rawValue: engine)!,
                 poolSlots: pool, ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
+            c.source = source == "pattern" ? .pattern : source == "-" ? .standardInput : .file(source)
+            return c
         } catch {
             throw ValidationError(error.description)
         }
     }
 
     func run() throws {
-        let configuration = try makeConfiguration()
+        let configurations = try makeConfigurations()
         StopFlag.install()
-        var reporter = SendProgressPrinter(zeroCopy: configuration.engine == .uringZC)
-        let report: SenderReport
+        var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine == .uringZC)
+        let reports: [SenderReport]
         do {
-            report = try StreamSender.run(configuration, progressIntervalNanoseconds: UInt64(interval * 1e9)) {
+            reports = try MultiStreamSender.run(configurations, cpus: cpu.flatMap(parseCPUList),
+                                                progressIntervalNanoseconds: UInt64(interval * 1e9)) {
                 reporter.print($0)
             }
         } catch {
             Output.standardError("zc-send: \(error)")
-            throw ExitCode(ExitStatus.failure)
+            throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
         if json {
-            Output.standardOutput(SenderReportFormatter.json(report).rendered(pretty: true))
+            Output.standardOutput(SenderReportFormatter.json(reports).rendered(pretty: true))
         } else {
-            Output.standardOutput(SenderReportFormatter.text(report))
+            Output.standardOutput(SenderReportFormatter.text(reports))
         }
-        if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
+        if reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
     }
 }

@@ -161,6 +161,12 @@ int zc_crc32c_hardware(void);
 /// The portable table path, exposed so tests can compare both.
 uint32_t zc_crc32c_portable(uint32_t crc, const void *data, size_t len);
 
+// --- threads -------------------------------------------------------------------
+/// Pins the calling thread to one CPU (CPU_SET is a macro). Returns 0 or an errno.
+int zc_pin_current_thread(int cpu);
+/// Number of CPUs this process may run on.
+int zc_available_cpus(void);
+
 // --- stop flag -----------------------------------------------------------------
 /// Installs SIGINT/SIGTERM handlers that only record the signal (no SA_RESTART,
 /// so blocking calls return EINTR and loops notice at once).

@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ZCSystem
+
+/// Where payload bytes come from.
+public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
+    /// The synthetic, verifiable pattern (PATTERN flag set).
+    case pattern
+    /// A file: regular files are read with io_uring READ_FIXED straight into the
+    /// registered slots; pipes and devices are read in order.
+    case file(String)
+    /// Standard input, read in order until end of input.
+    case standardInput
+
+    public var description: String {
+        switch self {
+        case .pattern: return "pattern"
+        case .file(let path): return path
+        case .standardInput: return "-"
+        }
+    }
+}
+
+/// An opened payload source: its descriptor and, for a regular file, its size.
+public struct PayloadInput: Sendable {
+    public let fd: Int32
+    /// Regular file: positional reads are possible and the size is known.
+    public let seekable: Bool
+    public let size: UInt64?
+    let ownsDescriptor: Bool
+
+    public enum OpenError: Error, CustomStringConvertible {
+        case cannotOpen(String, SystemError)
+        public var description: String {
+            switch self {
+            case .cannotOpen(let path, let e): return "--source '\(path)' cannot be read: \(SystemError.describe(e.errno))"
+            }
+        }
+    }
+
+    /// Opens `source` (nil for the pattern).
+    public static func open(_ source: PayloadSource) throws(OpenError) -> PayloadInput? {
+        switch source {
+        case .pattern:
+            return nil
+        case .standardInput:
+            return describe(fd: 0, owns: false)
+        case .file(let path):
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw .cannotOpen(path, SystemError(call: "open")) }
+            var st = stat()
+            if fstat(fd, &st) != 0 { let e = SystemError(call: "fstat"); _ = Glibc.close(fd); throw .cannotOpen(path, e) }
+            if st.st_mode & S_IFMT == S_IFDIR { _ = Glibc.close(fd); throw .cannotOpen(path, SystemError(call: "open", errno: EISDIR)) }
+            return describe(fd: fd, owns: true)
+        }
+    }
+
+    private static func describe(fd: Int32, owns: Bool) -> PayloadInput {
+        var st = stat()
+        let regular = fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
+        return PayloadInput(fd: fd, seekable: regular, size: regular ? UInt64(st.st_size) : nil, ownsDescriptor: owns)
+    }
+
+    public func close() {
+        if ownsDescriptor { _ = Glibc.close(fd) }
+    }
+}
