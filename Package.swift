@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The only C: liburing's static-inline helpers and unions, the CRC32C instruction,
@@ -24,7 +25,7 @@ let package = Package(
         .target(name: "URing", dependencies: ["CURing", "ZCSystem"]),
         .target(name: "StreamProtocol", dependencies: ["CURing"]),
         .target(name: "Sender", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
-        .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
+        .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .target(name: "CLISupport"),
         .executableTarget(
             name: "zc-send",
