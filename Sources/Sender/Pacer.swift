@@ -8,6 +8,10 @@ public struct Pacer {
     public let nanosecondsPerPacket: Double
     private var due: UInt64 = 0
     private let maxBurstNanoseconds: UInt64 = 2_000_000
+    /// Sends may go this far ahead of their due time, so a slow stream wakes up at
+    /// most ~2000 times a second and sends a small burst, instead of paying a
+    /// timer wake-up per datagram.
+    private let earlyNanoseconds: UInt64 = 500_000
 
     public init?(rate: Rate?) {
         switch rate {
@@ -27,7 +31,8 @@ public struct Pacer {
     public mutating func delay(now: UInt64) -> UInt64 {
         if due == 0 { due = now }
         if due + maxBurstNanoseconds < now { due = now - maxBurstNanoseconds }
-        return due > now ? due - now : 0
+        // Blocked: sleep until the send is due, then a burst of up to `early` goes.
+        return due > now + earlyNanoseconds ? due - now : 0
     }
 
     /// Charges a send of `datagrams` datagrams carrying `bytes` UDP payload bytes.

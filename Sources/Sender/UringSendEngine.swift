@@ -205,7 +205,12 @@ final class UringSendEngine {
 
             // Enter the kernel once per turn: submit the batch, and wait only when
             // there is nothing else useful to do.
-            if paceWait > 0 {
+            if paceWait > 0 && !pool.isEmpty {
+                // Ahead of schedule with slots to spare: completions can wait, so
+                // sleep rather than be woken by every CQE.
+                try ring.submitAndGetEvents()
+                MonotonicClock.sleep(nanoseconds: paceWait)
+            } else if paceWait > 0 {
                 try ring.submit(waitTimeoutNanoseconds: paceWait)
             } else if !producing && endsRemaining > 0 && inFlight == 0 {
                 try ring.submit(waitTimeoutNanoseconds: nextEndAt > now ? nextEndAt - now : 1)
