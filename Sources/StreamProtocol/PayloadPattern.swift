@@ -29,6 +29,16 @@ public enum PayloadPattern {
             pos += 1; b &+= 1
         }
         var k = b >> 3
+        // (k + 1) * M grows by M per word: an add instead of a multiply, four
+        // words per step in a SIMD register (one 32-byte store).
+        var lanes = SIMD4<UInt64>(k &+ 1, k &+ 2, k &+ 3, k &+ 4) &* multiplier
+        let step = SIMD4<UInt64>(repeating: multiplier &* 4)
+        let id = SIMD4<UInt64>(repeating: streamID)
+        while pos + 32 <= count {
+            (p + pos).storeBytes(of: lanes ^ id, as: SIMD4<UInt64>.self)
+            lanes &+= step
+            pos += 32; k &+= 4
+        }
         while pos + 8 <= count {
             p.storeBytes(of: word(streamID: streamID, index: k).littleEndian, toByteOffset: pos, as: UInt64.self)
             pos += 8; k &+= 1
@@ -52,6 +62,16 @@ public enum PayloadPattern {
         var k = b >> 3
         var diff: UInt64 = 0
         let wordStart = pos
+        var lanes = SIMD4<UInt64>(k &+ 1, k &+ 2, k &+ 3, k &+ 4) &* multiplier
+        let step = SIMD4<UInt64>(repeating: multiplier &* 4)
+        let id = SIMD4<UInt64>(repeating: streamID)
+        var diffs = SIMD4<UInt64>(repeating: 0)
+        while pos + 32 <= count {
+            diffs |= (p + pos).loadUnaligned(as: SIMD4<UInt64>.self) ^ (lanes ^ id)
+            lanes &+= step
+            pos += 32; k &+= 4
+        }
+        diff = diffs[0] | diffs[1] | diffs[2] | diffs[3]
         while pos + 8 <= count {
             diff |= p.loadUnaligned(fromByteOffset: pos, as: UInt64.self) ^ word(streamID: streamID, index: k).littleEndian
             pos += 8; k &+= 1
