@@ -146,6 +146,37 @@ public struct Ring: ~Copyable {
 
     /// Raw access for the few operations this type does not wrap (buffer rings).
     public var raw: UnsafeMutablePointer<io_uring> { ring }
+
+    // --- provided buffer ring (receiver) ---------------------------------------
+    // liburing 2.3 lacks io_uring_setup_buf_ring: map the ring memory here and
+    // register it with io_uring_register_buf_ring. The caller fills it with
+    // zc_buf_ring_add/advance and hands it back with `unregisterBufferRing`.
+
+    /// Maps and registers a provided-buffer ring of `entries` (a power of two)
+    /// for buffer group `group`; returns the ring, initialised and empty.
+    public func registerBufferRing(entries: UInt32, group: UInt16) throws(SystemError) -> UnsafeMutablePointer<io_uring_buf_ring> {
+        let bytes = Int(entries) * MemoryLayout<io_uring_buf>.stride
+        let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0)
+        guard let memory, memory != MAP_FAILED else { throw SystemError(call: "mmap(buffer ring)") }
+        let br = memory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
+        zc_buf_ring_init(br)
+        var reg = io_uring_buf_reg()
+        reg.ring_addr = UInt64(UInt(bitPattern: memory))
+        reg.ring_entries = entries
+        reg.bgid = group
+        let rc = io_uring_register_buf_ring(ring, &reg, 0)
+        if rc < 0 {
+            munmap(memory, bytes)
+            throw SystemError(call: "io_uring_register_buf_ring", errno: -rc)
+        }
+        return br
+    }
+
+    /// Unregisters buffer group `group` and unmaps its ring.
+    public func unregisterBufferRing(_ br: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) {
+        _ = io_uring_unregister_buf_ring(ring, Int32(group))
+        munmap(UnsafeMutableRawPointer(br), Int(entries) * MemoryLayout<io_uring_buf>.stride)
+    }
 }
 
 /// A completion copied out of the ring.

@@ -176,4 +176,30 @@ int zc_stop_signal(void);
 /// Lets a program (or test) request a stop without a signal.
 void zc_request_stop(int signo);
 
+// ==== Receiver helpers (zc-recv's io_uring engine) ===========================
+// Added for the multishot RECVMSG engine: liburing's io_uring_recvmsg_* helpers
+// and the CMSG_* walk are macros/static inlines over the kernel ABI, so the whole
+// parse of one provided buffer happens here, in one call per completion.
+#include <errno.h>
+static const int zc_enobufs = ENOBUFS;
+static const int zc_msg_trunc = MSG_TRUNC;
+
+/// One received datagram (or GRO-coalesced run) in a provided buffer.
+struct zc_recvmsg_info {
+    const void *payload;      ///< first payload byte, inside the buffer
+    uint32_t payload_len;     ///< bytes of payload actually in the buffer
+    uint32_t full_len;        ///< the datagram's length on the wire (> payload_len when truncated)
+    uint32_t flags;           ///< recvmsg flags (MSG_TRUNC, MSG_CTRUNC)
+    uint32_t namelen;         ///< source address length the kernel wrote
+    const void *name;         ///< source address (struct sockaddr_in / _in6)
+    int32_t gro_segment;      ///< UDP_GRO segment size, 0 if absent
+    int64_t rxq_ovfl;         ///< SO_RXQ_OVFL drop counter, -1 if absent
+};
+
+/// Parses the buffer a multishot RECVMSG completion filled (`len` = cqe->res):
+/// io_uring_recvmsg_out header, name, control messages, payload. `msg` is the
+/// msghdr the request was armed with (its namelen/controllen fix the layout).
+/// Returns 0, or -1 when the buffer is too short to hold the header.
+int zc_recvmsg_parse(void *buf, int len, struct msghdr *msg, struct zc_recvmsg_info *out);
+
 #endif
