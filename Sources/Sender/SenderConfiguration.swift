@@ -27,6 +27,16 @@ public enum GSOSetting: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// What the sender does when the kernel refuses a send for good (ECONNREFUSED
+/// because the receiver is gone, EHOSTUNREACH, ...). Transient shortages
+/// (ENOBUFS, EAGAIN) are always retried.
+public enum ErrorPolicy: String, CaseIterable, Sendable {
+    /// Count it (the receiver will see those datagrams lost) and keep sending.
+    case `continue`
+    /// Count it, stop producing, send END, drain and report.
+    case stop
+}
+
 /// When a stream ends.
 public struct StreamLimit: Equatable, Sendable {
     public var datagrams: UInt64?
@@ -111,6 +121,8 @@ public struct SenderConfiguration: Sendable {
     public var sendBufferBytes: Int32
     /// Where the payload comes from.
     public var source: PayloadSource = .pattern
+    /// What a failed send does to the run (the failure is counted either way).
+    public var onError: ErrorPolicy = .continue
 
     public enum Invalid: Error, Equatable, CustomStringConvertible {
         case datagramSize(Int, min: Int, max: Int)

@@ -43,6 +43,7 @@ struct SendmmsgEngine: ~Copyable {
         while true {
             let now = MonotonicClock.nanoseconds()
             if StopFlag.isSet { reason = .signal; break }
+            if c.onError == .stop && stats.errorCount > 0 { reason = .error; break }
             if writer.isExhausted { break }
             if let deadline, now >= deadline { break }
             var count = 0

@@ -43,6 +43,9 @@ final class UringSendEngine {
     private var planHead = 0
     private var planQueued = 0
     private var readError: Int32 = 0
+    /// --on-error stop: a send failed for good, so stop producing.
+    private let stopOnError: Bool
+    private var failed = false
     private static let readTag: UInt64 = 1 << 63
 
     /// Creates the ring and the pool, registers both, then builds the engine.
@@ -60,6 +63,7 @@ final class UringSendEngine {
 
     private init(configuration c: SenderConfiguration, ring: consuming Ring, pool: consuming BufferPool, input: PayloadInput?) {
         self.input = input
+        self.stopOnError = c.onError == .stop
         zeroCopy = c.engine == .uringZC
         segmentsPerSend = c.segmentsPerSend
         datagramSize = c.datagramSize
@@ -125,6 +129,7 @@ final class UringSendEngine {
             let now = MonotonicClock.nanoseconds()
             if producing {
                 if StopFlag.isSet { producing = false; reason = .signal }
+                else if failed { producing = false; reason = .error }
                 else if writer.isExhausted { producing = false }
                 else if let deadline, now >= deadline { producing = false }
                 if !producing { drainDeadline = now + 10_000_000_000 }
@@ -273,6 +278,7 @@ final class UringSendEngine {
                 retryCount += 1
             } else {
                 stats.errors[code, default: 0] += 1
+                if stopOnError { failed = true }
                 if !slotIsEnd[slot] { stats.datagramsFailed &+= UInt64(slotDatagrams[slot]) }
             }
         }

@@ -75,6 +75,9 @@ struct ZCSend: ParsableCommand {
     @Option(help: "END datagrams sent at the end (UDP may drop one).")
     var endRepeat: Int = 3
 
+    @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.")
+    var onError: String = ErrorPolicy.continue.rawValue
+
     @Flag(help: "Print the final report as JSON on stdout.")
     var json = false
 
@@ -102,6 +105,7 @@ struct ZCSend: ParsableCommand {
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
         if Units.parseBytes(sndbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--sndbuf '\(sndbuf)' must be a size from 1 byte to 2G") }
+        if ErrorPolicy(rawValue: onError) == nil { throw ValidationError("--on-error '\(onError)' must be continue or stop") }
         if streams < 1 || streams > 1024 { throw ValidationError("--streams must be 1...1024") }
         if let cpu {
             guard let list = parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
@@ -185,6 +189,7 @@ struct ZCSend: ParsableCommand {
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
+            c.onError = ErrorPolicy(rawValue: onError)!
             c.source = source == "pattern" ? .pattern : source == "-" ? .standardInput : .file(source)
             return c
         } catch {
@@ -212,5 +217,9 @@ struct ZCSend: ParsableCommand {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
         if reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
+        if reports.contains(where: { $0.stopReason == .error }) {
+            Output.standardError("zc-send: stopped after a failed send (--on-error stop)")
+            throw ExitCode(ExitStatus.failure)
+        }
     }
 }
