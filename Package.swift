@@ -35,6 +35,8 @@ let package = Package(
             name: "zc-recv",
             dependencies: ["Receiver", "ZCSystem", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Examples: small programs on the library's public API (run by the test suite).
+        .executableTarget(name: "daq-producer", dependencies: ["Sender", "ZCSystem"], path: "Examples/DAQProducer"),
         .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol"]),
         .testTarget(name: "URingTests", dependencies: ["URing", "ZCSystem"]),
         .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),

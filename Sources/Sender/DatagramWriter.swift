@@ -133,8 +133,9 @@ public struct DatagramWriter {
     /// Writes the header for sequence `s` in front of a payload already at
     /// `p + 48` and seals the datagram; returns its length.
     @inline(__always)
-    mutating func sealDatagram(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
-        let offset = s &* UInt64(payloadSize)
+    mutating func sealDatagram(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64,
+                               offset: UInt64? = nil) -> Int {
+        let offset = offset ?? s &* UInt64(payloadSize)
         let header = DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
                                     timestampNanoseconds: timestamp, payloadLength: UInt32(payload))
         header.write(to: p)
@@ -212,6 +213,15 @@ public struct DatagramWriter {
             if got < want { endOfInput(); break }
         }
         return (position, written, 0)
+    }
+
+    /// Seals the next datagram of a stream whose payloads vary in size (the
+    /// application's): the payload of `payload` bytes is already at `p + 48`, its
+    /// offset is the running total of payload bytes. Returns the datagram length.
+    public mutating func append(at p: UnsafeMutableRawPointer, payload: Int, timestamp: UInt64) -> Int {
+        let length = sealDatagram(nextSequence, payload: payload, at: p, timestamp: timestamp, offset: payloadBytesCovered)
+        nextSequence += 1
+        return length
     }
 
     /// The input ended: what was written is the whole stream.

@@ -10,6 +10,9 @@ public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
     case uring = "uring"
     /// Batched `sendmmsg` (copies): the classic fast path, the baseline.
     case sendmmsg = "sendmmsg"
+    /// Raw mode: whole Ethernet/IPv4/UDP frames in an AF_PACKET TX ring (needs
+    /// `packetRing` options: the interface). One datagram per frame, no GSO.
+    case packetRing = "packet-ring"
 }
 
 /// Generic segmentation offload: how many whole datagrams one send carries.
@@ -123,6 +126,17 @@ public struct SenderConfiguration: Sendable {
     public var source: PayloadSource = .pattern
     /// What a failed send does to the run (the failure is counted either way).
     public var onError: ErrorPolicy = .continue
+    /// Interface and addressing for `.packetRing` (ignored by the other engines).
+    public var packetRing: PacketRingOptions? = nil
+    /// What ``OutboundStream/send(_:)`` does when every slot is in flight.
+    public var backPressure: BackPressure = .wait
+
+    public enum BackPressure: Sendable {
+        /// Wait for the kernel to release a slot.
+        case wait
+        /// Throw ``OutboundStreamError/wouldBlock`` at once.
+        case fail
+    }
 
     public enum Invalid: Error, Equatable, CustomStringConvertible {
         case datagramSize(Int, min: Int, max: Int)
@@ -188,6 +202,7 @@ public struct SenderConfiguration: Sendable {
 
     /// Datagrams per send after resolving `auto`.
     public var segmentsPerSend: Int {
+        if engine == .packetRing { return 1 } // one datagram per frame
         switch gso {
         case .off: return 1
         case .auto: return SenderConfiguration.segmentLimit(datagramSize: datagramSize)

@@ -135,16 +135,7 @@ final class UringSendEngine {
                 if !producing { drainDeadline = now + 10_000_000_000 }
             }
 
-            // Transient failures first, in order.
-            while retryCount > 0, let sqe = ring.nextSubmission() {
-                let slot = Int(retryQueue[retryHead])
-                retryHead = (retryHead + 1) % pool.count
-                retryCount -= 1
-                retryPending[slot] = false
-                prepare(sqe, slot: slot)
-                stats.sends &+= 1
-                stats.retries &+= 1
-            }
+            resubmitRetries(stats: &stats)
 
             if readError != 0 { throw SystemError(call: "read(source)", errno: readError) }
             if planQueued > 0 { try dispatchReadSlots(writer: &writer, stats: &stats) }
@@ -179,9 +170,7 @@ final class UringSendEngine {
                     (bytes, datagrams) = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend)
                 }
                 if datagrams == 0 { pool.give(slot); zc_prep_nop(sqe, UInt64.max); producing = false; break }
-                slotLength[slot] = Int32(bytes)
-                slotDatagrams[slot] = Int32(datagrams)
-                slotIsEnd[slot] = false
+                record(slot, length: bytes, datagrams: datagrams, isEnd: false)
                 prepare(sqe, slot: slot)
                 stats.sends &+= 1
                 pacer?.charge(datagrams: datagrams, bytes: bytes)
@@ -192,9 +181,7 @@ final class UringSendEngine {
             if !producing && planQueued == 0 && endsRemaining > 0 && now >= nextEndAt && !pool.isEmpty,
                let sqe = ring.nextSubmission() {
                 let slot = pool.take()!
-                slotLength[slot] = Int32(writer.writeEnd(at: pool.address(of: slot)))
-                slotDatagrams[slot] = 0
-                slotIsEnd[slot] = true
+                record(slot, length: writer.writeEnd(at: pool.address(of: slot)), datagrams: 0, isEnd: true)
                 prepare(sqe, slot: slot)
                 stats.sends &+= 1
                 endsRemaining -= 1
@@ -230,6 +217,90 @@ final class UringSendEngine {
         }
         return reason
     }
+
+    // MARK: Slot API
+    // The run loop above pulls datagrams from a DatagramWriter. The library's
+    // fill-in-place sender (OutboundStream) pushes instead, one slot at a time,
+    // through these methods; both share the completion handling below.
+
+    /// What a slot holds, for the completion handler.
+    @inline(__always)
+    private func record(_ slot: Int, length: Int, datagrams: Int, isEnd: Bool) {
+        slotLength[slot] = Int32(length)
+        slotDatagrams[slot] = Int32(datagrams)
+        slotIsEnd[slot] = isEnd
+    }
+
+    /// Resubmits, in order, the slots whose send failed for lack of kernel memory.
+    private func resubmitRetries(stats: inout SenderStatistics) {
+        while retryCount > 0, let sqe = ring.nextSubmission() {
+            let slot = Int(retryQueue[retryHead])
+            retryHead = (retryHead + 1) % pool.count
+            retryCount -= 1
+            retryPending[slot] = false
+            prepare(sqe, slot: slot)
+            stats.sends &+= 1
+            stats.retries &+= 1
+        }
+    }
+
+    /// Bytes one slot holds (a whole GSO send).
+    var slotCapacity: Int { pool.slotBytes }
+    func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { pool.address(of: slot) }
+    var slotsInFlight: Int { pool.inUse }
+
+    /// Takes a free slot. When every slot is in flight: with `wait`, enters the
+    /// kernel until a notification frees one; without, returns nil.
+    func acquireSlot(wait: Bool, stats: inout SenderStatistics) throws(SystemError) -> Int? {
+        while pool.isEmpty {
+            resubmitRetries(stats: &stats)
+            if wait { try ring.submit(waitFor: 1) } else { try ring.submitAndGetEvents() }
+            reapAll(stats: &stats)
+            if !wait && pool.isEmpty { return nil }
+            if StopFlag.isSet && pool.isEmpty { return nil }
+        }
+        return pool.take()
+    }
+
+    /// Hands back a slot that was acquired but will not be sent.
+    func releaseUnsent(_ slot: Int) { pool.give(slot) }
+
+    /// Queues a filled slot for sending (submitting first if the queue is full).
+    func submit(slot: Int, length: Int, datagrams: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SystemError) {
+        var sqe = ring.nextSubmission()
+        if sqe == nil {
+            try ring.submitAndGetEvents()
+            reapAll(stats: &stats)
+            sqe = ring.nextSubmission()
+        }
+        guard let sqe else { throw SystemError(call: "io_uring_get_sqe", errno: EBUSY) }
+        record(slot, length: length, datagrams: datagrams, isEnd: isEnd)
+        prepare(sqe, slot: slot)
+        stats.sends &+= 1
+    }
+
+    /// Submits what is queued and reaps what completed, without waiting.
+    func poll(stats: inout SenderStatistics) throws(SystemError) {
+        resubmitRetries(stats: &stats)
+        try ring.submitAndGetEvents()
+        reapAll(stats: &stats)
+    }
+
+    /// Waits until the kernel is done with every slot (all notifications seen).
+    func drain(stats: inout SenderStatistics, timeoutNanoseconds: UInt64 = 10_000_000_000) throws(SystemError) {
+        let deadline = MonotonicClock.nanoseconds() + timeoutNanoseconds
+        while pool.inUse > 0 || retryCount > 0 {
+            resubmitRetries(stats: &stats)
+            try ring.submit(waitTimeoutNanoseconds: 10_000_000)
+            reapAll(stats: &stats)
+            if MonotonicClock.nanoseconds() > deadline {
+                throw SystemError(call: "drain: \(pool.inUse) slots still owed a notification", errno: ETIMEDOUT)
+            }
+        }
+    }
+
+    /// True when a send failed for good and the policy is to stop.
+    var stoppedByError: Bool { failed }
 
     @inline(__always)
     private func reapAll(stats: inout SenderStatistics) {
@@ -330,9 +401,7 @@ final class UringSendEngine {
                 zc_prep_nop(sqe, UInt64.max)
                 throw SystemError(call: "read(source): short read (\(readBytes[slot]) of \(expected) bytes; file changed while sending?)", errno: EIO)
             }
-            slotLength[slot] = Int32(writer.seal(pool.address(of: slot), first: first, count: count))
-            slotDatagrams[slot] = Int32(count)
-            slotIsEnd[slot] = false
+            record(slot, length: writer.seal(pool.address(of: slot), first: first, count: count), datagrams: count, isEnd: false)
             prepare(sqe, slot: slot)
             stats.sends &+= 1
             planHead = (planHead + 1) % pool.count
