@@ -1,14 +1,18 @@
 import ZCSystem
 
 public enum ReceiveEngineKind: String, CaseIterable, Sendable {
+    /// io_uring multishot RECVMSG into a provided buffer ring (with UDP GRO when enabled).
+    case uring
     /// Batched `recvmmsg`, with UDP GRO when enabled.
     case recvmmsg
 }
 
 /// Everything one receiver run needs.
 public struct ReceiverConfiguration: Sendable {
+    /// The faster engine on these machines (see README: measured side by side).
+    public static let defaultEngine: ReceiveEngineKind = .recvmmsg
     public var listen: SocketAddress
-    public var engine: ReceiveEngineKind = .recvmmsg
+    public var engine: ReceiveEngineKind = ReceiverConfiguration.defaultEngine
     /// Ask the kernel to coalesce datagrams of a flow (UDP_GRO) and split them here.
     public var gro: Bool = true
     /// Socket receive buffer to request (SO_RCVBUFFORCE when permitted).
@@ -22,6 +26,12 @@ public struct ReceiverConfiguration: Sendable {
     /// After the last expected END: how long to wait for stragglers.
     public var lingerNanoseconds: UInt64 = 300_000_000
     public var maxStreams: Int = ValidatingCore.defaultMaxStreams
+    /// Receive threads, each with its own SO_REUSEPORT socket, engine and core.
+    public var threads: Int = 1
+    /// CPUs to pin the receive threads to, round robin (nil: not pinned).
+    public var cpus: [Int]?
+    /// Where to write the streams' payload (nil: nowhere).
+    public var output: OutputDestination?
 
     public init(listen: SocketAddress) { self.listen = listen }
 }

@@ -10,14 +10,35 @@ public struct ReceiverStatistics: Sendable {
     public var corruptUnattributed: UInt64 = 0
     /// Valid datagrams refused because the stream table is full.
     public var tooManyStreams: UInt64 = 0
+    /// Datagrams longer than the receive buffer (cut by the kernel): invalid.
+    public var truncated: UInt64 = 0
     /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     public var kernelDrops: UInt64 = 0
     /// Receive calls and coalesced (GRO) buffers, to show batching at work.
     public var receiveCalls: UInt64 = 0
     public var buffers: UInt64 = 0
     public var coalescedBuffers: UInt64 = 0
+    /// io_uring engine: times the multishot receive had to be armed again
+    /// (completion without IORING_CQE_F_MORE), and how often for lack of buffers.
+    public var rearms: UInt64 = 0
+    public var bufferShortages: UInt64 = 0
 
     public init() {}
 
-    public var invalidTotal: UInt64 { invalid.reduce(0, +) + tooManyStreams }
+    public var invalidTotal: UInt64 { invalid.reduce(0, +) + tooManyStreams + truncated }
+
+    /// Adds another thread's statistics (each thread has its own socket, so kernel drops add up too).
+    public mutating func merge(_ o: ReceiverStatistics) {
+        datagramsSeen += o.datagramsSeen
+        for i in invalid.indices { invalid[i] += o.invalid[i] }
+        corruptUnattributed += o.corruptUnattributed
+        tooManyStreams += o.tooManyStreams
+        truncated += o.truncated
+        kernelDrops += o.kernelDrops
+        receiveCalls += o.receiveCalls
+        buffers += o.buffers
+        coalescedBuffers += o.coalescedBuffers
+        rearms += o.rearms
+        bufferShortages += o.bufferShortages
+    }
 }

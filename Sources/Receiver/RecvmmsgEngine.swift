@@ -11,15 +11,18 @@ final class RecvmmsgEngine {
     static let batch = 64
     static let bufferBytes = 65_536
     static let controlBytes = 64
+    static let nameBytes = MemoryLayout<sockaddr_in6>.size
 
     private let buffers: UnsafeMutableRawPointer
     private let controls: UnsafeMutableRawPointer
+    private let names: UnsafeMutableRawPointer
     private let messages: UnsafeMutablePointer<zc_mmsghdr>
     private let iovecs: UnsafeMutablePointer<iovec>
 
     init() {
         buffers = .allocate(byteCount: Self.batch * Self.bufferBytes, alignment: 4096)
         controls = .allocate(byteCount: Self.batch * Self.controlBytes, alignment: 8)
+        names = .allocate(byteCount: Self.batch * Self.nameBytes, alignment: 8)
         messages = .allocate(capacity: Self.batch)
         iovecs = .allocate(capacity: Self.batch)
         for i in 0..<Self.batch {
@@ -31,7 +34,7 @@ final class RecvmmsgEngine {
     }
 
     deinit {
-        buffers.deallocate(); controls.deallocate(); messages.deallocate(); iovecs.deallocate()
+        buffers.deallocate(); controls.deallocate(); names.deallocate(); messages.deallocate(); iovecs.deallocate()
     }
 
     /// Receives until `shouldStop` says so. `shouldStop` runs after every batch and
@@ -42,6 +45,8 @@ final class RecvmmsgEngine {
             for i in 0..<Self.batch {
                 messages[i].msg_hdr.msg_control = controls + i * Self.controlBytes
                 messages[i].msg_hdr.msg_controllen = Self.controlBytes
+                messages[i].msg_hdr.msg_name = names + i * Self.nameBytes
+                messages[i].msg_hdr.msg_namelen = socklen_t(Self.nameBytes)
             }
             // MSG_WAITFORONE: block for the first datagram only, then take what is queued.
             let n = zc_recvmmsg(socket.fd, messages, UInt32(Self.batch), Int32(MSG_WAITFORONE))
@@ -62,18 +67,25 @@ final class RecvmmsgEngine {
                 let segment = Int(zc_cmsg_gro_segment(&messages[i].msg_hdr))
                 let drops = zc_cmsg_rxq_ovfl(&messages[i].msg_hdr)
                 if drops >= 0 { core.noteKernelDrops(UInt64(drops)) }
+                let source = SourceAddress(sockaddr: names + i * Self.nameBytes, length: Int(messages[i].msg_hdr.msg_namelen))
+                if messages[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 {
+                    // Longer than 64 KiB cannot be one of ours: count it, do not parse a cut copy.
+                    core.noteTruncated()
+                    continue
+                }
                 if segment > 0 && segment < length {
                     coalesced &+= 1
                     var offset = 0
                     while offset < length {
                         let size = min(segment, length - offset)
-                        core.process(base + offset, length: size, now: now, wallNow: wallNow)
+                        core.process(base + offset, length: size, now: now, wallNow: wallNow, source: source)
                         offset += size
                     }
                 } else {
-                    core.process(base, length: length, now: now, wallNow: wallNow)
+                    core.process(base, length: length, now: now, wallNow: wallNow, source: source)
                 }
             }
+            core.flushOutput()
             core.noteReceive(buffers: UInt64(n), coalesced: coalesced)
             if shouldStop(&core, now) { return }
         }

@@ -144,6 +144,62 @@ public struct SequenceTracker: Sendable {
         lastLossEnd = r.upperBound
     }
 
+    /// Arrivals that another tracker of the same stream counted as unique but that
+    /// `merge` could not place (they had left that tracker's window): counted
+    /// `late` here, so their sequence numbers stay lost unless this side saw them.
+    public private(set) var mergeUnresolved: UInt64 = 0
+
+    /// Merges the tracker another thread kept for the same stream.
+    ///
+    /// Conservative by construction: the result never reports less loss than the
+    /// truth. The side with more unique arrivals is the base; the other side's
+    /// window (its last `window` sequence numbers, known exactly from its bitmap)
+    /// is replayed into it in increasing order, each number becoming unique,
+    /// duplicate or late exactly as if it had arrived last. The other side's
+    /// arrivals older than its window are known only as a count: they are added
+    /// to `late` (received, not unique), and `mergeUnresolved` says how many.
+    /// Counters that cannot be replayed (duplicates, late, reordered) are summed;
+    /// `reordered` is capped at `unique`. `received = unique + duplicates + late`
+    /// holds for the sum of both sides. With SO_REUSEPORT a flow hashes to one
+    /// socket, so in practice only one side has data and the merge is exact.
+    public mutating func merge(_ other: SequenceTracker) {
+        guard other.started else { return }
+        guard started else { self = other; return }
+        var base = self
+        var add = other
+        if add.unique > base.unique { swap(&base, &add) }
+        let low: UInt64 = add.highest >= add.window - 1 ? add.highest - (add.window - 1) : 0
+        var inWindow: UInt64 = 0
+        var q = low
+        while q <= add.highest {
+            if add.isSet(q) { inWindow += 1; base.absorb(q) }
+            if q == UInt64.max { break }
+            q += 1
+        }
+        let older = add.unique - min(add.unique, inWindow)
+        base.late += add.late + older
+        base.mergeUnresolved += add.mergeUnresolved + older
+        base.duplicates += add.duplicates
+        base.reordered = min(base.reordered + add.reordered, base.unique)
+        base.maxReorderDistance = max(base.maxReorderDistance, add.maxReorderDistance)
+        self = base
+    }
+
+    /// Like `record`, for a replayed arrival: no reorder accounting.
+    private mutating func absorb(_ s: UInt64) {
+        if s > highest {
+            advance(to: s, from: highest)
+            highest = s
+            set(s)
+            unique += 1
+            return
+        }
+        if highest - s >= window { late += 1; return }
+        if isSet(s) { duplicates += 1; return }
+        set(s)
+        unique += 1
+    }
+
     /// Closes the books: with `expected` sequence numbers in the stream (from END,
     /// else highest + 1), returns the lost count and the complete first ranges.
     public func finish(expected: UInt64?) -> (lost: UInt64, ranges: [ClosedRange<UInt64>], rangeCount: UInt64) {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CURing
+import Synchronization
 import ZCSystem
 
 public enum ReceiverStopReason: String, Sendable {
@@ -16,20 +17,40 @@ public enum ReceiverStopReason: String, Sendable {
 public struct ReceiverReport: Sendable {
     public var configuration: ReceiverConfiguration
     public var boundAddress: SocketAddress
+    /// All threads' cores merged (streams with the same key combined).
     public var core: ValidatingCore
     public var stopReason: ReceiverStopReason
+    /// What the kernel granted per socket (getsockopt reports twice the usable size).
     public var receiveBufferBytes: Int32
+    /// net.core.rmem_max, the cap for SO_RCVBUF without privilege (nil if unreadable).
+    public var receiveBufferLimit: Int?
+    /// True when SO_RCVBUFFORCE worked (root / CAP_NET_ADMIN: rmem_max does not apply).
+    public var receiveBufferForced: Bool
     public var groEnabled: Bool
     public var wallSeconds: Double
+    /// Per receive thread: datagrams validated and kernel drops on its socket.
+    public var threads: [ThreadSummary]
+    /// Output files that could not be opened.
+    public var outputErrors: [String]
+
+    public struct ThreadSummary: Sendable {
+        public var datagrams: UInt64
+        public var kernelDrops: UInt64
+        public var streams: Int
+        public var cpu: Int?
+    }
 
     /// Seconds from the first to the last intact data datagram.
     public var dataSeconds: Double {
         core.lastDataNanoseconds > core.firstDataNanoseconds
             ? Double(core.lastDataNanoseconds - core.firstDataNanoseconds) / 1e9 : 0
     }
+
+    /// The socket buffer overflowed: the receiver, not the path, lost those datagrams.
+    public var socketBufferWasBottleneck: Bool { core.statistics.kernelDrops > 0 }
 }
 
-/// Progress snapshot handed to the caller every interval.
+/// Progress snapshot handed to the caller every interval (sums over threads).
 public struct ReceiveProgress: Sendable {
     public var elapsedNanoseconds: UInt64
     public var datagrams: UInt64
@@ -38,67 +59,209 @@ public struct ReceiveProgress: Sendable {
     public var corrupt: UInt64
     public var invalid: UInt64
     public var kernelDrops: UInt64
+    public var streams: Int = 0
+}
+
+/// What a receive thread publishes for the coordinator (under a lock, at most
+/// every millisecond — never per datagram).
+struct WorkerSnapshot: Sendable {
+    var datagrams: UInt64 = 0
+    var bytes: UInt64 = 0
+    var lostSoFar: UInt64 = 0
+    var corrupt: UInt64 = 0
+    var invalid: UInt64 = 0
+    var kernelDrops: UInt64 = 0
+    var streams = 0
+    var streamsEnded = 0
+    var endedIncomplete = 0
+    var lastData: UInt64 = 0
+    var finished = false
+
+    init() {}
+
+    init(_ core: ValidatingCore) {
+        corrupt = core.statistics.corruptUnattributed
+        invalid = core.statistics.invalidTotal
+        kernelDrops = core.statistics.kernelDrops
+        streams = core.streams.count
+        streamsEnded = core.streamsEnded
+        lastData = core.lastDataNanoseconds
+        for s in core.streams {
+            datagrams += s.datagrams
+            bytes += s.bytes
+            lostSoFar += s.tracker.lostFinal
+            corrupt += s.corrupt
+            if s.expected != nil && !s.isComplete { endedIncomplete += 1 }
+        }
+    }
+}
+
+/// One receive thread: its own SO_REUSEPORT socket, engine, and validating core.
+final class ReceiveWorker: @unchecked Sendable {
+    let socket: UDPSocket
+    let engine: ReceiveEngineKind
+    let cpu: Int?
+    let maxStreams: Int
+    let output: OutputTarget?
+    let stop: Atomic<Bool>
+    let published = Mutex(WorkerSnapshot())
+    // Written by the worker thread, read after join.
+    var core: ValidatingCore?
+    var failure: SystemError?
+
+    init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?) {
+        self.socket = socket
+        self.engine = engine
+        self.cpu = cpu
+        self.maxStreams = maxStreams
+        self.output = output
+        self.stop = Atomic(false)
+    }
+
+    func run() {
+        var core = ValidatingCore(maxStreams: maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?)
+        var nextPublish: UInt64 = 0
+        var publishedEnded = 0
+        let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
+            if now >= nextPublish || core.streamsEnded != publishedEnded || core.streamsEnded > 0 {
+                let snapshot = WorkerSnapshot(core)
+                published.withLock { $0 = snapshot }
+                publishedEnded = core.streamsEnded
+                nextPublish = now + 1_000_000
+            }
+            return stop.load(ordering: .relaxed)
+        }
+        do {
+            switch engine {
+            case .recvmmsg:
+                try RecvmmsgEngine().run(socket: socket, core: &core, shouldStop: shouldStop)
+            case .uring:
+                let e = try UringRecvEngine()
+                try e.run(socket: socket, core: &core, shouldStop: shouldStop)
+            }
+        } catch {
+            failure = error
+        }
+        core.finishOutput()
+        var last = WorkerSnapshot(core)
+        last.finished = true
+        self.core = core
+        published.withLock { $0 = last }
+    }
 }
 
 public enum StreamReceiver {
-    /// Binds, then calls `ready` with the bound address (tests and scripts wait for
-    /// it), receives until a stop condition, and reports.
+    /// Binds (one socket per thread, SO_REUSEPORT when more than one), then calls
+    /// `ready` with the bound address, the granted buffer size and whether GRO is
+    /// on (tests and scripts wait for it), receives until a stop condition, and
+    /// reports. The calling thread coordinates: it decides when to stop and calls
+    /// `progress` every `progressIntervalNanoseconds`; the receive threads only
+    /// receive, validate, and publish a small snapshot every millisecond.
     public static func run(_ c: ReceiverConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            ready: (SocketAddress, Int32, Bool) -> Void = { _, _, _ in },
                            progress: @escaping (ReceiveProgress) -> Void = { _ in }) throws(SystemError) -> ReceiverReport {
-        let socket = try UDPSocket(family: c.listen.family)
-        let granted = socket.setBufferSize(receive: true, bytes: c.receiveBufferBytes)
+        let threads = max(1, c.threads)
+        var granted: Int32 = 0
+        var forced = false
         var groEnabled = false
-        if c.gro {
-            groEnabled = (try? socket.setOption(level: Int32(IPPROTO_UDP), name: zc_udp_gro, value: 1, call: "UDP_GRO")) != nil
+        var bound = c.listen
+        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams) }
+        var workers: [ReceiveWorker] = []
+        for t in 0..<threads {
+            let socket = try UDPSocket(family: c.listen.family)
+            if threads > 1 {
+                try socket.setOption(level: SOL_SOCKET, name: SO_REUSEPORT, value: 1, call: "SO_REUSEPORT")
+            }
+            forced = (try? socket.setOption(level: SOL_SOCKET, name: SO_RCVBUFFORCE, value: c.receiveBufferBytes, call: "SO_RCVBUFFORCE")) != nil
+            granted = socket.setBufferSize(receive: true, bytes: c.receiveBufferBytes)
+            if c.gro {
+                groEnabled = (try? socket.setOption(level: Int32(IPPROTO_UDP), name: zc_udp_gro, value: 1, call: "UDP_GRO")) != nil
+            }
+            try socket.setOption(level: SOL_SOCKET, name: zc_so_rxq_ovfl, value: 1, call: "SO_RXQ_OVFL")
+            var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+            if setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+                throw SystemError(call: "setsockopt(SO_RCVTIMEO)")
+            }
+            // The first socket may bind port 0; the others join its port.
+            try socket.bind(to: t == 0 ? c.listen : bound)
+            if t == 0 { bound = try socket.localAddress() }
+            let cpu = c.cpus.flatMap { $0.isEmpty ? nil : $0[t % $0.count] }
+            workers.append(ReceiveWorker(socket: socket, engine: c.engine, cpu: cpu, maxStreams: c.maxStreams, output: output))
         }
-        try socket.setOption(level: SOL_SOCKET, name: zc_so_rxq_ovfl, value: 1, call: "SO_RXQ_OVFL")
-        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
-        if setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-            throw SystemError(call: "setsockopt(SO_RCVTIMEO)")
-        }
-        try socket.bind(to: c.listen)
-        let bound = try socket.localAddress()
         ready(bound, granted, groEnabled)
 
-        var core = ValidatingCore(maxStreams: c.maxStreams)
         let start = MonotonicClock.nanoseconds()
+        var running: [WorkerThread] = []
+        for w in workers {
+            do {
+                running.append(try WorkerThread(cpu: w.cpu) { w.run() })
+            } catch {
+                for x in workers { x.stop.store(true, ordering: .relaxed) }
+                for r in running { r.join() }
+                throw error
+            }
+        }
+
         var reason = ReceiverStopReason.signal
         var allEndedAt: UInt64 = 0
         var nextProgress = progressIntervalNanoseconds == 0 ? UInt64.max : start + progressIntervalNanoseconds
-
-        let engine = RecvmmsgEngine()
-        try engine.run(socket: socket, core: &core) { core, now in
+        while true {
+            MonotonicClock.sleep(nanoseconds: 2_000_000)
+            let now = MonotonicClock.nanoseconds()
+            var sum = WorkerSnapshot()
+            var anyFinished = false
+            for w in workers {
+                let s = w.published.withLock { $0 }
+                sum.datagrams += s.datagrams; sum.bytes += s.bytes; sum.lostSoFar += s.lostSoFar
+                sum.corrupt += s.corrupt; sum.invalid += s.invalid; sum.kernelDrops += s.kernelDrops
+                sum.streams += s.streams; sum.streamsEnded += s.streamsEnded; sum.endedIncomplete += s.endedIncomplete
+                sum.lastData = max(sum.lastData, s.lastData)
+                if s.finished { anyFinished = true }
+            }
             if now >= nextProgress {
                 nextProgress = now + progressIntervalNanoseconds
-                progress(snapshot(core, elapsed: now - start))
+                progress(ReceiveProgress(elapsedNanoseconds: now - start, datagrams: sum.datagrams, bytes: sum.bytes,
+                                         lostSoFar: sum.lostSoFar, corrupt: sum.corrupt, invalid: sum.invalid,
+                                         kernelDrops: sum.kernelDrops, streams: sum.streams))
             }
-            if StopFlag.isSet { reason = .signal; return true }
-            if let limit = c.timeoutNanoseconds, now - start >= limit { reason = .timeout; return true }
-            if let wanted = c.streams, core.streamsEnded >= wanted {
-                if core.allComplete(streams: wanted) { reason = .streamsComplete; return true }
+            if anyFinished { break } // a thread failed: stop the others, report the error below
+            if StopFlag.isSet { reason = .signal; break }
+            if let limit = c.timeoutNanoseconds, now - start >= limit { reason = .timeout; break }
+            if let wanted = c.streams, sum.streamsEnded >= wanted {
+                if sum.endedIncomplete == 0 { reason = .streamsComplete; break }
                 if allEndedAt == 0 { allEndedAt = now }
-                if now - allEndedAt >= c.lingerNanoseconds { reason = .linger; return true }
+                if now - allEndedAt >= c.lingerNanoseconds { reason = .linger; break }
             }
-            let last = max(core.lastDataNanoseconds, core.streamsEnded > 0 ? allEndedAt : 0)
-            if last > 0 && now - last >= c.idleTimeoutNanoseconds { reason = .idle; return true }
-            return false
+            let last = max(sum.lastData, sum.streamsEnded > 0 ? allEndedAt : 0)
+            if last > 0 && now > last && now - last >= c.idleTimeoutNanoseconds { reason = .idle; break }
         }
-        return ReceiverReport(configuration: c, boundAddress: bound, core: core, stopReason: reason,
-                              receiveBufferBytes: granted, groEnabled: groEnabled,
-                              wallSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        for w in workers { w.stop.store(true, ordering: .relaxed) }
+        for r in running { r.join() }
+        if let failure = workers.lazy.compactMap(\.failure).first { throw failure }
+
+        var merged = workers[0].core!
+        var summaries: [ReceiverReport.ThreadSummary] = []
+        for (i, w) in workers.enumerated() {
+            let core = w.core!
+            summaries.append(.init(datagrams: core.streams.reduce(0) { $0 + $1.datagrams }, kernelDrops: core.statistics.kernelDrops,
+                                   streams: core.streams.count, cpu: w.cpu))
+            if i > 0 { merged.merge(core) }
+        }
+        if let output { merged.finalizeOutput(output) }
+        return ReceiverReport(configuration: c, boundAddress: bound, core: merged, stopReason: reason,
+                              receiveBufferBytes: granted, receiveBufferLimit: readRmemMax(), receiveBufferForced: forced,
+                              groEnabled: groEnabled, wallSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
+                              threads: summaries, outputErrors: output?.openErrors ?? [])
     }
 
-    static func snapshot(_ core: ValidatingCore, elapsed: UInt64) -> ReceiveProgress {
-        var p = ReceiveProgress(elapsedNanoseconds: elapsed, datagrams: 0, bytes: 0, lostSoFar: 0,
-                                corrupt: core.statistics.corruptUnattributed, invalid: core.statistics.invalidTotal,
-                                kernelDrops: core.statistics.kernelDrops)
-        for s in core.streams {
-            p.datagrams += s.datagrams
-            p.bytes += s.bytes
-            p.lostSoFar += s.tracker.lostFinal
-            p.corrupt += s.corrupt
-        }
-        return p
+    /// net.core.rmem_max, read from /proc.
+    static func readRmemMax() -> Int? {
+        let fd = open("/proc/sys/net/core/rmem_max", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        return Int(String(decoding: buffer[0..<n].filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self))
     }
 }

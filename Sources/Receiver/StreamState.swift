@@ -1,13 +1,17 @@
 import StreamProtocol
 
-/// Everything the receiver knows about one stream.
+/// Everything the receiver knows about one stream: one stream id from one source.
 public struct StreamState: Sendable {
-    public let streamID: UInt64
+    public let key: StreamKey
+    public var streamID: UInt64 { key.streamID }
+    public var source: SourceAddress { key.source }
     public var tracker = SequenceTracker()
     /// Intact data datagrams (duplicates included).
     public var datagrams: UInt64 = 0
     /// Their bytes, headers included (the UDP payload bytes, as the sender counts).
     public var bytes: UInt64 = 0
+    /// Payload bytes of the distinct (unique) intact datagrams.
+    public var uniquePayloadBytes: UInt64 = 0
     /// Datagrams whose checksum failed, charged to this stream by its (untrusted) id.
     public var checksumErrors: UInt64 = 0
     /// Datagrams with a good checksum whose PATTERN payload was wrong (a sender bug
@@ -16,16 +20,18 @@ public struct StreamState: Sendable {
     /// Data datagrams that arrived after an END (still counted above).
     public var afterEnd: UInt64 = 0
     public var endsReceived: UInt64 = 0
+    /// END copies whose totals differ from the first END's (a sender bug).
+    public var endMismatches: UInt64 = 0
     public var expected: EndOfStream?
     public var firstArrivalNanoseconds: UInt64 = 0
     public var lastArrivalNanoseconds: UInt64 = 0
     /// One-way latency from the header timestamp (CLOCK_REALTIME on both ends).
-    public var latencyMin: Int64 = .max
-    public var latencyMax: Int64 = .min
-    public var latencySum: Int64 = 0
-    public var latencySamples: UInt64 = 0
+    public var latency = LatencyHistogram()
+    /// What `--output` did with this stream (set when the run ends).
+    public var output: StreamOutputReport?
 
-    public init(streamID: UInt64) { self.streamID = streamID }
+    public init(key: StreamKey) { self.key = key }
+    public init(streamID: UInt64) { self.key = StreamKey(streamID: streamID, source: .unknown) }
 
     public var corrupt: UInt64 { checksumErrors + patternMismatches }
 
@@ -45,5 +51,29 @@ public struct StreamState: Sendable {
     public func summary() -> Summary {
         let f = tracker.finish(expected: expected?.datagrams)
         return Summary(lost: f.lost, lostRanges: f.ranges, lostRangeCount: f.rangeCount, expectedDatagrams: expected?.datagrams)
+    }
+
+    /// Adds what another thread saw of the same stream (see `SequenceTracker.merge`).
+    public mutating func merge(_ other: StreamState) {
+        tracker.merge(other.tracker)
+        datagrams += other.datagrams
+        bytes += other.bytes
+        uniquePayloadBytes += other.uniquePayloadBytes
+        checksumErrors += other.checksumErrors
+        patternMismatches += other.patternMismatches
+        afterEnd += other.afterEnd
+        endsReceived += other.endsReceived
+        endMismatches += other.endMismatches
+        if let e = other.expected {
+            if let mine = expected { if mine != e { endMismatches += 1 } } else { expected = e }
+        }
+        if other.firstArrivalNanoseconds != 0 && (firstArrivalNanoseconds == 0 || other.firstArrivalNanoseconds < firstArrivalNanoseconds) {
+            firstArrivalNanoseconds = other.firstArrivalNanoseconds
+        }
+        lastArrivalNanoseconds = max(lastArrivalNanoseconds, other.lastArrivalNanoseconds)
+        latency.add(other.latency)
+        if let o = other.output {
+            if output == nil { output = o } else { output!.merge(o) }
+        }
     }
 }

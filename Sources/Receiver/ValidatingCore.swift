@@ -2,80 +2,92 @@ import StreamProtocol
 import ZCSystem
 
 /// The receive-side heart, shared by every receive engine: validates each
-/// datagram and charges it to its stream. No allocation per datagram: streams are
-/// created once (bounded by `maxStreams`), and the last stream hit is cached
-/// because consecutive datagrams almost always belong to the same stream.
+/// datagram and charges it to its stream (stream id + source address). No
+/// allocation per datagram: streams are created once (bounded by `maxStreams`),
+/// the last stream hit is cached because consecutive datagrams almost always
+/// belong to the same stream, and a datagram's accounting is one in-place update
+/// of its `StreamState` (one array access, not one per field).
+///
+/// One core per receive thread; cores of several threads are combined with `merge`.
 public struct ValidatingCore: Sendable {
     public static let defaultMaxStreams = 1024
     public let maxStreams: Int
     public private(set) var streams: [StreamState] = []
     public private(set) var statistics = ReceiverStatistics()
-    private var index: [UInt64: Int] = [:]
-    private var lastID: UInt64 = 0
+    private var index: [StreamKey: Int] = [:]
+    private var lastKey = StreamKey(streamID: 0, source: .unknown)
     private var lastIndex = -1
     /// Monotonic time of the first and latest intact data datagram.
     public private(set) var firstDataNanoseconds: UInt64 = 0
     public private(set) var lastDataNanoseconds: UInt64 = 0
     /// Streams whose END has arrived.
     public private(set) var streamsEnded = 0
+    // Flag bits as literals: DatagramFlags' static members live in another module
+    // and cost an accessor call per use on the hot path.
+    @inline(__always) static var endFlag: UInt8 { 0x02 }
+    @inline(__always) static var patternFlag: UInt8 { 0x04 }
+
+    /// Where payloads go with `--output` (nil: nowhere).
+    let output: CoreOutput?
 
     public init(maxStreams: Int = ValidatingCore.defaultMaxStreams) {
+        self.init(maxStreams: maxStreams, output: nil)
+    }
+
+    /// A core that also writes every new intact payload to `output` (see `OutputTarget`).
+    public init(maxStreams: Int = ValidatingCore.defaultMaxStreams, output: OutputTarget) {
+        self.init(maxStreams: maxStreams, output: CoreOutput(target: output))
+    }
+
+    init(maxStreams: Int, output: CoreOutput?) {
         self.maxStreams = maxStreams
+        self.output = output
         streams.reserveCapacity(min(maxStreams, 64))
     }
 
     @inline(__always)
-    private mutating func lookup(_ id: UInt64, create: Bool) -> Int? {
-        if id == lastID && lastIndex >= 0 { return lastIndex }
-        if let i = index[id] { lastID = id; lastIndex = i; return i }
+    private mutating func lookup(_ key: StreamKey, create: Bool) -> Int? {
+        if lastIndex >= 0 && key == lastKey { return lastIndex }
+        if let i = index[key] { lastKey = key; lastIndex = i; return i }
         guard create else { return nil }
         guard streams.count < maxStreams else { return nil }
-        streams.append(StreamState(streamID: id))
+        streams.append(StreamState(key: key))
         let i = streams.count - 1
-        index[id] = i
-        lastID = id; lastIndex = i
+        index[key] = i
+        lastKey = key; lastIndex = i
+        output?.streamCreated(key)
         return i
     }
 
-    /// Validates one datagram received at `now` (monotonic) / `wallNow` (realtime).
+    /// Validates one datagram from `source` received at `now` (monotonic) / `wallNow` (realtime).
     @inline(__always)
-    public mutating func process(_ p: UnsafeRawPointer, length: Int, now: UInt64, wallNow: UInt64) {
+    public mutating func process(_ p: UnsafeRawPointer, length: Int, now: UInt64, wallNow: UInt64,
+                                 source: SourceAddress = .unknown) {
         statistics.datagramsSeen &+= 1
         switch Datagram.validate(p, length: length) {
         case .valid(let h):
-            guard let i = lookup(h.streamID, create: true) else {
+            guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
                 statistics.tooManyStreams &+= 1
                 return
             }
-            if h.flags.contains(.end) {
-                if streams[i].endsReceived == 0 {
-                    streams[i].expected = EndOfStream(reading: p + Int(h.headerLength))
-                    streamsEnded += 1
-                }
-                streams[i].endsReceived &+= 1
+            let payload = p + Int(h.headerLength)
+            if h.flags.rawValue & Self.endFlag != 0 {
+                if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) { streamsEnded += 1 }
                 return
             }
-            let payload = p + Int(h.headerLength)
-            if h.flags.contains(.pattern),
+            if h.flags.rawValue & Self.patternFlag != 0,
                PayloadPattern.firstMismatch(payload, count: Int(h.payloadLength), streamID: h.streamID, offset: h.offset) != nil {
                 streams[i].patternMismatches &+= 1
                 return
             }
-            streams[i].tracker.record(h.sequence)
-            streams[i].datagrams &+= 1
-            streams[i].bytes &+= UInt64(length)
-            if streams[i].endsReceived > 0 { streams[i].afterEnd &+= 1 }
-            if streams[i].firstArrivalNanoseconds == 0 { streams[i].firstArrivalNanoseconds = now }
-            streams[i].lastArrivalNanoseconds = now
-            let latency = Int64(bitPattern: wallNow &- h.timestampNanoseconds)
-            if latency < streams[i].latencyMin { streams[i].latencyMin = latency }
-            if latency > streams[i].latencyMax { streams[i].latencyMax = latency }
-            streams[i].latencySum &+= latency
-            streams[i].latencySamples &+= 1
+            let isNew = Self.recordData(&streams[i], h, length: length, now: now, wallNow: wallNow)
             if firstDataNanoseconds == 0 { firstDataNanoseconds = now }
             lastDataNanoseconds = now
+            if isNew && h.payloadLength > 0, let output {
+                output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset)
+            }
         case .badChecksum(let h, _):
-            if let i = lookup(h.streamID, create: false) {
+            if let i = lookup(StreamKey(streamID: h.streamID, source: source), create: false) {
                 streams[i].checksumErrors &+= 1
             } else {
                 statistics.corruptUnattributed &+= 1
@@ -83,6 +95,37 @@ public struct ValidatingCore: Sendable {
         case .rejected(let reason):
             statistics.invalid[reason.index] &+= 1
         }
+    }
+
+    /// One intact DATA datagram; returns true when its sequence number is new.
+    @inline(__always)
+    private static func recordData(_ s: inout StreamState, _ h: DatagramHeader, length: Int, now: UInt64, wallNow: UInt64) -> Bool {
+        let outcome = s.tracker.record(h.sequence)
+        s.datagrams &+= 1
+        s.bytes &+= UInt64(length)
+        if s.endsReceived > 0 { s.afterEnd &+= 1 }
+        if s.firstArrivalNanoseconds == 0 { s.firstArrivalNanoseconds = now }
+        s.lastArrivalNanoseconds = now
+        s.latency.record(Int64(bitPattern: wallNow &- h.timestampNanoseconds))
+        switch outcome {
+        case .duplicate, .late:
+            return false
+        case .inOrder, .gapAhead, .reordered:
+            s.uniquePayloadBytes &+= UInt64(h.payloadLength)
+            return true
+        }
+    }
+
+    /// A valid END; returns true for the stream's first.
+    @inline(__always)
+    private static func recordEnd(_ s: inout StreamState, _ totals: EndOfStream) -> Bool {
+        s.endsReceived &+= 1
+        if let e = s.expected {
+            if e != totals { s.endMismatches &+= 1 }
+            return false
+        }
+        s.expected = totals
+        return true
     }
 
     public mutating func noteReceive(calls: UInt64 = 1, buffers: UInt64, coalesced: UInt64) {
@@ -95,9 +138,73 @@ public struct ValidatingCore: Sendable {
         if cumulative > statistics.kernelDrops { statistics.kernelDrops = cumulative }
     }
 
+    /// Datagrams the engine could not hand to validation whole (truncated by the
+    /// receive buffer): counted invalid.
+    public mutating func noteTruncated(_ count: UInt64 = 1) {
+        statistics.truncated &+= count
+    }
+
+    public mutating func noteRearm() { statistics.rearms &+= 1 }
+    public mutating func noteBufferShortage() { statistics.bufferShortages &+= 1 }
+
+    /// Writes gathered output; engines call it before reusing receive buffers.
+    @inline(__always)
+    public func flushOutput() {
+        output?.flush()
+    }
+
+    /// Ends output for this core: flushes, drains stdout, and stores each stream's output report.
+    public mutating func finishOutput() {
+        guard let output else { return }
+        let snapshot = streams
+        let reports = output.finish { snapshot[$0].expected?.bytes }
+        for i in streams.indices where i < reports.count { streams[i].output = reports[i] }
+    }
+
     /// True when `count` streams have ended and all are complete.
     public func allComplete(streams count: Int) -> Bool {
         streamsEnded >= count && streams.lazy.filter { $0.expected != nil }.allSatisfy(\.isComplete)
+    }
+
+    /// Streams that ended (END seen) but still miss sequence numbers.
+    public var endedIncomplete: Int {
+        streams.reduce(0) { $0 + ($1.expected != nil && !$1.isComplete ? 1 : 0) }
+    }
+
+    /// Adds another thread's core: streams with the same key are merged
+    /// (`StreamState.merge`), others appended; counters summed. Kernel drops are
+    /// per socket, so the per-thread counts add up.
+    public mutating func merge(_ other: ValidatingCore) {
+        for s in other.streams {
+            if let i = index[s.key] {
+                let endedBefore = streams[i].expected != nil
+                streams[i].merge(s)
+                if !endedBefore && streams[i].expected != nil { streamsEnded += 1 }
+            } else {
+                streams.append(s)
+                index[s.key] = streams.count - 1
+                if s.expected != nil { streamsEnded += 1 }
+            }
+        }
+        statistics.merge(other.statistics)
+        if other.firstDataNanoseconds != 0 && (firstDataNanoseconds == 0 || other.firstDataNanoseconds < firstDataNanoseconds) {
+            firstDataNanoseconds = other.firstDataNanoseconds
+        }
+        lastDataNanoseconds = max(lastDataNanoseconds, other.lastDataNanoseconds)
+        lastIndex = -1
+    }
+
+    /// After `finishOutput` (and `merge`, with several threads): sizes the files,
+    /// computes each stream's holes, closes the files.
+    public mutating func finalizeOutput(_ target: OutputTarget) {
+        target.finalize(&streams)
+    }
+
+    /// All streams' latency in one histogram.
+    public var latency: LatencyHistogram {
+        var all = LatencyHistogram()
+        for s in streams where s.latency.count > 0 { all.add(s.latency) }
+        return all
     }
 }
 

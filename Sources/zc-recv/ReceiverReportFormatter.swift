@@ -1,23 +1,62 @@
 import CLISupport
 import Receiver
 import StreamProtocol
+import ZCSystem
 
 /// The end-of-run report, as JSON for scripts and as text for people.
 enum ReceiverReportFormatter {
+    static func latencyJSON(_ l: LatencyHistogram.Summary) -> JSONValue {
+        .object([
+            ("samples", .uint(l.samples)),
+            ("min", .double(l.minMicroseconds)),
+            ("p50", .double(l.p50)),
+            ("p99", .double(l.p99)),
+            ("p99_9", .double(l.p999)),
+            ("max", .double(l.maxMicroseconds)),
+            ("mean", .double(l.meanMicroseconds)),
+            ("negative", .uint(l.negative)),
+            ("clamped", .uint(l.clamped)),
+        ])
+    }
+
+    static func spans(_ r: [ByteRanges.Span]) -> JSONValue {
+        .array(r.map { .array([.uint($0.lower), .uint($0.upper)]) })
+    }
+
+    static func outputJSON(_ o: StreamOutputReport) -> JSONValue {
+        .object([
+            ("path", .string(o.destination)),
+            ("bytes_written", .uint(o.bytesWritten)),
+            ("length", .uint(o.length)),
+            // Half-open byte ranges [start, end) of the stream missing from the output.
+            ("holes", spans(o.holes.ranges)),
+            ("hole_count", .uint(o.holes.count)),
+            ("hole_bytes", .uint(o.holes.bytes)),
+            ("holes_complete", .bool(o.holesComplete)),
+            ("late_datagrams", .uint(o.lateDatagrams)),
+            ("late_bytes", .uint(o.lateBytes)),
+            ("write_errors", .uint(o.writeErrors)),
+            ("first_write_error", o.firstWriteError == 0 ? .null : .string(SystemError.describe(o.firstWriteError))),
+        ])
+    }
+
     static func json(_ r: ReceiverReport, verdict: Verdict) -> JSONValue {
         let t = Totals(r)
         let seconds = r.dataSeconds
         let stats = r.core.statistics
         var invalidByReason: [(String, JSONValue)] = Datagram.Rejection.allCases.map { ($0.rawValue, .uint(stats.invalid[$0.index])) }
         invalidByReason.append(("too_many_streams", .uint(stats.tooManyStreams)))
+        invalidByReason.append(("truncated", .uint(stats.truncated)))
         let streams: [JSONValue] = r.core.streams.map { s in
             let summary = s.summary()
             let sSeconds = s.lastArrivalNanoseconds > s.firstArrivalNanoseconds ? Double(s.lastArrivalNanoseconds - s.firstArrivalNanoseconds) / 1e9 : 0
             var fields: [(String, JSONValue)] = [
                 ("stream_id", .uint(s.streamID)),
+                ("source", .string(s.source.description)),
                 ("datagrams", .uint(s.datagrams)),
                 ("received", .uint(s.datagrams)),
                 ("unique", .uint(s.tracker.unique)),
+                ("unique_payload_bytes", .uint(s.uniquePayloadBytes)),
                 ("bytes", .uint(s.bytes)),
                 ("expected_datagrams", s.expected.map { .uint($0.datagrams) } ?? .null),
                 ("expected_payload_bytes", s.expected.map { .uint($0.bytes) } ?? .null),
@@ -33,42 +72,58 @@ enum ReceiverReportFormatter {
                 ("late", .uint(s.tracker.late)),
                 ("after_end", .uint(s.afterEnd)),
                 ("ends_received", .uint(s.endsReceived)),
+                ("end_mismatches", .uint(s.endMismatches)),
+                ("merge_unresolved", .uint(s.tracker.mergeUnresolved)),
                 ("complete", .bool(s.isComplete)),
                 ("seconds", .double(sSeconds)),
                 ("gbps", .double(sSeconds > 0 ? Double(s.bytes) * 8 / sSeconds / 1e9 : 0)),
             ]
-            if s.latencySamples > 0 {
-                fields.append(("latency_us", .object([
-                    ("min", .double(Double(s.latencyMin) / 1e3)),
-                    ("avg", .double(Double(s.latencySum) / Double(s.latencySamples) / 1e3)),
-                    ("max", .double(Double(s.latencyMax) / 1e3)),
-                ])))
-            }
+            if let l = s.latency.summary { fields.append(("latency_us", latencyJSON(l))) }
+            if let o = s.output { fields.append(("output", outputJSON(o))) }
             return .object(fields)
         }
+        let expected = t.lost + t.unique
         return .object([
             ("role", .string("receiver")),
             ("engine", .string(r.configuration.engine.rawValue)),
             ("listen", .string(r.boundAddress.description)),
             ("gro", .bool(r.groEnabled)),
+            ("threads", .int(Int64(r.threads.count))),
             ("rcvbuf", .int(Int64(r.receiveBufferBytes))),
+            ("rcvbuf_requested", .int(Int64(r.configuration.receiveBufferBytes))),
+            ("rcvbuf_forced", .bool(r.receiveBufferForced)),
+            ("rmem_max", r.receiveBufferLimit.map { .int(Int64($0)) } ?? .null),
             ("datagrams", .uint(t.datagrams)),
             ("bytes", .uint(t.bytes)),
             ("seconds", .double(seconds)),
             ("gbps", .double(seconds > 0 ? Double(t.bytes) * 8 / seconds / 1e9 : 0)),
             ("pps", .double(seconds > 0 ? Double(t.datagrams) / seconds : 0)),
             ("unique", .uint(t.unique)),
+            ("expected", .uint(expected)),
             ("lost", .uint(t.lost)),
+            ("loss_percent", .double(expected == 0 ? 0 : Double(t.lost) / Double(expected) * 100)),
             ("reordered", .uint(t.reordered)),
             ("duplicates", .uint(t.duplicates)),
             ("corrupt", .uint(t.corrupt)),
             ("corrupt_unattributed", .uint(stats.corruptUnattributed)),
             ("late", .uint(t.late)),
+            ("after_end", .uint(t.afterEnd)),
             ("invalid", .uint(stats.invalidTotal)),
             ("invalid_by_reason", .object(invalidByReason)),
             ("kernel_drops", .uint(stats.kernelDrops)),
+            // Loss not explained by our own socket buffer: the path (or the sender).
+            ("lost_beyond_kernel_drops", .uint(t.lost - min(t.lost, stats.kernelDrops))),
+            ("socket_buffer_bottleneck", .bool(r.socketBufferWasBottleneck)),
+            ("latency_us", r.core.latency.summary.map(latencyJSON) ?? .null),
             ("receive_calls", .uint(stats.receiveCalls)),
             ("coalesced_buffers", .uint(stats.coalescedBuffers)),
+            ("rearms", .uint(stats.rearms)),
+            ("buffer_shortages", .uint(stats.bufferShortages)),
+            ("per_thread", .array(r.threads.map { th in
+                .object([("datagrams", .uint(th.datagrams)), ("kernel_drops", .uint(th.kernelDrops)),
+                         ("streams", .int(Int64(th.streams))), ("cpu", th.cpu.map { .int(Int64($0)) } ?? .null)])
+            })),
+            ("output_errors", .array(r.outputErrors.map { .string($0) })),
             ("stop_reason", .string(r.stopReason.rawValue)),
             ("wall_seconds", .double(r.wallSeconds)),
             ("ok", .bool(verdict.ok)),
@@ -77,29 +132,78 @@ enum ReceiverReportFormatter {
         ])
     }
 
+    static func microseconds(_ v: Double) -> String { "\(Units.fixed(v, 1)) µs" }
+
+    static func rangesText(_ r: [ByteRanges.Span], total: UInt64, shown: Int = 5) -> String {
+        let parts = r.prefix(shown).map { "\($0.lower)-\($0.upper - 1)" }
+        return "[\(parts.joined(separator: ", "))\(total > UInt64(min(shown, r.count)) ? ", ..." : "")]"
+    }
+
     static func text(_ r: ReceiverReport, verdict: Verdict) -> String {
         let t = Totals(r)
         let seconds = r.dataSeconds
         let stats = r.core.statistics
         var lines = [
-            "zc-recv \(r.configuration.engine.rawValue) on \(r.boundAddress)  GRO \(r.groEnabled ? "on" : "off")  \(r.core.streams.count) stream(s); stopped by \(r.stopReason.rawValue)",
+            "zc-recv \(r.configuration.engine.rawValue) on \(r.boundAddress)  GRO \(r.groEnabled ? "on" : "off")  \(r.threads.count) thread(s)  \(r.core.streams.count) stream(s); stopped by \(r.stopReason.rawValue)",
             "  received \(t.datagrams) datagrams, \(Units.bytes(t.bytes)) in \(Units.fixed(seconds, 3)) s: \(Units.bitRate(seconds > 0 ? Double(t.bytes) * 8 / seconds : 0)), \(Units.count(seconds > 0 ? Double(t.datagrams) / seconds : 0, unit: "pps"))",
-            "  lost \(t.lost)  reordered \(t.reordered)  duplicates \(t.duplicates)  corrupt \(t.corrupt)  invalid \(stats.invalidTotal)  kernel-drops \(stats.kernelDrops)",
+            "  lost \(t.lost)  reordered \(t.reordered)  duplicates \(t.duplicates)  corrupt \(t.corrupt)  late \(t.late)  invalid \(stats.invalidTotal)  kernel-drops \(stats.kernelDrops)",
         ]
+        if let l = r.core.latency.summary {
+            lines.append("  latency (one-way, header timestamp): p50 \(microseconds(l.p50))  p99 \(microseconds(l.p99))  p99.9 \(microseconds(l.p999))  max \(microseconds(l.maxMicroseconds))\(l.negative > 0 ? "  (\(l.negative) negative: clocks differ)" : "")")
+        }
+        if stats.invalidTotal > 0 {
+            var reasons = Datagram.Rejection.allCases.filter { stats.invalid[$0.index] > 0 }.map { "\($0.rawValue) \(stats.invalid[$0.index])" }
+            if stats.tooManyStreams > 0 { reasons.append("too_many_streams \(stats.tooManyStreams)") }
+            if stats.truncated > 0 { reasons.append("truncated \(stats.truncated)") }
+            lines.append("  invalid: \(reasons.joined(separator: ", "))")
+        }
         for s in r.core.streams {
             let summary = s.summary()
-            var line = "  stream 0x\(String(s.streamID, radix: 16)): \(s.tracker.unique)/\(summary.expectedDatagrams.map(String.init) ?? "?") unique, lost \(summary.lost)"
+            var line = "  stream 0x\(String(s.streamID, radix: 16)) from \(s.source): \(s.tracker.unique)/\(summary.expectedDatagrams.map(String.init) ?? "?") unique, lost \(summary.lost)"
             if !summary.lostRanges.isEmpty {
                 let shown = summary.lostRanges.prefix(5).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
                 line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
             }
-            line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)\(s.isComplete ? ", complete" : s.expected == nil ? ", no END seen" : "")"
+            line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
+            if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
+            if s.afterEnd > 0 { line += ", after END \(s.afterEnd)" }
+            line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
             lines.append(line)
+            if let o = s.output {
+                var out = "    output \(o.destination): \(Units.bytes(o.bytesWritten)) written"
+                if o.holes.count == 0 {
+                    out += ", no holes"
+                } else {
+                    out += o.destination == "-" ? ", not written in order: " : ", holes (zeros): "
+                    out += "\(o.holes.count) (\(o.holes.bytes) bytes) \(rangesText(o.holes.ranges, total: o.holes.count))"
+                    if !o.holesComplete { out += " (list incomplete)" }
+                }
+                if o.lateDatagrams > 0 { out += ", \(o.lateDatagrams) datagrams arrived after their place had passed" }
+                if o.writeErrors > 0 { out += ", \(o.writeErrors) write errors (\(SystemError.describe(o.firstWriteError)))" }
+                lines.append(out)
+            }
         }
-        if stats.kernelDrops > 0 {
-            lines.append("  note: the kernel dropped \(stats.kernelDrops) datagrams because the socket buffer was full (rcvbuf \(Units.bytes(UInt64(r.receiveBufferBytes)))): raise --rcvbuf or pace the sender")
-        }
+        for e in r.outputErrors { lines.append("  output: cannot open \(e)") }
+        lines += bottleneckAdvice(r, lost: t.lost)
         lines.append(verdict.ok ? "  verdict: ok" : "  verdict: FAIL (\(verdict.failures.joined(separator: "; ")))")
         return lines.joined(separator: "\n")
     }
+
+    /// When the socket buffer overflowed, say so plainly and what to change.
+    static func bottleneckAdvice(_ r: ReceiverReport, lost: UInt64) -> [String] {
+        let drops = r.core.statistics.kernelDrops
+        guard drops > 0 else { return [] }
+        let usable = UInt64(max(0, r.receiveBufferBytes)) / 2
+        var lines = ["  SOCKET BUFFER FULL: the kernel dropped \(drops) datagrams at this receiver's socket (SO_RXQ_OVFL): " +
+                     "the receiver did not keep up, this is not path loss. Of \(lost) lost, \(lost - min(lost, drops)) are not explained by it."]
+        if !r.receiveBufferForced, let limit = r.receiveBufferLimit, Int(r.receiveBufferBytes) / 2 < Int(r.configuration.receiveBufferBytes) {
+            lines.append("    rcvbuf is capped at \(Units.bytes(UInt64(limit))) by net.core.rmem_max (asked \(Units.bytes(UInt64(r.configuration.receiveBufferBytes)))): " +
+                         "run as root (SO_RCVBUFFORCE) or `sysctl -w net.core.rmem_max=\(UInt64(r.configuration.receiveBufferBytes))`")
+        } else {
+            lines.append("    rcvbuf \(Units.bytes(usable)) usable: raise --rcvbuf (e.g. --rcvbuf \(Units.bytes(max(usable * 4, 512 << 20)))" +
+                         "\(r.receiveBufferForced ? "" : "; needs root or net.core.rmem_max") ), add --threads (several senders), use --gro on, or pace the sender")
+        }
+        return lines
+    }
 }
+

@@ -14,6 +14,23 @@ struct ZCRecv: ParsableCommand {
         payload pattern), invalid datagrams by reason, and datagrams the kernel dropped because the \
         socket buffer was full.
 
+        A stream is a stream id from one source address: two senders that pick the same id are two \
+        streams. Engines: uring (io_uring multishot RECVMSG into a provided buffer ring) and recvmmsg; \
+        both split UDP GRO buffers. --threads N opens N SO_REUSEPORT sockets, one receive thread each \
+        (a flow hashes to one socket); the totals are merged at the end.
+
+        --output FILE writes each stream's payload at its stream offset, so the file is the stream \
+        byte for byte; lost ranges stay holes (zeros) and are listed in the report. With --streams 1 \
+        (or unset) the first stream writes FILE itself and any further stream FILE.<16 hex digit \
+        stream id>; with --streams N > 1 every stream gets that suffix (a second stream with the same \
+        id from another source adds .2, .3, ...). --output - writes the first stream in order to \
+        stdout (out-of-order datagrams wait in a --output-window buffer; gaps that never fill are \
+        skipped and reported, nothing is invented); the report then goes to stderr.
+
+        Kernel drops (SO_RXQ_OVFL) are datagrams this receiver's socket buffer had no room for: the \
+        receiver did not keep up. They are reported apart from path loss, with what to change \
+        (--rcvbuf, net.core.rmem_max, --threads).
+
         Ends after --streams N streams sent their END (and are complete or --linger passed), after \
         --idle-timeout without traffic, after --timeout, or on SIGINT/SIGTERM; then prints the report.
         Exit status: 0 ok, 1 loss or corruption beyond --max-loss/--max-corrupt, 2 runtime error, \
@@ -22,6 +39,8 @@ struct ZCRecv: ParsableCommand {
         Examples:
           zc-recv 9000 --streams 1
           zc-recv [::]:9000 --json --interval 0
+          zc-recv 9000 --engine uring --threads 2 --cpu 0,1 --streams 2
+          zc-recv 9000 --streams 1 --output received.bin
         """
     )
 
@@ -29,7 +48,19 @@ struct ZCRecv: ParsableCommand {
     var listen: String
 
     @Option(name: .shortAndLong, help: "Receive engine: \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var engine: String = ReceiveEngineKind.recvmmsg.rawValue
+    var engine: String = ReceiverConfiguration.defaultEngine.rawValue
+
+    @Option(help: "Receive threads, each with its own SO_REUSEPORT socket (1...64).")
+    var threads: Int = 1
+
+    @Option(help: "Pin receive threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
+    var cpu: String?
+
+    @Option(help: "Write the payload: FILE (at stream offsets; more streams: FILE.<id>) or - (first stream, in order, to stdout).")
+    var output: String?
+
+    @Option(help: "With --output -: bytes of out-of-order data held back while waiting for a gap to fill (K/M).")
+    var outputWindow: String = "16M"
 
     @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.")
     var gro: String = "on"
@@ -71,6 +102,25 @@ struct ZCRecv: ParsableCommand {
         if Units.parseDuration(linger) == nil { throw ValidationError("--linger '\(linger)' must be a duration (e.g. 300ms)") }
         if !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
+        if let cpu {
+            guard let list = parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
+            let available = WorkerThread.availableCPUs
+            if let bad = list.first(where: { $0 >= available }) { throw ValidationError("--cpu \(bad) is out of range: this machine has CPUs 0...\(available - 1)") }
+        }
+        if let output, output.isEmpty { throw ValidationError("--output needs a file name or -") }
+        if Units.parseBytes(outputWindow).map({ $0 >= 65_536 && $0 <= 1 << 30 }) != true { throw ValidationError("--output-window '\(outputWindow)' must be a size from 64K to 1G") }
+    }
+
+    func parseCPUList(_ text: String) -> [Int]? {
+        var out: [Int] = []
+        for part in text.split(separator: ",") {
+            let bounds = part.split(separator: "-").map { Int($0) }
+            if bounds.count == 1, let a = bounds[0], a >= 0 { out.append(a) }
+            else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a, b - a < 4096 { out += Array(a...b) }
+            else { return nil }
+        }
+        return out
     }
 
     func makeConfiguration() throws -> ReceiverConfiguration {
@@ -85,6 +135,11 @@ struct ZCRecv: ParsableCommand {
         c.idleTimeoutNanoseconds = Units.parseDuration(idleTimeout)!
         c.timeoutNanoseconds = timeout.flatMap(Units.parseDuration)
         c.lingerNanoseconds = Units.parseDuration(linger)!
+        c.threads = threads
+        c.cpus = cpu.flatMap(parseCPUList)
+        if let output {
+            c.output = output == "-" ? .standardOutput(windowBytes: Int(Units.parseBytes(outputWindow)!)) : .file(output)
+        }
         return c
     }
 
@@ -96,7 +151,7 @@ struct ZCRecv: ParsableCommand {
         do {
             report = try StreamReceiver.run(configuration, progressIntervalNanoseconds: UInt64(interval * 1e9),
                 ready: { address, rcvbuf, gro in
-                    Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))))")
+                    Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))), \(configuration.threads) thread(s))")
                 },
                 progress: { printer.print($0) })
         } catch {
@@ -104,11 +159,10 @@ struct ZCRecv: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
-        if json {
-            Output.standardOutput(ReceiverReportFormatter.json(report, verdict: verdict).rendered(pretty: true))
-        } else {
-            Output.standardOutput(ReceiverReportFormatter.text(report, verdict: verdict))
-        }
+        // With --output -, stdout carries the stream: the report goes to stderr.
+        let text = json ? ReceiverReportFormatter.json(report, verdict: verdict).rendered(pretty: true)
+                        : ReceiverReportFormatter.text(report, verdict: verdict)
+        if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
         if !verdict.ok { throw ExitCode(ExitStatus.validationFailed) }
     }
@@ -135,14 +189,14 @@ struct Verdict {
 /// Sums over streams.
 struct Totals {
     var datagrams: UInt64 = 0, bytes: UInt64 = 0, unique: UInt64 = 0, lost: UInt64 = 0
-    var reordered: UInt64 = 0, duplicates: UInt64 = 0, corrupt: UInt64 = 0, late: UInt64 = 0
+    var reordered: UInt64 = 0, duplicates: UInt64 = 0, corrupt: UInt64 = 0, late: UInt64 = 0, afterEnd: UInt64 = 0
 
     init(_ r: ReceiverReport) {
         for s in r.core.streams {
             let summary = s.summary()
             datagrams += s.datagrams; bytes += s.bytes; unique += s.tracker.unique
             lost += summary.lost; reordered += s.tracker.reordered; duplicates += s.tracker.duplicates
-            corrupt += s.corrupt; late += s.tracker.late
+            corrupt += s.corrupt; late += s.tracker.late; afterEnd += s.afterEnd
         }
         corrupt += r.core.statistics.corruptUnattributed
     }

@@ -1,0 +1,133 @@
+/// A sorted set of disjoint half-open byte ranges `[lower, upper)` with a bound on
+/// how many it keeps. Adding at or just after the end (a stream arriving in order)
+/// is O(1) and never allocates once the first ranges exist; a range that fills or
+/// opens a hole costs a binary search and a shift. When `capacity` ranges exist a
+/// new disjoint range is not kept and `overflowed` says the set is incomplete.
+public struct ByteRanges: Sendable, Equatable {
+    public struct Span: Sendable, Equatable {
+        public var lower: UInt64
+        public var upper: UInt64
+        public init(_ lower: UInt64, _ upper: UInt64) { self.lower = lower; self.upper = upper }
+    }
+
+    public private(set) var spans: [Span] = []
+    public let capacity: Int
+    public private(set) var overflowed = false
+
+    public init(capacity: Int = 8192) {
+        self.capacity = capacity
+        spans.reserveCapacity(min(capacity, 64))
+    }
+
+    public var isEmpty: Bool { spans.isEmpty }
+    public var first: Span? { spans.first }
+    public var upperBound: UInt64 { spans.last?.upper ?? 0 }
+    /// Bytes covered.
+    public var count: UInt64 { spans.reduce(0) { $0 + ($1.upper - $1.lower) } }
+
+    @inline(__always)
+    public mutating func insert(_ lower: UInt64, _ upper: UInt64) {
+        guard upper > lower else { return }
+        if let last = spans.last {
+            if lower >= last.lower && lower <= last.upper {
+                if upper > last.upper { spans[spans.count - 1].upper = upper }
+                return
+            }
+            if lower > last.upper {
+                append(Span(lower, upper))
+                return
+            }
+        } else {
+            append(Span(lower, upper))
+            return
+        }
+        insertSlow(lower, upper)
+    }
+
+    private mutating func append(_ s: Span) {
+        if spans.count >= capacity { overflowed = true; return }
+        spans.append(s)
+    }
+
+    private mutating func insertSlow(_ lower: UInt64, _ upper: UInt64) {
+        // First span whose upper >= lower: it may touch or overlap the new one.
+        var lo = 0, hi = spans.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if spans[mid].upper < lower { lo = mid + 1 } else { hi = mid }
+        }
+        var end = lo
+        var newLower = lower, newUpper = upper
+        while end < spans.count && spans[end].lower <= newUpper {
+            newLower = min(newLower, spans[end].lower)
+            newUpper = max(newUpper, spans[end].upper)
+            end += 1
+        }
+        if end == lo {
+            // Touches nothing: a new span in the middle.
+            if spans.count >= capacity { overflowed = true; return }
+            spans.insert(Span(newLower, newUpper), at: lo)
+        } else {
+            spans[lo] = Span(newLower, newUpper)
+            if end > lo + 1 { spans.removeSubrange((lo + 1)..<end) }
+        }
+    }
+
+    public mutating func removeFirst() { spans.removeFirst() }
+
+    /// Union with another set.
+    public mutating func formUnion(_ other: ByteRanges) {
+        for s in other.spans { insert(s.lower, s.upper) }
+        if other.overflowed { overflowed = true }
+    }
+
+    /// The gaps in `[0, end)` not covered: the first `limit` of them, how many in
+    /// all, and their total bytes.
+    public func gaps(below end: UInt64, limit: Int = 32) -> (ranges: [Span], count: UInt64, bytes: UInt64) {
+        var ranges: [Span] = []
+        var count: UInt64 = 0, bytes: UInt64 = 0
+        var position: UInt64 = 0
+        func gap(_ a: UInt64, _ b: UInt64) {
+            guard b > a else { return }
+            count += 1; bytes += b - a
+            if ranges.count < limit { ranges.append(Span(a, b)) }
+        }
+        for s in spans {
+            if s.lower >= end { break }
+            gap(position, s.lower)
+            position = max(position, s.upper)
+        }
+        gap(position, end)
+        return (ranges, count, bytes)
+    }
+}
+
+/// Up to `limit` ranges kept in full, plus the count and bytes of all of them.
+public struct RangeList: Sendable, Equatable {
+    public private(set) var ranges: [ByteRanges.Span] = []
+    public private(set) var count: UInt64 = 0
+    public private(set) var bytes: UInt64 = 0
+    public let limit: Int
+    private var lastUpper: UInt64?
+
+    public init(limit: Int = 32) { self.limit = limit }
+
+    /// Adds a range; one that starts where the previous one ended extends it.
+    public mutating func add(_ lower: UInt64, _ upper: UInt64) {
+        guard upper > lower else { return }
+        bytes += upper - lower
+        defer { lastUpper = upper }
+        if lastUpper == lower {
+            if count == UInt64(ranges.count) { ranges[ranges.count - 1].upper = upper }
+            return
+        }
+        count += 1
+        if ranges.count < limit { ranges.append(ByteRanges.Span(lower, upper)) }
+    }
+
+    /// Sets the totals when the ranges were collected elsewhere (more than `limit`).
+    mutating func setTotals(count: UInt64, bytes: UInt64) {
+        self.count = count
+        self.bytes = bytes
+    }
+}
