@@ -5,12 +5,14 @@ let package = Package(
     name: "zcstream",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "ZCStream", targets: ["StreamProtocol", "ZCSystem", "URing", "Sender", "Receiver"]),
+        .library(name: "ZCStream", targets: ["ZCStream"]),
         .executable(name: "zc-send", targets: ["zc-send"]),
         .executable(name: "zc-recv", targets: ["zc-recv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Documentation only: `swift package generate-documentation --target Sender`.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
@@ -26,6 +28,8 @@ let package = Package(
         .target(name: "StreamProtocol", dependencies: ["CURing"]),
         .target(name: "Sender", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
         .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        // The library in one import: re-exports the modules below.
+        .target(name: "ZCStream", dependencies: ["Sender", "Receiver", "StreamProtocol", "ZCSystem"]),
         .target(name: "CLISupport"),
         .executableTarget(
             name: "zc-send",
