@@ -127,4 +127,56 @@ final class SequenceTrackerTests: XCTestCase {
         XCTAssertEqual(f.lost, 5)
         XCTAssertEqual(f.ranges, [0...4])
     }
+
+    // MARK: merge (two threads saw parts of one stream)
+
+    func testMergeOfDisjointHalvesIsExact() {
+        // Even numbers on one thread, odd on the other, 9 missing.
+        var a = SequenceTracker(), b = SequenceTracker()
+        for s in UInt64(0)..<20 where s != 9 { if s % 2 == 0 { a.record(s) } else { b.record(s) } }
+        a.merge(b)
+        XCTAssertEqual(a.unique, 19)
+        XCTAssertEqual(a.duplicates, 0)
+        XCTAssertEqual(a.late, 0)
+        XCTAssertEqual(a.mergeUnresolved, 0)
+        let f = a.finish(expected: 20)
+        XCTAssertEqual(f.lost, 1)
+        XCTAssertEqual(f.ranges, [9...9])
+    }
+
+    func testMergeFindsCrossThreadDuplicates() {
+        var a = SequenceTracker(), b = SequenceTracker()
+        for s in UInt64(0)..<10 { a.record(s) }
+        for s in UInt64(5)..<12 { b.record(s) }
+        a.merge(b)
+        XCTAssertEqual(a.unique, 12)
+        XCTAssertEqual(a.duplicates, 5)  // 5...9 arrived on both
+        XCTAssertEqual(a.unique + a.duplicates + a.late, 17, "every arrival is accounted once")
+        XCTAssertEqual(a.finish(expected: 12).lost, 0)
+    }
+
+    func testMergeIsConservativeBeyondTheWindow() {
+        // The smaller side saw numbers that later left its window: they cannot be
+        // placed, so they count late (received, not unique) and their numbers stay lost.
+        var a = SequenceTracker(window: 64), b = SequenceTracker(window: 64)
+        for s in UInt64(0)..<300 where s % 10 != 3 { a.record(s) }   // 270 unique, misses 3, 13, ...
+        for s in [UInt64(3), 13, 295] { b.record(s) }                // 3 and 13 left b's window (top 295)
+        a.merge(b)
+        XCTAssertEqual(a.mergeUnresolved, 2)
+        XCTAssertEqual(a.late, 2)
+        XCTAssertEqual(a.duplicates, 1) // 295
+        let f = a.finish(expected: 300)
+        XCTAssertEqual(f.lost, 30, "never less loss than the truth (28): 3 and 13 stay lost")
+        XCTAssertEqual(a.unique + a.duplicates + a.late, 273)
+    }
+
+    func testMergeIntoEmptyAndFromEmpty() {
+        var a = SequenceTracker(), b = SequenceTracker()
+        for s in UInt64(0)..<5 { b.record(s) }
+        a.merge(b)
+        XCTAssertEqual(a.unique, 5)
+        a.merge(SequenceTracker())
+        XCTAssertEqual(a.unique, 5)
+        XCTAssertEqual(a.finish(expected: 5).lost, 0)
+    }
 }

@@ -1,4 +1,7 @@
 import Receiver
+#if canImport(Glibc)
+import Glibc
+#endif
 import StreamProtocol
 import XCTest
 
@@ -25,8 +28,12 @@ final class ValidatingCoreTests: XCTestCase {
         return out
     }
 
-    private func feed(_ core: inout ValidatingCore, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { core.process($0.baseAddress!, length: $0.count, now: 1, wallNow: 2) }
+    private func feed(_ core: inout ValidatingCore, _ bytes: [UInt8], source: SourceAddress = .unknown, wallNow: UInt64 = 2) {
+        bytes.withUnsafeBytes { core.process($0.baseAddress!, length: $0.count, now: 1, wallNow: wallNow, source: source) }
+    }
+
+    private func source(_ port: UInt16) -> SourceAddress {
+        SourceAddress(high: 0, low: 0xFFFF_7F00_0001, port: port, family: 2 /* AF_INET */)
     }
 
     func testTwoStreamsAccountedSeparately() {
@@ -105,4 +112,91 @@ final class ValidatingCoreTests: XCTestCase {
         feed(&core, d)
         XCTAssertEqual(core.streams.first?.patternMismatches, 1)
     }
+
+    func testSameIDFromTwoSourcesIsTwoStreams() {
+        var core = ValidatingCore()
+        for s in UInt64(0)..<10 { feed(&core, datagram(stream: 7, seq: s), source: source(1000)) }
+        for s in UInt64(0)..<4 { feed(&core, datagram(stream: 7, seq: s), source: source(2000)) }
+        feed(&core, end(stream: 7, datagrams: 10, bytes: 1000), source: source(1000))
+        feed(&core, end(stream: 7, datagrams: 5, bytes: 500), source: source(2000))
+        XCTAssertEqual(core.streams.count, 2)
+        XCTAssertEqual(core.streams.map(\.source.description), ["127.0.0.1:1000", "127.0.0.1:2000"])
+        XCTAssertEqual(core.streams[0].tracker.unique, 10)
+        XCTAssertEqual(core.streams[0].duplicatesTotal, 0, "the other sender's copies are not duplicates")
+        XCTAssertTrue(core.streams[0].isComplete)
+        XCTAssertEqual(core.streams[1].summary().lost, 1)
+        XCTAssertEqual(core.streamsEnded, 2)
+        XCTAssertEqual(core.streams[0].endMismatches, 0)
+    }
+
+    func testSourceAddressParsing() {
+        var v4 = sockaddr_in()
+        v4.sin_family = sa_family_t(AF_INET)
+        v4.sin_port = UInt16(9000).bigEndian
+        v4.sin_addr.s_addr = UInt32(0xC612_0001).bigEndian // 198.18.0.1
+        let a = withUnsafeBytes(of: &v4) { SourceAddress(sockaddr: $0.baseAddress!, length: $0.count) }
+        XCTAssertEqual(a.description, "198.18.0.1:9000")
+        var v6 = sockaddr_in6()
+        v6.sin6_family = sa_family_t(AF_INET6)
+        v6.sin6_port = UInt16(5).bigEndian
+        withUnsafeMutableBytes(of: &v6.sin6_addr) { $0[15] = 1 }
+        let b = withUnsafeBytes(of: &v6) { SourceAddress(sockaddr: $0.baseAddress!, length: $0.count) }
+        XCTAssertEqual(b.description, "[::1]:5")
+        XCTAssertNotEqual(a, b)
+        XCTAssertEqual(SourceAddress(sockaddr: [UInt8](repeating: 0, count: 16), length: 16), .unknown)
+    }
+
+    func testEndCopiesWithOtherTotalsAreReported() {
+        var core = ValidatingCore()
+        feed(&core, end(stream: 7, datagrams: 10, bytes: 1000))
+        feed(&core, end(stream: 7, datagrams: 10, bytes: 1000))
+        feed(&core, end(stream: 7, datagrams: 11, bytes: 1100))
+        XCTAssertEqual(core.streams[0].endsReceived, 3)
+        XCTAssertEqual(core.streams[0].endMismatches, 1)
+        XCTAssertEqual(core.streams[0].expected, EndOfStream(datagrams: 10, bytes: 1000), "the first END fixes the totals")
+    }
+
+    func testLatencyHistogramPercentiles() {
+        var core = ValidatingCore()
+        // Timestamp 1 (see `datagram`); arrival wall clock 1 + latency.
+        for s in UInt64(0)..<1000 {
+            let latency: UInt64 = s < 990 ? 50_000 : 5_000_000   // 50 µs, 1% at 5 ms
+            feed(&core, datagram(stream: 7, seq: s), wallNow: 1 + latency)
+        }
+        let l = try! XCTUnwrap(core.streams[0].latency.summary)
+        XCTAssertEqual(l.samples, 1000)
+        XCTAssertEqual(l.p50, 50, accuracy: 0.1)
+        XCTAssertEqual(l.p99, 50, accuracy: 0.1)
+        XCTAssertEqual(l.p999, 5000, accuracy: 5)
+        XCTAssertEqual(l.maxMicroseconds, 5000, accuracy: 0.001)
+        XCTAssertEqual(core.latency.summary?.samples, 1000)
+        // Clock skew: a timestamp in our future is counted, recorded as 0.
+        feed(&core, datagram(stream: 8, seq: 0), wallNow: 0)
+        XCTAssertEqual(core.streams[1].latency.summary?.negative, 1)
+    }
+
+    func testMergeCoresSumsAndMergesSameKey() {
+        var a = ValidatingCore(), b = ValidatingCore()
+        for s in UInt64(0)..<6 { feed(&a, datagram(stream: 7, seq: s), source: source(1)) }
+        for s in UInt64(6)..<10 { feed(&b, datagram(stream: 7, seq: s), source: source(1)) }
+        feed(&b, end(stream: 7, datagrams: 10, bytes: 1000), source: source(1))
+        for s in UInt64(0)..<3 { feed(&b, datagram(stream: 9, seq: s), source: source(2)) }
+        feed(&b, [1, 2, 3])
+        a.merge(b)
+        XCTAssertEqual(a.streams.count, 2)
+        XCTAssertEqual(a.streamsEnded, 1)
+        let s7 = a.streams[0]
+        XCTAssertEqual(s7.datagrams, 10)
+        XCTAssertEqual(s7.tracker.unique, 10)
+        XCTAssertTrue(s7.isComplete)
+        XCTAssertEqual(s7.summary().lost, 0)
+        XCTAssertEqual(s7.latency.count, 10)
+        XCTAssertEqual(a.streams[1].datagrams, 3)
+        XCTAssertEqual(a.statistics.invalidTotal, 1)
+        XCTAssertTrue(a.allComplete(streams: 1))
+    }
+}
+
+extension StreamState {
+    var duplicatesTotal: UInt64 { tracker.duplicates }
 }
