@@ -27,6 +27,19 @@ public struct ReceiverStatistics: Sendable {
 
     public var invalidTotal: UInt64 { invalid.reduce(0, +) + tooManyStreams + truncated }
 
+    /// SO_RXQ_OVFL counts socket buffers (skbs), not datagrams. Without GRO a
+    /// buffer is one datagram and `kernelDrops` is exact; with GRO a dropped
+    /// buffer may hold many (a whole GSO send: 44 × 1472 B), so the datagrams lost
+    /// that way are estimated from the datagrams per buffer actually received.
+    public var kernelDropsAreBuffers: Bool { coalescedBuffers > 0 }
+
+    /// Datagrams the kernel dropped at our socket: exact without GRO coalescing,
+    /// else `kernelDrops` × datagrams per received buffer (rounded).
+    public var kernelDroppedDatagramsEstimate: UInt64 {
+        guard kernelDropsAreBuffers, buffers > 0 else { return kernelDrops }
+        return UInt64((Double(kernelDrops) * Double(datagramsSeen) / Double(buffers)).rounded())
+    }
+
     /// Adds another thread's statistics (each thread has its own socket, so kernel drops add up too).
     public mutating func merge(_ o: ReceiverStatistics) {
         datagramsSeen += o.datagramsSeen

@@ -110,9 +110,14 @@ enum ReceiverReportFormatter {
             ("after_end", .uint(t.afterEnd)),
             ("invalid", .uint(stats.invalidTotal)),
             ("invalid_by_reason", .object(invalidByReason)),
+            // SO_RXQ_OVFL: socket buffers the kernel dropped for lack of room at this receiver.
             ("kernel_drops", .uint(stats.kernelDrops)),
+            // With GRO a dropped buffer can hold many datagrams: then the count below is an estimate.
+            ("kernel_drops_are_buffers", .bool(stats.kernelDropsAreBuffers)),
+            ("kernel_dropped_datagrams", .uint(stats.kernelDroppedDatagramsEstimate)),
+            ("datagrams_per_buffer", .double(stats.buffers > 0 ? Double(stats.datagramsSeen) / Double(stats.buffers) : 0)),
             // Loss not explained by our own socket buffer: the path (or the sender).
-            ("lost_beyond_kernel_drops", .uint(t.lost - min(t.lost, stats.kernelDrops))),
+            ("lost_beyond_kernel_drops", .uint(t.lost - min(t.lost, stats.kernelDroppedDatagramsEstimate))),
             ("socket_buffer_bottleneck", .bool(r.socketBufferWasBottleneck)),
             ("latency_us", r.core.latency.summary.map(latencyJSON) ?? .null),
             ("receive_calls", .uint(stats.receiveCalls)),
@@ -146,7 +151,7 @@ enum ReceiverReportFormatter {
         var lines = [
             "zc-recv \(r.configuration.engine.rawValue) on \(r.boundAddress)  GRO \(r.groEnabled ? "on" : "off")  \(r.threads.count) thread(s)  \(r.core.streams.count) stream(s); stopped by \(r.stopReason.rawValue)",
             "  received \(t.datagrams) datagrams, \(Units.bytes(t.bytes)) in \(Units.fixed(seconds, 3)) s: \(Units.bitRate(seconds > 0 ? Double(t.bytes) * 8 / seconds : 0)), \(Units.count(seconds > 0 ? Double(t.datagrams) / seconds : 0, unit: "pps"))",
-            "  lost \(t.lost)  reordered \(t.reordered)  duplicates \(t.duplicates)  corrupt \(t.corrupt)  late \(t.late)  invalid \(stats.invalidTotal)  kernel-drops \(stats.kernelDrops)",
+            "  lost \(t.lost)  reordered \(t.reordered)  duplicates \(t.duplicates)  corrupt \(t.corrupt)  late \(t.late)  invalid \(stats.invalidTotal)  kernel-drops \(stats.kernelDrops)\(stats.kernelDropsAreBuffers && stats.kernelDrops > 0 ? " (GRO buffers)" : "")",
         ]
         if let l = r.core.latency.summary {
             lines.append("  latency (one-way, header timestamp): p50 \(microseconds(l.p50))  p99 \(microseconds(l.p99))  p99.9 \(microseconds(l.p999))  max \(microseconds(l.maxMicroseconds))\(l.negative > 0 ? "  (\(l.negative) negative: clocks differ)" : "")")
@@ -191,11 +196,16 @@ enum ReceiverReportFormatter {
 
     /// When the socket buffer overflowed, say so plainly and what to change.
     static func bottleneckAdvice(_ r: ReceiverReport, lost: UInt64) -> [String] {
-        let drops = r.core.statistics.kernelDrops
+        let stats = r.core.statistics
+        let drops = stats.kernelDrops
         guard drops > 0 else { return [] }
         let usable = UInt64(max(0, r.receiveBufferBytes)) / 2
-        var lines = ["  SOCKET BUFFER FULL: the kernel dropped \(drops) datagrams at this receiver's socket (SO_RXQ_OVFL): " +
-                     "the receiver did not keep up, this is not path loss. Of \(lost) lost, \(lost - min(lost, drops)) are not explained by it."]
+        let dropped = stats.kernelDroppedDatagramsEstimate
+        let what = stats.kernelDropsAreBuffers
+            ? "\(drops) GRO buffers (about \(dropped) datagrams at \(Units.fixed(Double(stats.datagramsSeen) / Double(max(1, stats.buffers)), 1)) per buffer)"
+            : "\(drops) datagrams"
+        var lines = ["  SOCKET BUFFER FULL: the kernel dropped \(what) at this receiver's socket (SO_RXQ_OVFL): " +
+                     "the receiver did not keep up, this is not path loss. Of \(lost) lost, \(lost - min(lost, dropped)) are not explained by it."]
         if !r.receiveBufferForced, let limit = r.receiveBufferLimit, Int(r.receiveBufferBytes) / 2 < Int(r.configuration.receiveBufferBytes) {
             lines.append("    rcvbuf is capped at \(Units.bytes(UInt64(limit))) by net.core.rmem_max (asked \(Units.bytes(UInt64(r.configuration.receiveBufferBytes)))): " +
                          "run as root (SO_RCVBUFFORCE) or `sysctl -w net.core.rmem_max=\(UInt64(r.configuration.receiveBufferBytes))`")
