@@ -14,6 +14,8 @@ public struct SenderReport: Sendable {
     public var stopReason: StopReason
     /// Kernel-granted socket send buffer.
     public var sendBufferBytes: Int32
+    /// Raw mode's interface, addresses and ring (only for `--engine packet-ring`).
+    public var packetRing: PacketRingReport? = nil
 }
 
 public enum SenderError: Error, CustomStringConvertible {
@@ -55,7 +57,8 @@ public enum StreamSender {
         }
         do {
             let socket = try UDPSocket(family: c.destination.family)
-            try socket.connect(to: c.destination)
+            // packet-ring writes its own frames: the UDP socket stays unconnected.
+            if c.engine != .packetRing { try socket.connect(to: c.destination) }
             let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
             if c.segmentsPerSend > 1 {
                 // GSO segments are never fragmented: each must fit the path MTU.
@@ -77,6 +80,9 @@ public enum StreamSender {
             case .sendmmsg:
                 var engine = try SendmmsgEngine(configuration: c)
                 reason = try engine.run(socket: socket, input: input, writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
+            case .packetRing:
+                return try PacketRingEngine.runStream(configuration: c, input: input, writer: &writer, ticker: &ticker,
+                                                      stats: &stats, start: start)
             }
             let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
             return SenderReport(configuration: c, statistics: stats, injected: writer.injected,

@@ -72,6 +72,32 @@ enum SenderReportFormatter {
                 ("recycled_early", .uint(s.recycledEarly)),
             ])))
         }
+        if let p = r.packetRing {
+            fields.append(("udp_checksum", .string(p.udpChecksum)))
+            fields.append(("packet_ring", .object([
+                ("interface", .string(p.interface)),
+                ("ifindex", .int(Int64(p.interfaceIndex))),
+                ("mtu", .int(Int64(p.mtu))),
+                ("src_mac", .string(p.sourceMAC.description)),
+                ("dst_mac", .string(p.destinationMAC.description)),
+                ("dst_mac_from", .string(p.destinationMACSource)),
+                ("src", .string(p.source)),
+                ("ipv4_df", .bool(p.dontFragment)),
+                ("udp_checksum", .string(p.udpChecksum)),
+                ("qdisc_bypass", .bool(p.qdiscBypass)),
+                ("transfer", .string(p.transfer.rawValue)),
+                ("transfer_from", .string(p.transferChoice)),
+                ("frame_bytes", .int(Int64(p.maxFrameLength))),
+                ("ring_frame_size", .int(Int64(p.frameSize))),
+                ("ring_frames", .int(Int64(p.frames))),
+                ("ring_block_size", .int(Int64(p.blockSize))),
+                ("frames", .uint(s.sends)),
+                ("kicks", .uint(p.kicks)),
+                ("kicks_retried", .uint(p.kicksRetried)),
+                ("wrong_format", .uint(p.wrongFormat)),
+                ("frames_in_flight_at_exit", .int(Int64(p.framesInFlightAtExit))),
+            ])))
+        }
         if let rate = c.rate { fields.append(("rate", .string(rate.description))) }
         if !c.faults.isEmpty {
             fields.append(("injected", .object([
@@ -100,6 +126,12 @@ enum SenderReportFormatter {
                 zc += " (the destination is local: the kernel copies pages delivered to a local socket)"
             }
             lines.append(zc)
+        }
+        if let p = r.packetRing {
+            lines.append("  raw      \(p.interface) \(p.sourceMAC) -> \(p.destinationMAC) (\(p.destinationMACSource)), from \(p.source); "
+                         + "\(p.maxFrameLength) B frames, ring \(p.frames) x \(p.frameSize) B, \(p.kicks) kicks; "
+                         + "UDP checksum \(p.udpChecksum); transfer \(p.transfer.rawValue); qdisc bypass \(p.qdiscBypass ? "on" : "off")"
+                         + (p.wrongFormat > 0 ? "; \(p.wrongFormat) frames WRONG_FORMAT" : ""))
         }
         if s.errorCount > 0 || s.retries > 0 {
             let list = s.errors.sorted { $0.key < $1.key }.map { "\(SystemError.describe($0.key)) x\($0.value)" }.joined(separator: ", ")

@@ -17,13 +17,16 @@ struct ZCSend: ParsableCommand {
         Run zc-recv on the far side to validate every datagram.
 
         Engines: uring-zc (io_uring SEND_ZC from registered buffers; a buffer is reused only after the \
-        kernel's notification), uring (io_uring SEND, copying), sendmmsg (copying baseline).
+        kernel's notification), uring (io_uring SEND, copying), sendmmsg (copying baseline), \
+        packet-ring (raw mode, root: whole Ethernet/IPv4/UDP frames written into an AF_PACKET TX ring on \
+        --interface; IPv4 only, one datagram per frame, UDP checksum computed in software).
         On loopback and veth the kernel must copy zero-copy pages delivered to a local socket; the \
         summary reports how many sends it copied.
 
         Examples:
           zc-send 127.0.0.1:9000 --duration 5
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
+          zc-send 198.18.0.2:9000 --engine packet-ring --interface veth0 --count 1000000
         """
     )
 
@@ -78,6 +81,24 @@ struct ZCSend: ParsableCommand {
     @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.")
     var onError: String = ErrorPolicy.continue.rawValue
 
+    @Option(help: "packet-ring: the interface the frames leave by (required with --engine packet-ring).")
+    var interface: String?
+
+    @Option(help: "packet-ring: source IPv4 address. Default: the interface's primary IPv4 address.")
+    var src: String?
+
+    @Option(help: "packet-ring: UDP source port (default \(PacketRingOptions.defaultSourcePort)).")
+    var srcPort: UInt16?
+
+    @Option(help: "packet-ring: destination MAC (aa:bb:cc:dd:ee:ff). Default: the kernel's neighbour entry for the destination.")
+    var dstMac: String?
+
+    @Flag(help: "packet-ring: PACKET_QDISC_BYPASS, frames go straight to the driver (no qdisc, no tc shaping).")
+    var qdiscBypass = false
+
+    @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
+    var ringTransfer: String?
+
     @Flag(help: "Print the final report as JSON on stdout.")
     var json = false
 
@@ -123,6 +144,21 @@ struct ZCSend: ParsableCommand {
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
         }
+        if engine == SendEngineKind.packetRing.rawValue {
+            if interface == nil { throw ValidationError("--engine packet-ring needs --interface IF (the interface the frames leave by)") }
+        } else {
+            for (flag, given) in [("--interface", interface != nil), ("--src", src != nil), ("--src-port", srcPort != nil),
+                                  ("--dst-mac", dstMac != nil), ("--qdisc-bypass", qdiscBypass),
+                                  ("--ring-transfer", ringTransfer != nil)] where given {
+                throw ValidationError("\(flag) applies only to --engine packet-ring")
+            }
+        }
+        if let src, IPv4Address(src) == nil { throw ValidationError("--src '\(src)' is not an IPv4 address (packet-ring sends IPv4 only)") }
+        if let srcPort, srcPort == 0 { throw ValidationError("--src-port must be 1...65535") }
+        if let ringTransfer, ringTransfer != "auto" && PacketRingTransfer(rawValue: ringTransfer) == nil {
+            throw ValidationError("--ring-transfer '\(ringTransfer)' must be auto, zerocopy or copy")
+        }
+        if let dstMac, MACAddress(dstMac) == nil { throw ValidationError("--dst-mac '\(dstMac)' is not a MAC address like 02:00:00:00:00:02") }
     }
 
     var parsedGSO: GSOSetting? {
@@ -158,6 +194,7 @@ struct ZCSend: ParsableCommand {
         return (0..<streams).map { i in
             var c = base
             c.streamID = streamID.flatMap(parseStreamID).map { $0 &+ UInt64(i) } ?? UInt64.random(in: 1...UInt64.max)
+            c.packetRing?.sourcePort &+= UInt16(truncatingIfNeeded: i) // one UDP flow per stream
             switch base.rate {
             case .bitsPerSecond(let b)?: c.rate = .bitsPerSecond(b / Double(streams))
             case .packetsPerSecond(let p)?: c.rate = .packetsPerSecond(p / Double(streams))
@@ -191,6 +228,12 @@ struct ZCSend: ParsableCommand {
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
             c.source = source == "pattern" ? .pattern : source == "-" ? .standardInput : .file(source)
+            if c.engine == .packetRing, let interface {
+                c.packetRing = PacketRingOptions(interface: interface, sourceIP: src.flatMap { IPv4Address($0) },
+                                                 sourcePort: srcPort ?? PacketRingOptions.defaultSourcePort,
+                                                 destinationMAC: dstMac.flatMap { MACAddress($0) }, qdiscBypass: qdiscBypass,
+                                                 transfer: ringTransfer.flatMap { PacketRingTransfer(rawValue: $0) })
+            }
             return c
         } catch {
             throw ValidationError(error.description)
@@ -199,6 +242,20 @@ struct ZCSend: ParsableCommand {
 
     func run() throws {
         let configurations = try makeConfigurations()
+        if let ring = configurations[0].packetRing {
+            // Raw mode checks the interface, addresses and privilege before anything is sent.
+            do {
+                _ = try PacketRingTarget.resolve(ring, destination: configurations[0].destination,
+                                                 datagramSize: configurations[0].datagramSize)
+            } catch {
+                Output.standardError("zc-send: \(error)")
+                switch error.kind {
+                case .badInput: throw ExitCode(ExitStatus.usage)
+                case .noPermission: throw ExitCode(ExitStatus.noPermission)
+                case .system: throw ExitCode(ExitStatus.failure)
+                }
+            }
+        }
         StopFlag.install()
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine == .uringZC)
         let reports: [SenderReport]

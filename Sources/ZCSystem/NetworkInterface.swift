@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A 48-bit Ethernet address.
+public struct MACAddress: Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
+        bytes = (b0, b1, b2, b3, b4, b5)
+    }
+
+    public init?(bytes array: [UInt8]) {
+        guard array.count == 6 else { return nil }
+        self.init(array[0], array[1], array[2], array[3], array[4], array[5])
+    }
+
+    /// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated), case-insensitive.
+    public init?(_ text: String) {
+        let parts = text.split(separator: text.contains("-") ? "-" : ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard (1...2).contains(p.count), let v = UInt8(p, radix: 16) else { return nil }
+            out.append(v)
+        }
+        self.init(bytes: out)
+    }
+
+    public var array: [UInt8] { [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5] }
+    public var isZero: Bool { array.allSatisfy { $0 == 0 } }
+    public var isMulticast: Bool { bytes.0 & 1 != 0 }
+
+    public var description: String {
+        array.map { b in
+            let s = String(b, radix: 16)
+            return b < 16 ? "0" + s : s
+        }.joined(separator: ":")
+    }
+
+    public static func == (l: MACAddress, r: MACAddress) -> Bool { l.array == r.array }
+    public func hash(into h: inout Hasher) { h.combine(array) }
+}
+
+/// An IPv4 address as its four bytes in network order (a.b.c.d = bytes 0...3).
+public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// The address as a host-order integer (a << 24 | b << 16 | c << 8 | d).
+    public var value: UInt32
+
+    public init(_ value: UInt32) { self.value = value }
+
+    /// From a `struct in_addr` (network order in memory).
+    public init(_ addr: in_addr) { value = UInt32(bigEndian: addr.s_addr) }
+
+    /// Parses dotted-quad text.
+    public init?(_ text: String) {
+        var addr = in_addr()
+        guard inet_pton(AF_INET, text, &addr) == 1 else { return nil }
+        self.init(addr)
+    }
+
+    public var inAddr: in_addr { in_addr(s_addr: value.bigEndian) }
+
+    public var description: String {
+        "\(value >> 24).\((value >> 16) & 255).\((value >> 8) & 255).\(value & 255)"
+    }
+
+    /// True when `other` lies in this address's subnet of `prefixLength` bits.
+    public func sameSubnet(as other: IPv4Address, prefixLength: Int) -> Bool {
+        let mask: UInt32 = prefixLength <= 0 ? 0 : prefixLength >= 32 ? .max : ~(UInt32.max >> UInt32(prefixLength))
+        return value & mask == other.value & mask
+    }
+}
+
+/// What the kernel says about one network interface: index, link-layer address,
+/// MTU, flags and IPv4 addresses. Read once, at start; nothing here is live.
+public struct NetworkInterface: Sendable {
+    public let name: String
+    public let index: Int32
+    /// ARPHRD_* of the device (1 = Ethernet).
+    public let hardwareType: UInt16
+    public let mac: MACAddress
+    public let mtu: Int
+    public let flags: Int32
+    /// IPv4 addresses with their prefix lengths, primary (first) first.
+    public let ipv4: [(address: IPv4Address, prefixLength: Int)]
+    /// No hardware behind it (veth, bridge, dummy...): /sys/class/net/NAME/device is absent.
+    public let isVirtual: Bool
+
+    public var isUp: Bool { flags & Int32(IFF_UP) != 0 }
+    /// The carrier is present (IFF_RUNNING): a veth whose peer is down is up but not running.
+    public var isRunning: Bool { flags & Int32(IFF_RUNNING) != 0 }
+    public var isLoopback: Bool { flags & Int32(IFF_LOOPBACK) != 0 }
+    public var isEthernet: Bool { hardwareType == 1 } // ARPHRD_ETHER
+    public var primaryIPv4: IPv4Address? { ipv4.first?.address }
+
+    public enum LookupError: Error, CustomStringConvertible, Equatable {
+        case badName(String)
+        case noSuchInterface(String)
+        case system(String, SystemError)
+
+        public var description: String {
+            switch self {
+            case .badName(let n): return "interface name '\(n)' is not valid (1 to \(Int(IFNAMSIZ) - 1) characters)"
+            case .noSuchInterface(let n): return "interface '\(n)' does not exist (see `ip link`)"
+            case .system(let n, let e): return "interface '\(n)': \(e)"
+            }
+        }
+    }
+
+    /// Looks `name` up: if_nametoindex, then SIOCGIFHWADDR / SIOCGIFMTU / SIOCGIFFLAGS
+    /// on a throwaway datagram socket, then getifaddrs for its IPv4 addresses.
+    public static func lookup(_ name: String) throws(LookupError) -> NetworkInterface {
+        let utf8 = Array(name.utf8)
+        guard !utf8.isEmpty, utf8.count < Int(IFNAMSIZ), !utf8.contains(0), !utf8.contains(UInt8(ascii: "/")) else {
+            throw .badName(name)
+        }
+        let index = if_nametoindex(name)
+        guard index != 0 else {
+            if errno == ENODEV || errno == ENXIO || errno == ENOENT { throw .noSuchInterface(name) }
+            throw .system(name, SystemError(call: "if_nametoindex"))
+        }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(name, SystemError(call: "socket(AF_INET)")) }
+        defer { close(fd) }
+
+        func request(_ code: Int, _ what: String) throws(LookupError) -> ifreq {
+            var r = ifreq()
+            withUnsafeMutableBytes(of: &r.ifr_ifrn.ifrn_name) { dst in
+                for (i, b) in utf8.enumerated() { dst[i] = b }
+            }
+            if ioctl(fd, UInt(code), &r) != 0 {
+                if errno == ENODEV { throw .noSuchInterface(name) }
+                throw .system(name, SystemError(call: "ioctl(\(what))"))
+            }
+            return r
+        }
+        let hw = try request(Int(SIOCGIFHWADDR), "SIOCGIFHWADDR").ifr_ifru.ifru_hwaddr
+        let mac = withUnsafeBytes(of: hw.sa_data) { MACAddress(bytes: Array($0.prefix(6)))! }
+        let mtu = Int(try request(Int(SIOCGIFMTU), "SIOCGIFMTU").ifr_ifru.ifru_mtu)
+        let flags = Int32(try request(Int(SIOCGIFFLAGS), "SIOCGIFFLAGS").ifr_ifru.ifru_flags)
+
+        var addresses: [(IPv4Address, Int)] = []
+        var list: UnsafeMutablePointer<ifaddrs>?
+        if getifaddrs(&list) == 0 {
+            defer { freeifaddrs(list) }
+            var entry = list
+            while let e = entry {
+                defer { entry = e.pointee.ifa_next }
+                guard let addr = e.pointee.ifa_addr, Int32(addr.pointee.sa_family) == AF_INET,
+                      String(cString: e.pointee.ifa_name) == name else { continue }
+                let a = UnsafeRawPointer(addr).load(as: sockaddr_in.self)
+                var prefix = 32
+                if let m = e.pointee.ifa_netmask {
+                    prefix = UnsafeRawPointer(m).load(as: sockaddr_in.self).sin_addr.s_addr.nonzeroBitCount
+                }
+                addresses.append((IPv4Address(a.sin_addr), prefix))
+            }
+        }
+        let isVirtual = access("/sys/class/net/\(name)/device", F_OK) != 0
+        return NetworkInterface(name: name, index: Int32(index), hardwareType: hw.sa_family, mac: mac, mtu: mtu,
+                                flags: flags, ipv4: addresses.map { (address: $0.0, prefixLength: $0.1) }, isVirtual: isVirtual)
+    }
+}
