@@ -205,13 +205,17 @@ enum ReceiverReportFormatter {
             ? "\(drops) GRO buffers (about \(dropped) datagrams at \(Units.fixed(Double(stats.datagramsSeen) / Double(max(1, stats.buffers)), 1)) per buffer)"
             : "\(drops) datagrams"
         var lines = ["  SOCKET BUFFER FULL: the kernel dropped \(what) at this receiver's socket (SO_RXQ_OVFL): " +
-                     "the receiver did not keep up, this is not path loss. Of \(lost) lost, \(lost - min(lost, dropped)) are not explained by it."]
+                     "the receiver did not keep up, this is not path loss. Of \(lost) lost, \(stats.kernelDropsAreBuffers ? "about " : "")\(lost - min(lost, dropped)) are not explained by it."]
         if !r.receiveBufferForced, let limit = r.receiveBufferLimit, Int(r.receiveBufferBytes) / 2 < Int(r.configuration.receiveBufferBytes) {
             lines.append("    rcvbuf is capped at \(Units.bytes(UInt64(limit))) by net.core.rmem_max (asked \(Units.bytes(UInt64(r.configuration.receiveBufferBytes)))): " +
                          "run as root (SO_RCVBUFFORCE) or `sysctl -w net.core.rmem_max=\(UInt64(r.configuration.receiveBufferBytes))`")
         } else {
-            lines.append("    rcvbuf \(Units.bytes(usable)) usable: raise --rcvbuf (e.g. --rcvbuf \(Units.bytes(max(usable * 4, 512 << 20)))" +
-                         "\(r.receiveBufferForced ? "" : "; needs root or net.core.rmem_max") ), add --threads (several senders), use --gro on, or pace the sender")
+            let suggestion = max(usable * 4, 512 << 20) >> 20
+            var remedies = ["raise --rcvbuf (e.g. --rcvbuf \(suggestion)M\(r.receiveBufferForced ? "" : "; beyond net.core.rmem_max it needs root"))"]
+            if !r.groEnabled { remedies.append("turn --gro on (one receive per 44 datagrams)") }
+            remedies.append(r.threads.count > 1 ? "spread senders over more --threads" : "add --threads (several senders)")
+            remedies.append("or pace the sender")
+            lines.append("    rcvbuf \(Units.bytes(usable)) usable: " + remedies.joined(separator: ", "))
         }
         return lines
     }

@@ -29,7 +29,8 @@ struct ZCRecv: ParsableCommand {
 
         Kernel drops (SO_RXQ_OVFL) are datagrams this receiver's socket buffer had no room for: the \
         receiver did not keep up. They are reported apart from path loss, with what to change \
-        (--rcvbuf, net.core.rmem_max, --threads).
+        (--rcvbuf, net.core.rmem_max, --threads). With GRO the kernel counts dropped buffers \
+        (up to 44 datagrams each); the report estimates the datagrams.
 
         Ends after --streams N streams sent their END (and are complete or --linger passed), after \
         --idle-timeout without traffic, after --timeout, or on SIGINT/SIGTERM; then prints the report.
