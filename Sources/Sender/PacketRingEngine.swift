@@ -179,6 +179,8 @@ public struct PacketRingReport: Sendable {
     public var kicksRetried: UInt64 = 0
     /// Frames the kernel marked TP_STATUS_WRONG_FORMAT (counted as errors, never sent).
     public var wrongFormat: UInt64 = 0
+    /// Rings replaced after a rejected frame (the kernel never steps over one).
+    public var ringsReopened: Int = 0
     /// Frames still owned by the kernel when the run gave up waiting for them.
     public var framesInFlightAtExit: Int = 0
 }
@@ -194,15 +196,17 @@ public struct PacketRingReport: Sendable {
 /// is counted twice. On ENOBUFS (a queue or the device dropped the frame) the
 /// kernel leaves the frame at SEND_REQUEST: it is kicked again, never dropped.
 final class PacketRingEngine {
-    let fd: Int32
-    let ring: UnsafeMutableRawPointer
+    private(set) var fd: Int32
+    private(set) var ring: UnsafeMutableRawPointer
+    let geometry: (frameSize: Int, blockSize: Int, blocks: Int, frames: Int)
+    let requestedSendBuffer: Int32
     let ringBytes: Int
     let frameSize: Int
     let frameCount: Int
     let blockSize: Int
     let builder: FrameBuilder
     let target: PacketRingTarget
-    let sendBufferBytes: Int32
+    private(set) var sendBufferBytes: Int32
     /// The kernel reads from here in each frame: a virtio_net_hdr in copy mode,
     /// else the Ethernet header.
     let dataOffset = Int(zc_tpacket2_data_offset)
@@ -247,6 +251,30 @@ final class PacketRingEngine {
         frameSize = g.frameSize; blockSize = g.blockSize; frameCount = g.frames
         ringBytes = g.blockSize * g.blocks
 
+        let opened = try Self.open(target: target, geometry: g, ringBytes: ringBytes, sendBufferBytes: c.sendBufferBytes)
+        fd = opened.fd
+        ring = opened.ring
+        sendBufferBytes = opened.sendBuffer
+        geometry = g
+        requestedSendBuffer = c.sendBufferBytes
+        frameUDPLength = .allocate(capacity: g.frames); frameUDPLength.initialize(repeating: 0, count: g.frames)
+        frameIsEnd = .allocate(capacity: g.frames); frameIsEnd.initialize(repeating: false, count: g.frames)
+        scratch = .allocate(byteCount: 2 * c.datagramSize + 64, alignment: 64)
+        let a = target.addressing
+        report = PacketRingReport(interface: target.interface.name, interfaceIndex: target.interface.index,
+                                  mtu: target.interface.mtu, sourceMAC: a.sourceMAC, destinationMAC: a.destinationMAC,
+                                  destinationMACSource: target.destinationMACSource,
+                                  source: "\(a.sourceIP):\(a.sourcePort)", dontFragment: a.dontFragment,
+                                  qdiscBypass: target.qdiscBypass, transfer: target.transfer,
+                                  transferChoice: target.transferChoice, maxFrameLength: target.maxFrameLength,
+                                  frameSize: g.frameSize, frames: g.frames, blockSize: g.blockSize)
+    }
+
+    /// The socket and its mapped ring: TPACKET_V2, optional qdisc bypass and
+    /// virtio_net_hdr, a send buffer that holds the whole ring, PACKET_TX_RING,
+    /// one MAP_POPULATE mapping, bound to the interface (protocol 0: send only).
+    static func open(target: PacketRingTarget, geometry g: (frameSize: Int, blockSize: Int, blocks: Int, frames: Int),
+                     ringBytes: Int, sendBufferBytes: Int32) throws(SystemError) -> (fd: Int32, ring: UnsafeMutableRawPointer, sendBuffer: Int32) {
         let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError(call: "socket(AF_PACKET, SOCK_RAW)") }
         func option(_ name: Int32, _ value: Int32, _ what: String) throws(SystemError) {
@@ -261,15 +289,13 @@ final class PacketRingEngine {
         // Every frame in flight is charged to the socket (skb + frame bytes): make
         // the send buffer hold the whole ring so it never throttles the kicks.
         let wanted = Int64(g.frames) * Int64(target.maxFrameLength + 1024)
-        let request = Int32(clamping: max(Int64(c.sendBufferBytes), min(wanted, Int64(Int32.max / 2))))
-        var v = request
+        var v = Int32(clamping: max(Int64(sendBufferBytes), min(wanted, Int64(Int32.max / 2))))
         if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
             _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, socklen_t(MemoryLayout<Int32>.size))
         }
         var granted: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         _ = getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &granted, &len)
-        sendBufferBytes = granted
         if zc_packet_set_tx_ring(fd, UInt32(g.blockSize), UInt32(g.blocks), UInt32(g.frameSize), UInt32(g.frames)) != 0 {
             let e = SystemError(call: "setsockopt(PACKET_TX_RING \(g.frames) frames of \(g.frameSize) B in \(g.blocks) blocks of \(g.blockSize) B)")
             close(fd); throw e
@@ -282,19 +308,7 @@ final class PacketRingEngine {
             let e = SystemError(call: "bind(AF_PACKET, \(target.interface.name))")
             munmap(mem, ringBytes); close(fd); throw e
         }
-        self.fd = fd
-        ring = mem
-        frameUDPLength = .allocate(capacity: g.frames); frameUDPLength.initialize(repeating: 0, count: g.frames)
-        frameIsEnd = .allocate(capacity: g.frames); frameIsEnd.initialize(repeating: false, count: g.frames)
-        scratch = .allocate(byteCount: 2 * c.datagramSize + 64, alignment: 64)
-        let a = target.addressing
-        report = PacketRingReport(interface: target.interface.name, interfaceIndex: target.interface.index,
-                                  mtu: target.interface.mtu, sourceMAC: a.sourceMAC, destinationMAC: a.destinationMAC,
-                                  destinationMACSource: target.destinationMACSource,
-                                  source: "\(a.sourceIP):\(a.sourcePort)", dontFragment: a.dontFragment,
-                                  qdiscBypass: target.qdiscBypass, transfer: target.transfer,
-                                  transferChoice: target.transferChoice, maxFrameLength: target.maxFrameLength,
-                                  frameSize: g.frameSize, frames: g.frames, blockSize: g.blockSize)
+        return (fd, mem, granted)
     }
 
     deinit {
@@ -335,6 +349,9 @@ final class PacketRingEngine {
     private var unkicked = 0    // frames published that the kernel has not taken yet
     private var ipID: UInt16 = 0
     private var lastKickError: Int32 = 0
+    private var endsRemaining = 0
+    /// Set when the kernel rejected a frame (TP_STATUS_WRONG_FORMAT): data stops.
+    private var halted = false
 
     func run(writer: inout DatagramWriter, input: PayloadInput?, configuration c: SenderConfiguration,
              ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
@@ -343,7 +360,7 @@ final class PacketRingEngine {
         let deadline = c.limit.durationNanoseconds.map { start + $0 }
         var producing = true
         var reason = StopReason.limit
-        var endsRemaining = c.endRepeats
+        endsRemaining = c.endRepeats
         var nextEndAt: UInt64 = 0
         var lastProgress = start
         ipID = UInt16(truncatingIfNeeded: c.streamID)
@@ -353,6 +370,7 @@ final class PacketRingEngine {
             if producing {
                 if StopFlag.isSet { producing = false; reason = .signal }
                 else if c.onError == .stop && stats.errorCount > 0 { producing = false; reason = .error }
+                else if halted { producing = false; reason = .error }
                 else if writer.isExhausted { producing = false }
                 else if let deadline, now >= deadline { producing = false }
             }
@@ -505,7 +523,8 @@ final class PacketRingEngine {
             let status = zc_tp_status_load(f)
             if status == zc_tp_status_send_request { break }
             if status & zc_tp_status_wrong_format != 0 {
-                try skipWrongFormat(tail, stats: &stats)
+                try halt(stats: &stats)
+                return true
             } else if frameIsEnd[tail] {
                 stats.endsSent &+= 1
             } else {
@@ -522,25 +541,37 @@ final class PacketRingEngine {
         return moved
     }
 
-    /// A frame the kernel rejected stays WRONG_FORMAT and blocks the kernel's head.
-    /// Count it as a failed send, then let the kernel step over it: with
-    /// PACKET_LOSS on for one kick, a malformed frame is released and skipped.
-    private func skipWrongFormat(_ i: Int, stats: inout SenderStatistics) throws(SystemError) {
+    /// The kernel rejected the frame at `tail` (TP_STATUS_WRONG_FORMAT: too long for
+    /// the device, which only happens if its MTU shrank during the run). It then
+    /// stops at that frame for good: it never steps over a rejected frame unless
+    /// PACKET_LOSS was set before the ring, and PACKET_LOSS would skip such frames
+    /// silently. So: count the rejected frame and every frame queued behind it as
+    /// failed, stop producing data, and open a fresh ring for the END datagrams
+    /// (small frames, which still fit), so the receiver learns the totals.
+    private func halt(stats: inout SenderStatistics) throws(SystemError) {
+        let code = lastKickError != 0 ? lastKickError : EMSGSIZE
         report.wrongFormat &+= 1
-        let code = lastKickError != 0 ? lastKickError : EINVAL
-        stats.errors[code, default: 0] += 1
-        if !frameIsEnd[i] { stats.datagramsFailed &+= 1 }
-        var on: Int32 = 1, off: Int32 = 0
-        guard setsockopt(fd, zc_sol_packet, zc_packet_loss, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-            throw SystemError(call: "setsockopt(PACKET_LOSS) to skip a TP_STATUS_WRONG_FORMAT frame")
+        var i = tail
+        for _ in 0..<submitted {
+            if frameIsEnd[i] {
+                endsRemaining += 1  // never sent: send it again through the new ring
+            } else {
+                stats.errors[code, default: 0] += 1
+                stats.datagramsFailed &+= 1
+            }
+            i = next(i)
         }
-        zc_tp_status_store(frame(i), zc_tp_status_send_request)
-        _ = zc_packet_kick(fd)
-        _ = setsockopt(fd, zc_sol_packet, zc_packet_loss, &off, socklen_t(MemoryLayout<Int32>.size))
-        let deadline = MonotonicClock.nanoseconds() + 100_000_000
-        while zc_tp_status_load(frame(i)) == zc_tp_status_send_request && MonotonicClock.nanoseconds() < deadline {
-            _ = zc_packet_kick(fd)
+        if halted {
+            throw SystemError(call: "packet ring: '\(target.interface.name)' rejected END frames too (TP_STATUS_WRONG_FORMAT)", errno: code)
         }
+        halted = true
+        let opened = try Self.open(target: target, geometry: geometry, ringBytes: ringBytes, sendBufferBytes: requestedSendBuffer)
+        munmap(ring, ringBytes)
+        close(fd)
+        fd = opened.fd
+        ring = opened.ring
+        head = 0; tail = 0; submitted = 0; unkicked = 0
+        report.ringsReopened += 1
     }
 
     /// Waits (bounded) until the kernel has released every frame, so the ring is

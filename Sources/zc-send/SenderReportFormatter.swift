@@ -95,6 +95,7 @@ enum SenderReportFormatter {
                 ("kicks", .uint(p.kicks)),
                 ("kicks_retried", .uint(p.kicksRetried)),
                 ("wrong_format", .uint(p.wrongFormat)),
+                ("rings_reopened", .int(Int64(p.ringsReopened))),
                 ("frames_in_flight_at_exit", .int(Int64(p.framesInFlightAtExit))),
             ])))
         }

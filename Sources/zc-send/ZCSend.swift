@@ -274,6 +274,11 @@ struct ZCSend: ParsableCommand {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
         if reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
+        if let ring = reports.first(where: { ($0.packetRing?.wrongFormat ?? 0) > 0 })?.packetRing {
+            Output.standardError("zc-send: stopped: the kernel rejected a frame of \(ring.maxFrameLength) bytes on \(ring.interface) "
+                                 + "(TP_STATUS_WRONG_FORMAT; did its MTU shrink?); END went out through a fresh ring")
+            throw ExitCode(ExitStatus.failure)
+        }
         if reports.contains(where: { $0.stopReason == .error }) {
             Output.standardError("zc-send: stopped after a failed send (--on-error stop)")
             throw ExitCode(ExitStatus.failure)
