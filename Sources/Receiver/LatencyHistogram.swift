@@ -6,9 +6,13 @@ import Histogram
 /// allocates. Values above 60 s are recorded as 60 s (and counted); negative
 /// values (the sender's clock ahead of ours: only meaningful on one host or with
 /// synchronised clocks) are recorded as 0 and counted.
+///
+/// Datagrams of one send batch carry the same timestamp and those of one receive
+/// batch the same arrival time, so equal consecutive values are counted and
+/// recorded once (`record(value, count:)`) when the value changes.
 public struct LatencyHistogram: Sendable {
     public static let highestNanoseconds: UInt64 = 60_000_000_000
-    public private(set) var histogram = Histogram<UInt64>(lowestDiscernibleValue: 100,
+    private var recorded = Histogram<UInt64>(lowestDiscernibleValue: 100,
                                                           highestTrackableValue: LatencyHistogram.highestNanoseconds,
                                                           numberOfSignificantValueDigits: .three)
     /// Samples whose timestamp lay in our future (clock skew).
@@ -17,8 +21,25 @@ public struct LatencyHistogram: Sendable {
     public private(set) var clamped: UInt64 = 0
     public private(set) var minNanoseconds: Int64 = .max
     public private(set) var maxNanoseconds: Int64 = .min
+    private var pendingValue: UInt64 = .max
+    private var pendingCount: UInt64 = 0
 
     public init() {}
+
+    /// The histogram with every sample in it.
+    public var histogram: Histogram<UInt64> {
+        var copy = self
+        copy.flush()
+        return copy.recorded
+    }
+
+    @inline(__always)
+    private mutating func flush() {
+        if pendingCount > 0 {
+            recorded.record(pendingValue, count: pendingCount)
+            pendingCount = 0
+        }
+    }
 
     @inline(__always)
     public mutating func record(_ latencyNanoseconds: Int64) {
@@ -32,13 +53,17 @@ public struct LatencyHistogram: Sendable {
             v = UInt64(latencyNanoseconds)
             if v > Self.highestNanoseconds { clamped &+= 1; v = Self.highestNanoseconds }
         }
-        histogram.record(v)
+        if v == pendingValue { pendingCount &+= 1; return }
+        flush()
+        pendingValue = v
+        pendingCount = 1
     }
 
-    public var count: UInt64 { histogram.totalCount }
+    public var count: UInt64 { recorded.totalCount + pendingCount }
 
     public mutating func add(_ other: LatencyHistogram) {
-        histogram.add(other.histogram)
+        flush()
+        recorded.add(other.histogram)
         negative &+= other.negative
         clamped &+= other.clamped
         minNanoseconds = min(minNanoseconds, other.minNanoseconds)
@@ -61,6 +86,7 @@ public struct LatencyHistogram: Sendable {
     /// nil when nothing was recorded.
     public var summary: Summary? {
         guard count > 0 else { return nil }
+        let histogram = self.histogram
         func us(_ ns: UInt64) -> Double { Double(ns) / 1e3 }
         return Summary(samples: count,
                        minMicroseconds: Double(minNanoseconds) / 1e3,

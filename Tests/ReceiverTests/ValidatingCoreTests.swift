@@ -175,6 +175,24 @@ final class ValidatingCoreTests: XCTestCase {
         XCTAssertEqual(core.streams[1].latency.summary?.negative, 1)
     }
 
+    func testLatencyRunsOfEqualValuesAreCountedExactly() {
+        var h = LatencyHistogram()
+        for v: Int64 in [5_000, 5_000, 5_000, 7_000, 7_000, 5_000, -3, 90_000_000_000] { h.record(v) }
+        XCTAssertEqual(h.count, 8)
+        XCTAssertEqual(h.histogram.totalCount, 8, "the pending run is in the histogram handed out")
+        XCTAssertEqual(h.histogram.count(within: 4_990...5_010), 4)
+        XCTAssertEqual(h.histogram.count(within: 6_990...7_010), 2)
+        let s = try! XCTUnwrap(h.summary)
+        XCTAssertEqual(s.negative, 1)
+        XCTAssertEqual(s.clamped, 1)
+        XCTAssertEqual(s.maxMicroseconds, 90_000_000, "the exact maximum, not the clamped one")
+        var other = LatencyHistogram()
+        other.record(5_000)
+        h.add(other)
+        XCTAssertEqual(h.count, 9)
+        XCTAssertEqual(h.histogram.count(within: 4_990...5_010), 5)
+    }
+
     func testMergeCoresSumsAndMergesSameKey() {
         var a = ValidatingCore(), b = ValidatingCore()
         for s in UInt64(0)..<6 { feed(&a, datagram(stream: 7, seq: s), source: source(1)) }
