@@ -195,7 +195,7 @@ public struct PacketRingReport: Sendable {
 /// has been accounted, so the kernel never sees a half-written frame and no frame
 /// is counted twice. On ENOBUFS (a queue or the device dropped the frame) the
 /// kernel leaves the frame at SEND_REQUEST: it is kicked again, never dropped.
-final class PacketRingEngine {
+public final class PacketRingEngine {
     private(set) var fd: Int32
     private(set) var ring: UnsafeMutableRawPointer
     let geometry: (frameSize: Int, blockSize: Int, blocks: Int, frames: Int)
@@ -232,7 +232,7 @@ final class PacketRingEngine {
     /// hold the largest frame, in blocks of a page (or one frame, if larger). The
     /// default 256 frames keep the ring in cache (1472-byte datagrams: 512 KiB);
     /// measured on the sink veth, 8192 frames (16 MiB) ran 15% slower than 256-512.
-    static func geometry(poolSlots: Int, maxFrameLength: Int, pageSize: Int) -> (frameSize: Int, blockSize: Int, blocks: Int, frames: Int) {
+    public static func geometry(poolSlots: Int, maxFrameLength: Int, pageSize: Int) -> (frameSize: Int, blockSize: Int, blocks: Int, frames: Int) {
         var frameSize = 64
         while frameSize < Int(zc_tpacket2_data_offset) + maxFrameLength { frameSize <<= 1 }
         let blockSize = max(frameSize, pageSize)

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import Sender
+import Sender
 import ZCSystem
 
 /// The packet-ring engine's frames, byte for byte, against Protocol/vectors/frames.json
