@@ -41,12 +41,14 @@ let package = Package(
         ),
         // Examples: small programs on the library's public API (run by the test suite).
         .executableTarget(name: "daq-producer", dependencies: ["Sender", "ZCSystem"], path: "Examples/DAQProducer"),
+        .executableTarget(name: "validated-sink", dependencies: ["Receiver", "ZCSystem"], path: "Examples/ValidatedSink"),
         .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol"]),
         .testTarget(name: "URingTests", dependencies: ["URing", "ZCSystem"]),
         .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),
         .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "StreamProtocol"]),
         .testTarget(name: "CLISupportTests", dependencies: ["CLISupport"]),
-        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv"]),
+        .testTarget(name: "LibraryTests", dependencies: ["ZCStream"]),
+        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "daq-producer", "validated-sink"]),
     ],
     swiftLanguageModes: [.v6]
 )

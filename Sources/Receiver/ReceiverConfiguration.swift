@@ -32,6 +32,9 @@ public struct ReceiverConfiguration: Sendable {
     public var cpus: [Int]?
     /// Where to write the streams' payload (nil: nowhere).
     public var output: OutputDestination?
+    /// The application's view of the data: called for every new intact datagram,
+    /// with its payload valid only during the call (see ``DeliveredDatagram``).
+    public var delivery: DeliveryHandler?
 
     public init(listen: SocketAddress) { self.listen = listen }
 }

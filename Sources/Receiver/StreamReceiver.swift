@@ -109,7 +109,11 @@ final class ReceiveWorker: @unchecked Sendable {
     var core: ValidatingCore?
     var failure: SystemError?
 
-    init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?) {
+    let delivery: DeliveryHandler?
+
+    init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?,
+         delivery: DeliveryHandler? = nil) {
+        self.delivery = delivery
         self.socket = socket
         self.engine = engine
         self.cpu = cpu
@@ -119,7 +123,8 @@ final class ReceiveWorker: @unchecked Sendable {
     }
 
     func run() {
-        var core = ValidatingCore(maxStreams: maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?)
+        var core = ValidatingCore(maxStreams: maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
+                                  delivery: delivery)
         var nextPublish: UInt64 = 0
         var publishedEnded = 0
         let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
@@ -186,7 +191,8 @@ public enum StreamReceiver {
             try socket.bind(to: t == 0 ? c.listen : bound)
             if t == 0 { bound = try socket.localAddress() }
             let cpu = c.cpus.flatMap { $0.isEmpty ? nil : $0[t % $0.count] }
-            workers.append(ReceiveWorker(socket: socket, engine: c.engine, cpu: cpu, maxStreams: c.maxStreams, output: output))
+            workers.append(ReceiveWorker(socket: socket, engine: c.engine, cpu: cpu, maxStreams: c.maxStreams, output: output,
+                                         delivery: c.delivery))
         }
         ready(bound, granted, groEnabled)
 

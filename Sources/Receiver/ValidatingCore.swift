@@ -29,9 +29,11 @@ public struct ValidatingCore: Sendable {
 
     /// Where payloads go with `--output` (nil: nowhere).
     let output: CoreOutput?
+    /// The application's callback for new intact datagrams (nil: none).
+    let delivery: DeliveryHandler?
 
-    public init(maxStreams: Int = ValidatingCore.defaultMaxStreams) {
-        self.init(maxStreams: maxStreams, output: nil)
+    public init(maxStreams: Int = ValidatingCore.defaultMaxStreams, delivery: DeliveryHandler? = nil) {
+        self.init(maxStreams: maxStreams, output: nil, delivery: delivery)
     }
 
     /// A core that also writes every new intact payload to `output` (see `OutputTarget`).
@@ -39,9 +41,10 @@ public struct ValidatingCore: Sendable {
         self.init(maxStreams: maxStreams, output: CoreOutput(target: output))
     }
 
-    init(maxStreams: Int, output: CoreOutput?) {
+    init(maxStreams: Int, output: CoreOutput?, delivery: DeliveryHandler? = nil) {
         self.maxStreams = maxStreams
         self.output = output
+        self.delivery = delivery
         streams.reserveCapacity(min(maxStreams, 64))
     }
 
@@ -85,6 +88,10 @@ public struct ValidatingCore: Sendable {
             lastDataNanoseconds = now
             if isNew && h.payloadLength > 0, let output {
                 output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset)
+            }
+            if isNew, let delivery {
+                delivery(DeliveredDatagram(streamID: h.streamID, source: source, sequence: h.sequence, offset: h.offset,
+                                           payload: UnsafeRawBufferPointer(start: payload, count: Int(h.payloadLength))))
             }
         case .badChecksum(let h, _):
             if let i = lookup(StreamKey(streamID: h.streamID, source: source), create: false) {
