@@ -5,11 +5,15 @@ import Glibc
 /// The kernel's IPv4 neighbour (ARP) table, as /proc/net/arp shows it for the
 /// caller's network namespace. Read on demand; nothing is cached.
 public enum NeighbourTable {
+    /// One line of the table: an IPv4 neighbour as the kernel resolved it on one device.
     public struct Entry: Equatable, Sendable {
+        /// The neighbour's IPv4 address.
         public var address: IPv4Address
+        /// Its link-layer address; all zeros while unresolved.
         public var mac: MACAddress
         /// ATF_* flags: 0x2 complete, 0x4 permanent.
         public var flags: UInt32
+        /// The interface the entry belongs to, e.g. `eth0`.
         public var device: String
 
         /// A usable entry: resolved (ATF_COM) with a non-zero address.

@@ -4,12 +4,15 @@ import Glibc
 
 /// A 48-bit Ethernet address.
 public struct MACAddress: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// The six octets in wire order.
     public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
 
+    /// The address `b0:b1:b2:b3:b4:b5`.
     public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
         bytes = (b0, b1, b2, b3, b4, b5)
     }
 
+    /// The address in `array`; nil unless it holds exactly 6 bytes.
     public init?(bytes array: [UInt8]) {
         guard array.count == 6 else { return nil }
         self.init(array[0], array[1], array[2], array[3], array[4], array[5])
@@ -27,10 +30,14 @@ public struct MACAddress: Equatable, Hashable, Sendable, CustomStringConvertible
         self.init(bytes: out)
     }
 
+    /// The six octets as an array, in wire order.
     public var array: [UInt8] { [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5] }
+    /// `00:00:00:00:00:00`: what an unresolved neighbour entry shows.
     public var isZero: Bool { array.allSatisfy { $0 == 0 } }
+    /// The group bit (least significant bit of the first octet) is set: multicast or broadcast.
     public var isMulticast: Bool { bytes.0 & 1 != 0 }
 
+    /// Lower-case `aa:bb:cc:dd:ee:ff`.
     public var description: String {
         array.map { b in
             let s = String(b, radix: 16)
@@ -38,7 +45,9 @@ public struct MACAddress: Equatable, Hashable, Sendable, CustomStringConvertible
         }.joined(separator: ":")
     }
 
+    /// Equal when all six octets are equal.
     public static func == (l: MACAddress, r: MACAddress) -> Bool { l.array == r.array }
+    /// Hashes the six octets.
     public func hash(into h: inout Hasher) { h.combine(array) }
 }
 
@@ -47,6 +56,7 @@ public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertibl
     /// The address as a host-order integer (a << 24 | b << 16 | c << 8 | d).
     public var value: UInt32
 
+    /// The address whose host-order integer is `value` (`0x7F000001` is 127.0.0.1).
     public init(_ value: UInt32) { self.value = value }
 
     /// From a `struct in_addr` (network order in memory).
@@ -59,8 +69,10 @@ public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertibl
         self.init(addr)
     }
 
+    /// The address as a `struct in_addr` (network order in memory), for socket calls.
     public var inAddr: in_addr { in_addr(s_addr: value.bigEndian) }
 
+    /// Dotted-quad text, e.g. `198.18.0.2`.
     public var description: String {
         "\(value >> 24).\((value >> 16) & 255).\((value >> 8) & 255).\(value & 255)"
     }
@@ -75,30 +87,44 @@ public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertibl
 /// What the kernel says about one network interface: index, link-layer address,
 /// MTU, flags and IPv4 addresses. Read once, at start; nothing here is live.
 public struct NetworkInterface: Sendable {
+    /// The interface name, e.g. `eth0` or `veth1`.
     public let name: String
+    /// The kernel's interface index (`if_nametoindex`), as `sockaddr_ll.sll_ifindex` wants it.
     public let index: Int32
     /// ARPHRD_* of the device (1 = Ethernet).
     public let hardwareType: UInt16
+    /// The link-layer (hardware) address; all zeros on loopback.
     public let mac: MACAddress
+    /// The MTU in bytes: the largest IP packet the link carries, link-layer header excluded.
     public let mtu: Int
+    /// The `IFF_*` interface flags (`SIOCGIFFLAGS`), as read at lookup.
     public let flags: Int32
     /// IPv4 addresses with their prefix lengths, primary (first) first.
     public let ipv4: [(address: IPv4Address, prefixLength: Int)]
     /// No hardware behind it (veth, bridge, dummy...): /sys/class/net/NAME/device is absent.
     public let isVirtual: Bool
 
+    /// Administratively up (`IFF_UP`).
     public var isUp: Bool { flags & Int32(IFF_UP) != 0 }
     /// The carrier is present (IFF_RUNNING): a veth whose peer is down is up but not running.
     public var isRunning: Bool { flags & Int32(IFF_RUNNING) != 0 }
+    /// A loopback device (`IFF_LOOPBACK`).
     public var isLoopback: Bool { flags & Int32(IFF_LOOPBACK) != 0 }
+    /// An Ethernet device (`ARPHRD_ETHER`), the only kind the packet-ring engine frames for.
     public var isEthernet: Bool { hardwareType == 1 } // ARPHRD_ETHER
+    /// The first IPv4 address, nil when the interface has none.
     public var primaryIPv4: IPv4Address? { ipv4.first?.address }
 
+    /// Why ``NetworkInterface/lookup(_:)`` failed.
     public enum LookupError: Error, CustomStringConvertible, Equatable {
+        /// The name is empty, too long (`IFNAMSIZ` - 1 characters at most), or contains NUL or `/`.
         case badName(String)
+        /// No interface has this name in the caller's network namespace.
         case noSuchInterface(String)
+        /// A system call failed while reading the named interface.
         case system(String, SystemError)
 
+        /// One line naming the interface and the problem.
         public var description: String {
             switch self {
             case .badName(let n): return "interface name '\(n)' is not valid (1 to \(Int(IFNAMSIZ) - 1) characters)"

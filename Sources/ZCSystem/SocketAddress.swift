@@ -6,14 +6,21 @@ import Glibc
 /// `HOST:PORT`, `[V6]:PORT`, `PORT` (with a default host), and names that
 /// resolve through `getaddrinfo`.
 public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
+    /// An IPv4 address and port.
     case v4(sockaddr_in)
+    /// An IPv6 address and port (flow info and scope id as `getaddrinfo` gave them).
     case v6(sockaddr_in6)
 
+    /// Why ``SocketAddress/parse(_:defaultHost:allowPortZero:)`` or ``SocketAddress/resolve(host:port:)`` failed.
     public enum ParseError: Error, CustomStringConvertible, Equatable {
+        /// The text is none of `HOST:PORT`, `[IPV6]:PORT` or `PORT` (a bare IPv6 address needs brackets).
         case malformed(String)
+        /// The port is not a number from 1 to 65535 (0 only where allowed).
         case badPort(String)
+        /// The host could not be resolved: the host, and `getaddrinfo`'s reason.
         case unresolvable(String, String)
 
+        /// One line naming the offending text and what is wrong with it.
         public var description: String {
             switch self {
             case .malformed(let s): return "'\(s)' is not HOST:PORT, [IPV6]:PORT or PORT"
@@ -76,6 +83,7 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
         throw .unresolvable(host, "no IPv4 or IPv6 address")
     }
 
+    /// `AF_INET` or `AF_INET6`.
     public var family: Int32 {
         switch self {
         case .v4: return AF_INET
@@ -83,6 +91,7 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
         }
     }
 
+    /// The port in host byte order.
     public var port: UInt16 {
         switch self {
         case .v4(let a): return UInt16(bigEndian: a.sin_port)
@@ -96,6 +105,7 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
     /// Largest UDP payload one datagram can carry on this family.
     public var maxDatagramPayload: Int { family == AF_INET ? 65_507 : 65_527 }
 
+    /// The numeric address as `inet_ntop` prints it, without brackets or port.
     public var host: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch self {
@@ -107,6 +117,7 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
         return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
+    /// `HOST:PORT`, or `[HOST]:PORT` for IPv6.
     public var description: String {
         family == AF_INET6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
@@ -135,6 +146,7 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
         }
     }
 
+    /// Equal when family, numeric address and port are equal (compared through ``description``).
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
         lhs.description == rhs.description
     }

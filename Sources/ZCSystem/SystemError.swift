@@ -8,9 +8,12 @@ import Musl
 /// io_uring which reports `-errno`). Every syscall in zcstream turns its failure
 /// into this type in exactly one place: `retryingOnInterrupt` or `SystemError(call:)`.
 public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The call that failed, with context where useful, e.g. `connect(198.18.0.2:9000)`.
     public let call: String
+    /// The positive errno value.
     public let errno: Int32
 
+    /// A failure of `call` with `errno` (positive; negate io_uring's `-errno` results first).
     public init(call: String, errno: Int32) {
         self.call = call
         self.errno = errno
@@ -21,6 +24,7 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
         self.init(call: call, errno: Glibc.errno)
     }
 
+    /// `call: strerror text (ENAME)`.
     public var description: String {
         "\(call): \(SystemError.describe(errno))"
     }

@@ -5,9 +5,14 @@ import CURing
 
 /// An owned UDP socket. `~Copyable`, so exactly one owner closes it, once.
 public struct UDPSocket: ~Copyable {
+    /// The file descriptor; valid for the socket's lifetime, closed by `deinit`. Do not close it yourself.
     public let fd: Int32
+    /// `AF_INET` or `AF_INET6`.
     public let family: Int32
 
+    /// Opens a `SOCK_DGRAM | SOCK_CLOEXEC` socket of `family` (`AF_INET` or `AF_INET6`).
+    ///
+    /// - Throws: ``SystemError`` from `socket(2)`.
     public init(family: Int32) throws(SystemError) {
         let fd = try retryingOnInterrupt("socket") { socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         self.fd = fd
@@ -16,11 +21,17 @@ public struct UDPSocket: ~Copyable {
 
     deinit { close(fd) }
 
+    /// Fixes the peer: plain sends go to `address`, and only its datagrams are received.
+    ///
+    /// - Throws: ``SystemError`` from `connect(2)`, e.g. `ENETUNREACH`.
     public func connect(to address: SocketAddress) throws(SystemError) {
         let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
         if rc != 0 { throw SystemError(call: "connect(\(address))") }
     }
 
+    /// Binds the local address; port 0 lets the kernel choose (see ``localAddress()``).
+    ///
+    /// - Throws: ``SystemError`` from `bind(2)`, e.g. `EADDRINUSE`.
     public func bind(to address: SocketAddress) throws(SystemError) {
         let rc = address.withSockAddr { Glibc.bind(fd, $0, $1) }
         if rc != 0 { throw SystemError(call: "bind(\(address))") }
@@ -37,6 +48,14 @@ public struct UDPSocket: ~Copyable {
         return withUnsafeBytes(of: &storage) { SocketAddress(storage: $0.baseAddress!)! }
     }
 
+    /// Sets an `int`-valued socket option.
+    ///
+    /// - Parameters:
+    ///   - level: `SOL_SOCKET`, `IPPROTO_UDP`, ...
+    ///   - name: The option, e.g. `SO_REUSEPORT`.
+    ///   - value: The value to set.
+    ///   - call: The option's name for the error message.
+    /// - Throws: ``SystemError`` from `setsockopt(2)`.
     public func setOption(level: Int32, name: Int32, value: Int32, call: String) throws(SystemError) {
         var v = value
         if setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
@@ -44,6 +63,13 @@ public struct UDPSocket: ~Copyable {
         }
     }
 
+    /// Reads an `int`-valued socket option.
+    ///
+    /// - Parameters:
+    ///   - level: `SOL_SOCKET`, `IPPROTO_IP`, ...
+    ///   - name: The option, e.g. `SO_RCVBUF`.
+    ///   - call: The option's name for the error message.
+    /// - Throws: ``SystemError`` from `getsockopt(2)`.
     public func getOption(level: Int32, name: Int32, call: String) throws(SystemError) -> Int32 {
         var v: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
