@@ -13,11 +13,17 @@ public struct Ring: ~Copyable {
     @usableFromInline let ring: UnsafeMutablePointer<io_uring>
     /// The setup flags the kernel accepted (we ask for the best and step down).
     public let setupFlags: UInt32
+    /// Submission queue entries as requested in ``Options/entries`` (the kernel may have rounded up).
     public let entries: UInt32
 
+    /// Ring geometry, passed to ``Ring/init(_:)``.
     public struct Options: Sendable {
+        /// Submission queue entries; the kernel rounds up to a power of two (at most 32768).
         public var entries: UInt32
+        /// Completion queue entries (`IORING_SETUP_CQSIZE`); nil takes the kernel's default of twice ``entries``.
+        /// Size it for every CQE that may be outstanding at once: a `SEND_ZC` yields two.
         public var completionEntries: UInt32?
+        /// Geometry with `entries` submission entries and, when given, `completionEntries` completion entries.
         public init(entries: UInt32, completionEntries: UInt32? = nil) {
             self.entries = entries
             self.completionEntries = completionEntries
@@ -71,6 +77,8 @@ public struct Ring: ~Copyable {
         if rc < 0 { throw SystemError(call: "io_uring_register_buffers", errno: -rc) }
     }
 
+    /// Unregisters the fixed buffers. Call it only once no request still uses them
+    /// (after the last notification); errors are ignored.
     public func unregisterBuffers() {
         _ = io_uring_unregister_buffers(ring)
     }
@@ -182,6 +190,7 @@ public struct Ring: ~Copyable {
 /// A completion copied out of the ring.
 public typealias Completion = zc_completion
 
+/// Flag tests on a reaped completion (`user_data`, `res`, `flags` copied from the CQE).
 extension zc_completion {
     /// More CQEs will follow for this request (SEND_ZC: its notification).
     @inline(__always) public var hasMore: Bool { flags & zc_cqe_f_more != 0 }
