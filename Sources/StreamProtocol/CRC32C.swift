@@ -10,11 +10,13 @@ public enum CRC32C {
         zc_crc32c(crc, bytes.baseAddress, bytes.count)
     }
 
+    /// CRC32C of the `count` bytes at `pointer`, continuing from `crc` (0 to start).
     @inline(__always)
     public static func checksum(_ pointer: UnsafeRawPointer, count: Int, continuing crc: UInt32 = 0) -> UInt32 {
         zc_crc32c(crc, pointer, count)
     }
 
+    /// CRC32C of a byte collection. Copies into an array first: for tests and tools, not the data path.
     public static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
         Array(bytes).withUnsafeBytes { checksum($0) }
     }

@@ -21,8 +21,11 @@ public enum Datagram {
     /// The outcome of `validate`. A checksum mismatch keeps the (untrusted) header
     /// so the receiver can charge it to a stream when the stream id is known.
     public enum Validation: Sendable {
+        /// Passed every check; the header can be trusted.
         case valid(DatagramHeader)
+        /// Structurally sound but damaged (SPEC §8 check 7): the untrusted header as read, and the CRC32C computed over the bytes received.
         case badChecksum(DatagramHeader, computed: UInt32)
+        /// Invalid: failed a structural check; nothing in it is trusted.
         case rejected(Rejection)
     }
 
@@ -86,6 +89,7 @@ public enum Datagram {
         return .valid(header)
     }
 
+    /// Validates the datagram in `bytes` (an empty buffer is ``Rejection/tooShort``).
     public static func validate(_ bytes: UnsafeRawBufferPointer) -> Validation {
         guard let base = bytes.baseAddress else { return .rejected(.tooShort) }
         return validate(base, length: bytes.count)

@@ -14,20 +14,35 @@
 /// |  40 |    4 | payload length |
 /// |  44 |    4 | CRC32C         |
 public struct DatagramHeader: Equatable, Sendable {
+    /// The first four bytes, `ZCST` read as a big-endian integer.
     public static let magic: UInt32 = 0x5A43_5354 // "ZCST"
+    /// The protocol version this implementation writes and accepts.
     public static let version: UInt8 = 1
+    /// Bytes in the fixed header: the smallest valid datagram and the default ``headerLength``.
     public static let size = 48
+    /// Byte offset of the CRC32C field, taken as zero when the checksum is computed.
     public static let checksumOffset = 44
 
+    /// Datagram kind (DATA or END) and payload type (PATTERN).
     public var flags: DatagramFlags
+    /// Bytes from the datagram's start to its payload: at least 48, a multiple of 8.
+    /// Bytes past 48 are an extension that version 1 receivers skip.
     public var headerLength: UInt16
+    /// The stream's random id, the same in every datagram of a run, END included.
     public var streamID: UInt64
+    /// DATA: the datagram's number, 0 for the first. END: the total DATA sequence numbers.
     public var sequence: UInt64
+    /// DATA: the position of the payload's first byte in the stream. END: the stream's total bytes.
     public var offset: UInt64
+    /// Send time, `CLOCK_REALTIME` nanoseconds since the Unix epoch; used for latency, never validated.
     public var timestampNanoseconds: UInt64
+    /// Payload bytes after the header; 16 for END.
     public var payloadLength: UInt32
+    /// CRC32C over header and payload with this field taken as zero.
     public var checksum: UInt32
 
+    /// A header with the given fields; `checksum` is normally left 0 and filled by
+    /// ``Datagram/encode(_:at:)`` or ``Datagram/seal(_:length:)``.
     public init(flags: DatagramFlags, streamID: UInt64, sequence: UInt64, offset: UInt64,
                 timestampNanoseconds: UInt64, payloadLength: UInt32, checksum: UInt32 = 0,
                 headerLength: UInt16 = UInt16(DatagramHeader.size)) {
@@ -72,7 +87,9 @@ public struct DatagramHeader: Equatable, Sendable {
 
 /// Header flag bits. Unknown bits are reserved: senders write 0, receivers reject.
 public struct DatagramFlags: OptionSet, Sendable, Hashable {
+    /// The flags byte as on the wire.
     public let rawValue: UInt8
+    /// Flags from a wire byte, reserved bits included (``Datagram/validate(_:length:)`` rejects them).
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// Carries stream payload at `offset`.
@@ -82,8 +99,10 @@ public struct DatagramFlags: OptionSet, Sendable, Hashable {
     /// The payload is the synthetic pattern, which the receiver verifies byte for byte.
     public static let pattern = DatagramFlags(rawValue: 0x04)
 
+    /// Every bit version 1 defines; any other bit is reserved.
     public static let known: DatagramFlags = [.data, .end, .pattern]
 
+    /// The names of the known bits set, e.g. `["DATA", "PATTERN"]`, for reports.
     public var names: [String] {
         var n: [String] = []
         if contains(.data) { n.append("DATA") }
@@ -96,21 +115,27 @@ public struct DatagramFlags: OptionSet, Sendable, Hashable {
 /// The payload of an END datagram: the stream's totals, so a receiver knows how
 /// many datagrams and bytes to expect even when the last data datagrams were lost.
 public struct EndOfStream: Equatable, Sendable {
+    /// Bytes in an END payload: two big-endian `UInt64`s.
     public static let payloadSize = 16
+    /// Total DATA sequence numbers the sender used (skipped ones included).
     public var datagrams: UInt64
+    /// Total payload bytes in the stream.
     public var bytes: UInt64
 
+    /// Totals of `datagrams` DATA sequence numbers and `bytes` payload bytes.
     public init(datagrams: UInt64, bytes: UInt64) {
         self.datagrams = datagrams
         self.bytes = bytes
     }
 
+    /// Writes the 16 payload bytes at `p` (no alignment needed).
     @inline(__always)
     public func write(to p: UnsafeMutableRawPointer) {
         p.storeBytes(of: datagrams.bigEndian, toByteOffset: 0, as: UInt64.self)
         p.storeBytes(of: bytes.bigEndian, toByteOffset: 8, as: UInt64.self)
     }
 
+    /// Reads the 16 payload bytes at `p`; check the payload length first (validation does).
     @inline(__always)
     public init(reading p: UnsafeRawPointer) {
         datagrams = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 0, as: UInt64.self))

@@ -7,13 +7,16 @@
 /// Offsets come off the wire, so all arithmetic wraps: a hostile offset near 2^64
 /// yields a mismatch, never a trap.
 public enum PayloadPattern {
+    /// `M`, 2^64 divided by the golden ratio, so consecutive words differ in many bits.
     public static let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
 
+    /// `W(k)`: the 8-byte word at stream bytes `[8k, 8k + 8)`, written little-endian.
     @inline(__always)
     public static func word(streamID: UInt64, index k: UInt64) -> UInt64 {
         (k &+ 1) &* multiplier ^ streamID
     }
 
+    /// The pattern byte at stream offset `b`.
     @inline(__always)
     public static func byte(streamID: UInt64, offset b: UInt64) -> UInt8 {
         UInt8(truncatingIfNeeded: word(streamID: streamID, index: b >> 3) >> ((b & 7) << 3))
