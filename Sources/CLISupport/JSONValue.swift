@@ -1,15 +1,24 @@
 /// A JSON document built in order and printed without Foundation: keys keep the
 /// order they were added in, so reports read the same every run.
 public indirect enum JSONValue: Sendable, Equatable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A signed integer, printed exactly.
     case int(Int64)
+    /// An unsigned integer, printed exactly (counters above 2^63 stay exact).
     case uint(UInt64)
+    /// A number rounded to 6 decimals; whole values print without a fraction, NaN and infinities as `null`.
     case double(Double)
+    /// A string, escaped as JSON requires.
     case string(String)
+    /// An array, in order.
     case array([JSONValue])
+    /// An object whose keys print in the order given (duplicates are not merged).
     case object([(String, JSONValue)])
 
+    /// Equal when both render to the same compact text (so key order matters).
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.rendered() == b.rendered() }
 
     /// Compact (one line) or indented text.

@@ -5,12 +5,16 @@ import Glibc
 /// Writing to stdout/stderr without buffering surprises: progress goes to stderr
 /// line by line, reports to stdout, each flushed at once.
 public enum Output {
+    /// Writes `line` to stderr at once (unbuffered `write(2)`), adding a newline if it
+    /// lacks one. A write error other than EINTR drops the rest silently.
     public static func standardError(_ line: String) {
         var l = line
         if !l.hasSuffix("\n") { l += "\n" }
         writeAll(2, l)
     }
 
+    /// Writes `text` to stdout at once (unbuffered `write(2)`), adding a final newline if
+    /// it lacks one. A write error other than EINTR drops the rest silently.
     public static func standardOutput(_ text: String) {
         var t = text
         if !t.hasSuffix("\n") { t += "\n" }
@@ -31,6 +35,7 @@ private func writeAll(_ fd: Int32, _ text: String) {
 
 /// Exit statuses shared by both tools (sysexits.h where one fits).
 public enum ExitStatus {
+    /// Success.
     public static let ok: Int32 = 0
     /// The run completed but the receiver found loss/corruption beyond the limits.
     public static let validationFailed: Int32 = 1

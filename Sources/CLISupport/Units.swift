@@ -32,6 +32,7 @@ public enum Units {
         scaled(bitsPerSecond, unit: "bit/s")
     }
 
+    /// `value` with a decimal (SI) prefix and two decimals, e.g. `1.25 Mpps` for `count(1.25e6, unit: "pps")`.
     public static func count(_ value: Double, unit: String) -> String {
         scaled(value, unit: unit)
     }
@@ -56,6 +57,7 @@ public enum Units {
         return (v < 0 && r > 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + frac : "")
     }
 
+    /// A byte count in binary units with two decimals, e.g. `1.50 GiB`; below 1 KiB, `512 B`.
     public static func bytes(_ b: UInt64) -> String {
         let units: [(UInt64, String)] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
         for (f, u) in units where b >= f { return fixed(Double(b) / Double(f), 2) + " " + u }
