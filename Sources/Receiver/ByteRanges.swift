@@ -4,27 +4,41 @@
 /// opens a hole costs a binary search and a shift. When `capacity` ranges exist a
 /// new disjoint range is not kept and `overflowed` says the set is incomplete.
 public struct ByteRanges: Sendable, Equatable {
+    /// One half-open range `[lower, upper)` of stream bytes.
     public struct Span: Sendable, Equatable {
+        /// The first byte in the range.
         public var lower: UInt64
+        /// The first byte past the range.
         public var upper: UInt64
+        /// The range `[lower, upper)`.
         public init(_ lower: UInt64, _ upper: UInt64) { self.lower = lower; self.upper = upper }
     }
 
+    /// The ranges, sorted, disjoint and not touching (adjacent ranges are joined).
     public private(set) var spans: [Span] = []
+    /// The most ranges kept; see ``overflowed``.
     public let capacity: Int
+    /// True once a disjoint range was dropped because ``capacity`` ranges existed:
+    /// ``spans`` then covers less than was inserted.
     public private(set) var overflowed = false
 
+    /// An empty set that keeps at most `capacity` ranges.
     public init(capacity: Int = 8192) {
         self.capacity = capacity
         spans.reserveCapacity(min(capacity, 64))
     }
 
+    /// No byte covered.
     public var isEmpty: Bool { spans.isEmpty }
+    /// The lowest range, nil when empty.
     public var first: Span? { spans.first }
+    /// The end of the highest range (0 when empty).
     public var upperBound: UInt64 { spans.last?.upper ?? 0 }
     /// Bytes covered.
     public var count: UInt64 { spans.reduce(0) { $0 + ($1.upper - $1.lower) } }
 
+    /// Adds `[lower, upper)`, joining every range it overlaps or touches. An empty range
+    /// is ignored; a new disjoint range beyond ``capacity`` sets ``overflowed``.
     @inline(__always)
     public mutating func insert(_ lower: UInt64, _ upper: UInt64) {
         guard upper > lower else { return }
@@ -73,6 +87,7 @@ public struct ByteRanges: Sendable, Equatable {
         }
     }
 
+    /// Removes the lowest range; the set must not be empty.
     public mutating func removeFirst() { spans.removeFirst() }
 
     /// Union with another set.
@@ -104,12 +119,17 @@ public struct ByteRanges: Sendable, Equatable {
 
 /// Up to `limit` ranges kept in full, plus the count and bytes of all of them.
 public struct RangeList: Sendable, Equatable {
+    /// The first ``limit`` ranges, in the order added.
     public private(set) var ranges: [ByteRanges.Span] = []
+    /// Ranges added in all, kept or not (contiguous additions count once).
     public private(set) var count: UInt64 = 0
+    /// Bytes in all ranges added, kept or not.
     public private(set) var bytes: UInt64 = 0
+    /// The most ranges kept in ``ranges``.
     public let limit: Int
     private var lastUpper: UInt64?
 
+    /// An empty list that keeps the first `limit` ranges.
     public init(limit: Int = 32) { self.limit = limit }
 
     /// Adds a range; one that starts where the previous one ended extends it.

@@ -11,6 +11,7 @@ import Histogram
 /// batch the same arrival time, so equal consecutive values are counted and
 /// recorded once (`record(value, count:)`) when the value changes.
 public struct LatencyHistogram: Sendable {
+    /// The largest latency tracked, 60 s; larger samples are recorded as this and counted in ``clamped``.
     public static let highestNanoseconds: UInt64 = 60_000_000_000
     private var recorded = Histogram<UInt64>(lowestDiscernibleValue: 100,
                                                           highestTrackableValue: LatencyHistogram.highestNanoseconds,
@@ -19,11 +20,14 @@ public struct LatencyHistogram: Sendable {
     public private(set) var negative: UInt64 = 0
     /// Samples above `highestNanoseconds`, recorded as that.
     public private(set) var clamped: UInt64 = 0
+    /// The smallest sample, exact (may be negative); `Int64.max` while empty.
     public private(set) var minNanoseconds: Int64 = .max
+    /// The largest sample, exact (not clamped); `Int64.min` while empty.
     public private(set) var maxNanoseconds: Int64 = .min
     private var pendingValue: UInt64 = .max
     private var pendingCount: UInt64 = 0
 
+    /// An empty histogram; allocates its counts (~170 KB) now so recording never does.
     public init() {}
 
     /// The histogram with every sample in it.
@@ -41,6 +45,8 @@ public struct LatencyHistogram: Sendable {
         }
     }
 
+    /// Records one sample in nanoseconds (negative: clock skew, recorded as 0).
+    /// Never allocates.
     @inline(__always)
     public mutating func record(_ latencyNanoseconds: Int64) {
         if latencyNanoseconds < minNanoseconds { minNanoseconds = latencyNanoseconds }
@@ -59,8 +65,10 @@ public struct LatencyHistogram: Sendable {
         pendingCount = 1
     }
 
+    /// Samples recorded.
     public var count: UInt64 { recorded.totalCount + pendingCount }
 
+    /// Adds every sample of `other` (another stream or thread), with its counters and extremes.
     public mutating func add(_ other: LatencyHistogram) {
         flush()
         recorded.add(other.histogram)
@@ -72,14 +80,23 @@ public struct LatencyHistogram: Sendable {
 
     /// Percentiles in microseconds.
     public struct Summary: Sendable, Equatable {
+        /// Samples recorded.
         public var samples: UInt64
+        /// The smallest sample, exact.
         public var minMicroseconds: Double
+        /// Median, to the histogram's resolution (3 significant digits).
         public var p50: Double
+        /// 99th percentile.
         public var p99: Double
+        /// 99.9th percentile.
         public var p999: Double
+        /// The largest sample, exact.
         public var maxMicroseconds: Double
+        /// The mean of the recorded (clamped) samples.
         public var meanMicroseconds: Double
+        /// Samples whose timestamp lay in the receiver's future (recorded as 0).
         public var negative: UInt64
+        /// Samples above 60 s (recorded as 60 s).
         public var clamped: UInt64
     }
 

@@ -1,5 +1,6 @@
 import ZCSystem
 
+/// How a receive thread reads its socket. The raw value is the `zc-recv --engine` name.
 public enum ReceiveEngineKind: String, CaseIterable, Sendable {
     /// io_uring multishot RECVMSG into a provided buffer ring (with UDP GRO when enabled).
     case uring
@@ -11,7 +12,9 @@ public enum ReceiveEngineKind: String, CaseIterable, Sendable {
 public struct ReceiverConfiguration: Sendable {
     /// The faster engine on these machines (see README: measured side by side).
     public static let defaultEngine: ReceiveEngineKind = .recvmmsg
+    /// The address to bind; port 0 takes an ephemeral port (see ``ReceiverReport/boundAddress``).
     public var listen: SocketAddress
+    /// The receive engine every thread uses.
     public var engine: ReceiveEngineKind = ReceiverConfiguration.defaultEngine
     /// Ask the kernel to coalesce datagrams of a flow (UDP_GRO) and split them here.
     public var gro: Bool = true
@@ -25,6 +28,8 @@ public struct ReceiverConfiguration: Sendable {
     public var timeoutNanoseconds: UInt64?
     /// After the last expected END: how long to wait for stragglers.
     public var lingerNanoseconds: UInt64 = 300_000_000
+    /// Streams tracked per receive thread; valid datagrams of further streams are counted
+    /// (``ReceiverStatistics/tooManyStreams``) and dropped.
     public var maxStreams: Int = ValidatingCore.defaultMaxStreams
     /// Receive threads, each with its own SO_REUSEPORT socket, engine and core.
     public var threads: Int = 1
@@ -36,5 +41,6 @@ public struct ReceiverConfiguration: Sendable {
     /// with its payload valid only during the call (see ``DeliveredDatagram``).
     public var delivery: DeliveryHandler?
 
+    /// A configuration that listens on `listen` with every other setting at its default.
     public init(listen: SocketAddress) { self.listen = listen }
 }

@@ -14,17 +14,25 @@ public struct ReceiverStatistics: Sendable {
     public var truncated: UInt64 = 0
     /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     public var kernelDrops: UInt64 = 0
-    /// Receive calls and coalesced (GRO) buffers, to show batching at work.
+    /// Receive calls (`recvmmsg` calls, or batches of completions reaped by the io_uring
+    /// engine); with ``buffers`` and ``coalescedBuffers`` they show batching at work.
     public var receiveCalls: UInt64 = 0
+    /// Buffers the kernel delivered (one per datagram without GRO, one per coalesced run with it).
     public var buffers: UInt64 = 0
+    /// Of ``buffers``, those that held more than one datagram (GRO at work).
     public var coalescedBuffers: UInt64 = 0
     /// io_uring engine: times the multishot receive had to be armed again
     /// (completion without IORING_CQE_F_MORE), and how often for lack of buffers.
     public var rearms: UInt64 = 0
+    /// Completions that reported `ENOBUFS`: the provided buffer ring ran empty, which
+    /// ends the multishot receive until it is re-armed.
     public var bufferShortages: UInt64 = 0
 
+    /// All counters zero.
     public init() {}
 
+    /// Every datagram not accepted as valid: rejected by any reason, refused for a full
+    /// stream table, or truncated. Checksum failures are corrupt, not invalid.
     public var invalidTotal: UInt64 { invalid.reduce(0, +) + tooManyStreams + truncated }
 
     /// SO_RXQ_OVFL counts socket buffers (skbs), not datagrams. Without GRO a

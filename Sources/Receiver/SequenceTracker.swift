@@ -8,21 +8,28 @@
 /// counted *late*. A jump of any size costs at most one pass over the bitmap, so a
 /// hostile sender cannot make the tracker allocate or loop without bound.
 public struct SequenceTracker: Sendable {
+    /// The default window: 65536 sequence numbers (8 KiB of bitmap per stream).
     public static let defaultWindow = 1 << 16
+    /// Loss ranges kept in ``lostRanges``; more are counted in ``lostRangeCount``.
     public static let maxRanges = 32
 
+    /// How far below ``highest`` an arrival can still be classified (a power of two, at least 64).
     public let window: UInt64
     private var bits: [UInt64]
     private let mask: UInt64
 
     /// Highest sequence number seen (valid once `started`).
     public private(set) var highest: UInt64 = 0
+    /// True once the first sequence number arrived.
     public private(set) var started = false
 
     /// Distinct sequence numbers received.
     public private(set) var unique: UInt64 = 0
+    /// Arrivals of a sequence number already seen (within the window).
     public private(set) var duplicates: UInt64 = 0
+    /// New sequence numbers that arrived below ``highest``.
     public private(set) var reordered: UInt64 = 0
+    /// The largest distance below ``highest`` at which a reordered number arrived.
     public private(set) var maxReorderDistance: UInt64 = 0
     /// Arrived after their sequence number had left the window (counted lost then).
     public private(set) var late: UInt64 = 0
@@ -34,6 +41,9 @@ public struct SequenceTracker: Sendable {
     public private(set) var lostRangeCount: UInt64 = 0
     private var lastLossEnd: UInt64?
 
+    /// A tracker with nothing seen.
+    ///
+    /// - Precondition: `window` is a power of two, at least 64.
     public init(window: Int = SequenceTracker.defaultWindow) {
         precondition(window >= 64 && window & (window - 1) == 0, "window must be a power of two >= 64")
         self.window = UInt64(window)
@@ -42,7 +52,19 @@ public struct SequenceTracker: Sendable {
         lostRanges.reserveCapacity(Self.maxRanges)
     }
 
-    public enum Outcome: Equatable, Sendable { case inOrder, gapAhead, reordered, duplicate, late }
+    /// How ``record(_:)`` classified an arrival.
+    public enum Outcome: Equatable, Sendable {
+        /// One above ``SequenceTracker/highest`` (or 0 as the first arrival).
+        case inOrder
+        /// Above ``SequenceTracker/highest`` + 1: the numbers skipped are missing for now.
+        case gapAhead
+        /// New, but below ``SequenceTracker/highest``: it fills a gap.
+        case reordered
+        /// Seen before: not counted as unique again.
+        case duplicate
+        /// Older than the window: cannot be told new from duplicate; its number stays lost.
+        case late
+    }
 
     @inline(__always) private func isSet(_ s: UInt64) -> Bool {
         let i = s & mask

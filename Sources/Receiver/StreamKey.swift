@@ -9,13 +9,17 @@ import ZCSystem
 public struct SourceAddress: Hashable, Sendable, CustomStringConvertible {
     /// The 16 address bytes, big-endian halves.
     public var high: UInt64
+    /// The low 8 address bytes (for IPv4, `0x0000FFFF` followed by the four address bytes).
     public var low: UInt64
+    /// The source port, host byte order.
     public var port: UInt16
     /// AF_INET, AF_INET6, or 0 when unknown.
     public var family: UInt16
 
+    /// No address: the kernel gave none (or an unsupported family).
     public static let unknown = SourceAddress(high: 0, low: 0, port: 0, family: 0)
 
+    /// An address from its parts; see the properties for their encoding.
     public init(high: UInt64, low: UInt64, port: UInt16, family: UInt16) {
         self.high = high; self.low = low; self.port = port; self.family = family
     }
@@ -66,9 +70,12 @@ public struct SourceAddress: Hashable, Sendable, CustomStringConvertible {
 /// What identifies a stream: the id the sender picked *and* where it comes from,
 /// so two senders that happen to pick the same id are two streams.
 public struct StreamKey: Hashable, Sendable {
+    /// The id in the datagrams' headers.
     public var streamID: UInt64
+    /// The address the datagrams came from.
     public var source: SourceAddress
 
+    /// The key of stream `streamID` from `source`.
     public init(streamID: UInt64, source: SourceAddress) {
         self.streamID = streamID
         self.source = source

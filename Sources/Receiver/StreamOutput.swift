@@ -14,6 +14,7 @@ public enum OutputDestination: Sendable, Equatable {
     /// out-of-order datagrams wait in a bounded window of `windowBytes`.
     case inOrder(fd: Int32, windowBytes: Int)
 
+    /// In-order output to stdout (`--output -`) with a reorder window of `windowBytes`.
     public static func standardOutput(windowBytes: Int) -> OutputDestination { .inOrder(fd: 1, windowBytes: windowBytes) }
 }
 
@@ -34,11 +35,14 @@ public struct StreamOutputReport: Sendable {
     public var length: UInt64 = 0
     /// Stdout: new datagrams that arrived after their place in the output had passed.
     public var lateDatagrams: UInt64 = 0
+    /// Payload bytes of those late datagrams (not written).
     public var lateBytes: UInt64 = 0
     /// Failed writes (errno of the first).
     public var writeErrors: UInt64 = 0
+    /// The errno of the first failed write (or of extending the file at the end); 0 if none.
     public var firstWriteError: Int32 = 0
 
+    /// An empty report for output to `destination` (a path, or "-").
     public init(destination: String) { self.destination = destination }
 
     mutating func merge(_ other: StreamOutputReport) {
@@ -62,6 +66,7 @@ public struct StreamOutputReport: Sendable {
 /// id from another source adds `.2`, `.3`, ... In-order output (stdout) takes the
 /// first stream only.
 public final class OutputTarget: Sendable {
+    /// Where the payloads go.
     public let destination: OutputDestination
     let suffixEveryStream: Bool
 
@@ -74,6 +79,9 @@ public final class OutputTarget: Sendable {
     }
     private let state = Mutex(State())
 
+    /// A target for `destination`. `expectedStreams` (``ReceiverConfiguration/streams``) picks
+    /// the file naming: more than 1 suffixes every stream's file with its id. Files are opened
+    /// when their stream's first datagram arrives.
     public init(_ destination: OutputDestination, expectedStreams: Int?) {
         self.destination = destination
         self.suffixEveryStream = (expectedStreams ?? 1) > 1

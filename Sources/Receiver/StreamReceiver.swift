@@ -5,20 +5,29 @@ import CURing
 import Synchronization
 import ZCSystem
 
+/// Why a receiver run ended. The raw value is the name in `zc-recv`'s report.
 public enum ReceiverStopReason: String, Sendable {
+    /// The expected number of streams (``ReceiverConfiguration/streams``) sent END and every one is complete.
     case streamsComplete = "streams_complete"
+    /// They all sent END, but some still missed datagrams when ``ReceiverConfiguration/lingerNanoseconds`` ran out.
     case linger
+    /// Nothing arrived for ``ReceiverConfiguration/idleTimeoutNanoseconds`` after data had started.
     case idle
+    /// ``ReceiverConfiguration/timeoutNanoseconds`` passed.
     case timeout
+    /// A stop was requested (`StopFlag`: SIGINT, SIGTERM or `StopFlag.request(signal:)`), or a receive thread failed.
     case signal
 }
 
 /// A finished receiver run.
 public struct ReceiverReport: Sendable {
+    /// The configuration the run used.
     public var configuration: ReceiverConfiguration
+    /// The address actually bound (with the kernel's port when ``ReceiverConfiguration/listen`` had port 0).
     public var boundAddress: SocketAddress
     /// All threads' cores merged (streams with the same key combined).
     public var core: ValidatingCore
+    /// Why the run ended.
     public var stopReason: ReceiverStopReason
     /// What the kernel granted per socket (getsockopt reports twice the usable size).
     public var receiveBufferBytes: Int32
@@ -26,17 +35,24 @@ public struct ReceiverReport: Sendable {
     public var receiveBufferLimit: Int?
     /// True when SO_RCVBUFFORCE worked (root / CAP_NET_ADMIN: rmem_max does not apply).
     public var receiveBufferForced: Bool
+    /// True when UDP GRO was requested and the kernel accepted it.
     public var groEnabled: Bool
+    /// Seconds from starting the receive threads to the end of the run (monotonic clock).
     public var wallSeconds: Double
     /// Per receive thread: datagrams validated and kernel drops on its socket.
     public var threads: [ThreadSummary]
     /// Output files that could not be opened.
     public var outputErrors: [String]
 
+    /// One receive thread's share of the run.
     public struct ThreadSummary: Sendable {
+        /// Intact data datagrams its core counted (duplicates included).
         public var datagrams: UInt64
+        /// `SO_RXQ_OVFL` drops on its socket.
         public var kernelDrops: UInt64
+        /// Streams it saw.
         public var streams: Int
+        /// The CPU it was pinned to, nil when not pinned.
         public var cpu: Int?
     }
 
@@ -52,13 +68,21 @@ public struct ReceiverReport: Sendable {
 
 /// Progress snapshot handed to the caller every interval (sums over threads).
 public struct ReceiveProgress: Sendable {
+    /// Since receiving started, monotonic.
     public var elapsedNanoseconds: UInt64
+    /// Intact data datagrams so far, all streams (duplicates included).
     public var datagrams: UInt64
+    /// Their UDP payload bytes, headers included.
     public var bytes: UInt64
+    /// Losses already final (sequence numbers that left the tracking window unseen); the end-of-run count can be higher.
     public var lostSoFar: UInt64
+    /// Corrupt datagrams so far, attributed to a stream or not.
     public var corrupt: UInt64
+    /// Invalid datagrams so far (``ReceiverStatistics/invalidTotal``).
     public var invalid: UInt64
+    /// `SO_RXQ_OVFL` drops so far, summed over sockets.
     public var kernelDrops: UInt64
+    /// Streams seen so far, summed over threads (a stream seen by two threads counts twice).
     public var streams: Int = 0
 }
 
@@ -155,6 +179,8 @@ final class ReceiveWorker: @unchecked Sendable {
     }
 }
 
+/// Runs a whole receiver: sockets, receive threads, stop conditions, merged report.
+/// What `zc-recv` runs; see ``ReceiverConfiguration`` for the settings.
 public enum StreamReceiver {
     /// Binds (one socket per thread, SO_REUSEPORT when more than one), then calls
     /// `ready` with the bound address, the granted buffer size and whether GRO is
@@ -162,6 +188,9 @@ public enum StreamReceiver {
     /// reports. The calling thread coordinates: it decides when to stop and calls
     /// `progress` every `progressIntervalNanoseconds`; the receive threads only
     /// receive, validate, and publish a small snapshot every millisecond.
+    ///
+    /// - Throws: `SystemError` when a socket cannot be set up or bound, a thread
+    ///   cannot be started, or a receive thread fails (the others are stopped first).
     public static func run(_ c: ReceiverConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            ready: (SocketAddress, Int32, Bool) -> Void = { _, _, _ in },
                            progress: @escaping (ReceiveProgress) -> Void = { _ in }) throws(SystemError) -> ReceiverReport {

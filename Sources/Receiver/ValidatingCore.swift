@@ -10,15 +10,21 @@ import ZCSystem
 ///
 /// One core per receive thread; cores of several threads are combined with `merge`.
 public struct ValidatingCore: Sendable {
+    /// Streams a core tracks unless told otherwise.
     public static let defaultMaxStreams = 1024
+    /// The most streams this core tracks; valid datagrams of further streams count as
+    /// ``ReceiverStatistics/tooManyStreams``.
     public let maxStreams: Int
+    /// Every stream seen, in order of first arrival.
     public private(set) var streams: [StreamState] = []
+    /// Counters not tied to one stream: invalid datagrams by reason, kernel drops, batching.
     public private(set) var statistics = ReceiverStatistics()
     private var index: [StreamKey: Int] = [:]
     private var lastKey = StreamKey(streamID: 0, source: .unknown)
     private var lastIndex = -1
     /// Monotonic time of the first and latest intact data datagram.
     public private(set) var firstDataNanoseconds: UInt64 = 0
+    /// Monotonic time of the latest intact data datagram (0 if none).
     public private(set) var lastDataNanoseconds: UInt64 = 0
     /// Streams whose END has arrived.
     public private(set) var streamsEnded = 0
@@ -32,6 +38,8 @@ public struct ValidatingCore: Sendable {
     /// The application's callback for new intact datagrams (nil: none).
     let delivery: DeliveryHandler?
 
+    /// A core that tracks up to `maxStreams` streams and hands every new intact datagram to
+    /// `delivery`, if given (see ``DeliveryHandler`` for its threading and lifetime rules).
     public init(maxStreams: Int = ValidatingCore.defaultMaxStreams, delivery: DeliveryHandler? = nil) {
         self.init(maxStreams: maxStreams, output: nil, delivery: delivery)
     }
@@ -135,12 +143,15 @@ public struct ValidatingCore: Sendable {
         return true
     }
 
+    /// Engines report each receive call: the buffers it returned and how many of them were
+    /// GRO-coalesced (see ``ReceiverStatistics/receiveCalls``).
     public mutating func noteReceive(calls: UInt64 = 1, buffers: UInt64, coalesced: UInt64) {
         statistics.receiveCalls &+= calls
         statistics.buffers &+= buffers
         statistics.coalescedBuffers &+= coalesced
     }
 
+    /// Engines report the socket's cumulative `SO_RXQ_OVFL` counter; the core keeps the highest seen.
     public mutating func noteKernelDrops(_ cumulative: UInt64) {
         if cumulative > statistics.kernelDrops { statistics.kernelDrops = cumulative }
     }
@@ -151,7 +162,9 @@ public struct ValidatingCore: Sendable {
         statistics.truncated &+= count
     }
 
+    /// The io_uring engine re-armed its multishot receive.
     public mutating func noteRearm() { statistics.rearms &+= 1 }
+    /// The io_uring engine got `ENOBUFS`: no provided buffer was free.
     public mutating func noteBufferShortage() { statistics.bufferShortages &+= 1 }
 
     /// Writes gathered output; engines call it before reusing receive buffers.
@@ -215,6 +228,7 @@ public struct ValidatingCore: Sendable {
     }
 }
 
+/// Counter indexing for rejection reasons.
 extension Datagram.Rejection {
     /// Position in `allCases`, for counter arrays.
     @inline(__always) public var index: Int {
