@@ -11,13 +11,21 @@ import ZCSystem
 /// reused first, which keeps its lines warm in cache. `~Copyable`: one owner
 /// unmaps it, and only after the owner has seen every notification.
 public struct BufferPool: ~Copyable {
+    /// Start of the mapping (page-aligned); valid until the pool is destroyed.
     public let base: UnsafeMutableRawPointer
+    /// Bytes per slot: the requested size rounded up to whole pages.
     public let slotBytes: Int
+    /// Number of slots.
     public let count: Int
+    /// Bytes mapped: ``count`` × ``slotBytes``.
     public let totalBytes: Int
     private let freeStack: UnsafeMutablePointer<Int32>
+    /// Slots free now.
     public private(set) var freeCount: Int
 
+    /// Maps and pre-faults `count` slots of at least `requested` bytes each, all free.
+    ///
+    /// - Throws: `SystemError` when `mmap` fails (e.g. `ENOMEM`).
     public init(slots count: Int, slotBytes requested: Int) throws(SystemError) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let slotBytes = (requested + page - 1) / page * page
@@ -42,11 +50,14 @@ public struct BufferPool: ~Copyable {
     /// The whole pool, for `io_uring_register_buffers`.
     public var region: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: totalBytes) }
 
+    /// The first byte of `slot` (0..<``count``, not checked).
     @inline(__always) public func address(of slot: Int) -> UnsafeMutableRawPointer {
         base + slot * slotBytes
     }
 
+    /// No slot is free: every one is in flight.
     @inline(__always) public var isEmpty: Bool { freeCount == 0 }
+    /// Slots taken and not yet given back.
     @inline(__always) public var inUse: Int { count - freeCount }
 
     /// Takes a free slot, or nil when all are in flight.

@@ -8,11 +8,15 @@ import ZCSystem
 /// every datagram's offset follows from its sequence number alone. That keeps
 /// injected faults (skips, swaps) from disturbing any other datagram.
 public struct DatagramWriter {
+    /// The stream id written into every header.
     public let streamID: UInt64
+    /// Bytes per full datagram, header included (the UDP payload size).
     public let datagramSize: Int
+    /// Payload bytes per full datagram: ``datagramSize`` less the 48-byte header.
     public let payloadSize: Int
     /// Sequence numbers in the stream, when known up front (count or byte limit).
     public private(set) var totalDatagrams: UInt64?
+    /// Payload bytes in the stream, when a byte limit bounds it.
     public private(set) var totalBytes: UInt64?
     /// Flags of data datagrams: PATTERN only when the writer makes the payload.
     public let dataFlags: DatagramFlags
@@ -243,10 +247,15 @@ public struct DatagramWriter {
 
 /// Faults the writer applied, reported so tests can compare with the receiver.
 public struct InjectedFaults: Equatable, Sendable, Codable {
+    /// Datagrams whose payload was altered after sealing.
     public var corrupted: UInt64 = 0
+    /// Sequence numbers never sent.
     public var skipped: UInt64 = 0
+    /// Adjacent pairs sent swapped.
     public var reordered: UInt64 = 0
+    /// Datagrams sent twice.
     public var duplicated: UInt64 = 0
+    /// No faults applied.
     public init() {}
 }
 

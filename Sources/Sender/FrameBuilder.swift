@@ -3,18 +3,26 @@ import ZCSystem
 /// Who a raw frame is from and to: both ends' link and IPv4 addresses, UDP ports,
 /// and the few IPv4 header choices the packet-ring engine makes.
 public struct FrameAddressing: Equatable, Sendable {
+    /// The Ethernet source: the sending interface's address.
     public var sourceMAC: MACAddress
+    /// The Ethernet destination: the receiver's or the next hop's address.
     public var destinationMAC: MACAddress
+    /// The IPv4 source address.
     public var sourceIP: IPv4Address
+    /// The IPv4 destination address.
     public var destinationIP: IPv4Address
+    /// The UDP source port, host byte order.
     public var sourcePort: UInt16
+    /// The UDP destination port, host byte order.
     public var destinationPort: UInt16
+    /// The IPv4 time to live.
     public var ttl: UInt8
     /// Sets IPv4 DF. Frames never exceed the interface MTU (checked at start), so
     /// nothing on the first hop fragments them; DF keeps a smaller MTU further on
     /// from fragmenting silently, as the kernel's own UDP does with PMTU discovery.
     public var dontFragment: Bool
 
+    /// Addressing with the given ends; TTL 64 and DF set unless told otherwise.
     public init(sourceMAC: MACAddress, destinationMAC: MACAddress, sourceIP: IPv4Address, destinationIP: IPv4Address,
                 sourcePort: UInt16, destinationPort: UInt16, ttl: UInt8 = 64, dontFragment: Bool = true) {
         self.sourceMAC = sourceMAC
@@ -39,8 +47,11 @@ public struct FrameAddressing: Equatable, Sendable {
 /// natively puts the right bytes on the wire. No allocation, no ARC: a value type
 /// with a 42-byte template copied per frame and three fields patched.
 public struct FrameBuilder: Sendable {
+    /// Ethernet II header bytes (no VLAN tag).
     public static let ethernetHeaderSize = 14
+    /// IPv4 header bytes (no options).
     public static let ipv4HeaderSize = 20
+    /// UDP header bytes.
     public static let udpHeaderSize = 8
     /// Bytes in front of the UDP payload.
     public static let headerSize = 42
@@ -52,6 +63,7 @@ public struct FrameBuilder: Sendable {
     static let udpLengthOffset = 38
     static let udpChecksumOffset = 40
 
+    /// The addresses every frame carries.
     public let addressing: FrameAddressing
     /// The 42 constant header bytes (length, id and checksums zero), padded to 48.
     private let template: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
@@ -60,6 +72,7 @@ public struct FrameBuilder: Sendable {
     /// Partial sum of the UDP pseudo-header's constant part (addresses, protocol).
     private let pseudoConstantSum: UInt64
 
+    /// Precomputes the constant header bytes and checksum parts for `a`.
     public init(_ a: FrameAddressing) {
         addressing = a
         var h = [UInt8](repeating: 0, count: 48)

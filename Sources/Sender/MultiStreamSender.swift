@@ -5,6 +5,16 @@ import ZCSystem
 /// ring, pool and thread (optionally pinned), and nothing is shared on the hot path.
 /// The calling thread only gathers progress snapshots and joins the workers.
 public enum MultiStreamSender {
+    /// Sends one stream per configuration, each on its own thread (pinned round robin to
+    /// `cpus` when given), and returns their reports in the same order. A single stream
+    /// without `cpus` runs on the calling thread.
+    ///
+    /// - Parameters:
+    ///   - configurations: One per stream; must not be empty. Give each its own stream id.
+    ///   - cpus: CPUs to pin the stream threads to, round robin; nil leaves them unpinned.
+    ///   - progressIntervalNanoseconds: How often to call `progress`; 0 never.
+    ///   - progress: Called on the calling thread with the counters summed over streams.
+    /// - Throws: ``SenderError``: the first stream's failure, in configuration order, once all threads ended.
     public static func run(_ configurations: [SenderConfiguration], cpus: [Int]? = nil,
                            progressIntervalNanoseconds: UInt64 = 0,
                            progress: @escaping (SendProgress) -> Void = { _ in }) throws(SenderError) -> [SenderReport] {

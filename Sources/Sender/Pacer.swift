@@ -4,7 +4,9 @@ import ZCSystem
 /// a sender that fell behind may catch up by at most `maxBurstNanoseconds`, so a
 /// stall is not followed by a flood. No state but two integers: no allocation.
 public struct Pacer {
+    /// Time each UDP payload bit costs at a bit rate (0 for a packet rate).
     public let nanosecondsPerBit: Double
+    /// Time each datagram costs at a packet rate (0 for a bit rate).
     public let nanosecondsPerPacket: Double
     private var due: UInt64 = 0
     private let maxBurstNanoseconds: UInt64 = 2_000_000
@@ -13,6 +15,7 @@ public struct Pacer {
     /// timer wake-up per datagram.
     private let earlyNanoseconds: UInt64 = 500_000
 
+    /// A pacer for `rate`; nil when `rate` is nil (unpaced).
     public init?(rate: Rate?) {
         switch rate {
         case nil:

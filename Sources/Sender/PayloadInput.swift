@@ -13,6 +13,7 @@ public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
     /// Standard input, read in order until end of input.
     case standardInput
 
+    /// `pattern`, the file's path, or `-` for standard input, as `--source` takes it.
     public var description: String {
         switch self {
         case .pattern: return "pattern"
@@ -24,14 +25,19 @@ public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
 
 /// An opened payload source: its descriptor and, for a regular file, its size.
 public struct PayloadInput: Sendable {
+    /// The descriptor to read from (0 for standard input); valid until ``close()``.
     public let fd: Int32
     /// Regular file: positional reads are possible and the size is known.
     public let seekable: Bool
+    /// The file's size in bytes for a regular file, nil otherwise.
     public let size: UInt64?
     let ownsDescriptor: Bool
 
+    /// Why ``PayloadInput/open(_:)`` failed.
     public enum OpenError: Error, CustomStringConvertible {
+        /// The path cannot be opened or is a directory: the path and the failed call.
         case cannotOpen(String, SystemError)
+        /// One line naming the `--source` path and the reason.
         public var description: String {
             switch self {
             case .cannotOpen(let path, let e): return "--source '\(path)' cannot be read: \(SystemError.describe(e.errno))"
@@ -62,6 +68,7 @@ public struct PayloadInput: Sendable {
         return PayloadInput(fd: fd, seekable: regular, size: regular ? UInt64(st.st_size) : nil, ownsDescriptor: owns)
     }
 
+    /// Closes the descriptor if this input opened it (standard input stays open).
     public func close() {
         if ownsDescriptor { _ = Glibc.close(fd) }
     }

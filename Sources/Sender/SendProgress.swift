@@ -1,14 +1,21 @@
 /// What a send engine tells its caller every progress interval and at the end.
 public struct SendProgress: Sendable {
+    /// Since the run started, monotonic.
     public var elapsedNanoseconds: UInt64
+    /// Counters so far (summed over streams for ``MultiStreamSender``).
     public var statistics: SenderStatistics
+    /// Slots (or frames) the kernel has not released yet.
     public var slotsInFlight: Int
 }
 
 /// How a run ended.
 public enum StopReason: String, Sendable, Codable {
+    /// The ``StreamLimit`` was reached (or the source ended).
     case limit
+    /// A stop was requested (`StopFlag`: SIGINT, SIGTERM).
     case signal
+    /// A send failed for good with ``ErrorPolicy/stop`` in force, or the engine halted
+    /// (packet-ring: the kernel rejected a frame).
     case error
 }
 
@@ -19,6 +26,8 @@ public struct ProgressTicker {
     var next: UInt64
     let report: (SendProgress) -> Void
 
+    /// A ticker whose first report is due `intervalNanoseconds` after `start` (monotonic);
+    /// an interval of 0 never reports.
     public init(intervalNanoseconds: UInt64, start: UInt64, report: @escaping (SendProgress) -> Void) {
         self.intervalNanoseconds = intervalNanoseconds
         self.next = intervalNanoseconds == 0 ? .max : start + intervalNanoseconds

@@ -17,10 +17,14 @@ public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
 
 /// Generic segmentation offload: how many whole datagrams one send carries.
 public enum GSOSetting: Equatable, Sendable, CustomStringConvertible {
+    /// One datagram per send.
     case off
+    /// As many whole datagrams as fit one send (``SenderConfiguration/segmentLimit(datagramSize:)``).
     case auto
+    /// Exactly this many datagrams per send (1 up to the segment limit).
     case segments(Int)
 
+    /// `off`, `auto`, or the segment count, as `--gso` takes it.
     public var description: String {
         switch self {
         case .off: return "off"
@@ -42,10 +46,14 @@ public enum ErrorPolicy: String, CaseIterable, Sendable {
 
 /// When a stream ends.
 public struct StreamLimit: Equatable, Sendable {
+    /// Stop after this many data datagrams (sequence numbers).
     public var datagrams: UInt64?
+    /// Stop after this many payload bytes; the last datagram may be short.
     public var payloadBytes: UInt64?
+    /// Stop after this long, monotonic.
     public var durationNanoseconds: UInt64?
 
+    /// A limit of whichever comes first; none at all runs until stopped or the source ends.
     public init(datagrams: UInt64? = nil, payloadBytes: UInt64? = nil, durationNanoseconds: UInt64? = nil) {
         self.datagrams = datagrams
         self.payloadBytes = payloadBytes
@@ -55,9 +63,12 @@ public struct StreamLimit: Equatable, Sendable {
 
 /// Target rate for pacing.
 public enum Rate: Equatable, Sendable, CustomStringConvertible {
+    /// UDP payload bits per second (headers of zcstream included, IP/UDP not), as iperf3 counts.
     case bitsPerSecond(Double)
+    /// Datagrams per second.
     case packetsPerSecond(Double)
 
+    /// The rate with its unit, e.g. `2000000000.0 bit/s`.
     public var description: String {
         switch self {
         case .bitsPerSecond(let b): return "\(b) bit/s"
@@ -98,25 +109,34 @@ public struct FaultInjection: Equatable, Sendable {
     /// hazard zero copy must avoid. Only meaningful with `uring-zc`.
     public var recycleOnSendCompletion: Bool = false
 
+    /// No faults.
     public init() {}
 
+    /// True when no fault is asked for.
     public var isEmpty: Bool { self == FaultInjection() }
 }
 
 /// Everything one sender run needs, validated at construction.
 public struct SenderConfiguration: Sendable {
+    /// Where the datagrams go.
     public var destination: SocketAddress
     /// Datagram size on the wire (UDP payload), header included.
     public var datagramSize: Int
+    /// Datagrams per send (UDP GSO); ignored by the packet-ring engine.
     public var gso: GSOSetting
+    /// When the stream ends.
     public var limit: StreamLimit
+    /// The pacing target; nil sends as fast as possible.
     public var rate: Rate?
+    /// How datagrams reach the kernel.
     public var engine: SendEngineKind
     /// Registered slots (each up to 64 KiB).
     public var poolSlots: Int
     /// Submission queue entries.
     public var ringDepth: Int
+    /// The stream id in every header; random unless given.
     public var streamID: UInt64
+    /// Test-only damage to inject.
     public var faults: FaultInjection
     /// How many END datagrams close the stream.
     public var endRepeats: Int
@@ -131,6 +151,7 @@ public struct SenderConfiguration: Sendable {
     /// What ``OutboundStream/send(_:)`` does when every slot is in flight.
     public var backPressure: BackPressure = .wait
 
+    /// What a producer experiences when no slot is free.
     public enum BackPressure: Sendable {
         /// Wait for the kernel to release a slot.
         case wait
@@ -138,13 +159,20 @@ public struct SenderConfiguration: Sendable {
         case fail
     }
 
+    /// A setting out of range; ``description`` names the flag and the allowed range.
     public enum Invalid: Error, Equatable, CustomStringConvertible {
+        /// The datagram size is below the header (48) or above the family's UDP maximum.
         case datagramSize(Int, min: Int, max: Int)
+        /// `.segments(n)` with `n` outside 1...max for this datagram size.
         case gsoSegments(Int, max: Int)
+        /// Pool slots outside 2...65536.
         case poolSlots(Int)
+        /// Ring depth outside 2...32768.
         case ringDepth(Int)
+        /// No stream limit. Not thrown by the initializer (a stream without a limit runs until stopped).
         case noLimit
 
+        /// One line naming the `zc-send` flag, the value and the allowed range.
         public var description: String {
             switch self {
             case .datagramSize(let s, let lo, let hi): return "--size \(s) is out of range: allowed \(lo)...\(hi) bytes"
@@ -158,8 +186,13 @@ public struct SenderConfiguration: Sendable {
 
     /// The kernel's per-send GSO limits: 64 KiB of UDP payload and UDP_MAX_SEGMENTS (64).
     public static let maxGSOBytes = 65_507
+    /// `UDP_MAX_SEGMENTS`: the most datagrams one GSO send may carry.
     public static let maxGSOSegments = 64
 
+    /// A validated configuration. Settings without a parameter (``source``, ``onError``,
+    /// ``packetRing``, ``backPressure``) take their defaults and may be set afterwards.
+    ///
+    /// - Throws: ``Invalid`` when the datagram size, pool, ring depth or GSO segment count is out of range.
     public init(destination: SocketAddress, datagramSize: Int = 1472, gso: GSOSetting = .auto,
                 limit: StreamLimit, rate: Rate? = nil, engine: SendEngineKind = .uringZC,
                 poolSlots: Int = 256, ringDepth: Int = 256, streamID: UInt64 = UInt64.random(in: 1...UInt64.max),
@@ -198,6 +231,7 @@ public struct SenderConfiguration: Sendable {
         return max(1, min(maxGSOSegments, maxGSOBytes / datagramSize))
     }
 
+    /// The smallest datagram size that gets GSO: 64 bytes, an END datagram's size.
     public static let minGSODatagram = DatagramHeader.size + EndOfStream.payloadSize
 
     /// Datagrams per send after resolving `auto`.

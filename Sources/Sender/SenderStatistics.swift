@@ -22,7 +22,9 @@ public struct SenderStatistics: Sendable, Equatable {
     /// Slots recycled before their notification (test-only hazard mode).
     public var recycledEarly: UInt64 = 0
 
+    /// All counters zero.
     public init() {}
 
+    /// Failed sends, all errnos together.
     public var errorCount: UInt64 { errors.values.reduce(0, +) }
 }

@@ -5,12 +5,17 @@ import ZCSystem
 
 /// What a finished run reports.
 public struct SenderReport: Sendable {
+    /// The configuration the run used (with a regular file's size applied to the limit).
     public var configuration: SenderConfiguration
+    /// The run's counters.
     public var statistics: SenderStatistics
+    /// Faults actually applied; the receiver must report exactly these.
     public var injected: InjectedFaults
     /// Sequence numbers the stream covered (skipped ones included).
     public var sequences: UInt64
+    /// Seconds from starting the engine to the end of the run (END and drain included), monotonic.
     public var seconds: Double
+    /// Why the run ended.
     public var stopReason: StopReason
     /// Kernel-granted socket send buffer.
     public var sendBufferBytes: Int32
@@ -18,13 +23,17 @@ public struct SenderReport: Sendable {
     public var packetRing: PacketRingReport? = nil
 }
 
+/// Why a ``StreamSender`` or ``MultiStreamSender`` run failed.
 public enum SenderError: Error, CustomStringConvertible {
+    /// A system call failed: socket, ring, pool, thread, or reading the source.
+    /// (A send the kernel refuses is counted, not thrown; see ``ErrorPolicy``.)
     case system(SystemError)
     /// The payload source cannot be read.
     case source(PayloadInput.OpenError)
     /// The path cannot carry the configured datagrams (found only once connected).
     case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
 
+    /// One line for the user; usage errors name the flag to change.
     public var description: String {
         switch self {
         case .system(let e): return e.description
@@ -45,6 +54,16 @@ public enum SenderError: Error, CustomStringConvertible {
 
 /// Runs one stream from configuration to report on the calling thread.
 public enum StreamSender {
+    /// Sends one whole stream: opens the payload source and the socket, runs the configured
+    /// engine until the limit, the source's end or a stop, sends END and waits for every
+    /// notification.
+    ///
+    /// - Parameters:
+    ///   - configuration: The stream to send.
+    ///   - progressIntervalNanoseconds: How often to call `progress`; 0 never.
+    ///   - progress: Called on this thread with the counters so far.
+    /// - Returns: The run's report.
+    /// - Throws: ``SenderError``.
     public static func run(_ configuration: SenderConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            progress: @escaping (SendProgress) -> Void = { _ in }) throws(SenderError) -> SenderReport {
         var c = configuration
