@@ -6,6 +6,11 @@
 /// One multiply per 8 bytes: cheap enough for line rate on both sides.
 /// Offsets come off the wire, so all arithmetic wraps: a hostile offset near 2^64
 /// yields a mismatch, never a trap.
+///
+/// A range that runs past stream byte 2^64 (senders MUST NOT send one, SPEC §2) is
+/// filled as the Python reference does, word index k continuing past 2^61, and never
+/// verifies: `firstMismatch` reports its first byte at or beyond 2^64 (SPEC §8: such a
+/// PATTERN datagram SHOULD count as corrupt).
 public enum PayloadPattern {
     /// `M`, 2^64 divided by the golden ratio, so consecutive words differ in many bits.
     public static let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -22,9 +27,16 @@ public enum PayloadPattern {
         UInt8(truncatingIfNeeded: word(streamID: streamID, index: b >> 3) >> ((b & 7) << 3))
     }
 
+    /// True when stream bytes `[offset, offset + count)` run past 2^64.
+    @inline(__always)
+    static func crossesEnd(count: Int, offset: UInt64) -> Bool {
+        count > 0 && offset > UInt64.max - UInt64(count - 1)
+    }
+
     /// Writes the pattern for stream bytes `[offset, offset + count)` at `p`.
     @inline(__always)
     public static func fill(_ p: UnsafeMutableRawPointer, count: Int, streamID: UInt64, offset: UInt64) {
+        if crossesEnd(count: count, offset: offset) { return fillAcrossEnd(p, count: count, streamID: streamID, offset: offset) }
         var pos = 0
         var b = offset
         while pos < count && b & 7 != 0 {
@@ -53,9 +65,24 @@ public enum PayloadPattern {
         }
     }
 
+    /// Byte by byte, word index and byte-in-word kept apart so nothing wraps at 2^64.
+    @inline(never)
+    static func fillAcrossEnd(_ p: UnsafeMutableRawPointer, count: Int, streamID: UInt64, offset: UInt64) {
+        var k = offset >> 3
+        var j = offset & 7
+        for pos in 0..<count {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: word(streamID: streamID, index: k) >> (j << 3)), toByteOffset: pos, as: UInt8.self)
+            j += 1
+            if j == 8 { j = 0; k &+= 1 }
+        }
+    }
+
     /// Returns the index of the first byte that differs from the pattern, or nil.
+    /// For a range past 2^64, the first differing byte below 2^64, else the first byte beyond.
     @inline(__always)
-    public static func firstMismatch(_ p: UnsafeRawPointer, count: Int, streamID: UInt64, offset: UInt64) -> Int? {
+    public static func firstMismatch(_ p: UnsafeRawPointer, count total: Int, streamID: UInt64, offset: UInt64) -> Int? {
+        // Past 2^64: check the bytes below it (offset > 0 there), then fail at the first beyond.
+        let count = crossesEnd(count: total, offset: offset) ? Int(0 &- offset) : total
         var pos = 0
         var b = offset
         while pos < count && b & 7 != 0 {
@@ -92,6 +119,6 @@ public enum PayloadPattern {
             if p.load(fromByteOffset: pos, as: UInt8.self) != byte(streamID: streamID, offset: b) { return pos }
             pos += 1; b &+= 1
         }
-        return nil
+        return count < total ? count : nil
     }
 }

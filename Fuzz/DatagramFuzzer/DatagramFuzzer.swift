@@ -1,0 +1,384 @@
+// libFuzzer target over the receive path's pure parts: the datagram validator, the
+// payload pattern, CRC32C, the END totals, the sequence tracker and the validating core.
+// Built and run by Tools/fuzz (never by `swift build` at the repo root).
+//
+// One input is read three ways:
+//   1. as one datagram: Datagram.validate, cross-checked against an independent
+//      re-implementation of Protocol/SPEC.md §8 (same verdict, same reason), CRC32C
+//      hardware vs table vs bitwise, re-encoding a valid datagram reproduces it,
+//      PayloadPattern.firstMismatch vs a byte-at-a-time reference, fill → no mismatch;
+//   2. the same bytes through a ValidatingCore, and if valid, a few derived datagrams
+//      (duplicate, next sequence, corrupted copy, END with the header's totals);
+//      a datagram that fails only its checksum goes through 1 and 2 again sealed;
+//   3. as a list of sequence numbers for a SequenceTracker with a small window,
+//      checked against an exact model (set of unique numbers): every outcome, the
+//      counters' identities, and finish().
+// Any failed check calls fatalError, which libFuzzer reports as a crash.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import StreamProtocol
+import Receiver
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let p = UnsafeRawPointer(data)
+    checkChecksum(p, size)
+    checkDatagram(p, size)
+    var core = ValidatingCore(maxStreams: 4)
+    feedCore(&core, p, size)
+    // Mutations almost always break the CRC, which would keep the fuzzer out of
+    // everything behind it: a structurally sound datagram is also tried sealed,
+    // so any header field value reaches the valid path and the core.
+    if case .badChecksum = Datagram.validate(p, length: size) {
+        let sealed = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        defer { sealed.deallocate() }
+        sealed.copyMemory(from: p, byteCount: size)
+        sealed.storeBytes(of: UInt32(0), toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        Datagram.seal(sealed, length: size)
+        checkDatagram(sealed, size)
+        feedCore(&core, sealed, size)
+    }
+    checkTracker(p, size)
+    return 0
+}
+
+@inline(never)
+func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
+    if !condition() { fatalError("fuzz invariant: " + message()) }
+}
+
+@inline(__always)
+func be<T: FixedWidthInteger>(_ p: UnsafeRawPointer, _ offset: Int, as: T.Type) -> T {
+    T(bigEndian: p.loadUnaligned(fromByteOffset: offset, as: T.self))
+}
+
+// MARK: - CRC32C
+
+/// The bitwise definition from SPEC.md §5.
+func bitwiseCRC(_ p: UnsafeRawPointer, _ n: Int) -> UInt32 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for i in 0..<n {
+        crc ^= UInt32(p.load(fromByteOffset: i, as: UInt8.self))
+        for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 0 ? 0 : 0x82F6_3B78) }
+    }
+    return ~crc
+}
+
+func checkChecksum(_ p: UnsafeRawPointer, _ n: Int) {
+    let whole = UnsafeRawBufferPointer(start: p, count: n)
+    let fast = CRC32C.checksum(p, count: n)
+    let table = CRC32C.portableChecksum(whole)
+    require(fast == table, "CRC32C hardware \(fast) != table \(table) over \(n) bytes")
+    if n <= 256 {
+        let bits = bitwiseCRC(p, n)
+        require(fast == bits, "CRC32C \(fast) != bitwise \(bits) over \(n) bytes")
+    }
+    // Continuation at a split point the input chooses.
+    if n > 0 {
+        let split = Int(p.load(as: UInt8.self)) % (n + 1)
+        let a = CRC32C.checksum(p, count: split)
+        let ab = CRC32C.checksum(p + split, count: n - split, continuing: a)
+        require(ab == fast, "CRC32C continued at \(split) = \(ab) != \(fast)")
+    }
+}
+
+// MARK: - One datagram
+
+/// SPEC.md §8, written from the table, not from Datagram.swift.
+enum Verdict: Equatable { case valid, badChecksum, rejected(String) }
+
+func referenceVerdict(_ p: UnsafeRawPointer, _ n: Int) -> Verdict {
+    if n < 48 { return .rejected("too_short") }
+    if !(p.load(fromByteOffset: 0, as: UInt8.self) == 0x5A && p.load(fromByteOffset: 1, as: UInt8.self) == 0x43
+         && p.load(fromByteOffset: 2, as: UInt8.self) == 0x53 && p.load(fromByteOffset: 3, as: UInt8.self) == 0x54) {
+        return .rejected("bad_magic")
+    }
+    if p.load(fromByteOffset: 4, as: UInt8.self) != 1 { return .rejected("unsupported_version") }
+    let h = Int(be(p, 6, as: UInt16.self))
+    if h < 48 || h % 8 != 0 || h > n { return .rejected("bad_header_length") }
+    let flags = p.load(fromByteOffset: 5, as: UInt8.self)
+    if flags & 0xF8 != 0 || (flags & 0x01 != 0) == (flags & 0x02 != 0) { return .rejected("bad_flags") }
+    let plen = Int(be(p, 40, as: UInt32.self))
+    if h + plen != n { return .rejected("length_mismatch") }
+    var crc: UInt32 = 0xFFFF_FFFF
+    for i in 0..<n {
+        let b: UInt8 = (44..<48).contains(i) ? 0 : p.load(fromByteOffset: i, as: UInt8.self)
+        crc ^= UInt32(b)
+        for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 0 ? 0 : 0x82F6_3B78) }
+    }
+    if ~crc != be(p, 44, as: UInt32.self) { return .badChecksum }
+    if flags & 0x02 != 0 && plen != 16 { return .rejected("bad_end") }
+    return .valid
+}
+
+func checkHeaderFields(_ h: DatagramHeader, _ p: UnsafeRawPointer) {
+    require(h.flags.rawValue == p.load(fromByteOffset: 5, as: UInt8.self), "flags")
+    require(h.headerLength == be(p, 6, as: UInt16.self), "header length")
+    require(h.streamID == be(p, 8, as: UInt64.self), "stream id")
+    require(h.sequence == be(p, 16, as: UInt64.self), "sequence")
+    require(h.offset == be(p, 24, as: UInt64.self), "offset")
+    require(h.timestampNanoseconds == be(p, 32, as: UInt64.self), "timestamp")
+    require(h.payloadLength == be(p, 40, as: UInt32.self), "payload length")
+    require(h.checksum == be(p, 44, as: UInt32.self), "checksum")
+}
+
+/// SPEC §7 byte by byte, plus §8: a byte at or beyond stream position 2^64 never matches.
+func referenceMismatch(_ p: UnsafeRawPointer, count: Int, streamID: UInt64, offset: UInt64) -> Int? {
+    for i in 0..<count {
+        let (b, past) = offset.addingReportingOverflow(UInt64(i))
+        if past { return i }
+        let w = ((b / 8) &+ 1) &* 0x9E37_79B9_7F4A_7C15 ^ streamID
+        if p.load(fromByteOffset: i, as: UInt8.self) != UInt8(truncatingIfNeeded: w >> (8 * (b % 8))) { return i }
+    }
+    return nil
+}
+
+/// What a sender writes (the Python reference's `pattern`): the concatenation of the
+/// little-endian words W(k), k = offset / 8, offset / 8 + 1, ... (k runs past 2^61 when
+/// the range runs past 2^64).
+func referenceFill(count: Int, streamID: UInt64, offset: UInt64) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    var k = offset / 8, j = offset % 8
+    for i in 0..<count {
+        out[i] = UInt8(truncatingIfNeeded: ((k &+ 1) &* 0x9E37_79B9_7F4A_7C15 ^ streamID) >> (8 * j))
+        j += 1
+        if j == 8 { j = 0; k &+= 1 }
+    }
+    return out
+}
+
+func checkDatagram(_ p: UnsafeRawPointer, _ n: Int) {
+    let verdict = Datagram.validate(p, length: n)
+    let expected = referenceVerdict(p, n)
+    switch verdict {
+    case .valid(let h):
+        require(expected == .valid, "validate says valid, SPEC says \(expected)")
+        checkHeaderFields(h, p)
+        require(Datagram.computeChecksum(p, length: n) == h.checksum, "computeChecksum")
+        // Re-encoding the parsed header over a copy reproduces the datagram exactly.
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 16)
+        defer { copy.deallocate() }
+        copy.copyMemory(from: p, byteCount: n)
+        copy.storeBytes(of: UInt32(0xDEAD_BEEF), toByteOffset: 44, as: UInt32.self)
+        let length = Datagram.encode(h, at: copy)
+        require(length == n, "encode length \(length) != \(n)")
+        require(memcmp(copy, p, n) == 0, "re-encoded datagram differs")
+        let payload = p + Int(h.headerLength)
+        let count = Int(h.payloadLength)
+        if h.flags.contains(.end) {
+            let totals = EndOfStream(reading: payload)
+            var out = (UInt64(0), UInt64(0))
+            withUnsafeMutableBytes(of: &out) { totals.write(to: $0.baseAddress!) }
+            require(withUnsafeBytes(of: &out) { memcmp($0.baseAddress!, payload, 16) } == 0, "END totals round trip")
+        } else {
+            checkPattern(payload, count: count, streamID: h.streamID, offset: h.offset)
+        }
+    case .badChecksum(let h, let computed):
+        require(expected == .badChecksum, "validate says bad checksum, SPEC says \(expected)")
+        checkHeaderFields(h, p)
+        require(computed != h.checksum && computed == Datagram.computeChecksum(p, length: n), "computed checksum")
+    case .rejected(let reason):
+        require(expected == .rejected(reason.rawValue), "validate rejects \(reason.rawValue), SPEC says \(expected)")
+    }
+    // The buffer-pointer overload agrees.
+    let again = Datagram.validate(UnsafeRawBufferPointer(start: p, count: n))
+    switch (verdict, again) {
+    case (.valid(let a), .valid(let b)): require(a == b, "overloads differ")
+    case (.badChecksum(let a, let x), .badChecksum(let b, let y)): require(a == b && x == y, "overloads differ")
+    case (.rejected(let a), .rejected(let b)): require(a == b, "overloads differ")
+    default: require(n == 0, "overloads differ")  // an empty buffer may have no base address
+    }
+}
+
+/// The fast pattern check against the byte reference, on the payload as it is and
+/// (whatever the bytes) with the pattern written over it by `fill`.
+func checkPattern(_ payload: UnsafeRawPointer, count: Int, streamID: UInt64, offset: UInt64) {
+    let fast = PayloadPattern.firstMismatch(payload, count: count, streamID: streamID, offset: offset)
+    let slow = referenceMismatch(payload, count: count, streamID: streamID, offset: offset)
+    require(fast == slow, "firstMismatch \(String(describing: fast)) != reference \(String(describing: slow)) (offset \(offset), count \(count))")
+    guard count > 0 else { return }
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 1)
+    defer { buffer.deallocate() }
+    PayloadPattern.fill(buffer, count: count, streamID: streamID, offset: offset)
+    let expected = referenceFill(count: count, streamID: streamID, offset: offset)
+    require(expected.withUnsafeBytes { memcmp($0.baseAddress!, buffer, count) } == 0,
+            "fill differs from the reference (offset \(offset), count \(count))")
+    // Below 2^64 the filled range verifies; past it, the first byte beyond is the mismatch.
+    let (_, crosses) = offset.addingReportingOverflow(UInt64(count - 1))
+    let beyond: Int? = crosses ? Int(0 &- offset) : nil
+    let clean = PayloadPattern.firstMismatch(buffer, count: count, streamID: streamID, offset: offset)
+    require(clean == beyond, "filled range: firstMismatch \(String(describing: clean)), expected \(String(describing: beyond))")
+    // One flipped byte is found exactly there (unless it is beyond 2^64 anyway).
+    let at = Int(truncatingIfNeeded: streamID ^ offset) & Int.max % count
+    buffer.storeBytes(of: buffer.load(fromByteOffset: at, as: UInt8.self) ^ 0x5A, toByteOffset: at, as: UInt8.self)
+    let found = PayloadPattern.firstMismatch(buffer, count: count, streamID: streamID, offset: offset)
+    require(found == min(at, beyond ?? at), "flipped byte \(at) reported at \(String(describing: found))")
+}
+
+// MARK: - Validating core
+
+/// Wall clock the core sees: the vectors' timestamps are around 1.7e18 ns.
+let wallNow: UInt64 = 1_700_000_000_500_000_000
+
+func feedCore(_ core: inout ValidatingCore, _ p: UnsafeRawPointer, _ n: Int) {
+    core.process(p, length: n, now: 1, wallNow: wallNow)
+    guard case .valid(let h) = Datagram.validate(p, length: n), n > 0 else { return }
+    let copy = UnsafeMutableRawPointer.allocate(byteCount: max(n, 64), alignment: 16)
+    defer { copy.deallocate() }
+    copy.copyMemory(from: p, byteCount: n)
+    // The same datagram again (a duplicate), then its successor, an older one.
+    core.process(copy, length: n, now: 2, wallNow: wallNow)
+    var next = h
+    next.sequence = h.sequence &+ 1
+    next.offset = h.offset &+ UInt64(h.payloadLength)
+    core.process(copy, length: Datagram.encode(next, at: copy), now: 3, wallNow: wallNow &+ 1)
+    next.sequence = h.sequence &- 3
+    core.process(copy, length: Datagram.encode(next, at: copy), now: 4, wallNow: wallNow &+ 2)
+    // A corrupted copy: last byte flipped, checksum left as it was.
+    copy.storeBytes(of: copy.load(fromByteOffset: n - 1, as: UInt8.self) ^ 1, toByteOffset: n - 1, as: UInt8.self)
+    core.process(copy, length: n, now: 5, wallNow: wallNow)
+    // An END for the same stream with the header's fields as totals.
+    let end = DatagramHeader(flags: .end, streamID: h.streamID, sequence: h.sequence, offset: h.offset,
+                             timestampNanoseconds: h.timestampNanoseconds, payloadLength: 16)
+    EndOfStream(datagrams: h.sequence, bytes: h.offset).write(to: copy + DatagramHeader.size)
+    let endLength = Datagram.encode(end, at: copy)
+    core.process(copy, length: endLength, now: 6, wallNow: wallNow)
+    core.process(copy, length: endLength, now: 7, wallNow: wallNow)
+}
+
+// MARK: - Sequence tracker
+
+/// Reads the input as sequence numbers. Byte 0 picks the window (64...512) and a
+/// mode; the rest is decoded by the mode:
+///   0: raw big-endian u64s (any value, 2^64 - 1 included)
+///   1: u64s modulo 4 windows (dense: duplicates, reordering, bitmap wrap-around)
+///   2: signed 8-bit steps from 0 (small reorderings and repeats)
+///   3: a raw u64 base, then signed 8-bit steps (near 2^64 when the base is)
+/// Byte 1 bit 0..1 picks `expected` for finish: nil, highest + 1, or the last 8 bytes.
+struct TrackerInput {
+    var window: Int
+    var sequences: [UInt64] = []
+    var expected: UInt64?
+
+    init?(_ p: UnsafeRawPointer, _ n: Int) {
+        guard n >= 2 else { return nil }
+        let control = p.load(as: UInt8.self)
+        let finishMode = p.load(fromByteOffset: 1, as: UInt8.self) & 3
+        window = 64 << Int(control & 3)
+        let mode = (control >> 2) & 3
+        var i = 2
+        let limit = 4096
+        switch mode {
+        case 0, 1:
+            while i + 8 <= n && sequences.count < limit {
+                let v: UInt64 = be(p, i, as: UInt64.self)
+                sequences.append(mode == 0 ? v : v % UInt64(4 * window))
+                i += 8
+            }
+        default:
+            var s: UInt64 = 0
+            if mode == 3 {
+                guard n >= 10 else { return nil }
+                s = be(p, 2, as: UInt64.self)
+                i = 10
+            }
+            while i < n && sequences.count < limit {
+                let step = Int8(bitPattern: p.load(fromByteOffset: i, as: UInt8.self))
+                s = s &+ UInt64(bitPattern: Int64(step))
+                sequences.append(s)
+                i += 1
+            }
+        }
+        switch finishMode {
+        case 1: expected = nil  // resolved to highest + 1 by the caller's model
+        case 2 where n >= 10: expected = be(p, n - 8, as: UInt64.self)
+        default: expected = nil
+        }
+        if finishMode == 1, let top = sequences.max(), top < UInt64.max { expected = top + 1 }
+    }
+}
+
+func checkTracker(_ p: UnsafeRawPointer, _ n: Int) {
+    guard let input = TrackerInput(p, n) else { return }
+    var t = SequenceTracker(window: input.window)
+    let w = UInt64(input.window)
+    var seen = Set<UInt64>()          // numbers the model counts unique
+    var highest: UInt64? = nil
+    var unique: UInt64 = 0, duplicates: UInt64 = 0, late: UInt64 = 0, reordered: UInt64 = 0
+    var maxDistance: UInt64 = 0
+    for (k, s) in input.sequences.enumerated() {
+        let expectedOutcome: SequenceTracker.Outcome
+        if let top = highest {
+            if s > top {
+                expectedOutcome = s == top + 1 ? .inOrder : .gapAhead
+            } else if top - s >= w {
+                expectedOutcome = .late
+            } else if seen.contains(s) {
+                expectedOutcome = .duplicate
+            } else {
+                expectedOutcome = .reordered
+            }
+        } else {
+            expectedOutcome = s == 0 ? .inOrder : .gapAhead
+        }
+        let outcome = t.record(s)
+        require(outcome == expectedOutcome, "arrival #\(k) seq \(s) (highest \(String(describing: highest)), window \(w)): \(outcome), model \(expectedOutcome)")
+        switch outcome {
+        case .inOrder, .gapAhead: unique += 1; seen.insert(s); highest = s
+        case .reordered:
+            unique += 1; reordered += 1; seen.insert(s)
+            maxDistance = max(maxDistance, highest! - s)
+        case .duplicate: duplicates += 1
+        case .late: late += 1
+        }
+        require(t.unique == unique && t.duplicates == duplicates && t.late == late && t.reordered == reordered,
+                "counters after #\(k): unique \(t.unique)/\(unique) dup \(t.duplicates)/\(duplicates) late \(t.late)/\(late) reordered \(t.reordered)/\(reordered)")
+        require(t.unique + t.duplicates + t.late == UInt64(k + 1), "received != unique + duplicates + late")
+        require(t.reordered <= t.unique, "reordered > unique")
+        require(t.highest == highest!, "highest \(t.highest) != \(highest!)")
+        require(t.maxReorderDistance == maxDistance, "max reorder distance")
+        require(t.lostRanges.count <= SequenceTracker.maxRanges && UInt64(t.lostRanges.count) <= t.lostRangeCount, "ranges kept")
+    }
+    for expected in [input.expected, nil] {
+        checkFinish(t, expected: expected, seen: seen, highest: highest)
+    }
+}
+
+func checkFinish(_ t: SequenceTracker, expected: UInt64?, seen: Set<UInt64>, highest: UInt64?) {
+    let f = t.finish(expected: expected)
+    let unique = UInt64(seen.count)
+    guard let top = highest else {
+        require(f.lost == (expected ?? 0), "empty tracker lost \(f.lost)")
+        return
+    }
+    // The total the SPEC defines: END's count, else highest + 1 (which needs 65 bits
+    // at 2^64 - 1), never below what arrived.
+    let total: UInt64? = expected.map { max($0, unique) } ?? (top == .max ? nil : top + 1)
+    if let total {
+        require(f.lost <= total, "lost \(f.lost) > expected \(total)")
+        require(f.lost == total - min(total, t.unique), "lost \(f.lost) != total \(total) - unique \(t.unique)")
+    }
+    // A consistent stream: nothing arrived at or beyond the total (else the sender
+    // broke §6, and only the count identities above hold).
+    let consistent = total.map { t in seen.allSatisfy { $0 < t } } ?? false
+    // Ranges: increasing, disjoint, not adjacent, none contains a number that arrived.
+    var previousEnd: UInt64? = nil
+    var rangeSum: UInt64 = 0
+    var overflow = false
+    for r in f.ranges {
+        if let e = previousEnd { require(e < UInt64.max && r.lowerBound > e + 1, "ranges out of order or adjacent: \(f.ranges)") }
+        previousEnd = r.upperBound
+        let (sum, o) = rangeSum.addingReportingOverflow(r.upperBound - r.lowerBound)
+        let (sum1, o1) = sum.addingReportingOverflow(1)
+        rangeSum = sum1; overflow = overflow || o || o1
+        if consistent, let total { require(r.upperBound < total, "range \(r) beyond total \(total)") }
+    }
+    for s in seen { for r in f.ranges { require(!r.contains(s), "range \(r) contains \(s), which arrived") } }
+    require(UInt64(f.ranges.count) <= f.rangeCount, "rangeCount \(f.rangeCount) < ranges kept")
+    // When everything that arrived is below the total, the kept ranges are the loss exactly.
+    if consistent, f.rangeCount <= UInt64(SequenceTracker.maxRanges) {
+        require(!overflow && rangeSum == f.lost, "ranges \(f.ranges) sum \(rangeSum) != lost \(f.lost)")
+    }
+}
