@@ -153,7 +153,8 @@ public struct SequenceTracker: Sendable {
     }
 
     private mutating func addLoss(_ r: ClosedRange<UInt64>) {
-        lostFinal += UInt64(r.count)
+        // r may span more than Int.max numbers (hostile sequence jumps): count in UInt64.
+        lostFinal = lostFinal.saturatingAdd((r.upperBound - r.lowerBound).saturatingAdd(1))
         if let end = lastLossEnd, end &+ 1 == r.lowerBound {
             // Continues the latest range: extend it if it is one we kept.
             if lostRangeCount == UInt64(lostRanges.count) {
@@ -229,20 +230,36 @@ public struct SequenceTracker: Sendable {
             let total = expected ?? 0
             return (total, total > 0 ? [0...(total - 1)] : [], total > 0 ? 1 : 0)
         }
-        let total = max(expected ?? (highest + 1), unique)
+        // Sequence numbers run 0...UInt64.max: a count saturates rather than wraps.
+        let afterHighest = highest.saturatingAdd(1)
+        let total = max(expected ?? afterHighest, unique)
         var copy = self
         // Everything still in the window below `total` that never arrived.
         let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
-        var q = low
-        let top = min(highest, total - 1)
-        while q <= top && top >= low {
-            if !copy.isSet(q) { copy.addLoss(q...q) }
-            q += 1
+        if total > 0 {
+            let top = min(highest, total - 1)
+            var q = low
+            while q <= top {
+                if !copy.isSet(q) { copy.addLoss(q...q) }
+                if q == top { break } // top may be UInt64.max
+                q += 1
+            }
         }
-        if total > highest + 1 { copy.addLoss((highest + 1)...(total - 1)) }
+        if highest < .max && total > afterHighest { copy.addLoss(afterHighest...(total - 1)) }
         // unique counts only numbers that arrived while in the window, so this is exact
         // except for `late` arrivals, which were already charged as lost.
         let lost = total - min(total, unique)
         return (lost, copy.lostRanges, copy.lostRangeCount)
+    }
+
+}
+
+extension UInt64 {
+    /// `self + other`, or `UInt64.max` where that would overflow: counts of sequence
+    /// numbers from hostile or extreme streams stay meaningful instead of trapping.
+    @inline(__always)
+    public func saturatingAdd(_ other: UInt64) -> UInt64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
     }
 }

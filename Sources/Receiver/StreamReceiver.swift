@@ -113,7 +113,7 @@ struct WorkerSnapshot: Sendable {
         for s in core.streams {
             datagrams += s.datagrams
             bytes += s.bytes
-            lostSoFar += s.tracker.lostFinal
+            lostSoFar = lostSoFar.saturatingAdd(s.tracker.lostFinal)
             corrupt += s.corrupt
             if s.expected != nil && !s.isComplete { endedIncomplete += 1 }
         }
@@ -247,7 +247,7 @@ public enum StreamReceiver {
             var anyFinished = false
             for w in workers {
                 let s = w.published.withLock { $0 }
-                sum.datagrams += s.datagrams; sum.bytes += s.bytes; sum.lostSoFar += s.lostSoFar
+                sum.datagrams += s.datagrams; sum.bytes += s.bytes; sum.lostSoFar = sum.lostSoFar.saturatingAdd(s.lostSoFar)
                 sum.corrupt += s.corrupt; sum.invalid += s.invalid; sum.kernelDrops += s.kernelDrops
                 sum.streams += s.streams; sum.streamsEnded += s.streamsEnded; sum.endedIncomplete += s.endedIncomplete
                 sum.lastData = max(sum.lastData, s.lastData)

@@ -82,7 +82,7 @@ enum ReceiverReportFormatter {
             if let o = s.output { fields.append(("output", outputJSON(o))) }
             return .object(fields)
         }
-        let expected = t.lost + t.unique
+        let expected = t.lost.saturatingAdd(t.unique)
         return .object([
             ("role", .string("receiver")),
             ("engine", .string(r.configuration.engine.rawValue)),

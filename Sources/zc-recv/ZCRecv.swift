@@ -176,7 +176,7 @@ struct Verdict {
 
     init(_ r: ReceiverReport, maxLossPercent: Double, maxCorrupt: UInt64) {
         let t = Totals(r)
-        let expected = t.lost + t.unique
+        let expected = t.lost.saturatingAdd(t.unique)
         let lossPercent = expected == 0 ? 0 : Double(t.lost) / Double(expected) * 100
         if lossPercent > maxLossPercent {
             failures.append("loss \(Units.fixed(lossPercent, 4))% > --max-loss \(maxLossPercent)%")
@@ -195,10 +195,13 @@ struct Totals {
     init(_ r: ReceiverReport) {
         for s in r.core.streams {
             let summary = s.summary()
-            datagrams += s.datagrams; bytes += s.bytes; unique += s.tracker.unique
-            lost += summary.lost; reordered += s.tracker.reordered; duplicates += s.tracker.duplicates
-            corrupt += s.corrupt; late += s.tracker.late; afterEnd += s.afterEnd
+            // Saturating: a hostile stream can claim up to 2^64 - 1 lost on its own.
+            datagrams = datagrams.saturatingAdd(s.datagrams); bytes = bytes.saturatingAdd(s.bytes)
+            unique = unique.saturatingAdd(s.tracker.unique); lost = lost.saturatingAdd(summary.lost)
+            reordered = reordered.saturatingAdd(s.tracker.reordered); duplicates = duplicates.saturatingAdd(s.tracker.duplicates)
+            corrupt = corrupt.saturatingAdd(s.corrupt); late = late.saturatingAdd(s.tracker.late)
+            afterEnd = afterEnd.saturatingAdd(s.afterEnd)
         }
-        corrupt += r.core.statistics.corruptUnattributed
+        corrupt = corrupt.saturatingAdd(r.core.statistics.corruptUnattributed)
     }
 }
