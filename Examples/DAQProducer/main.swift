@@ -6,7 +6,12 @@
 // the wire. With --copy the same samples go through the copying `send(copying:)`
 // path instead, for comparison.
 //
+// With --engine packet-ring --interface IF the sensor writes straight into the
+// frames of an AF_PACKET TX ring instead (raw Ethernet/IPv4/UDP frames, needs
+// CAP_NET_RAW); the destination MAC comes from --dst-mac or the neighbour table.
+//
 //   daq-producer HOST:PORT [--seconds 5] [--sample-rate 10000000] [--block 704] [--copy]
+//                [--engine uring-zc|uring|packet-ring] [--interface IF] [--dst-mac MAC] [--pool SLOTS]
 //
 // The receiving side (zc-recv, or the validated-sink example) checks every
 // datagram's sequence number and checksum.
@@ -23,6 +28,11 @@ struct Options {
     var samplesPerDatagram = 704     // 1408 payload bytes + 48 header = 1456 B datagrams
     var copy = false
     var json = false
+    var engine = SendEngineKind.uringZC
+    var interface: String?
+    var destinationMAC: MACAddress?
+    var badMAC = false
+    var poolSlots = 256               // registered slots, or TX ring frames
 }
 
 func parse() -> Options? {
@@ -35,12 +45,19 @@ func parse() -> Options? {
         case "--block": o.samplesPerDatagram = Int(args.popFirst() ?? "") ?? -1
         case "--copy": o.copy = true
         case "--json": o.json = true
+        case "--engine": o.engine = SendEngineKind(rawValue: args.popFirst() ?? "") ?? .sendmmsg  // refused below
+        case "--interface": o.interface = args.popFirst()
+        case "--pool": o.poolSlots = Int(args.popFirst() ?? "") ?? -1
+        case "--dst-mac":
+            o.destinationMAC = MACAddress(args.popFirst() ?? "")
+            o.badMAC = o.destinationMAC == nil
         case "-h", "--help": return nil
         default: o.destination = a
         }
     }
     guard !o.destination.isEmpty, o.seconds > 0, o.sampleRate >= 0,
-          (1...32_000).contains(o.samplesPerDatagram) else { return nil }
+          (1...32_000).contains(o.samplesPerDatagram), o.engine != .sendmmsg, !o.badMAC, (2...65536).contains(o.poolSlots),
+          (o.engine == .packetRing) == (o.interface != nil) else { return nil }
     return o
 }
 
@@ -66,7 +83,8 @@ struct SimulatedADC {
 }
 
 guard let options = parse() else {
-    print("usage: daq-producer HOST:PORT [--seconds S] [--sample-rate SPS (0: max)] [--block SAMPLES] [--copy] [--json]")
+    print("usage: daq-producer HOST:PORT [--seconds S] [--sample-rate SPS (0: max)] [--block SAMPLES] [--copy] [--json]\n"
+          + "                    [--engine uring-zc|uring|packet-ring] [--interface IF (packet-ring)] [--dst-mac MAC] [--pool SLOTS]")
     exit(64)
 }
 
@@ -76,8 +94,12 @@ do {
     let rate: Rate? = options.sampleRate > 0
         ? .packetsPerSecond(options.sampleRate / Double(options.samplesPerDatagram)) : nil
     var configuration = try SenderConfiguration(destination: destination, datagramSize: payload + 48,
-                                                limit: StreamLimit(), rate: rate)
+                                                limit: StreamLimit(), rate: rate, poolSlots: options.poolSlots)
     configuration.endRepeats = 3
+    configuration.engine = options.engine
+    if let interface = options.interface {
+        configuration.packetRing = PacketRingOptions(interface: interface, destinationMAC: options.destinationMAC)
+    }
     let stream = try OutboundStream(configuration)
     var adc = SimulatedADC()
     var scratch = [UInt8](repeating: 0, count: payload)   // only the --copy path uses it
@@ -96,12 +118,16 @@ do {
     let gbps = Double(s.bytes) * 8 / report.seconds / 1e9
     let samples = Double(report.sequences) * Double(options.samplesPerDatagram)
     if options.json {
-        print("{\"api\":\"\(options.copy ? "copy" : "in-place")\",\"datagrams\":\(s.datagrams),\"bytes\":\(s.bytes),\"seconds\":\(report.seconds),\"gbps\":\(gbps),\"msamples_per_s\":\(samples / report.seconds / 1e6),\"notifications\":\(s.notifications),\"sends\":\(s.sends),\"copied\":\(s.copied),\"stream_id\":\(configuration.streamID)}")
+        print("{\"api\":\"\(options.copy ? "copy" : "in-place")\",\"engine\":\"\(options.engine.rawValue)\",\"datagrams\":\(s.datagrams),\"bytes\":\(s.bytes),\"seconds\":\(report.seconds),\"gbps\":\(gbps),\"msamples_per_s\":\(samples / report.seconds / 1e6),\"notifications\":\(s.notifications),\"sends\":\(s.sends),\"copied\":\(s.copied),\"kicks\":\(report.packetRing?.kicks ?? 0),\"stream_id\":\(configuration.streamID)}")
     } else {
-        print("daq-producer (\(options.copy ? "send(copying:)" : "fill in place")): \(s.datagrams) datagrams, \(Int(samples)) samples in \(report.seconds) s: \(gbps) Gbit/s; \(s.sends) sends, \(s.notifications) notifications (\(s.copied) copied by the kernel)")
+        print("daq-producer (\(options.copy ? "send(copying:)" : "fill in place"), \(options.engine.rawValue)): \(s.datagrams) datagrams, \(Int(samples)) samples in \(report.seconds) s: \(gbps) Gbit/s; \(s.sends) sends, \(s.notifications) notifications (\(s.copied) copied by the kernel)")
     }
 } catch {
     let line = "daq-producer: \(error)\n"
     _ = line.withCString { write(2, $0, strlen($0)) }
+    // packet-ring set-up: bad interface/addresses 64, no CAP_NET_RAW 77.
+    if case .packetRingSetup(let e)? = error as? OutboundStreamError {
+        exit(e.kind == .badInput ? 64 : e.kind == .noPermission ? 77 : 2)
+    }
     exit(2)
 }

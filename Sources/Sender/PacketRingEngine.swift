@@ -260,6 +260,8 @@ public final class PacketRingEngine {
         frameUDPLength = .allocate(capacity: g.frames); frameUDPLength.initialize(repeating: 0, count: g.frames)
         frameIsEnd = .allocate(capacity: g.frames); frameIsEnd.initialize(repeating: false, count: g.frames)
         scratch = .allocate(byteCount: 2 * c.datagramSize + 64, alignment: 64)
+        kickBatch = max(1, min(Self.batch, g.frames / 4))
+        ipID = UInt16(truncatingIfNeeded: c.streamID)
         let a = target.addressing
         report = PacketRingReport(interface: target.interface.name, interfaceIndex: target.interface.index,
                                   mtu: target.interface.mtu, sourceMAC: a.sourceMAC, destinationMAC: a.destinationMAC,
@@ -320,6 +322,10 @@ public final class PacketRingEngine {
     @inline(__always) private func frame(_ i: Int) -> UnsafeMutableRawPointer { ring + i &* frameSize }
     @inline(__always) private func payload(_ i: Int) -> UnsafeMutableRawPointer { ring + i &* frameSize + ethernetOffset + FrameBuilder.headerSize }
     @inline(__always) private func next(_ i: Int) -> Int { i + 1 == frameCount ? 0 : i + 1 }
+    /// The next frame in ring order is ours to fill: handed back and accounted.
+    @inline(__always) private var headAvailable: Bool {
+        submitted < frameCount && zc_tp_status_load(frame(head)) == zc_tp_status_available
+    }
 
     /// Runs a whole stream: resolve, set up the ring, send, END, drain, report.
     static func runStream(configuration c: SenderConfiguration, input: PayloadInput?, writer: inout DatagramWriter,
@@ -351,7 +357,13 @@ public final class PacketRingEngine {
     private var lastKickError: Int32 = 0
     private var endsRemaining = 0
     /// Set when the kernel rejected a frame (TP_STATUS_WRONG_FORMAT): data stops.
-    private var halted = false
+    private(set) var halted = false
+    /// When a frame last moved (or the queue last started from empty): a stall is
+    /// measured from here.
+    private var lastProgress: UInt64 = 0
+    /// The frame API kicks every this many published frames (a quarter of the ring,
+    /// at most `batch`), so the producer fills while the kernel sends.
+    let kickBatch: Int
 
     func run(writer: inout DatagramWriter, input: PayloadInput?, configuration c: SenderConfiguration,
              ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
@@ -362,8 +374,7 @@ public final class PacketRingEngine {
         var reason = StopReason.limit
         endsRemaining = c.endRepeats
         var nextEndAt: UInt64 = 0
-        var lastProgress = start
-        ipID = UInt16(truncatingIfNeeded: c.streamID)
+        lastProgress = start
 
         while true {
             let now = MonotonicClock.nanoseconds()
@@ -382,7 +393,7 @@ public final class PacketRingEngine {
                     let d = pacer!.delay(now: MonotonicClock.nanoseconds())
                     if d > 0 { paceWait = d; break }
                 }
-                guard submitted < frameCount, zc_tp_status_load(frame(head)) == zc_tp_status_available else { break }
+                guard headAvailable else { break }
                 let bytes: Int, n: Int
                 if let input {
                     let r = writer.fill(payload(head), maxSegments: 1) { dst, len, offset in
@@ -412,8 +423,7 @@ public final class PacketRingEngine {
             }
 
             // END goes after the last data frame, through the ring too, a few times, 1 ms apart.
-            if !producing && endsRemaining > 0 && now >= nextEndAt && submitted < frameCount
-                && zc_tp_status_load(frame(head)) == zc_tp_status_available {
+            if !producing && endsRemaining > 0 && now >= nextEndAt && headAvailable {
                 let len = writer.writeEnd(at: payload(head))
                 publish(head, udpLength: len, isEnd: true)
                 stats.sends &+= 1
@@ -421,32 +431,132 @@ public final class PacketRingEngine {
                 nextEndAt = now + 1_000_000
             }
 
-            var refused = false
-            if unkicked > 0 {
-                refused = try kick(stats: &stats)
-            }
-            if try account(stats: &stats) { lastProgress = now }
-            if refused && now - lastProgress > Self.stallNanoseconds {
-                throw SystemError(call: "packet ring: '\(target.interface.name)' refused every frame for \(Self.stallNanoseconds / 1_000_000_000) s "
-                                  + "(\(submitted) queued; is its link or its peer down?)", errno: lastKickError)
-            }
+            let refused = try service(now: now, stats: &stats)
 
             if !producing && endsRemaining == 0 && submitted == 0 { break }
 
             // Wait only when there is nothing useful to do.
             if refused {
-                MonotonicClock.sleep(nanoseconds: 20_000)     // a queue is full: let it drain
+                waitForRoom(refused: true)                    // a queue is full: let it drain
             } else if paceWait > 0 {
                 MonotonicClock.sleep(nanoseconds: min(paceWait, 1_000_000))
             } else if !producing && endsRemaining > 0 && nextEndAt > now {
                 MonotonicClock.sleep(nanoseconds: min(nextEndAt - now, 1_000_000))
-            } else if filled == 0 && (submitted == frameCount || zc_tp_status_load(frame(head)) != zc_tp_status_available) {
-                _ = zc_poll_out(fd, 1)                        // ring full: wait for the kernel to free a frame
+            } else if filled == 0 && !headAvailable {
+                waitForRoom(refused: false)                   // ring full: wait for the kernel to free a frame
             }
             ticker.tick(now: now, start: start, statistics: stats, inFlight: submitted)
         }
-        report.framesInFlightAtExit = drain()
+        report.framesInFlightAtExit = waitForRelease()
         return reason
+    }
+
+    // MARK: - Shared by the run loop and the frame API
+
+    /// Kicks what is published, accounts what the kernel took. Returns true when
+    /// the kernel refused frames for now (they stay queued). Throws once it has
+    /// refused them, with nothing moving, for `stallNanoseconds`.
+    @inline(__always)
+    private func service(now: UInt64, stats: inout SenderStatistics) throws(SystemError) -> Bool {
+        var refused = false
+        if unkicked > 0 {
+            refused = try kick(stats: &stats)
+        }
+        if try account(stats: &stats) { lastProgress = now }
+        if refused && now > lastProgress && now - lastProgress > Self.stallNanoseconds {
+            throw SystemError(call: "packet ring: '\(target.interface.name)' refused every frame for \(Self.stallNanoseconds / 1_000_000_000) s "
+                              + "(\(submitted) queued; is its link or its peer down?)", errno: lastKickError)
+        }
+        return refused
+    }
+
+    /// Nothing to fill: after a refused kick, give the queue 20 µs to drain;
+    /// otherwise wait (up to 1 ms) for the kernel to hand the head frame back.
+    private func waitForRoom(refused: Bool) {
+        if refused {
+            MonotonicClock.sleep(nanoseconds: 20_000)
+        } else {
+            _ = zc_poll_out(fd, 1)
+        }
+    }
+
+    // MARK: - The frame API (push-style, for OutboundStream)
+    // The run loop above pulls datagrams from a DatagramWriter. The library's
+    // fill-in-place sender pushes instead, one frame at a time: acquireFrame, the
+    // producer writes the datagram at framePayload(_:), commit publishes it (and
+    // kicks every `kickBatch` frames), flush kicks the rest, finishFrames drains.
+    // Publishing, kicking, accounting, the stall check and halt are the run loop's.
+
+    /// Where frame `i`'s UDP payload (our datagram, up to `datagramSize` bytes) goes.
+    @inline(__always) func framePayload(_ i: Int) -> UnsafeMutableRawPointer { payload(i) }
+
+    /// Frames the kernel has not handed back (queued, being sent, or rejected).
+    var framesInFlight: Int {
+        var held = 0
+        for i in 0..<frameCount where zc_tp_status_load(frame(i)) != zc_tp_status_available { held += 1 }
+        return held
+    }
+
+    /// ENDs that a rejected ring swallowed (see `halt`): the caller sends them again.
+    var endsOwed: Int { endsRemaining }
+    func endResent() { endsRemaining = max(0, endsRemaining - 1) }
+
+    /// The frame the next datagram goes into. Frames go out in ring order, so it is
+    /// always the head frame; acquiring again without a commit returns the same one.
+    /// When it is not free yet: kicks and accounts, then with `wait` waits until the
+    /// kernel hands it back; without, returns nil. Also nil if a stop signal arrives
+    /// while waiting.
+    @inline(__always)
+    func acquireFrame(wait: Bool, stats: inout SenderStatistics) throws(SystemError) -> Int? {
+        if headAvailable { return head }
+        return try acquireFrameSlowly(wait: wait, stats: &stats)
+    }
+
+    private func acquireFrameSlowly(wait: Bool, stats: inout SenderStatistics) throws(SystemError) -> Int? {
+        while true {
+            let refused = try service(now: MonotonicClock.nanoseconds(), stats: &stats)
+            if headAvailable { return head }
+            if !wait || StopFlag.isSet { return nil }
+            waitForRoom(refused: refused)
+        }
+    }
+
+    /// Publishes the frame `acquireFrame` returned, whose datagram (`udpLength`
+    /// bytes) is in place at `framePayload(i)`: headers, checksums, SEND_REQUEST.
+    /// Kicks once `kickBatch` frames wait.
+    @inline(__always)
+    func commit(_ i: Int, udpLength: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SystemError) {
+        precondition(i == head && headAvailable, "commit(\(i)): not the acquired frame")
+        if submitted == 0 { lastProgress = MonotonicClock.nanoseconds() }  // a stall counts from here
+        publish(i, udpLength: udpLength, isEnd: isEnd)
+        stats.sends &+= 1
+        if unkicked >= kickBatch { _ = try service(now: MonotonicClock.nanoseconds(), stats: &stats) }
+    }
+
+    /// Kicks every published frame and accounts what the kernel took, without waiting.
+    func flush(stats: inout SenderStatistics) throws(SystemError) {
+        _ = try service(now: MonotonicClock.nanoseconds(), stats: &stats)
+    }
+
+    /// Kicks until the kernel took every published frame, then waits until it
+    /// released every frame, so the ring can be unmapped. Throws if frames are
+    /// still held after `drainNanoseconds`.
+    func finishFrames(stats: inout SenderStatistics) throws(SystemError) {
+        let deadline = MonotonicClock.nanoseconds() + Self.drainNanoseconds
+        while submitted > 0 {
+            let now = MonotonicClock.nanoseconds()
+            let refused = try service(now: now, stats: &stats)
+            if submitted == 0 { break }
+            if now >= deadline {
+                throw SystemError(call: "packet ring: '\(target.interface.name)' did not take \(submitted) frames in \(Self.drainNanoseconds / 1_000_000_000) s", errno: ETIMEDOUT)
+            }
+            waitForRoom(refused: refused)
+        }
+        let held = waitForRelease()
+        report.framesInFlightAtExit = held
+        if held > 0 {
+            throw SystemError(call: "packet ring: \(held) frames still held by the kernel after \(Self.drainNanoseconds / 1_000_000_000) s", errno: ETIMEDOUT)
+        }
     }
 
     /// Headers, checksums, tp_len, then SEND_REQUEST with release ordering.
@@ -576,11 +686,10 @@ public final class PacketRingEngine {
 
     /// Waits (bounded) until the kernel has released every frame, so the ring is
     /// unmapped only once nothing refers to it. Returns the frames still held.
-    private func drain() -> Int {
+    private func waitForRelease() -> Int {
         let deadline = MonotonicClock.nanoseconds() + Self.drainNanoseconds
         while true {
-            var held = 0
-            for i in 0..<frameCount where zc_tp_status_load(frame(i)) != zc_tp_status_available { held += 1 }
+            let held = framesInFlight
             if held == 0 || MonotonicClock.nanoseconds() >= deadline { return held }
             _ = zc_poll_out(fd, 1)
         }
