@@ -99,6 +99,8 @@ struct WorkerSnapshot: Sendable {
     var streamsEnded = 0
     var endedIncomplete = 0
     var lastData: UInt64 = 0
+    /// Datagrams of any kind (valid, corrupt, invalid) seen so far.
+    var seen: UInt64 = 0
     var finished = false
 
     init() {}
@@ -110,6 +112,7 @@ struct WorkerSnapshot: Sendable {
         streams = core.streams.count
         streamsEnded = core.streamsEnded
         lastData = core.lastDataNanoseconds
+        seen = core.statistics.datagramsSeen
         for s in core.streams {
             datagrams += s.datagrams
             bytes += s.bytes
@@ -239,6 +242,10 @@ public enum StreamReceiver {
 
         var reason = ReceiverStopReason.signal
         var allEndedAt: UInt64 = 0
+        // The idle clock runs from the last datagram of any kind, so a port that
+        // only ever gets ENDs, corrupt or foreign datagrams still times out.
+        var seenBefore: UInt64 = 0
+        var lastSeenAt: UInt64 = 0
         var nextProgress = progressIntervalNanoseconds == 0 ? UInt64.max : start + progressIntervalNanoseconds
         while true {
             MonotonicClock.sleep(nanoseconds: 2_000_000)
@@ -251,8 +258,10 @@ public enum StreamReceiver {
                 sum.corrupt += s.corrupt; sum.invalid += s.invalid; sum.kernelDrops += s.kernelDrops
                 sum.streams += s.streams; sum.streamsEnded += s.streamsEnded; sum.endedIncomplete += s.endedIncomplete
                 sum.lastData = max(sum.lastData, s.lastData)
+                sum.seen &+= s.seen
                 if s.finished { anyFinished = true }
             }
+            if sum.seen != seenBefore { seenBefore = sum.seen; lastSeenAt = now }
             if now >= nextProgress {
                 nextProgress = now + progressIntervalNanoseconds
                 progress(ReceiveProgress(elapsedNanoseconds: now - start, datagrams: sum.datagrams, bytes: sum.bytes,
@@ -267,7 +276,7 @@ public enum StreamReceiver {
                 if allEndedAt == 0 { allEndedAt = now }
                 if now - allEndedAt >= c.lingerNanoseconds { reason = .linger; break }
             }
-            let last = max(sum.lastData, sum.streamsEnded > 0 ? allEndedAt : 0)
+            let last = max(sum.lastData, lastSeenAt, sum.streamsEnded > 0 ? allEndedAt : 0)
             if last > 0 && now > last && now - last >= c.idleTimeoutNanoseconds { reason = .idle; break }
         }
         for w in workers { w.stop.store(true, ordering: .relaxed) }
