@@ -43,4 +43,46 @@ public struct ReceiverConfiguration: Sendable {
 
     /// A configuration that listens on `listen` with every other setting at its default.
     public init(listen: SocketAddress) { self.listen = listen }
+
+    /// A setting outside its allowed range; the description names the setting and
+    /// the range, one line, ready for a CLI to print.
+    public enum Invalid: Error, Equatable, CustomStringConvertible {
+        case threads(Int)
+        case streams(Int)
+        case maxStreams(Int)
+        case receiveBuffer(Int32)
+        case idleTimeout
+        case timeout
+        case cpus
+
+        public var description: String {
+            switch self {
+            case .threads(let n): return "--threads \(n) is out of range: allowed 1...64"
+            case .streams(let n): return "--streams \(n) is out of range: allowed 1...65536"
+            case .maxStreams(let n): return "maxStreams \(n) is out of range: allowed 1...65536"
+            case .receiveBuffer(let n): return "--rcvbuf \(n) is out of range: allowed 1 byte to 2G"
+            case .idleTimeout: return "--idle-timeout must be positive"
+            case .timeout: return "--timeout must be positive"
+            case .cpus: return "--cpu must list at least one CPU, each from 0 to the machine's last"
+            }
+        }
+    }
+
+    /// Checks every setting against its allowed range. ``StreamReceiver/run(_:progressIntervalNanoseconds:ready:progress:)``
+    /// assumes a configuration that passed.
+    public func validate() throws(Invalid) {
+        guard (1...64).contains(threads) else { throw .threads(threads) }
+        if let streams, !(1...65_536).contains(streams) { throw .streams(streams) }
+        guard (1...65_536).contains(maxStreams) else { throw .maxStreams(maxStreams) }
+        guard receiveBufferBytes > 0 else { throw .receiveBuffer(receiveBufferBytes) }
+        guard idleTimeoutNanoseconds > 0 else { throw .idleTimeout }
+        if let t = timeoutNanoseconds, t == 0 { throw .timeout }
+        if let cpus, cpus.isEmpty || cpus.contains(where: { $0 < 0 || $0 >= WorkerThread.availableCPUs }) { throw .cpus }
+    }
+
+    /// A configuration that has passed ``validate()``.
+    public func validated() throws(Invalid) -> ReceiverConfiguration {
+        try validate()
+        return self
+    }
 }

@@ -38,6 +38,7 @@ import ZCSystem
 /// One thread owns an `OutboundStream` (the ring is single-issuer); it is not
 /// `Sendable`.
 public final class OutboundStream {
+    /// The configuration the stream was opened with.
     public let configuration: SenderConfiguration
     // The transport: exactly one of the two is set. Plain `let`s rather than an
     // enum, so the io_uring hot path reads its engine without a retain/release
@@ -353,8 +354,10 @@ public enum OutboundStreamError: Error, Equatable, CustomStringConvertible {
     case packetRingSetup(PacketRingSetupError)
     /// The producer's closure threw (its description); nothing was sent.
     case producer(String)
+    /// A system call failed (socket, ring, registration, send).
     case system(SystemError)
 
+    /// One line for a person: what failed and, for ranges, what is allowed.
     public var description: String {
         switch self {
         case .payloadTooLarge(let n, let max): return "payload of \(n) bytes is out of range: allowed 0...\(max)"

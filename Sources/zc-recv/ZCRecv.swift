@@ -141,7 +141,9 @@ struct ZCRecv: ParsableCommand {
         if let output {
             c.output = output == "-" ? .standardOutput(windowBytes: Int(Units.parseBytes(outputWindow)!)) : .file(output)
         }
-        return c
+        // The library's own range checks, as the last word (the flags above are
+        // checked first so each message names the flag as typed).
+        do { return try c.validated() } catch { throw ValidationError(error.description) }
     }
 
     func run() throws {
