@@ -63,4 +63,16 @@ public enum Units {
         for (f, u) in units where b >= f { return fixed(Double(b) / Double(f), 2) + " " + u }
         return "\(b) B"
     }
+
+    /// A CPU list as taskset writes it: `0,2`, `0-3`, `0-1,4`. Nil when malformed.
+    public static func parseCPUList(_ text: String) -> [Int]? {
+        var out: [Int] = []
+        for part in text.split(separator: ",") {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            if bounds.count == 1, let a = bounds[0], a >= 0 { out.append(a) }
+            else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a { out += Array(a...b) }
+            else { return nil }
+        }
+        return out
+    }
 }

@@ -113,16 +113,8 @@ final class UringRecvEngine {
                 let base = info.payload!
                 let length = Int(info.payload_len)
                 let segment = Int(info.gro_segment)
-                if segment > 0 && segment < length {
+                if core.processBuffer(base, length: length, segment: segment, now: now, wallNow: wallNow, source: source) {
                     coalesced &+= 1
-                    var offset = 0
-                    while offset < length {
-                        let size = min(segment, length - offset)
-                        core.process(base + offset, length: size, now: now, wallNow: wallNow, source: source)
-                        offset += size
-                    }
-                } else {
-                    core.process(base, length: length, now: now, wallNow: wallNow, source: source)
                 }
             }
             // Validated (and written): the buffers go back to the kernel now.

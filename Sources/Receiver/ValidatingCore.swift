@@ -70,6 +70,25 @@ public struct ValidatingCore: Sendable {
         return i
     }
 
+    /// Validates a received buffer: one datagram, or with UDP GRO several of one
+    /// flow back to back, `segment` bytes each (the last may be shorter). Returns
+    /// true when the buffer was a coalesced one. Every receive engine calls this.
+    @inline(__always) @discardableResult
+    public mutating func processBuffer(_ base: UnsafeRawPointer, length: Int, segment: Int, now: UInt64, wallNow: UInt64,
+                                       source: SourceAddress) -> Bool {
+        guard segment > 0 && segment < length else {
+            process(base, length: length, now: now, wallNow: wallNow, source: source)
+            return false
+        }
+        var offset = 0
+        while offset < length {
+            let size = min(segment, length - offset)
+            process(base + offset, length: size, now: now, wallNow: wallNow, source: source)
+            offset += size
+        }
+        return true
+    }
+
     /// Validates one datagram from `source` received at `now` (monotonic) / `wallNow` (realtime).
     @inline(__always)
     public mutating func process(_ p: UnsafeRawPointer, length: Int, now: UInt64, wallNow: UInt64,

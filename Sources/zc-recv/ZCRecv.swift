@@ -105,7 +105,7 @@ struct ZCRecv: ParsableCommand {
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         if let cpu {
-            guard let list = parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
+            guard let list = Units.parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
             let available = WorkerThread.availableCPUs
             if let bad = list.first(where: { $0 >= available }) { throw ValidationError("--cpu \(bad) is out of range: this machine has CPUs 0...\(available - 1)") }
         }
@@ -113,16 +113,6 @@ struct ZCRecv: ParsableCommand {
         if Units.parseBytes(outputWindow).map({ $0 >= 65_536 && $0 <= 1 << 30 }) != true { throw ValidationError("--output-window '\(outputWindow)' must be a size from 64K to 1G") }
     }
 
-    func parseCPUList(_ text: String) -> [Int]? {
-        var out: [Int] = []
-        for part in text.split(separator: ",") {
-            let bounds = part.split(separator: "-").map { Int($0) }
-            if bounds.count == 1, let a = bounds[0], a >= 0 { out.append(a) }
-            else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a, b - a < 4096 { out += Array(a...b) }
-            else { return nil }
-        }
-        return out
-    }
 
     func makeConfiguration() throws -> ReceiverConfiguration {
         let address: SocketAddress
@@ -137,7 +127,7 @@ struct ZCRecv: ParsableCommand {
         c.timeoutNanoseconds = timeout.flatMap(Units.parseDuration)
         c.lingerNanoseconds = Units.parseDuration(linger)!
         c.threads = threads
-        c.cpus = cpu.flatMap(parseCPUList)
+        c.cpus = cpu.flatMap(Units.parseCPUList)
         if let output {
             c.output = output == "-" ? .standardOutput(windowBytes: Int(Units.parseBytes(outputWindow)!)) : .file(output)
         }

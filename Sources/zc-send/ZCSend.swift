@@ -129,7 +129,7 @@ struct ZCSend: ParsableCommand {
         if ErrorPolicy(rawValue: onError) == nil { throw ValidationError("--on-error '\(onError)' must be continue or stop") }
         if streams < 1 || streams > 1024 { throw ValidationError("--streams must be 1...1024") }
         if let cpu {
-            guard let list = parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
+            guard let list = Units.parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
             let available = WorkerThread.availableCPUs
             if let bad = list.first(where: { $0 >= available }) { throw ValidationError("--cpu \(bad) is out of range: this machine has CPUs 0...\(available - 1)") }
         }
@@ -176,16 +176,6 @@ struct ZCSend: ParsableCommand {
         return v == 0 ? nil : v
     }
 
-    func parseCPUList(_ text: String) -> [Int]? {
-        var out: [Int] = []
-        for part in text.split(separator: ",") {
-            let bounds = part.split(separator: "-").map { Int($0) }
-            if bounds.count == 1, let a = bounds[0], a >= 0 { out.append(a) }
-            else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a >= 0, b >= a { out += Array(a...b) }
-            else { return nil }
-        }
-        return out
-    }
 
     /// One configuration per stream: own id, an even share of the rate.
     func makeConfigurations() throws -> [SenderConfiguration] {
@@ -260,7 +250,7 @@ struct ZCSend: ParsableCommand {
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine == .uringZC)
         let reports: [SenderReport]
         do {
-            reports = try MultiStreamSender.run(configurations, cpus: cpu.flatMap(parseCPUList),
+            reports = try MultiStreamSender.run(configurations, cpus: cpu.flatMap(Units.parseCPUList),
                                                 progressIntervalNanoseconds: UInt64(interval * 1e9)) {
                 reporter.print($0)
             }

@@ -22,6 +22,15 @@ final class UnitsTests: XCTestCase {
         XCTAssertNil(Units.parseDuration("soon"))
     }
 
+    func testCPULists() {
+        XCTAssertEqual(Units.parseCPUList("0,2"), [0, 2])
+        XCTAssertEqual(Units.parseCPUList("0-3"), [0, 1, 2, 3])
+        XCTAssertEqual(Units.parseCPUList("1,4-5"), [1, 4, 5])
+        XCTAssertNil(Units.parseCPUList("3-1"))
+        XCTAssertNil(Units.parseCPUList("x"))
+        XCTAssertNil(Units.parseCPUList("-1"))
+    }
+
     func testFormatting() {
         XCTAssertEqual(Units.fixed(3.14159, 2), "3.14")
         XCTAssertEqual(Units.fixed(-0.5, 1), "-0.5")
