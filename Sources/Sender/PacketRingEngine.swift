@@ -369,7 +369,7 @@ public final class PacketRingEngine {
              ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
         var pacer = Pacer(rate: c.rate)
         let start = MonotonicClock.nanoseconds()
-        let deadline = c.limit.durationNanoseconds.map { start + $0 }
+        let limits = ProductionLimits(c, start: start)
         var producing = true
         var reason = StopReason.limit
         endsRemaining = c.endRepeats
@@ -378,12 +378,9 @@ public final class PacketRingEngine {
 
         while true {
             let now = MonotonicClock.nanoseconds()
-            if producing {
-                if StopFlag.isSet { producing = false; reason = .signal }
-                else if c.onError == .stop && stats.errorCount > 0 { producing = false; reason = .error }
-                else if halted { producing = false; reason = .error }
-                else if writer.isExhausted { producing = false }
-                else if let deadline, now >= deadline { producing = false }
+            if producing, let stop = limits.reasonToStop(now: now, writer: writer, stats: stats, engineFailed: halted) {
+                producing = false
+                reason = stop
             }
 
             var paceWait: UInt64 = 0

@@ -38,14 +38,11 @@ struct SendmmsgEngine: ~Copyable {
                       ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
         var pacer = Pacer(rate: c.rate)
         let start = MonotonicClock.nanoseconds()
-        let deadline = c.limit.durationNanoseconds.map { start + $0 }
+        let limits = ProductionLimits(c, start: start)
         var reason = StopReason.limit
         while true {
             let now = MonotonicClock.nanoseconds()
-            if StopFlag.isSet { reason = .signal; break }
-            if c.onError == .stop && stats.errorCount > 0 { reason = .error; break }
-            if writer.isExhausted { break }
-            if let deadline, now >= deadline { break }
+            if let stop = limits.reasonToStop(now: now, writer: writer, stats: stats) { reason = stop; break }
             var count = 0
             while count < Self.batch {
                 if pacer != nil {

@@ -43,9 +43,6 @@ final class UringSendEngine {
     private var planHead = 0
     private var planQueued = 0
     private var readError: Int32 = 0
-    /// --on-error stop: a send failed for good, so stop producing.
-    private let stopOnError: Bool
-    private var failed = false
     private static let readTag: UInt64 = 1 << 63
 
     /// Creates the ring and the pool, registers both, then builds the engine.
@@ -63,7 +60,6 @@ final class UringSendEngine {
 
     private init(configuration c: SenderConfiguration, ring: consuming Ring, pool: consuming BufferPool, input: PayloadInput?) {
         self.input = input
-        self.stopOnError = c.onError == .stop
         zeroCopy = c.engine == .uringZC
         segmentsPerSend = c.segmentsPerSend
         datagramSize = c.datagramSize
@@ -118,7 +114,7 @@ final class UringSendEngine {
                       ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
         var pacer = Pacer(rate: c.rate)
         let start = MonotonicClock.nanoseconds()
-        let deadline = c.limit.durationNanoseconds.map { start + $0 }
+        let limits = ProductionLimits(c, start: start)
         var producing = true
         var reason = StopReason.limit
         var endsRemaining = c.endRepeats
@@ -127,12 +123,10 @@ final class UringSendEngine {
 
         while true {
             let now = MonotonicClock.nanoseconds()
-            if producing {
-                if StopFlag.isSet { producing = false; reason = .signal }
-                else if failed { producing = false; reason = .error }
-                else if writer.isExhausted { producing = false }
-                else if let deadline, now >= deadline { producing = false }
-                if !producing { drainDeadline = now + 10_000_000_000 }
+            if producing, let stop = limits.reasonToStop(now: now, writer: writer, stats: stats) {
+                producing = false
+                reason = stop
+                drainDeadline = now + 10_000_000_000
             }
 
             resubmitRetries(stats: &stats)
@@ -299,9 +293,6 @@ final class UringSendEngine {
         }
     }
 
-    /// True when a send failed for good and the policy is to stop.
-    var stoppedByError: Bool { failed }
-
     @inline(__always)
     private func reapAll(stats: inout SenderStatistics) {
         while true {
@@ -349,7 +340,6 @@ final class UringSendEngine {
                 retryCount += 1
             } else {
                 stats.errors[code, default: 0] += 1
-                if stopOnError { failed = true }
                 if !slotIsEnd[slot] { stats.datagramsFailed &+= UInt64(slotDatagrams[slot]) }
             }
         }
