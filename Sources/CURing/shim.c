@@ -92,6 +92,35 @@ static inline uint32_t shift(uint32_t table[4][256], uint32_t c) {
     return table[0][c & 0xFF] ^ table[1][(c >> 8) & 0xFF] ^ table[2][(c >> 16) & 0xFF] ^ table[3][c >> 24];
 }
 
+// Runs of 3 x `block` bytes: three chains in parallel, joined by the zeros
+// operator for `block` bytes. Advances *p and *len past what it consumed. Inlined
+// with a constant block size at each call.
+__attribute__((target("sse4.2"), always_inline))
+static inline uint64_t crc32c_lanes(uint64_t c0, const uint8_t **pp, size_t *lenp, size_t block,
+                                    uint32_t zeros[4][256]) {
+    const uint8_t *p = *pp;
+    size_t len = *lenp;
+    while (len >= 3 * block) {
+        uint64_t c1 = 0, c2 = 0;
+        const uint8_t *end = p + block;
+        do {
+            uint64_t w0, w1, w2;
+            memcpy(&w0, p, 8); memcpy(&w1, p + block, 8); memcpy(&w2, p + 2 * block, 8);
+            c0 = __builtin_ia32_crc32di(c0, w0);
+            c1 = __builtin_ia32_crc32di(c1, w1);
+            c2 = __builtin_ia32_crc32di(c2, w2);
+            p += 8;
+        } while (p < end);
+        c0 = shift(zeros, (uint32_t)c0) ^ (uint32_t)c1;
+        c0 = shift(zeros, (uint32_t)c0) ^ (uint32_t)c2;
+        p += 2 * block;
+        len -= 3 * block;
+    }
+    *pp = p;
+    *lenp = len;
+    return c0;
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_hw(uint32_t crc, const void *data, size_t len) {
     if (!__atomic_load_n(&zeros_ready, __ATOMIC_ACQUIRE)) {
@@ -103,38 +132,8 @@ static uint32_t crc32c_hw(uint32_t crc, const void *data, size_t len) {
     const uint8_t *p = data;
     uint64_t c0 = (uint32_t)~crc;
     while (len && ((uintptr_t)p & 7)) { c0 = __builtin_ia32_crc32qi((uint32_t)c0, *p++); len--; }
-    while (len >= 3 * ZC_LONG) {
-        uint64_t c1 = 0, c2 = 0;
-        const uint8_t *end = p + ZC_LONG;
-        do {
-            uint64_t w0, w1, w2;
-            memcpy(&w0, p, 8); memcpy(&w1, p + ZC_LONG, 8); memcpy(&w2, p + 2 * ZC_LONG, 8);
-            c0 = __builtin_ia32_crc32di(c0, w0);
-            c1 = __builtin_ia32_crc32di(c1, w1);
-            c2 = __builtin_ia32_crc32di(c2, w2);
-            p += 8;
-        } while (p < end);
-        c0 = shift(zeros_long, (uint32_t)c0) ^ (uint32_t)c1;
-        c0 = shift(zeros_long, (uint32_t)c0) ^ (uint32_t)c2;
-        p += 2 * ZC_LONG;
-        len -= 3 * ZC_LONG;
-    }
-    while (len >= 3 * ZC_SHORT) {
-        uint64_t c1 = 0, c2 = 0;
-        const uint8_t *end = p + ZC_SHORT;
-        do {
-            uint64_t w0, w1, w2;
-            memcpy(&w0, p, 8); memcpy(&w1, p + ZC_SHORT, 8); memcpy(&w2, p + 2 * ZC_SHORT, 8);
-            c0 = __builtin_ia32_crc32di(c0, w0);
-            c1 = __builtin_ia32_crc32di(c1, w1);
-            c2 = __builtin_ia32_crc32di(c2, w2);
-            p += 8;
-        } while (p < end);
-        c0 = shift(zeros_short, (uint32_t)c0) ^ (uint32_t)c1;
-        c0 = shift(zeros_short, (uint32_t)c0) ^ (uint32_t)c2;
-        p += 2 * ZC_SHORT;
-        len -= 3 * ZC_SHORT;
-    }
+    c0 = crc32c_lanes(c0, &p, &len, ZC_LONG, zeros_long);
+    c0 = crc32c_lanes(c0, &p, &len, ZC_SHORT, zeros_short);
     while (len >= 8) {
         uint64_t w; memcpy(&w, p, 8);
         c0 = __builtin_ia32_crc32di(c0, w);
