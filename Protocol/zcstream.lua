@@ -267,15 +267,21 @@ end
 local function dissect_one(tvb, pinfo, root, pos, len)
     local tree = root:add(zc, tvb(pos, len))
 
-    -- The outcome first, in the spec's order: structure, checksum, END payload size.
+    -- The outcome first, in the spec's order: structure, checksum, END payload (size, totals).
     local reason = check_structure(tvb, pos, len)
     local checksum_status, computed = "unverified", nil
     if not reason then
         computed = datagram_checksum(tvb:raw(pos, len))
         if computed == tvb(pos + CHECKSUM_OFFSET, 4):uint() then
             checksum_status = "good"
-            if band(tvb(pos + 5, 1):uint(), FLAG_END) ~= 0 and tvb(pos + 40, 4):uint() ~= END_PAYLOAD_SIZE then
-                reason = "bad_end"
+            if band(tvb(pos + 5, 1):uint(), FLAG_END) ~= 0 then
+                local hl = tvb(pos + 6, 2):uint()
+                -- END: a 16-byte payload whose totals repeat the header's sequence and offset.
+                if tvb(pos + 40, 4):uint() ~= END_PAYLOAD_SIZE
+                    or tvb:raw(pos + hl, 8) ~= tvb:raw(pos + 16, 8)
+                    or tvb:raw(pos + hl + 8, 8) ~= tvb:raw(pos + 24, 8) then
+                    reason = "bad_end"
+                end
             end
         else
             checksum_status = "bad"

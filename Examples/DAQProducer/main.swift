@@ -118,7 +118,7 @@ do {
     let gbps = Double(s.bytes) * 8 / report.seconds / 1e9
     let samples = Double(report.sequences) * Double(options.samplesPerDatagram)
     if options.json {
-        print("{\"api\":\"\(options.copy ? "copy" : "in-place")\",\"engine\":\"\(options.engine.rawValue)\",\"datagrams\":\(s.datagrams),\"bytes\":\(s.bytes),\"seconds\":\(report.seconds),\"gbps\":\(gbps),\"msamples_per_s\":\(samples / report.seconds / 1e6),\"notifications\":\(s.notifications),\"sends\":\(s.sends),\"copied\":\(s.copied),\"kicks\":\(report.packetRing?.kicks ?? 0),\"stream_id\":\(configuration.streamID)}")
+        print("{\"api\":\"\(options.copy ? "copy" : "in-place")\",\"engine\":\"\(options.engine.rawValue)\",\"datagrams\":\(s.datagrams),\"bytes\":\(s.bytes),\"seconds\":\(report.seconds),\"gbps\":\(gbps),\"msamples_per_s\":\(samples / report.seconds / 1e6),\"notifications\":\(s.notifications),\"sends\":\(s.sends),\"copied\":\(s.copied),\"kicks\":\(report.packetRing?.kicks ?? 0),\"stream_id\":\"0x\(String(configuration.streamID, radix: 16))\"}")
     } else {
         print("daq-producer (\(options.copy ? "send(copying:)" : "fill in place"), \(options.engine.rawValue)): \(s.datagrams) datagrams, \(Int(samples)) samples in \(report.seconds) s: \(gbps) Gbit/s; \(s.sends) sends, \(s.notifications) notifications (\(s.copied) copied by the kernel)")
     }

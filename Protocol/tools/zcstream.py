@@ -165,8 +165,12 @@ def validate(data):
     computed = datagram_checksum(data)
     if computed != h["checksum"]:
         return ("bad_checksum", h, computed)
-    if flags & FLAG_END and h["payload_length"] != END_PAYLOAD_SIZE:
-        return ("rejected", None, "bad_end")
+    if flags & FLAG_END:
+        if h["payload_length"] != END_PAYLOAD_SIZE:
+            return ("rejected", None, "bad_end")
+        datagrams, total_bytes = struct.unpack(">QQ", data[hlen:hlen + END_PAYLOAD_SIZE])
+        if datagrams != h["sequence"] or total_bytes != h["offset"]:
+            return ("rejected", None, "bad_end")
     return ("valid", h, None)
 
 
@@ -244,6 +248,150 @@ def _with_checksum_recomputed(data):
         struct.pack_into(">I", data, CHECKSUM_OFFSET, datagram_checksum(data))
     return bytes(data)
 
+
+
+# --- Receiver accounting (SPEC section 9), as an exact model ----------------------
+
+REORDER_WINDOW = 65536   # W: how far below the highest an arrival can still be classified
+MAX_RANGES = 32          # loss ranges listed in a report
+
+
+class StreamAccount:
+    """One stream's accounting by SPEC section 9, with unbounded memory (a reference
+    model: a receiver keeps a bitmap of the last W numbers instead, and must agree)."""
+
+    def __init__(self, window=REORDER_WINDOW):
+        self.window = window
+        self.seen = {}               # sequence -> payload length, stream data received intact
+        self.highest = None          # highest stream-data sequence received intact
+        self.limit = MASK64          # END total once known; 2^64-1 is beyond every stream
+        self.end = None              # (datagrams, bytes) of the first valid END
+        self.c = dict(received=0, duplicates=0, reordered=0, max_reorder_distance=0, late=0,
+                      beyond_end=0, beyond_end_payload_bytes=0, after_end=0, corrupt=0,
+                      ends_received=0, end_mismatches=0)
+        self.highest_byte_end = 0
+
+    def data(self, seq, offset, length):
+        c = self.c
+        c["received"] += 1
+        if seq >= self.limit:
+            c["beyond_end"] += 1
+            c["beyond_end_payload_bytes"] += length
+            return
+        if self.end is not None:
+            c["after_end"] += 1
+        self.highest_byte_end = max(self.highest_byte_end, min(offset + length, MASK64))
+        if self.highest is not None and seq < self.highest and self.highest - seq >= self.window:
+            c["late"] += 1
+            return
+        if seq in self.seen:
+            c["duplicates"] += 1
+            return
+        self.seen[seq] = length
+        if self.highest is not None and seq < self.highest:
+            c["reordered"] += 1
+            c["max_reorder_distance"] = max(c["max_reorder_distance"], self.highest - seq)
+        self.highest = seq if self.highest is None else max(self.highest, seq)
+
+    def corrupt(self):
+        self.c["corrupt"] += 1
+
+    def end_of_stream(self, datagrams, nbytes):
+        c = self.c
+        c["ends_received"] += 1
+        if self.end is not None:
+            if self.end != (datagrams, nbytes):
+                c["end_mismatches"] += 1
+            return
+        self.end = (datagrams, nbytes)
+        self.limit = datagrams
+        for q in [q for q in self.seen if q >= datagrams]:
+            c["beyond_end"] += 1
+            c["beyond_end_payload_bytes"] += self.seen.pop(q)
+
+    def report(self):
+        total = self.end[0] if self.end else (self.highest + 1 if self.highest is not None else 0)
+        ranges, count, start = [], 0, 0
+        for q in sorted(self.seen) + [total]:
+            if q > start:
+                count += 1
+                if len(ranges) < MAX_RANGES:
+                    ranges.append([str(start), str(q - 1)])
+            start = q + 1
+        r = {k: str(v) for k, v in self.c.items()}
+        r.update({
+            "unique": str(len(self.seen)),
+            "unique_payload_bytes": str(sum(self.seen.values())),
+            "end_seen": self.end is not None,
+            "expected_datagrams": str(total),
+            "expected_payload_bytes": str(self.end[1] if self.end else self.highest_byte_end),
+            "lost": str(total - len(self.seen)),
+            "lost_ranges": ranges,
+            "lost_range_count": str(count),
+            "complete": self.end is not None and len(self.seen) == total,
+        })
+        return r
+
+
+def account(events, window=REORDER_WINDOW):
+    """Runs accounting events ({"data": seq, "offset": o, "length": n} | {"corrupt": seq} |
+    {"end": datagrams, "bytes": n}, u64 values as decimal strings) through the model."""
+    a = StreamAccount(window)
+    for e in events:
+        if "data" in e:
+            a.data(int(e["data"]), int(e["offset"]), int(e["length"]))
+        elif "corrupt" in e:
+            a.corrupt()
+        else:
+            a.end_of_stream(int(e["end"]), int(e["bytes"]))
+    return a.report()
+
+
+def accounting_scenarios():
+    """Named event sequences for vectors/accounting.json: every rule of section 9."""
+    def d(q, length=100):
+        off = (q * 100) if q * 100 + length <= MASK64 else 0
+        return {"data": str(q), "offset": str(off), "length": length}
+
+    def end(t, nbytes=None):
+        return {"end": str(t), "bytes": str(t * 100 if nbytes is None else nbytes)}
+
+    def c(q):
+        return {"corrupt": str(q)}
+
+    no3 = [d(q) for q in range(20) if q != 3]
+    return [
+        ("in_order", "0..9 then END(10): complete.", [d(q) for q in range(10)] + [end(10)]),
+        ("loss_ranges", "0..19 without 3, 7, 8 and the tail 18..19, then END(20).",
+         [d(q) for q in range(18) if q not in (3, 7, 8)] + [end(20)]),
+        ("beyond_end_after_end", "0..19 without 3, END(20), then seq 25: 25 is beyond END, 3 is lost.",
+         no3 + [end(20), d(25)]),
+        ("beyond_end_before_end", "0..19 without 3, seq 25, then END(20): 25 is taken back as beyond END.",
+         no3 + [d(25), end(20)]),
+        ("beyond_end_far_before_end", "0..9, seq 2^63, then END(10): one beyond END, nothing lost.",
+         [d(q) for q in range(10)] + [d(1 << 63), end(10)]),
+        ("beyond_end_far_with_loss", "0..9 without 4, seq 2^63, then END(10): 4 lost, one beyond END.",
+         [d(q) for q in range(10) if q != 4] + [d(1 << 63), end(10)]),
+        ("end_overtakes_data", "END(20) first, then 0..19: all stream data, after_end 20, nothing beyond.",
+         [end(20)] + [d(q) for q in range(20)]),
+        ("no_end", "0..49 without 10..12, no END: expected = highest + 1, tail unknown.",
+         [d(q) for q in range(50) if q not in (10, 11, 12)]),
+        ("duplicates_and_reorder", "0, 2, 1, 1, 3, 0, END(4): one reordered (distance 1), two duplicates.",
+         [d(0), d(2), d(1), d(1), d(3), d(0), end(4)]),
+        ("corrupt_does_not_count_as_seen", "0, corrupt 1, 2, END(3): 1 lost, one corrupt.",
+         [d(0), c(1), d(2), end(3)]),
+        ("end_mismatch", "0..4, END(5), END(6): the first END fixes the totals, one mismatch.",
+         [d(q) for q in range(5)] + [end(5), end(6)]),
+        ("empty_stream", "END(0) alone: complete and empty.", [end(0)]),
+        ("end_zero_after_data", "0..2 then END(0): all three beyond END.", [d(0), d(1), d(2), end(0)]),
+        ("seq_max_is_beyond", "0, 1, seq 2^64-1, no END: 2^64-1 can never be stream data.",
+         [d(0), d(1), d(MASK64)]),
+        ("late_beyond_window", "0, then 70000, then 1: 1 is more than W below the highest (late, stays lost).",
+         [d(0), d(70000), d(1), end(70001)]),
+        ("gap_fill_after_end", "0..9 without 5, END(10), then 5 and 5 again: filled after the END.",
+         [d(q) for q in range(10) if q != 5] + [end(10), d(5), d(5)]),
+        ("leading_loss", "5..9, END(10): 0..4 lost.", [d(q) for q in range(5, 10)] + [end(10)]),
+    ]
 
 def build_vectors():
     valid = []
@@ -360,6 +508,10 @@ def build_vectors():
                 encode(FLAG_END, SID_A, 1, 16, TS, struct.pack(">Q", 1)), "bad_end")
     add_invalid("end_payload_24", "END with a 24-byte payload.",
                 encode(FLAG_END, SID_A, 1, 16, TS, end_payload(1, 16) + bytes(8)), "bad_end")
+    add_invalid("end_datagrams_differ", "END whose header sequence (5) differs from the payload's total datagrams (4).",
+                encode(FLAG_END, SID_A, 5, 16, TS, end_payload(4, 16)), "bad_end")
+    add_invalid("end_bytes_differ", "END whose header offset (16) differs from the payload's total bytes (17).",
+                encode(FLAG_END, SID_A, 1, 16, TS, end_payload(1, 17)), "bad_end")
     add_invalid("end_payload_0", "END with no payload.", encode(FLAG_END, SID_A, 1, 16, TS, b""), "bad_end")
     add_invalid("bad_end_and_bad_checksum", "The checksum is checked before the END payload size.",
                 mutate(encode(FLAG_END, SID_A, 1, 16, TS, struct.pack(">Q", 1)), 50, b"\x55", reseal=False),
@@ -374,10 +526,15 @@ def build_vectors():
         crc.append({"name": name, "hex": data.hex(), "crc32c": crc32c(data)})
     assert crc32c(b"123456789") == 0xE3069283
 
+    accounting = [{"name": name, "description": description, "window": REORDER_WINDOW,
+                   "events": events, "expected": account(events)}
+                  for name, description, events in accounting_scenarios()]
+
     return {
         "valid.json": valid,
         "invalid.json": invalid,
         "crc32c.json": crc,
+        "accounting.json": accounting,
     }
 
 
@@ -445,6 +602,16 @@ def check_vectors(directory, verbose=False):
             good = (datagram_checksum(data) == v["computed_checksum"]
                     and json_fields(parse_header(data)) == v["fields"])
         ok(good, "invalid %s: expected %s, got %s" % (v["name"], v["reason"], got))
+
+    for v in load("accounting.json"):
+        ok(account(v["events"], v["window"]) == v["expected"], "accounting %s" % v["name"])
+        e = v["expected"]
+        lost = int(e["lost"])
+        listed = sum(int(hi) - int(lo) + 1 for lo, hi in e["lost_ranges"])
+        ok(int(e["lost_range_count"]) > len(e["lost_ranges"]) or listed == lost,
+           "accounting %s: the ranges add up to lost" % v["name"])
+        ok(int(e["received"]) == int(e["unique"]) + int(e["duplicates"]) + int(e["late"]) + int(e["beyond_end"]),
+           "accounting %s: received = unique + duplicates + late + beyond_end" % v["name"])
 
     # The files on disk must be exactly what this generator produces (no hand edits drift).
     for fname, obj in build_vectors().items():

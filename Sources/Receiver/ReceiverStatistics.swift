@@ -8,9 +8,11 @@ public struct ReceiverStatistics: Sendable {
     public var invalid = [UInt64](repeating: 0, count: Datagram.Rejection.allCases.count)
     /// Checksum failures whose stream id matches no known stream.
     public var corruptUnattributed: UInt64 = 0
-    /// Valid datagrams refused because the stream table is full.
-    public var tooManyStreams: UInt64 = 0
-    /// Datagrams longer than the receive buffer (cut by the kernel): invalid.
+    /// Valid datagrams not accounted because the stream table was full (the receiver's
+    /// `maxStreams` limit): a resource limit, not invalid. Any makes the verdict fail.
+    public var streamsRefusedDatagrams: UInt64 = 0
+    /// Datagrams longer than the receive buffer (cut by the kernel): a receiver limit,
+    /// not invalid (their content is unknown). Any makes the verdict fail.
     public var truncated: UInt64 = 0
     /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     public var kernelDrops: UInt64 = 0
@@ -31,9 +33,9 @@ public struct ReceiverStatistics: Sendable {
     /// All counters zero.
     public init() {}
 
-    /// Every datagram not accepted as valid: rejected by any reason, refused for a full
-    /// stream table, or truncated. Checksum failures are corrupt, not invalid.
-    public var invalidTotal: UInt64 { invalid.reduce(0, +) + tooManyStreams + truncated }
+    /// Datagrams rejected by SPEC §8 checks 1-6 or 8, any reason. Checksum failures are
+    /// corrupt, not invalid; refused streams and truncated datagrams are counted apart.
+    public var invalidTotal: UInt64 { invalid.reduce(0, +) }
 
     /// SO_RXQ_OVFL counts socket buffers (skbs), not datagrams. Without GRO a
     /// buffer is one datagram and `kernelDrops` is exact; with GRO a dropped
@@ -53,7 +55,7 @@ public struct ReceiverStatistics: Sendable {
         datagramsSeen += o.datagramsSeen
         for i in invalid.indices { invalid[i] += o.invalid[i] }
         corruptUnattributed += o.corruptUnattributed
-        tooManyStreams += o.tooManyStreams
+        streamsRefusedDatagrams += o.streamsRefusedDatagrams
         truncated += o.truncated
         kernelDrops += o.kernelDrops
         receiveCalls += o.receiveCalls

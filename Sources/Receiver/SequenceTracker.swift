@@ -7,11 +7,20 @@
 /// is a *duplicate*; one older than the window can no longer be classified and is
 /// counted *late*. A jump of any size costs at most one pass over the bitmap, so a
 /// hostile sender cannot make the tracker allocate or loop without bound.
+///
+/// The END's total (``limit``) splits sequence numbers into stream data, below it,
+/// and *beyond END*, at or above it (SPEC §9): those never count as unique, lost or
+/// in a loss range. Numbers the END later shows to be beyond it are taken back out of
+/// the accounts when it arrives (``setLimit(_:)``); that is exact while the loss
+/// ranges it needs are among the last ``recentRangeCapacity`` kept, else
+/// ``exact`` turns false and the report says so.
 public struct SequenceTracker: Sendable {
     /// The default window: 65536 sequence numbers (8 KiB of bitmap per stream).
     public static let defaultWindow = 1 << 16
     /// Loss ranges kept in ``lostRanges``; more are counted in ``lostRangeCount``.
     public static let maxRanges = 32
+    /// The most recent loss ranges kept for taking back numbers beyond a late END.
+    public static let recentRangeCapacity = 32
 
     /// How far below ``highest`` an arrival can still be classified (a power of two, at least 64).
     public let window: UInt64
@@ -40,6 +49,23 @@ public struct SequenceTracker: Sendable {
     /// How many loss ranges there were in all (including those not kept).
     public private(set) var lostRangeCount: UInt64 = 0
     private var lastLossEnd: UInt64?
+    /// The END's total once known (``setLimit(_:)``); `UInt64.max` until then, which
+    /// still makes sequence 2^64-1 beyond every stream (no END can announce 2^64).
+    public private(set) var limit: UInt64 = .max
+    /// True once ``setLimit(_:)`` fixed the total.
+    public var hasLimit: Bool { limitSet }
+    private var limitSet = false
+    /// Intact arrivals at or above ``limit``: each one after the limit was known,
+    /// plus the distinct numbers taken back when it arrived. Never unique or lost.
+    public private(set) var beyondEnd: UInt64 = 0
+    /// False when taking back numbers beyond a late END needed loss ranges that were
+    /// no longer kept (hostile input only): `unique` and `lost` may then be off.
+    public private(set) var exact = true
+    /// The latest loss ranges, oldest first (a ring of ``recentRangeCapacity``).
+    private var recent: [ClosedRange<UInt64>] = []
+    private var recentHead = 0
+    /// Upper bound of the newest range pushed out of `recent` (nil: none was).
+    private var recentEvictedUpTo: UInt64?
 
     /// A tracker with nothing seen.
     ///
@@ -64,6 +90,8 @@ public struct SequenceTracker: Sendable {
         case duplicate
         /// Older than the window: cannot be told new from duplicate; its number stays lost.
         case late
+        /// At or above the END's total (or 2^64-1): not stream data.
+        case beyondEnd
     }
 
     @inline(__always) private func isSet(_ s: UInt64) -> Bool {
@@ -84,6 +112,10 @@ public struct SequenceTracker: Sendable {
     /// Records one arrival.
     @inline(__always) @discardableResult
     public mutating func record(_ s: UInt64) -> Outcome {
+        if s >= limit {
+            beyondEnd &+= 1
+            return .beyondEnd
+        }
         if !started {
             // Streams start at 0: anything before the first arrival was lost.
             started = true
@@ -160,11 +192,72 @@ public struct SequenceTracker: Sendable {
             if lostRangeCount == UInt64(lostRanges.count) {
                 lostRanges[lostRanges.count - 1] = lostRanges[lostRanges.count - 1].lowerBound...r.upperBound
             }
+            let newest = (recentHead + recent.count - 1) % Self.recentRangeCapacity
+            recent[newest] = recent[newest].lowerBound...r.upperBound
         } else {
             lostRangeCount += 1
             if lostRanges.count < Self.maxRanges { lostRanges.append(r) }
+            if recent.count < Self.recentRangeCapacity {
+                recent.append(r)
+            } else {
+                recentEvictedUpTo = recent[recentHead].upperBound
+                recent[recentHead] = r
+                recentHead = (recentHead + 1) % Self.recentRangeCapacity
+            }
         }
         lastLossEnd = r.upperBound
+    }
+
+    /// Fixes the stream's total (the first END's sequence field): numbers at or
+    /// above it are beyond END from now on, and those already counted are taken back
+    /// out of `unique` (and their finalized losses out of the loss count and ranges).
+    /// Returns how many distinct numbers were taken back. Later calls do nothing.
+    @discardableResult
+    public mutating func setLimit(_ total: UInt64) -> UInt64 {
+        guard !limitSet else { return 0 }
+        limitSet = true
+        limit = total
+        guard started, highest >= total else { return 0 }
+        let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        var taken: UInt64 = 0
+        // 1. Numbers still in the window: known exactly from the bitmap.
+        var q = max(total, low)
+        while true {
+            if isSet(q) { taken += 1; clear(q) }
+            if q == highest { break }
+            q += 1
+        }
+        // 2. Numbers in [total, low) already left the window: received = length - losses,
+        //    the losses read from the recent loss ranges (all of them, if none that
+        //    reaches `total` was pushed out of the ring).
+        if total < low {
+            if let evicted = recentEvictedUpTo, evicted >= total { exact = false }
+            var lossesAbove: UInt64 = 0
+            var rangesAbove: UInt64 = 0
+            var keptBelow: [ClosedRange<UInt64>] = []
+            for i in 0..<recent.count {
+                let r = recent[(recentHead + i) % Self.recentRangeCapacity]
+                if r.upperBound < total { keptBelow.append(r); continue }
+                let from = max(r.lowerBound, total)
+                lossesAbove += r.upperBound - from + 1
+                if r.lowerBound >= total { rangesAbove += 1 } else { keptBelow.append(r.lowerBound...(total - 1)) }
+            }
+            let received = (low - total) - min(low - total, lossesAbove)
+            taken += received
+            lostFinal -= min(lostFinal, lossesAbove)
+            lostRangeCount -= min(lostRangeCount, rangesAbove)
+            recent = keptBelow
+            recentHead = 0
+            lastLossEnd = keptBelow.last?.upperBound ?? (total == 0 ? nil : recentEvictedUpTo.map { min($0, total - 1) })
+        }
+        // The first ranges kept for the report: those below `total`, the one across it cut.
+        lostRanges = lostRanges.compactMap { r in
+            r.lowerBound >= total ? nil : r.lowerBound...min(r.upperBound, total - 1)
+        }
+        if unique < taken { exact = false }
+        unique -= min(unique, taken)
+        beyondEnd &+= taken
+        return taken
     }
 
     /// Arrivals that another tracker of the same stream counted as unique but that
@@ -182,34 +275,51 @@ public struct SequenceTracker: Sendable {
     /// arrivals older than its window are known only as a count: they are added
     /// to `late` (received, not unique), and `mergeUnresolved` says how many.
     /// Counters that cannot be replayed (duplicates, late, reordered) are summed;
-    /// `reordered` is capped at `unique`. `received = unique + duplicates + late`
-    /// holds for the sum of both sides. With SO_REUSEPORT a flow hashes to one
+    /// `reordered` is capped at `unique + beyondEnd`. `received = unique + duplicates +
+    /// late + beyondEnd` holds for the sum of both sides. With SO_REUSEPORT a flow hashes to one
     /// socket, so in practice only one side has data and the merge is exact.
     public mutating func merge(_ other: SequenceTracker) {
-        guard other.started else { return }
-        guard started else { self = other; return }
+        // This side's END total wins over the other's (a second, different END is a
+        // mismatch the stream counts; the first one seen fixes the totals).
+        let preferredLimit: UInt64? = limitSet ? limit : (other.limitSet ? other.limit : nil)
         var base = self
         var add = other
-        if add.unique > base.unique { swap(&base, &add) }
-        let low: UInt64 = add.highest >= add.window - 1 ? add.highest - (add.window - 1) : 0
-        var inWindow: UInt64 = 0
-        var q = low
-        while q <= add.highest {
-            if add.isSet(q) { inWindow += 1; base.absorb(q) }
-            if q == UInt64.max { break }
-            q += 1
+        if add.started && (!base.started || add.unique > base.unique) { swap(&base, &add) }
+        if add.started {
+            let low: UInt64 = add.highest >= add.window - 1 ? add.highest - (add.window - 1) : 0
+            var inWindow: UInt64 = 0
+            var q = low
+            while q <= add.highest {
+                if add.isSet(q) { inWindow += 1; base.absorb(q) }
+                if q == add.highest { break }
+                q += 1
+            }
+            let older = add.unique - min(add.unique, inWindow)
+            base.late += older
+            base.mergeUnresolved += older
         }
-        let older = add.unique - min(add.unique, inWindow)
-        base.late += add.late + older
-        base.mergeUnresolved += add.mergeUnresolved + older
+        base.late += add.late
+        base.mergeUnresolved += add.mergeUnresolved
         base.duplicates += add.duplicates
-        base.reordered = min(base.reordered + add.reordered, base.unique)
+        base.beyondEnd &+= add.beyondEnd
+        base.exact = base.exact && add.exact
         base.maxReorderDistance = max(base.maxReorderDistance, add.maxReorderDistance)
+        if !base.limitSet, let l = preferredLimit { base.setLimit(l) }
+        base.reordered = min(base.reordered + add.reordered, base.unique + base.beyondEnd)
         self = base
     }
 
     /// Like `record`, for a replayed arrival: no reorder accounting.
     private mutating func absorb(_ s: UInt64) {
+        if s >= limit { beyondEnd &+= 1; return }
+        if !started {
+            started = true
+            if s > 0 { advance(to: s, from: nil) }
+            highest = s
+            set(s)
+            unique += 1
+            return
+        }
         if s > highest {
             advance(to: s, from: highest)
             highest = s
@@ -223,32 +333,33 @@ public struct SequenceTracker: Sendable {
         unique += 1
     }
 
-    /// Closes the books: with `expected` sequence numbers in the stream (from END,
-    /// else highest + 1), returns the lost count and the complete first ranges.
-    public func finish(expected: UInt64?) -> (lost: UInt64, ranges: [ClosedRange<UInt64>], rangeCount: UInt64) {
+    /// Closes the books: with `expected` sequence numbers in the stream (the END's
+    /// total, when ``setLimit(_:)`` was not called with it; else ``limit`` is used,
+    /// and without either, highest + 1), returns the lost count and the first ranges.
+    public func finish(expected: UInt64? = nil) -> (lost: UInt64, ranges: [ClosedRange<UInt64>], rangeCount: UInt64) {
+        var copy = self
+        if let expected, !limitSet { copy.setLimit(expected) }
+        let total: UInt64 = copy.limitSet ? copy.limit : (started ? highest + 1 : 0)
         guard started else {
-            let total = expected ?? 0
             return (total, total > 0 ? [0...(total - 1)] : [], total > 0 ? 1 : 0)
         }
-        // Sequence numbers run 0...UInt64.max: a count saturates rather than wraps.
-        let afterHighest = highest.saturatingAdd(1)
-        let total = max(expected ?? afterHighest, unique)
-        var copy = self
+        // highest <= 2^64-2 (2^64-1 is always beyond END), so highest + 1 cannot wrap.
+        let afterHighest = highest + 1
         // Everything still in the window below `total` that never arrived.
         let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
-        if total > 0 {
+        if total > low {
             let top = min(highest, total - 1)
             var q = low
             while q <= top {
                 if !copy.isSet(q) { copy.addLoss(q...q) }
-                if q == top { break } // top may be UInt64.max
+                if q == top { break }
                 q += 1
             }
         }
-        if highest < .max && total > afterHighest { copy.addLoss(afterHighest...(total - 1)) }
-        // unique counts only numbers that arrived while in the window, so this is exact
-        // except for `late` arrivals, which were already charged as lost.
-        let lost = total - min(total, unique)
+        if total > afterHighest { copy.addLoss(afterHighest...(total - 1)) }
+        // unique counts only numbers below `total` that arrived while in the window, so
+        // this equals the sum of the ranges: every number below `total` is unique or lost.
+        let lost = total - min(total, copy.unique)
         return (lost, copy.lostRanges, copy.lostRangeCount)
     }
 

@@ -14,15 +14,34 @@ public struct StreamState: Sendable {
     public var datagrams: UInt64 = 0
     /// Their bytes, headers included (the UDP payload bytes, as the sender counts).
     public var bytes: UInt64 = 0
-    /// Payload bytes of the distinct (unique) intact datagrams.
+    /// Payload bytes of the distinct (unique) intact datagrams below the END's total.
     public var uniquePayloadBytes: UInt64 = 0
+    /// Payload bytes of intact datagrams beyond the END's total (see ``beyondEnd``).
+    public var beyondEndPayloadBytes: UInt64 = 0
+    /// Smallest and largest payload length among unique datagrams: when equal, the
+    /// bytes of numbers taken back by a late END are known exactly.
+    public var uniquePayloadMin: UInt32 = .max
+    /// See ``uniquePayloadMin``.
+    public var uniquePayloadMax: UInt32 = 0
+    /// The end (offset + payload length) of the furthest intact stream datagram: the
+    /// expected payload bytes while no END has arrived (a lower bound, SPEC §9).
+    public var highestByteEnd: UInt64 = 0
+    /// False when a count could not be kept exact (see ``SequenceTracker/exact``; or
+    /// the bytes of numbers taken back by a late END were not all the same size).
+    public var bytesExact = true
     /// Datagrams whose checksum failed, charged to this stream by its (untrusted) id.
     public var checksumErrors: UInt64 = 0
     /// Datagrams with a good checksum whose PATTERN payload was wrong (a sender bug
     /// or corruption before checksumming).
     public var patternMismatches: UInt64 = 0
-    /// Data datagrams that arrived after an END (still counted above).
+    /// Stream data (sequence below the END's total) that arrived after the first END:
+    /// the END overtook it. Counted as usual (unique, duplicate, ...) as well.
     public var afterEnd: UInt64 = 0
+    /// Intact DATA datagrams whose sequence is at or above the END's total (or 2^64-1):
+    /// a sender bug or a foreign sender; never unique, lost or written (SPEC §9).
+    public var beyondEnd: UInt64 { tracker.beyondEnd }
+    /// True when every counter of this stream is exact (see ``SequenceTracker/exact``).
+    public var exact: Bool { tracker.exact && bytesExact }
     /// Valid END datagrams of this stream, copies included.
     public var endsReceived: UInt64 = 0
     /// END copies whose totals differ from the first END's (a sender bug).
@@ -52,6 +71,20 @@ public struct StreamState: Sendable {
         return tracker.unique >= expected.datagrams
     }
 
+    /// Sequence numbers the stream has: the END's total, else the highest seen + 1
+    /// (0 if none); see ``endSeen``.
+    public var expectedDatagrams: UInt64 {
+        if let expected { return expected.datagrams }
+        return tracker.started ? tracker.highest + 1 : 0
+    }
+
+    /// Payload bytes the stream has: the END's total, else the furthest byte an intact
+    /// datagram reached (a lower bound; the tail is unknown without END).
+    public var expectedPayloadBytes: UInt64 { expected?.bytes ?? highestByteEnd }
+
+    /// True once a valid END fixed the totals.
+    public var endSeen: Bool { expected != nil }
+
     /// The stream's loss, final once the run ended.
     public struct Summary: Sendable {
         /// Sequence numbers expected but never received intact.
@@ -66,16 +99,48 @@ public struct StreamState: Sendable {
 
     /// Closes the books on the sequence tracker (a copy: the state is unchanged).
     public func summary() -> Summary {
-        let f = tracker.finish(expected: expected?.datagrams)
+        let f = tracker.finish()
         return Summary(lost: f.lost, lostRanges: f.ranges, lostRangeCount: f.rangeCount, expectedDatagrams: expected?.datagrams)
+    }
+
+    /// Applies the first END's totals: numbers already counted at or above its total are
+    /// taken out of `unique` (and their bytes out of ``uniquePayloadBytes``).
+    mutating func applyEnd(_ totals: EndOfStream) {
+        let taken = tracker.setLimit(totals.datagrams)
+        guard taken > 0 else { return }
+        if uniquePayloadMin == uniquePayloadMax {
+            let bytes = taken.multipliedReportingOverflow(by: UInt64(uniquePayloadMax))
+            if bytes.overflow || bytes.partialValue > uniquePayloadBytes { bytesExact = false }
+            let b = min(bytes.partialValue, uniquePayloadBytes)
+            uniquePayloadBytes -= b
+            beyondEndPayloadBytes &+= b
+        } else {
+            bytesExact = false
+        }
     }
 
     /// Adds what another thread saw of the same stream (see `SequenceTracker.merge`).
     public mutating func merge(_ other: StreamState) {
+        let limitBefore = tracker.hasLimit
+        let uniqueBefore = tracker.unique + other.tracker.unique
         tracker.merge(other.tracker)
         datagrams += other.datagrams
         bytes += other.bytes
         uniquePayloadBytes += other.uniquePayloadBytes
+        beyondEndPayloadBytes += other.beyondEndPayloadBytes
+        uniquePayloadMin = min(uniquePayloadMin, other.uniquePayloadMin)
+        uniquePayloadMax = max(uniquePayloadMax, other.uniquePayloadMax)
+        highestByteEnd = max(highestByteEnd, other.highestByteEnd)
+        bytesExact = bytesExact && other.bytesExact
+        // Unique numbers the merge found to be duplicates (or beyond a late END): their
+        // bytes leave uniquePayloadBytes the same way (exact when sizes are uniform).
+        let gone = uniqueBefore - min(uniqueBefore, tracker.unique)
+        if gone > 0 || (!limitBefore && tracker.hasLimit) {
+            if uniquePayloadMin == uniquePayloadMax || gone == 0 {
+                let b = min(gone &* UInt64(uniquePayloadMax == 0 ? 0 : uniquePayloadMax), uniquePayloadBytes)
+                uniquePayloadBytes -= b
+            } else { bytesExact = false }
+        }
         checksumErrors += other.checksumErrors
         patternMismatches += other.patternMismatches
         afterEnd += other.afterEnd

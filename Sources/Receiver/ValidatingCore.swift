@@ -12,8 +12,9 @@ import ZCSystem
 public struct ValidatingCore: Sendable {
     /// Streams a core tracks unless told otherwise.
     public static let defaultMaxStreams = 1024
-    /// The most streams this core tracks; valid datagrams of further streams count as
-    /// ``ReceiverStatistics/tooManyStreams``.
+    /// The most streams this core tracks; valid datagrams of further streams are not
+    /// accounted and count as ``ReceiverStatistics/streamsRefusedDatagrams`` (a
+    /// resource limit, not invalid: SPEC §9).
     public let maxStreams: Int
     /// Every stream seen, in order of first arrival.
     public private(set) var streams: [StreamState] = []
@@ -97,7 +98,7 @@ public struct ValidatingCore: Sendable {
         switch Datagram.validate(p, length: length) {
         case .valid(let h):
             guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
-                statistics.tooManyStreams &+= 1
+                statistics.streamsRefusedDatagrams &+= 1
                 return
             }
             let payload = p + Int(h.headerLength)
@@ -131,21 +132,30 @@ public struct ValidatingCore: Sendable {
         }
     }
 
-    /// One intact DATA datagram; returns true when its sequence number is new.
+    /// One intact DATA datagram; returns true when it is new stream data.
     @inline(__always)
     private static func recordData(_ s: inout StreamState, _ h: DatagramHeader, length: Int, now: UInt64, wallNow: UInt64) -> Bool {
         let outcome = s.tracker.record(h.sequence)
         s.datagrams &+= 1
         s.bytes &+= UInt64(length)
-        if s.endsReceived > 0 { s.afterEnd &+= 1 }
         if s.firstArrivalNanoseconds == 0 { s.firstArrivalNanoseconds = now }
         s.lastArrivalNanoseconds = now
         s.latency.record(Int64(bitPattern: wallNow &- h.timestampNanoseconds))
+        if outcome == .beyondEnd {
+            s.beyondEndPayloadBytes &+= UInt64(h.payloadLength)
+            return false
+        }
+        if s.endsReceived > 0 { s.afterEnd &+= 1 }
+        let (end, overflow) = h.offset.addingReportingOverflow(UInt64(h.payloadLength))
+        let byteEnd = overflow ? UInt64.max : end
+        if byteEnd > s.highestByteEnd { s.highestByteEnd = byteEnd }
         switch outcome {
-        case .duplicate, .late:
+        case .duplicate, .late, .beyondEnd:
             return false
         case .inOrder, .gapAhead, .reordered:
             s.uniquePayloadBytes &+= UInt64(h.payloadLength)
+            if h.payloadLength < s.uniquePayloadMin { s.uniquePayloadMin = h.payloadLength }
+            if h.payloadLength > s.uniquePayloadMax { s.uniquePayloadMax = h.payloadLength }
             return true
         }
     }
@@ -159,6 +169,7 @@ public struct ValidatingCore: Sendable {
             return false
         }
         s.expected = totals
+        s.applyEnd(totals)
         return true
     }
 

@@ -83,8 +83,11 @@ public enum Datagram {
         guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
         let computed = computeChecksum(p, length: length)
         guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
-        if flags.contains(.end) && header.payloadLength != UInt32(EndOfStream.payloadSize) {
-            return .rejected(.badEnd)
+        if flags.contains(.end) {
+            // The totals are in the header and the payload: both MUST agree (SPEC §6).
+            guard header.payloadLength == UInt32(EndOfStream.payloadSize) else { return .rejected(.badEnd) }
+            let totals = EndOfStream(reading: p + hlen)
+            guard totals.datagrams == header.sequence, totals.bytes == header.offset else { return .rejected(.badEnd) }
         }
         return .valid(header)
     }

@@ -44,22 +44,22 @@ enum ReceiverReportFormatter {
         let t = Totals(r)
         let seconds = r.dataSeconds
         let stats = r.core.statistics
-        var invalidByReason: [(String, JSONValue)] = Datagram.Rejection.allCases.map { ($0.rawValue, .uint(stats.invalid[$0.index])) }
-        invalidByReason.append(("too_many_streams", .uint(stats.tooManyStreams)))
-        invalidByReason.append(("truncated", .uint(stats.truncated)))
+        let invalidByReason: [(String, JSONValue)] = Datagram.Rejection.allCases.map { ($0.rawValue, .uint(stats.invalid[$0.index])) }
         let streams: [JSONValue] = r.core.streams.map { s in
             let summary = s.summary()
             let sSeconds = s.lastArrivalNanoseconds > s.firstArrivalNanoseconds ? Double(s.lastArrivalNanoseconds - s.firstArrivalNanoseconds) / 1e9 : 0
             var fields: [(String, JSONValue)] = [
-                ("stream_id", .uint(s.streamID)),
+                // Stream ids are u64: a string (as in the text report), so no JSON parser rounds them.
+                ("stream_id", .string(hexID(s.streamID))),
                 ("source", .string(s.source.description)),
                 ("datagrams", .uint(s.datagrams)),
                 ("received", .uint(s.datagrams)),
                 ("unique", .uint(s.tracker.unique)),
                 ("unique_payload_bytes", .uint(s.uniquePayloadBytes)),
                 ("bytes", .uint(s.bytes)),
-                ("expected_datagrams", s.expected.map { .uint($0.datagrams) } ?? .null),
-                ("expected_payload_bytes", s.expected.map { .uint($0.bytes) } ?? .null),
+                ("end_seen", .bool(s.endSeen)),
+                ("expected_datagrams", .uint(s.expectedDatagrams)),
+                ("expected_payload_bytes", .uint(s.expectedPayloadBytes)),
                 ("lost", .uint(summary.lost)),
                 ("lost_ranges", .array(summary.lostRanges.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
                 ("lost_range_count", .uint(summary.lostRangeCount)),
@@ -70,10 +70,13 @@ enum ReceiverReportFormatter {
                 ("checksum_errors", .uint(s.checksumErrors)),
                 ("pattern_mismatches", .uint(s.patternMismatches)),
                 ("late", .uint(s.tracker.late)),
+                ("beyond_end", .uint(s.beyondEnd)),
+                ("beyond_end_payload_bytes", .uint(s.beyondEndPayloadBytes)),
                 ("after_end", .uint(s.afterEnd)),
                 ("ends_received", .uint(s.endsReceived)),
                 ("end_mismatches", .uint(s.endMismatches)),
                 ("merge_unresolved", .uint(s.tracker.mergeUnresolved)),
+                ("exact", .bool(s.exact)),
                 ("complete", .bool(s.isComplete)),
                 ("seconds", .double(sSeconds)),
                 ("gbps", .double(sSeconds > 0 ? Double(s.bytes) * 8 / sSeconds / 1e9 : 0)),
@@ -82,7 +85,7 @@ enum ReceiverReportFormatter {
             if let o = s.output { fields.append(("output", outputJSON(o))) }
             return .object(fields)
         }
-        let expected = t.lost.saturatingAdd(t.unique)
+        let expected = t.expected
         return .object([
             ("role", .string("receiver")),
             ("engine", .string(r.configuration.engine.rawValue)),
@@ -107,9 +110,18 @@ enum ReceiverReportFormatter {
             ("corrupt", .uint(t.corrupt)),
             ("corrupt_unattributed", .uint(stats.corruptUnattributed)),
             ("late", .uint(t.late)),
+            ("beyond_end", .uint(t.beyondEnd)),
             ("after_end", .uint(t.afterEnd)),
+            ("exact", .bool(t.exact)),
+            // SPEC §8 rejections only; resource limits are counted apart below.
             ("invalid", .uint(stats.invalidTotal)),
             ("invalid_by_reason", .object(invalidByReason)),
+            ("max_streams", .int(Int64(r.configuration.maxStreams))),
+            // Valid datagrams of streams beyond --max-streams: not accounted anywhere else.
+            ("streams_refused_datagrams", .uint(stats.streamsRefusedDatagrams)),
+            // Datagrams cut by the receive buffer: content unknown.
+            ("truncated", .uint(stats.truncated)),
+            ("reorder_window", .uint(UInt64(SequenceTracker.defaultWindow))),
             // SO_RXQ_OVFL: socket buffers the kernel dropped for lack of room at this receiver.
             ("kernel_drops", .uint(stats.kernelDrops)),
             // With GRO a dropped buffer can hold many datagrams: then the count below is an estimate.
@@ -137,6 +149,12 @@ enum ReceiverReportFormatter {
         ])
     }
 
+    /// A stream id as both reports print it: 0x and 16 hex digits.
+    static func hexID(_ id: UInt64) -> String {
+        let digits = String(id, radix: 16)
+        return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
     static func microseconds(_ v: Double) -> String { "\(Units.fixed(v, 1)) µs" }
 
     static func rangesText(_ r: [ByteRanges.Span], total: UInt64, shown: Int = 5) -> String {
@@ -153,25 +171,31 @@ enum ReceiverReportFormatter {
             "  received \(t.datagrams) datagrams, \(Units.bytes(t.bytes)) in \(Units.fixed(seconds, 3)) s: \(Units.bitRate(seconds > 0 ? Double(t.bytes) * 8 / seconds : 0)), \(Units.count(seconds > 0 ? Double(t.datagrams) / seconds : 0, unit: "pps"))",
             "  lost \(t.lost)  reordered \(t.reordered)  duplicates \(t.duplicates)  corrupt \(t.corrupt)  late \(t.late)  invalid \(stats.invalidTotal)  kernel-drops \(stats.kernelDrops)\(stats.kernelDropsAreBuffers && stats.kernelDrops > 0 ? " (GRO buffers)" : "")",
         ]
+        if stats.streamsRefusedDatagrams > 0 {
+            lines.append("  STREAM LIMIT: \(stats.streamsRefusedDatagrams) valid datagrams of streams beyond --max-streams \(r.configuration.maxStreams) were not accounted (raise --max-streams)")
+        }
+        if stats.truncated > 0 {
+            lines.append("  TRUNCATED: \(stats.truncated) datagrams were longer than the receive buffer and cut (content unknown)")
+        }
         if let l = r.core.latency.summary {
             lines.append("  latency (one-way, header timestamp): p50 \(microseconds(l.p50))  p99 \(microseconds(l.p99))  p99.9 \(microseconds(l.p999))  max \(microseconds(l.maxMicroseconds))\(l.negative > 0 ? "  (\(l.negative) negative: clocks differ)" : "")")
         }
         if stats.invalidTotal > 0 {
-            var reasons = Datagram.Rejection.allCases.filter { stats.invalid[$0.index] > 0 }.map { "\($0.rawValue) \(stats.invalid[$0.index])" }
-            if stats.tooManyStreams > 0 { reasons.append("too_many_streams \(stats.tooManyStreams)") }
-            if stats.truncated > 0 { reasons.append("truncated \(stats.truncated)") }
+            let reasons = Datagram.Rejection.allCases.filter { stats.invalid[$0.index] > 0 }.map { "\($0.rawValue) \(stats.invalid[$0.index])" }
             lines.append("  invalid: \(reasons.joined(separator: ", "))")
         }
         for s in r.core.streams {
             let summary = s.summary()
-            var line = "  stream 0x\(String(s.streamID, radix: 16)) from \(s.source): \(s.tracker.unique)/\(summary.expectedDatagrams.map(String.init) ?? "?") unique, lost \(summary.lost)"
+            var line = "  stream \(hexID(s.streamID)) from \(s.source): \(s.tracker.unique)/\(s.expectedDatagrams)\(s.endSeen ? "" : "+?") unique, lost \(summary.lost)"
             if !summary.lostRanges.isEmpty {
                 let shown = summary.lostRanges.prefix(5).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
                 line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
             }
             line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
             if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
-            if s.afterEnd > 0 { line += ", after END \(s.afterEnd)" }
+            if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }
+            if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }
+            if !s.exact { line += ", INEXACT (a late END needed loss ranges no longer kept)" }
             line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
             lines.append(line)
             if let o = s.output {

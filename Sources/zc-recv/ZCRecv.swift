@@ -34,8 +34,14 @@ struct ZCRecv: ParsableCommand {
 
         Ends after --streams N streams sent their END (and are complete or --linger passed), after \
         --idle-timeout without traffic, after --timeout, or on SIGINT/SIGTERM; then prints the report.
-        Exit status: 0 ok, 1 loss or corruption beyond --max-loss/--max-corrupt, 2 runtime error, \
-        64 bad usage, 130/143 stopped by a signal.
+        Exit status: 0 ok, 1 loss or corruption beyond --max-loss/--max-corrupt, or datagrams not \
+        accounted (streams beyond --max-streams, truncated datagrams), 2 runtime error, 64 bad usage, \
+        130/143 stopped by a signal.
+
+        Sequence numbers at or above a stream's END total are not stream data: counted as \
+        beyond_end (never unique or lost); stream data that arrives after the END (overtaken by it) \
+        counts as usual and also as after_end. Stream ids are printed as 0x + 16 hex digits, also in \
+        the JSON (a string).
 
         Examples:
           zc-recv 9000 --streams 1
@@ -72,6 +78,9 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Stop after this many streams have ended.")
     var streams: Int?
 
+    @Option(help: "Streams tracked at most (1...65536); valid datagrams of further streams are counted apart, not accounted, and fail the verdict.")
+    var maxStreams: Int = ValidatingCore.defaultMaxStreams
+
     @Option(help: "Stop after this long without a datagram, once traffic started (e.g. 5s).")
     var idleTimeout: String = "5s"
 
@@ -98,6 +107,7 @@ struct ZCRecv: ParsableCommand {
         if !["on", "off"].contains(gro) { throw ValidationError("--gro must be on or off") }
         if Units.parseBytes(rcvbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--rcvbuf '\(rcvbuf)' must be a size from 1 byte to 2G") }
         if let streams, streams < 1 || streams > 65536 { throw ValidationError("--streams must be 1...65536") }
+        if !(1...65536).contains(maxStreams) { throw ValidationError("--max-streams must be 1...65536") }
         if (Units.parseDuration(idleTimeout) ?? 0) == 0 { throw ValidationError("--idle-timeout '\(idleTimeout)' must be a positive duration (e.g. 5s)") }
         if let timeout, (Units.parseDuration(timeout) ?? 0) == 0 { throw ValidationError("--timeout '\(timeout)' must be a positive duration (e.g. 60s)") }
         if Units.parseDuration(linger) == nil { throw ValidationError("--linger '\(linger)' must be a duration (e.g. 300ms)") }
@@ -123,6 +133,7 @@ struct ZCRecv: ParsableCommand {
         c.gro = gro == "on"
         c.receiveBufferBytes = Int32(Units.parseBytes(rcvbuf)!)
         c.streams = streams
+        c.maxStreams = maxStreams
         c.idleTimeoutNanoseconds = Units.parseDuration(idleTimeout)!
         c.timeoutNanoseconds = timeout.flatMap(Units.parseDuration)
         c.lingerNanoseconds = Units.parseDuration(linger)!
@@ -168,7 +179,17 @@ struct Verdict {
 
     init(_ r: ReceiverReport, maxLossPercent: Double, maxCorrupt: UInt64) {
         let t = Totals(r)
-        let expected = t.lost.saturatingAdd(t.unique)
+        let expected = t.expected
+        let stats = r.core.statistics
+        if stats.streamsRefusedDatagrams > 0 {
+            failures.append("\(stats.streamsRefusedDatagrams) datagrams of streams beyond --max-streams \(r.configuration.maxStreams) not accounted")
+        }
+        if stats.truncated > 0 {
+            failures.append("\(stats.truncated) datagrams truncated by the receive buffer")
+        }
+        if !t.exact {
+            failures.append("accounting not exact for \(r.core.streams.filter { !$0.exact }.count) stream(s)")
+        }
         let lossPercent = expected == 0 ? 0 : Double(t.lost) / Double(expected) * 100
         if lossPercent > maxLossPercent {
             failures.append("loss \(Units.fixed(lossPercent, 4))% > --max-loss \(maxLossPercent)%")
@@ -183,6 +204,7 @@ struct Verdict {
 struct Totals {
     var datagrams: UInt64 = 0, bytes: UInt64 = 0, unique: UInt64 = 0, lost: UInt64 = 0
     var reordered: UInt64 = 0, duplicates: UInt64 = 0, corrupt: UInt64 = 0, late: UInt64 = 0, afterEnd: UInt64 = 0
+    var beyondEnd: UInt64 = 0, expected: UInt64 = 0, exact = true
 
     init(_ r: ReceiverReport) {
         for s in r.core.streams {
@@ -193,6 +215,9 @@ struct Totals {
             reordered = reordered.saturatingAdd(s.tracker.reordered); duplicates = duplicates.saturatingAdd(s.tracker.duplicates)
             corrupt = corrupt.saturatingAdd(s.corrupt); late = late.saturatingAdd(s.tracker.late)
             afterEnd = afterEnd.saturatingAdd(s.afterEnd)
+            beyondEnd = beyondEnd.saturatingAdd(s.beyondEnd)
+            expected = expected.saturatingAdd(s.expectedDatagrams)
+            exact = exact && s.exact
         }
         corrupt = corrupt.saturatingAdd(r.core.statistics.corruptUnattributed)
     }

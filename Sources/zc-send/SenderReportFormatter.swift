@@ -44,7 +44,7 @@ enum SenderReportFormatter {
             ("role", .string("sender")),
             ("engine", .string(c.engine.rawValue)),
             ("destination", .string(c.destination.description)),
-            ("stream_id", .uint(c.streamID)),
+            ("stream_id", .string(hex(c.streamID))),  // u64 as a string: no JSON parser rounds it
             ("datagram_size", .int(Int64(c.datagramSize))),
             ("gso_segments", .int(Int64(c.segmentsPerSend))),
             ("datagrams", .uint(s.datagrams)),
@@ -142,5 +142,9 @@ enum SenderReportFormatter {
         return lines.joined(separator: "\n")
     }
 
-    static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+    /// A stream id as both tools print it: 0x and 16 hex digits.
+    static func hex(_ v: UInt64) -> String {
+        let digits = String(v, radix: 16)
+        return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
 }

@@ -140,6 +140,10 @@ func runSender(_ arguments: [String], namespace: String? = nil, timeout: TimeInt
 func u64(_ json: [String: Any]?, _ path: String...) -> UInt64? {
     var node: Any? = json
     for key in path { node = (node as? [String: Any])?[key] }
+    // u64 values that JSON numbers cannot carry exactly (stream ids) are hex strings.
+    if let text = node as? String {
+        return text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+    }
     return (node as? NSNumber)?.uint64Value
 }
 

@@ -98,7 +98,7 @@ final class ValidatingCoreTests: XCTestCase {
         var core = ValidatingCore(maxStreams: 4)
         for id in UInt64(1)...10 { feed(&core, datagram(stream: id, seq: 0)) }
         XCTAssertEqual(core.streams.count, 4)
-        XCTAssertEqual(core.statistics.tooManyStreams, 6)
+        XCTAssertEqual(core.statistics.streamsRefusedDatagrams, 6)
     }
 
     func testHostileOffsetDoesNotTrap() {
