@@ -20,7 +20,7 @@ public struct SequenceTracker: Sendable {
     /// Loss ranges kept in ``lostRanges``; more are counted in ``lostRangeCount``.
     public static let maxRanges = 32
     /// The most recent loss ranges kept for taking back numbers beyond a late END.
-    public static let recentRangeCapacity = 32
+    public static let recentRangeCapacity = 256
 
     /// How far below ``highest`` an arrival can still be classified (a power of two, at least 64).
     public let window: UInt64
