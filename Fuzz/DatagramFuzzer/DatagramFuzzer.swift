@@ -10,9 +10,10 @@
 //   2. the same bytes through a ValidatingCore, and if valid, a few derived datagrams
 //      (duplicate, next sequence, corrupted copy, END with the header's totals);
 //      a datagram that fails only its checksum goes through 1 and 2 again sealed;
-//   3. as a list of sequence numbers for a SequenceTracker with a small window,
-//      checked against an exact model (set of unique numbers): every outcome, the
-//      counters' identities, and finish().
+//   3. as a list of sequence numbers for a SequenceTracker with a small window and
+//      an END total arriving at a point the input picks, checked against an exact
+//      model of SPEC §9 (a set of unique numbers): every outcome, every counter,
+//      the identities, beyond-END numbers taken back, and finish()'s loss and ranges.
 // Any failed check calls fatalError, which libFuzzer reports as a crash.
 
 #if canImport(Glibc)
@@ -110,6 +111,10 @@ func referenceVerdict(_ p: UnsafeRawPointer, _ n: Int) -> Verdict {
     }
     if ~crc != be(p, 44, as: UInt32.self) { return .badChecksum }
     if flags & 0x02 != 0 && plen != 16 { return .rejected("bad_end") }
+    // §6: the END payload repeats the header's sequence and offset.
+    if flags & 0x02 != 0 && (be(p, h, as: UInt64.self) != be(p, 16, as: UInt64.self) || be(p, h + 8, as: UInt64.self) != be(p, 24, as: UInt64.self)) {
+        return .rejected("bad_end")
+    }
     return .valid
 }
 
@@ -256,11 +261,13 @@ func feedCore(_ core: inout ValidatingCore, _ p: UnsafeRawPointer, _ n: Int) {
 ///   1: u64s modulo 4 windows (dense: duplicates, reordering, bitmap wrap-around)
 ///   2: signed 8-bit steps from 0 (small reorderings and repeats)
 ///   3: a raw u64 base, then signed 8-bit steps (near 2^64 when the base is)
-/// Byte 1 bit 0..1 picks `expected` for finish: nil, highest + 1, or the last 8 bytes.
+/// Byte 1 bits 0..1 pick the END total: none, highest + 1, or the last 8 bytes; bits
+/// 2..7 where the END arrives among the sequence numbers (0: first, 63: after the last).
 struct TrackerInput {
     var window: Int
     var sequences: [UInt64] = []
     var expected: UInt64?
+    var endAt = 0
 
     init?(_ p: UnsafeRawPointer, _ n: Int) {
         guard n >= 2 else { return nil }
@@ -297,88 +304,94 @@ struct TrackerInput {
         default: expected = nil
         }
         if finishMode == 1, let top = sequences.max(), top < UInt64.max { expected = top + 1 }
+        endAt = sequences.count * Int(p.load(fromByteOffset: 1, as: UInt8.self) >> 2) / 63
+    }
+}
+
+/// SPEC §9 for one stream with unbounded memory: what the tracker must agree with.
+struct TrackerModel {
+    let window: UInt64
+    var seen = Set<UInt64>()
+    var highest: UInt64?
+    var limit = UInt64.max
+    var limitSet = false
+    var unique: UInt64 { UInt64(seen.count) }
+    var duplicates: UInt64 = 0, late: UInt64 = 0, reordered: UInt64 = 0, beyondEnd: UInt64 = 0, maxDistance: UInt64 = 0
+
+    mutating func record(_ s: UInt64) -> SequenceTracker.Outcome {
+        if s >= limit { beyondEnd += 1; return .beyondEnd }
+        guard let top = highest else { seen.insert(s); highest = s; return s == 0 ? .inOrder : .gapAhead }
+        if s > top { seen.insert(s); highest = s; return s == top + 1 ? .inOrder : .gapAhead }
+        if top - s >= window { late += 1; return .late }
+        if seen.contains(s) { duplicates += 1; return .duplicate }
+        seen.insert(s); reordered += 1; maxDistance = max(maxDistance, top - s)
+        return .reordered
+    }
+
+    mutating func setLimit(_ total: UInt64) {
+        guard !limitSet else { return }
+        limitSet = true
+        limit = total
+        let above = seen.filter { $0 >= total }
+        beyondEnd += UInt64(above.count)
+        seen.subtract(above)
+    }
+
+    /// Lost count, first ranges and range count, as `SequenceTracker.finish`.
+    func finish() -> (lost: UInt64, ranges: [ClosedRange<UInt64>], rangeCount: UInt64) {
+        let total = limitSet ? limit : highest.map { $0 + 1 } ?? 0
+        var ranges: [ClosedRange<UInt64>] = []
+        var count: UInt64 = 0
+        var start: UInt64 = 0
+        for q in seen.sorted() + [total] {
+            if q > start {
+                count += 1
+                if ranges.count < SequenceTracker.maxRanges { ranges.append(start...(q - 1)) }
+            }
+            if q == total { break }
+            start = q + 1
+        }
+        return (total - unique, ranges, count)
     }
 }
 
 func checkTracker(_ p: UnsafeRawPointer, _ n: Int) {
     guard let input = TrackerInput(p, n) else { return }
     var t = SequenceTracker(window: input.window)
-    let w = UInt64(input.window)
-    var seen = Set<UInt64>()          // numbers the model counts unique
-    var highest: UInt64? = nil
-    var unique: UInt64 = 0, duplicates: UInt64 = 0, late: UInt64 = 0, reordered: UInt64 = 0
-    var maxDistance: UInt64 = 0
+    var m = TrackerModel(window: UInt64(input.window))
+    func end() {
+        guard let e = input.expected else { return }
+        t.setLimit(e)
+        m.setLimit(e)
+    }
     for (k, s) in input.sequences.enumerated() {
-        let expectedOutcome: SequenceTracker.Outcome
-        if let top = highest {
-            if s > top {
-                expectedOutcome = s == top + 1 ? .inOrder : .gapAhead
-            } else if top - s >= w {
-                expectedOutcome = .late
-            } else if seen.contains(s) {
-                expectedOutcome = .duplicate
-            } else {
-                expectedOutcome = .reordered
-            }
-        } else {
-            expectedOutcome = s == 0 ? .inOrder : .gapAhead
-        }
+        if k == input.endAt { end() }
         let outcome = t.record(s)
-        require(outcome == expectedOutcome, "arrival #\(k) seq \(s) (highest \(String(describing: highest)), window \(w)): \(outcome), model \(expectedOutcome)")
-        switch outcome {
-        case .inOrder, .gapAhead: unique += 1; seen.insert(s); highest = s
-        case .reordered:
-            unique += 1; reordered += 1; seen.insert(s)
-            maxDistance = max(maxDistance, highest! - s)
-        case .duplicate: duplicates += 1
-        case .late: late += 1
-        }
-        require(t.unique == unique && t.duplicates == duplicates && t.late == late && t.reordered == reordered,
-                "counters after #\(k): unique \(t.unique)/\(unique) dup \(t.duplicates)/\(duplicates) late \(t.late)/\(late) reordered \(t.reordered)/\(reordered)")
-        require(t.unique + t.duplicates + t.late == UInt64(k + 1), "received != unique + duplicates + late")
-        require(t.reordered <= t.unique, "reordered > unique")
-        require(t.highest == highest!, "highest \(t.highest) != \(highest!)")
-        require(t.maxReorderDistance == maxDistance, "max reorder distance")
+        let expected = m.record(s)
+        require(outcome == expected, "arrival #\(k) seq \(s) (highest \(String(describing: m.highest)), window \(input.window)): \(outcome), model \(expected)")
+        require(t.unique + t.duplicates + t.late + t.beyondEnd == UInt64(k + 1), "received != unique + duplicates + late + beyondEnd at #\(k) seq \(s) exact \(t.exact) u \(t.unique) d \(t.duplicates) l \(t.late) b \(t.beyondEnd) limit \(t.limit) highest \(t.highest) endAt \(input.endAt)")
+        require(t.reordered <= t.unique + t.beyondEnd, "reordered > unique + beyondEnd")
         require(t.lostRanges.count <= SequenceTracker.maxRanges && UInt64(t.lostRanges.count) <= t.lostRangeCount, "ranges kept")
+        guard t.exact else { continue }
+        require(t.unique == m.unique && t.duplicates == m.duplicates && t.late == m.late && t.reordered == m.reordered && t.beyondEnd == m.beyondEnd,
+                "counters after #\(k): unique \(t.unique)/\(m.unique) dup \(t.duplicates)/\(m.duplicates) late \(t.late)/\(m.late) reordered \(t.reordered)/\(m.reordered) beyond \(t.beyondEnd)/\(m.beyondEnd)")
+        require(t.maxReorderDistance == m.maxDistance, "max reorder distance")
     }
-    for expected in [input.expected, nil] {
-        checkFinish(t, expected: expected, seen: seen, highest: highest)
-    }
-}
-
-func checkFinish(_ t: SequenceTracker, expected: UInt64?, seen: Set<UInt64>, highest: UInt64?) {
-    let f = t.finish(expected: expected)
-    let unique = UInt64(seen.count)
-    guard let top = highest else {
-        require(f.lost == (expected ?? 0), "empty tracker lost \(f.lost)")
-        return
-    }
-    // The total the SPEC defines: END's count, else highest + 1 (which needs 65 bits
-    // at 2^64 - 1), never below what arrived.
-    let total: UInt64? = expected.map { max($0, unique) } ?? (top == .max ? nil : top + 1)
-    if let total {
-        require(f.lost <= total, "lost \(f.lost) > expected \(total)")
-        require(f.lost == total - min(total, t.unique), "lost \(f.lost) != total \(total) - unique \(t.unique)")
-    }
-    // A consistent stream: nothing arrived at or beyond the total (else the sender
-    // broke §6, and only the count identities above hold).
-    let consistent = total.map { t in seen.allSatisfy { $0 < t } } ?? false
-    // Ranges: increasing, disjoint, not adjacent, none contains a number that arrived.
-    var previousEnd: UInt64? = nil
-    var rangeSum: UInt64 = 0
-    var overflow = false
+    if input.endAt >= input.sequences.count { end() }
+    let f = t.finish()
+    require(t.unique + t.duplicates + t.late + t.beyondEnd == UInt64(input.sequences.count), "received identity after END")
+    // The ranges are increasing, disjoint, not adjacent, and (untruncated) add up to lost.
+    var previousEnd: UInt64?
+    var sum: UInt64 = 0
     for r in f.ranges {
-        if let e = previousEnd { require(e < UInt64.max && r.lowerBound > e + 1, "ranges out of order or adjacent: \(f.ranges)") }
+        if let e = previousEnd { require(r.lowerBound > e + 1, "ranges out of order or adjacent: \(f.ranges)") }
         previousEnd = r.upperBound
-        let (sum, o) = rangeSum.addingReportingOverflow(r.upperBound - r.lowerBound)
-        let (sum1, o1) = sum.addingReportingOverflow(1)
-        rangeSum = sum1; overflow = overflow || o || o1
-        if consistent, let total { require(r.upperBound < total, "range \(r) beyond total \(total)") }
+        sum = sum &+ (r.upperBound - r.lowerBound) &+ 1
     }
-    for s in seen { for r in f.ranges { require(!r.contains(s), "range \(r) contains \(s), which arrived") } }
-    require(UInt64(f.ranges.count) <= f.rangeCount, "rangeCount \(f.rangeCount) < ranges kept")
-    // When everything that arrived is below the total, the kept ranges are the loss exactly.
-    if consistent, f.rangeCount <= UInt64(SequenceTracker.maxRanges) {
-        require(!overflow && rangeSum == f.lost, "ranges \(f.ranges) sum \(rangeSum) != lost \(f.lost)")
-    }
+    if f.rangeCount == UInt64(f.ranges.count) { require(sum == f.lost, "ranges \(f.ranges) sum \(sum) != lost \(f.lost)") }
+    guard t.exact else { return }
+    let g = m.finish()
+    require(f.lost == g.lost, "lost \(f.lost), model \(g.lost)")
+    require(f.ranges == g.ranges, "ranges \(f.ranges), model \(g.ranges)")
+    require(f.rangeCount == g.rangeCount, "range count \(f.rangeCount), model \(g.rangeCount)")
 }

@@ -254,8 +254,10 @@ public struct SequenceTracker: Sendable {
         lostRanges = lostRanges.compactMap { r in
             r.lowerBound >= total ? nil : r.lowerBound...min(r.upperBound, total - 1)
         }
-        if unique < taken { exact = false }
-        unique -= min(unique, taken)
+        // Inexact (ranges were missing): never take back more than was counted, so
+        // received = unique + duplicates + late + beyondEnd still holds.
+        if unique < taken { exact = false; taken = unique }
+        unique -= taken
         beyondEnd &+= taken
         return taken
     }
