@@ -15,8 +15,10 @@ Commands:
 import argparse
 import json
 import os
+import socket
 import struct
 import sys
+import time
 
 MAGIC = 0x5A435354  # "ZCST"
 VERSION = 1
@@ -647,6 +649,46 @@ def cmd_crc32c(args):
     return 0
 
 
+def accounting_datagrams(events, stream_id):
+    """The datagrams of an accounting scenario: opaque DATA (0xA5 bytes), a corrupt
+    DATA (sequence field changed after sealing), END with its totals."""
+    out = []
+    for e in events:
+        if "end" in e:
+            t, b = int(e["end"]), int(e["bytes"])
+            out.append(encode(FLAG_END, stream_id, t, b, time.time_ns(), end_payload(t, b)))
+            continue
+        q = int(e.get("data", e.get("corrupt")))
+        length = int(e.get("length", 100))
+        offset = int(e.get("offset", 0))
+        d = bytearray(encode(FLAG_DATA, stream_id, q, offset, time.time_ns(), b"\xa5" * length))
+        if "corrupt" in e:
+            d[20] ^= 0x40
+        out.append(bytes(d))
+    return out
+
+
+def cmd_send_accounting(args):
+    """Sends every scenario of vectors/accounting.json (or --only NAME) to HOST:PORT, one
+    stream each (stream id = --base-id + index), paced; prints {name: stream id hex}."""
+    with open(os.path.join(args.dir or default_vector_dir(), "accounting.json")) as f:
+        vectors = json.load(f)
+    host, port = args.destination.rsplit(":", 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    ids = {}
+    for i, v in enumerate(vectors):
+        if args.only and v["name"] not in args.only:
+            continue
+        sid = (int(args.base_id, 0) + i) & MASK64
+        ids[v["name"]] = "0x%016x" % sid
+        for d in accounting_datagrams(v["events"], sid):
+            sock.sendto(d, (host.strip("[]"), int(port)))
+            time.sleep(args.gap_us / 1e6)
+    print(json.dumps(ids))
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="zcstream wire format reference tool")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -668,6 +710,13 @@ def main(argv=None):
     r = sub.add_parser("crc32c", help="CRC32C of hex bytes")
     r.add_argument("hex")
     r.set_defaults(fn=cmd_crc32c)
+    a = sub.add_parser("send-accounting", help="send the accounting scenarios to a receiver (loopback tests)")
+    a.add_argument("destination", help="HOST:PORT")
+    a.add_argument("--only", nargs="*", help="scenario names")
+    a.add_argument("--base-id", default="0xacc0000000000000")
+    a.add_argument("--gap-us", type=float, default=50)
+    a.add_argument("--dir")
+    a.set_defaults(fn=cmd_send_accounting)
     args = p.parse_args(argv)
     return args.fn(args)
 
