@@ -29,7 +29,7 @@ public struct ReceiverConfiguration: Sendable {
     /// After the last expected END: how long to wait for stragglers.
     public var lingerNanoseconds: UInt64 = 300_000_000
     /// Streams tracked per receive thread; valid datagrams of further streams are counted
-    /// (``ReceiverStatistics/tooManyStreams``) and dropped.
+    /// apart (``ReceiverStatistics/streamsRefusedDatagrams``, not invalid) and not accounted.
     public var maxStreams: Int = ValidatingCore.defaultMaxStreams
     /// Receive threads, each with its own SO_REUSEPORT socket, engine and core.
     public var threads: Int = 1

@@ -62,7 +62,7 @@ final class RobustnessTests: XCTestCase {
     func testExtremeValidDatagramsAreReportedNotFatal() throws {
         let top = UInt64.max
         var datagrams: [[UInt8]] = [
-            Self.datagram(flags: 0x01, stream: 1, sequence: top),                // highest sequence there is
+            Self.datagram(flags: 0x01, stream: 1, sequence: top),                // 2^64-1: beyond every END (SPEC §9.2)
             Self.datagram(flags: 0x01, stream: 2, sequence: 1 << 63 + 12_345),    // a jump past Int.max
             Self.datagram(flags: 0x01, stream: 2, sequence: 3),                   // then far too old: late
             Self.datagram(flags: 0x01, stream: 3, sequence: 0),
@@ -89,7 +89,10 @@ final class RobustnessTests: XCTestCase {
             let streams = json["streams"] as? [[String: Any]] ?? []
             func stream(_ id: UInt64) -> [String: Any]? { streams.first { u64($0, "stream_id") == id } }
             XCTAssertEqual(u64(json, "invalid"), 0, "\(engine): all were valid")
-            XCTAssertEqual(u64(stream(1), "unique"), 1, engine)
+            XCTAssertEqual(u64(stream(1), "unique"), 0, "\(engine): 2^64-1 is never stream data")
+            XCTAssertEqual(u64(stream(1), "beyond_end"), 1, engine)
+            XCTAssertEqual(stream(3)?["complete"] as? Bool, false, "\(engine): END(2^64-1) with one datagram received")
+            XCTAssertEqual(u64(stream(3), "lost"), UInt64.max - 1, engine)
             XCTAssertEqual(u64(stream(2), "unique"), 1, engine)
             XCTAssertEqual(u64(stream(2), "late"), 1, engine)
             XCTAssertEqual(u64(stream(4), "corrupt"), 1, "\(engine): a PATTERN range past 2^64 never verifies")
