@@ -40,6 +40,12 @@ public struct ReceiverConfiguration: Sendable {
     /// The application's view of the data: called for every new intact datagram,
     /// with its payload valid only during the call (see ``DeliveredDatagram``).
     public var delivery: DeliveryHandler?
+    /// Multicast: when ``listen`` is a group address, the receiver joins it (see
+    /// ``MulticastReceiveOptions``); ignored for a unicast address.
+    public var multicast = MulticastReceiveOptions()
+
+    /// True when ``listen`` is a multicast group: the receiver joins it.
+    public var isMulticast: Bool { listen.isMulticast }
 
     /// A configuration that listens on `listen` with every other setting at its default.
     public init(listen: SocketAddress) { self.listen = listen }
@@ -54,6 +60,9 @@ public struct ReceiverConfiguration: Sendable {
         case idleTimeout
         case timeout
         case cpus
+        case multicastThreads
+        case multicastOnly(String)
+        case sourceFamily
 
         public var description: String {
             switch self {
@@ -64,6 +73,9 @@ public struct ReceiverConfiguration: Sendable {
             case .idleTimeout: return "--idle-timeout must be positive"
             case .timeout: return "--timeout must be positive"
             case .cpus: return "--cpu must list at least one CPU, each from 0 to the machine's last"
+            case .multicastThreads: return "--threads must be 1 for a multicast group: every socket of the group gets every datagram"
+            case .multicastOnly(let flag): return "\(flag) applies only to a multicast group address (224.0.0.0/4 or ff00::/8)"
+            case .sourceFamily: return "--source-filter and the group must both be IPv4 or both IPv6"
             }
         }
     }
@@ -78,6 +90,13 @@ public struct ReceiverConfiguration: Sendable {
         guard idleTimeoutNanoseconds > 0 else { throw .idleTimeout }
         if let t = timeoutNanoseconds, t == 0 { throw .timeout }
         if let cpus, cpus.isEmpty || cpus.contains(where: { $0 < 0 || $0 >= WorkerThread.availableCPUs }) { throw .cpus }
+        if isMulticast {
+            guard threads == 1 else { throw .multicastThreads }
+            if let s = multicast.source, s.family != listen.family { throw .sourceFamily }
+        } else {
+            if multicast.interface != nil { throw .multicastOnly("--interface") }
+            if multicast.source != nil { throw .multicastOnly("--source-filter") }
+        }
     }
 
     /// A configuration that has passed ``validate()``.

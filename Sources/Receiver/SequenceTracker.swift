@@ -29,6 +29,9 @@ public struct SequenceTracker: Sendable {
 
     /// Highest sequence number seen (valid once `started`).
     public private(set) var highest: UInt64 = 0
+    /// Lowest sequence number counted new (valid once `started`): everything below it
+    /// is the stream's head that never arrived (a multicast receiver that joined late).
+    public private(set) var lowest: UInt64 = 0
     /// True once the first sequence number arrived.
     public private(set) var started = false
 
@@ -121,6 +124,7 @@ public struct SequenceTracker: Sendable {
             started = true
             if s > 0 { advance(to: s, from: nil) }
             highest = s
+            lowest = s
             set(s)
             unique += 1
             return s == 0 ? .inOrder : .gapAhead
@@ -146,6 +150,7 @@ public struct SequenceTracker: Sendable {
         unique += 1
         reordered += 1
         if distance > maxReorderDistance { maxReorderDistance = distance }
+        if s < lowest { lowest = s }
         return .reordered
     }
 
@@ -318,6 +323,7 @@ public struct SequenceTracker: Sendable {
             started = true
             if s > 0 { advance(to: s, from: nil) }
             highest = s
+            lowest = s
             set(s)
             unique += 1
             return
@@ -333,6 +339,7 @@ public struct SequenceTracker: Sendable {
         if isSet(s) { duplicates += 1; return }
         set(s)
         unique += 1
+        if s < lowest { lowest = s }
     }
 
     /// Closes the books: with `expected` sequence numbers in the stream (the END's

@@ -43,6 +43,8 @@ public struct ReceiverReport: Sendable {
     public var threads: [ThreadSummary]
     /// Output files that could not be opened.
     public var outputErrors: [String]
+    /// The multicast membership and its timing (nil: a unicast address).
+    public var multicast: MulticastReceiveReport?
 
     /// One receive thread's share of the run.
     public struct ThreadSummary: Sendable {
@@ -137,10 +139,12 @@ final class ReceiveWorker: @unchecked Sendable {
     var failure: SystemError?
 
     let delivery: DeliveryHandler?
+    let excludeHead: Bool
 
     init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?,
-         delivery: DeliveryHandler? = nil) {
+         delivery: DeliveryHandler? = nil, excludeHead: Bool = false) {
         self.delivery = delivery
+        self.excludeHead = excludeHead
         self.socket = socket
         self.engine = engine
         self.cpu = cpu
@@ -152,6 +156,7 @@ final class ReceiveWorker: @unchecked Sendable {
     func run() {
         var core = ValidatingCore(maxStreams: maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
                                   delivery: delivery)
+        core.excludeHead = excludeHead
         var nextPublish: UInt64 = 0
         var publishedEnded = 0
         let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
@@ -204,10 +209,17 @@ public enum StreamReceiver {
         var bound = c.listen
         let output = c.output.map { OutputTarget($0, expectedStreams: c.streams) }
         var workers: [ReceiveWorker] = []
+        var membership: MulticastMembership?
+        var joinedAt: UInt64 = 0
         for t in 0..<threads {
             let socket = try UDPSocket(family: c.listen.family)
             if threads > 1 {
                 try socket.setOption(level: SOL_SOCKET, name: SO_REUSEPORT, value: 1, call: "SO_REUSEPORT")
+            }
+            if c.isMulticast {
+                // Several receivers of one group on one host: each bound socket gets a copy.
+                try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1, call: "SO_REUSEADDR")
+                try socket.setMulticastAll(false)
             }
             forced = (try? socket.setOption(level: SOL_SOCKET, name: SO_RCVBUFFORCE, value: c.receiveBufferBytes, call: "SO_RCVBUFFORCE")) != nil
             granted = socket.setBufferSize(receive: true, bytes: c.receiveBufferBytes)
@@ -222,9 +234,25 @@ public enum StreamReceiver {
             // The first socket may bind port 0; the others join its port.
             try socket.bind(to: t == 0 ? c.listen : bound)
             if t == 0 { bound = try socket.localAddress() }
+            if c.isMulticast {
+                // validate() allows one thread for a group: this socket joins it.
+                let m: MulticastMembership
+                do {
+                    let index = try c.multicast.interface.map { name throws(MulticastError) in try interfaceIndex(named: name) } ?? 0
+                    m = MulticastMembership(group: c.listen, interfaceIndex: index, source: c.multicast.source)
+                    try socket.join(m)
+                } catch {
+                    switch error {
+                    case .system(let e): throw e
+                    default: throw SystemError(call: "join \(c.listen.host): \(error)", errno: EINVAL)
+                    }
+                }
+                membership = m
+                joinedAt = MonotonicClock.nanoseconds()
+            }
             let cpu = c.cpus.flatMap { $0.isEmpty ? nil : $0[t % $0.count] }
             workers.append(ReceiveWorker(socket: socket, engine: c.engine, cpu: cpu, maxStreams: c.maxStreams, output: output,
-                                         delivery: c.delivery))
+                                         delivery: c.delivery, excludeHead: c.isMulticast && !c.multicast.countHeadLoss))
         }
         ready(bound, granted, groEnabled)
 
@@ -281,6 +309,7 @@ public enum StreamReceiver {
         }
         for w in workers { w.stop.store(true, ordering: .relaxed) }
         for r in running { r.join() }
+        if let membership { try? workers[0].socket.leave(membership) }
         if let failure = workers.lazy.compactMap(\.failure).first { throw failure }
 
         var merged = workers[0].core!
@@ -292,10 +321,15 @@ public enum StreamReceiver {
             if i > 0 { merged.merge(core) }
         }
         if let output { merged.finalizeOutput(output) }
+        let multicast = membership.map {
+            MulticastReceiveReport(membership: $0, interface: c.multicast.interface, joinedAtNanoseconds: joinedAt,
+                                   joinToFirstDatagramNanoseconds: merged.firstSeenNanoseconds > joinedAt ? merged.firstSeenNanoseconds - joinedAt : nil,
+                                   countHeadLoss: c.multicast.countHeadLoss)
+        }
         return ReceiverReport(configuration: c, boundAddress: bound, core: merged, stopReason: reason,
                               receiveBufferBytes: granted, receiveBufferLimit: readRmemMax(), receiveBufferForced: forced,
                               groEnabled: groEnabled, wallSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-                              threads: summaries, outputErrors: output?.openErrors ?? [])
+                              threads: summaries, outputErrors: output?.openErrors ?? [], multicast: multicast)
     }
 
     /// net.core.rmem_max, read from /proc.

@@ -65,18 +65,40 @@ public struct StreamState: Sendable {
     /// Corrupt datagrams: checksum failures plus pattern mismatches.
     public var corrupt: UInt64 { checksumErrors + patternMismatches }
 
-    /// True once END arrived and every sequence number it announced is here.
-    public var isComplete: Bool {
-        guard let expected else { return false }
-        return tracker.unique >= expected.datagrams
+    /// Account the stream from its first sequence number received, not from 0: a
+    /// multicast receiver that joined after the stream began never saw its head, and
+    /// that is not path loss (``headNotCounted`` says how much was left out).
+    public var excludeHead = false
+
+    /// Sequence numbers before the first one received, left out of the accounts when
+    /// ``excludeHead`` (else 0).
+    public var headNotCounted: UInt64 {
+        guard excludeHead, tracker.started else { return 0 }
+        return min(tracker.lowest, totalDatagrams)
     }
 
-    /// Sequence numbers the stream has: the END's total, else the highest seen + 1
-    /// (0 if none); see ``endSeen``.
-    public var expectedDatagrams: UInt64 {
+    /// The first sequence number received as stream data (nil before any).
+    public var firstSequence: UInt64? { tracker.started ? tracker.lowest : nil }
+
+    /// True when the stream's first datagrams were never seen (first sequence > 0).
+    public var joinedLate: Bool { (firstSequence ?? 0) > 0 }
+
+    /// True once END arrived and every sequence number it announced is here
+    /// (from the first one received, with ``excludeHead``).
+    public var isComplete: Bool {
+        guard let expected else { return false }
+        return tracker.unique >= expected.datagrams - headNotCounted
+    }
+
+    /// The END's total, else the highest seen + 1 (0 if none), the head included.
+    private var totalDatagrams: UInt64 {
         if let expected { return expected.datagrams }
         return tracker.started ? tracker.highest + 1 : 0
     }
+
+    /// Sequence numbers the stream has: the END's total, else the highest seen + 1
+    /// (0 if none); see ``endSeen``. Less ``headNotCounted``.
+    public var expectedDatagrams: UInt64 { totalDatagrams - headNotCounted }
 
     /// Payload bytes the stream has: the END's total, else the furthest byte an intact
     /// datagram reached (a lower bound; the tail is unknown without END).
@@ -100,7 +122,13 @@ public struct StreamState: Sendable {
     /// Closes the books on the sequence tracker (a copy: the state is unchanged).
     public func summary() -> Summary {
         let f = tracker.finish()
-        return Summary(lost: f.lost, lostRanges: f.ranges, lostRangeCount: f.rangeCount, expectedDatagrams: expected?.datagrams)
+        let head = headNotCounted
+        guard head > 0, let first = f.ranges.first, first.lowerBound == 0 else {
+            return Summary(lost: f.lost, lostRanges: f.ranges, lostRangeCount: f.rangeCount, expectedDatagrams: expected?.datagrams)
+        }
+        // The head is exactly the first loss range, [0, first received - 1].
+        return Summary(lost: f.lost - min(f.lost, head), lostRanges: Array(f.ranges.dropFirst()),
+                       lostRangeCount: f.rangeCount - 1, expectedDatagrams: expected.map { $0.datagrams - head })
     }
 
     /// Applies the first END's totals: numbers already counted at or above its total are

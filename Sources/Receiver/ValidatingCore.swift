@@ -29,6 +29,11 @@ public struct ValidatingCore: Sendable {
     public private(set) var lastDataNanoseconds: UInt64 = 0
     /// Streams whose END has arrived.
     public private(set) var streamsEnded = 0
+    /// New streams account from their first sequence number received (multicast
+    /// receivers that may join late; see ``StreamState/excludeHead``).
+    public var excludeHead = false
+    /// Monotonic time of the first datagram of any kind, valid or not (0: none yet).
+    public private(set) var firstSeenNanoseconds: UInt64 = 0
     // Flag bits as literals: DatagramFlags' static members live in another module
     // and cost an accessor call per use on the hot path.
     @inline(__always) static var endFlag: UInt8 { 0x02 }
@@ -63,7 +68,9 @@ public struct ValidatingCore: Sendable {
         if let i = index[key] { lastKey = key; lastIndex = i; return i }
         guard create else { return nil }
         guard streams.count < maxStreams else { return nil }
-        streams.append(StreamState(key: key))
+        var state = StreamState(key: key)
+        state.excludeHead = excludeHead
+        streams.append(state)
         let i = streams.count - 1
         index[key] = i
         lastKey = key; lastIndex = i
@@ -95,6 +102,7 @@ public struct ValidatingCore: Sendable {
     public mutating func process(_ p: UnsafeRawPointer, length: Int, now: UInt64, wallNow: UInt64,
                                  source: SourceAddress = .unknown) {
         statistics.datagramsSeen &+= 1
+        if firstSeenNanoseconds == 0 { firstSeenNanoseconds = now }
         switch Datagram.validate(p, length: length) {
         case .valid(let h):
             guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
@@ -241,6 +249,9 @@ public struct ValidatingCore: Sendable {
             firstDataNanoseconds = other.firstDataNanoseconds
         }
         lastDataNanoseconds = max(lastDataNanoseconds, other.lastDataNanoseconds)
+        if other.firstSeenNanoseconds != 0 && (firstSeenNanoseconds == 0 || other.firstSeenNanoseconds < firstSeenNanoseconds) {
+            firstSeenNanoseconds = other.firstSeenNanoseconds
+        }
         lastIndex = -1
     }
 

@@ -19,6 +19,8 @@ public struct PacketRingOptions: Equatable, Sendable {
     /// How frames reach the driver; nil: `copy` on a virtual device (veth...),
     /// `zerocopy` on hardware.
     public var transfer: PacketRingTransfer?
+    /// The frames' IPv4 TTL (nil: 64).
+    public var ttl: UInt8?
 
     public static let defaultSourcePort: UInt16 = 40000
 
@@ -116,6 +118,10 @@ public struct PacketRingTarget: Sendable {
         if let given = o.destinationMAC {
             destinationMAC = given
             macSource = "--dst-mac"
+        } else if let group = destination.multicastMAC {
+            // A group has no neighbour: its MAC follows from the address (RFC 1112 §6.4).
+            destinationMAC = MACAddress(bytes: group)!
+            macSource = "multicast group"
         } else if let found = NeighbourTable.lookup(destinationIP, device: dev.name) {
             destinationMAC = found
             macSource = "neighbour table"
@@ -144,7 +150,8 @@ public struct PacketRingTarget: Sendable {
         }
         close(probe)
         let addressing = FrameAddressing(sourceMAC: dev.mac, destinationMAC: destinationMAC, sourceIP: sourceIP,
-                                         destinationIP: destinationIP, sourcePort: o.sourcePort, destinationPort: destination.port)
+                                         destinationIP: destinationIP, sourcePort: o.sourcePort, destinationPort: destination.port,
+                                         ttl: o.ttl ?? 64)
         return PacketRingTarget(interface: dev, addressing: addressing, destinationMACSource: macSource,
                                 maxFrameLength: frameLength, qdiscBypass: o.qdiscBypass,
                                 transfer: o.transfer ?? (dev.isVirtual ? .copy : .zerocopy),

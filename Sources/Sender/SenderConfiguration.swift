@@ -148,6 +148,8 @@ public struct SenderConfiguration: Sendable {
     public var onError: ErrorPolicy = .continue
     /// Interface and addressing for `.packetRing` (ignored by the other engines).
     public var packetRing: PacketRingOptions? = nil
+    /// Multicast destination with a socket engine: interface, hops, loop (see ``MulticastSendOptions``).
+    public var multicast = MulticastSendOptions()
     /// What ``OutboundStream/send(_:)`` does when every slot is in flight.
     public var backPressure: BackPressure = .wait
 

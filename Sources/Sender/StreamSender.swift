@@ -76,6 +76,7 @@ public enum StreamSender {
         }
         do {
             let socket = try UDPSocket(family: c.destination.family)
+            if c.destination.isMulticast && c.engine != .packetRing { try c.multicast.apply(to: socket) }
             // packet-ring writes its own frames: the UDP socket stays unconnected.
             if c.engine != .packetRing { try socket.connect(to: c.destination) }
             let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)

@@ -78,6 +78,10 @@ enum ReceiverReportFormatter {
                 ("merge_unresolved", .uint(s.tracker.mergeUnresolved)),
                 ("exact", .bool(s.exact)),
                 ("complete", .bool(s.isComplete)),
+                ("first_sequence", s.firstSequence.map { .uint($0) } ?? .null),
+                // Multicast: the stream began before this receiver joined (its head not seen).
+                ("joined_late", .bool(s.joinedLate)),
+                ("head_not_counted", .uint(s.headNotCounted)),
                 ("seconds", .double(sSeconds)),
                 ("gbps", .double(sSeconds > 0 ? Double(s.bytes) * 8 / sSeconds / 1e9 : 0)),
             ]
@@ -141,6 +145,16 @@ enum ReceiverReportFormatter {
                          ("streams", .int(Int64(th.streams))), ("cpu", th.cpu.map { .int(Int64($0)) } ?? .null)])
             })),
             ("output_errors", .array(r.outputErrors.map { .string($0) })),
+            ("multicast", r.multicast.map { m in
+                .object([
+                    ("group", .string(m.membership.group.host)),
+                    ("interface", m.interface.map { .string($0) } ?? .null),
+                    ("source_filter", m.membership.source.map { .string($0.host) } ?? .null),
+                    ("join_to_first_datagram_ms", m.joinToFirstDatagramNanoseconds.map { .double(Double($0) / 1e6) } ?? .null),
+                    ("count_head_loss", .bool(m.countHeadLoss)),
+                    ("streams_joined_late", .uint(UInt64(r.core.streams.filter(\.joinedLate).count))),
+                ])
+            } ?? .null),
             ("stop_reason", .string(r.stopReason.rawValue)),
             ("wall_seconds", .double(r.wallSeconds)),
             ("ok", .bool(verdict.ok)),
@@ -196,6 +210,10 @@ enum ReceiverReportFormatter {
             if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }
             if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }
             if !s.exact { line += ", INEXACT (a late END needed loss ranges no longer kept)" }
+            if s.joinedLate {
+                line += s.headNotCounted > 0 ? ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
+                                             : ", joined late at sequence \(s.firstSequence ?? 0) (head counted as lost)"
+            }
             line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
             lines.append(line)
             if let o = s.output {
@@ -213,6 +231,10 @@ enum ReceiverReportFormatter {
             }
         }
         for e in r.outputErrors { lines.append("  output: cannot open \(e)") }
+        if let m = r.multicast {
+            let first = m.joinToFirstDatagramNanoseconds.map { "first datagram \(Units.fixed(Double($0) / 1e6, 1)) ms after the join" } ?? "no datagram after the join"
+            lines.append("  multicast: joined \(m.membership.group.host)\(m.membership.source.map { " from source \($0.host)" } ?? "") on \(m.interface ?? "the kernel's choice of interface"); \(first)")
+        }
         lines += bottleneckAdvice(r, lost: t.lost)
         lines.append(verdict.ok ? "  verdict: ok" : "  verdict: FAIL (\(verdict.failures.joined(separator: "; ")))")
         return lines.joined(separator: "\n")

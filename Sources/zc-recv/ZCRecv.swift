@@ -48,6 +48,16 @@ struct ZCRecv: ParsableCommand {
           zc-recv [::]:9000 --json --interval 0
           zc-recv 9000 --engine uring --threads 2 --cpu 0,1 --streams 2
           zc-recv 9000 --streams 1 --output received.bin
+          zc-recv 239.255.13.13:9500 --interface eth1 --streams 1
+          zc-recv [ff15::13]:9500 --interface eth1 --source-filter 2001:db8::7
+
+        Multicast: listening on a group address (224.0.0.0/4, ff00::/8) joins the group \
+        (--interface picks where; --source-filter makes it source-specific) and leaves it at \
+        the end. Several receivers of one group may run on one host (SO_REUSEADDR: each gets \
+        every datagram); one thread per group. A receiver that joins after a stream began \
+        accounts it from the first sequence number it received and says so (joined_late, \
+        first_sequence, head_not_counted) instead of calling the missed head path loss, unless \
+        --count-head-loss; the report gives the time from the join to the first datagram.
         """
     )
 
@@ -80,6 +90,15 @@ struct ZCRecv: ParsableCommand {
 
     @Option(help: "Streams tracked at most (1...65536); valid datagrams of further streams are counted apart, not accounted, and fail the verdict.")
     var maxStreams: Int = ValidatingCore.defaultMaxStreams
+
+    @Option(help: "Multicast: the interface to join the group on (default: the kernel's choice by route).")
+    var interface: String?
+
+    @Option(help: "Multicast: source-specific join (IGMPv3/MLDv2), only datagrams from this sender's address.")
+    var sourceFilter: String?
+
+    @Flag(help: "Multicast: count a late-joined stream's head (sequence numbers before the first one received) as lost.")
+    var countHeadLoss = false
 
     @Option(help: "Stop after this long without a datagram, once traffic started (e.g. 5s).")
     var idleTimeout: String = "5s"
@@ -134,6 +153,16 @@ struct ZCRecv: ParsableCommand {
         c.receiveBufferBytes = Int32(Units.parseBytes(rcvbuf)!)
         c.streams = streams
         c.maxStreams = maxStreams
+        c.multicast.interface = interface
+        c.multicast.countHeadLoss = countHeadLoss
+        if let sourceFilter {
+            do { c.multicast.source = try SocketAddress.resolve(host: sourceFilter, port: 0) }
+            catch { throw ValidationError("--source-filter: \(error)") }
+        }
+        if countHeadLoss && !address.isMulticast { throw ValidationError("--count-head-loss applies only to a multicast group address") }
+        if let interface, address.isMulticast, (try? interfaceIndex(named: interface)) == nil {
+            throw ValidationError("--interface '\(interface)': no such interface")
+        }
         c.idleTimeoutNanoseconds = Units.parseDuration(idleTimeout)!
         c.timeoutNanoseconds = timeout.flatMap(Units.parseDuration)
         c.lingerNanoseconds = Units.parseDuration(linger)!

@@ -33,8 +33,8 @@ struct ZCSend: ParsableCommand {
     @Argument(help: "Destination HOST:PORT or [IPV6]:PORT.")
     var destination: String
 
-    @Option(name: .shortAndLong, help: "Datagram size in bytes, header (48) included: the UDP payload size.")
-    var size: Int = 1472
+    @Option(name: .shortAndLong, help: "Datagram size in bytes, header (48) included: the UDP payload size (default: 1472 to an IPv4 destination, 1452 to IPv6 — one datagram per 1500-byte frame).")
+    var size: Int?
 
     @Option(name: .shortAndLong, help: "Send this many datagrams.")
     var count: UInt64?
@@ -81,8 +81,14 @@ struct ZCSend: ParsableCommand {
     @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.")
     var onError: String = ErrorPolicy.continue.rawValue
 
-    @Option(help: "packet-ring: the interface the frames leave by (required with --engine packet-ring).")
+    @Option(help: "The interface the datagrams leave by: required with --engine packet-ring; for a multicast destination with a socket engine, IP_MULTICAST_IF / IPV6_MULTICAST_IF.")
     var interface: String?
+
+    @Option(help: "Multicast: hops the datagrams may take (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0-255; kernel default 1); with packet-ring the frames' IPv4 TTL (default 64).")
+    var ttl: Int?
+
+    @Option(help: "Multicast: on or off, whether this host's own sockets get a copy (kernel default on).")
+    var multicastLoop: String?
 
     @Option(help: "packet-ring: source IPv4 address. Default: the interface's primary IPv4 address.")
     var src: String?
@@ -144,10 +150,14 @@ struct ZCSend: ParsableCommand {
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
         }
+        if let ttl, !(0...255).contains(ttl) { throw ValidationError("--ttl must be 0...255") }
+        if let multicastLoop, !["on", "off"].contains(multicastLoop) { throw ValidationError("--multicast-loop must be on or off") }
         if engine == SendEngineKind.packetRing.rawValue {
             if interface == nil { throw ValidationError("--engine packet-ring needs --interface IF (the interface the frames leave by)") }
+            if multicastLoop != nil { throw ValidationError("--multicast-loop applies only to socket engines (packet-ring frames never loop back)") }
         } else {
-            for (flag, given) in [("--interface", interface != nil), ("--src", src != nil), ("--src-port", srcPort != nil),
+            // --interface with a socket engine is for multicast; checked once the address is parsed.
+            for (flag, given) in [("--src", src != nil), ("--src-port", srcPort != nil),
                                   ("--dst-mac", dstMac != nil), ("--qdisc-bypass", qdiscBypass),
                                   ("--ring-transfer", ringTransfer != nil)] where given {
                 throw ValidationError("\(flag) applies only to --engine packet-ring")
@@ -202,6 +212,17 @@ struct ZCSend: ParsableCommand {
         if source == "pattern" && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
             limit.durationNanoseconds = 10_000_000_000
         }
+        if engine != SendEngineKind.packetRing.rawValue {
+            if !address.isMulticast {
+                let group = "a multicast destination (224.0.0.0/4, ff00::/8)"
+                if interface != nil { throw ValidationError("--interface applies only to --engine packet-ring or \(group)") }
+                if ttl != nil { throw ValidationError("--ttl applies only to \(group) or --engine packet-ring") }
+                if multicastLoop != nil { throw ValidationError("--multicast-loop applies only to \(group)") }
+            }
+            if let interface, (try? interfaceIndex(named: interface)) == nil {
+                throw ValidationError("--interface '\(interface)': no such interface")
+            }
+        }
         var faults = FaultInjection()
         faults.corrupt = injectCorrupt
         faults.skip = injectSkip
@@ -210,19 +231,23 @@ struct ZCSend: ParsableCommand {
         faults.recycleOnSendCompletion = unsafeRecycleOnSend
         do {
             var c = try SenderConfiguration(
-                destination: address, datagramSize: size, gso: parsedGSO!, limit: limit,
+                destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!, limit: limit,
                 rate: rate.flatMap(Rate.parse), engine: SendEngineKind(rawValue: engine)!,
                 poolSlots: pool, ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
+            if c.engine != .packetRing {
+                c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
+            }
             c.source = source == "pattern" ? .pattern : source == "-" ? .standardInput : .file(source)
             if c.engine == .packetRing, let interface {
                 c.packetRing = PacketRingOptions(interface: interface, sourceIP: src.flatMap { IPv4Address($0) },
                                                  sourcePort: srcPort ?? PacketRingOptions.defaultSourcePort,
                                                  destinationMAC: dstMac.flatMap { MACAddress($0) }, qdiscBypass: qdiscBypass,
                                                  transfer: ringTransfer.flatMap { PacketRingTransfer(rawValue: $0) })
+                c.packetRing?.ttl = ttl.map { UInt8($0) }
             }
             return c
         } catch {
