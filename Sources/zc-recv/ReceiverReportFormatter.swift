@@ -55,6 +55,9 @@ enum ReceiverReportFormatter {
             ("synced", .bool(o.synced)),
             ("fsync_seconds", .double(o.fsyncSeconds)),
             ("interval_syncs", .uint(o.intervalSyncs)),
+            // Seconds between the last successful sync (final or interval) and this report; null: never synced.
+            ("last_sync_seconds_ago", o.lastSyncNanoseconds == 0 ? .null
+                : .double(Double(MonotonicClock.nanoseconds() &- o.lastSyncNanoseconds) / 1e9)),
             ("sync_error", o.syncError == 0 ? .null : .string(SystemError.describe(o.syncError))),
         ])
     }
@@ -243,7 +246,10 @@ enum ReceiverReportFormatter {
                 if o.beyondLimit.bytes > 0 {
                     lines.append("    BEYOND LIMIT (\(o.maxBytes.map { "--output-max-bytes \($0)" } ?? "no --output-max-bytes") or END total), not written: \(o.beyondLimit.count) range(s) (\(o.beyondLimit.bytes) bytes) \(rangesText(o.beyondLimit.ranges, total: o.beyondLimit.count))")
                 }
-                if o.syncError != 0 { lines.append("    FSYNC FAILED (\(SystemError.describe(o.syncError))): what was written since the last sync may not be on disk") }
+                if o.syncError != 0 {
+                    let last = o.lastSyncNanoseconds == 0 ? "never synced" : "last good sync \(Units.fixed(Double(MonotonicClock.nanoseconds() &- o.lastSyncNanoseconds) / 1e9, 1)) s ago"
+                    lines.append("    FSYNC FAILED (\(SystemError.describe(o.syncError))): what was written since the last good sync may not be on disk (\(last))")
+                }
             }
         }
         if r.configuration.output != nil {

@@ -91,6 +91,7 @@ final class OutputFailureTests: XCTestCase {
         XCTAssertEqual(out["synced"] as? Bool, true)
         XCTAssertGreaterThan(u64(out, "interval_syncs") ?? 0, 0, "a ~0.35 s run at 100M syncs every 100 ms")
         XCTAssertTrue(out["sync_error"] is NSNull, "\(out)")
+        XCTAssertLessThan((out["last_sync_seconds_ago"] as? NSNumber)?.doubleValue ?? 99, 1, "synced just before the report")
     }
 
     func testFilesystemFillingUpMidStream() throws {
