@@ -240,11 +240,12 @@ final class StreamOutputTests: XCTestCase {
     func testBytesBeyondTheEndTotalAreNotInTheFile() throws {
         let path = temporaryPath("endtotal")
         defer { unlink(path) }
-        // Before END: 0...6 (6 lies beyond the total announced later). After END: 8.
+        // Before END: 0...6 (5 and 6 lie beyond the byte total announced later). After END: 8,
+        // a sequence number below the END's datagram total whose bytes lie beyond its byte total.
         let target = OutputTarget(.file(path), expectedStreams: 1)
         var core = ValidatingCore(output: target)
         for s: UInt64 in 0...6 { feed(&core, datagram(seq: s)) }
-        feed(&core, end(datagrams: 5, bytes: 4_500))
+        feed(&core, end(datagrams: 10, bytes: 4_500))
         feed(&core, datagram(seq: 8))
         core.finishOutput()
         core.finalizeOutput(target)
