@@ -41,6 +41,9 @@ public enum ExitStatus {
     public static let validationFailed: Int32 = 1
     /// A runtime failure (socket, ring, kernel refused).
     public static let failure: Int32 = 2
+    /// The run completed within the limits, but the receiver's output is incomplete: bytes
+    /// that arrived are not in the file (a failed write or sync, beyond the output limit).
+    public static let outputIncomplete: Int32 = 3
     /// Bad command line (EX_USAGE).
     public static let usage: Int32 = 64
     /// Not permitted (EX_NOPERM).

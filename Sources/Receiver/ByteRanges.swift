@@ -96,6 +96,39 @@ public struct ByteRanges: Sendable, Equatable {
         if other.overflowed { overflowed = true }
     }
 
+    /// Removes every byte at or above `limit` and returns what was removed.
+    public mutating func removeAll(atOrAbove limit: UInt64) -> ByteRanges {
+        var removed = ByteRanges(capacity: capacity)
+        var keep = spans.count
+        while keep > 0 && spans[keep - 1].upper > limit { keep -= 1 }
+        guard keep < spans.count else { return removed }
+        for s in spans[keep...] { removed.insert(max(s.lower, limit), s.upper) }
+        let straddling = spans[keep].lower < limit ? Span(spans[keep].lower, limit) : nil
+        spans.removeSubrange(keep...)
+        if let straddling { spans.append(straddling) }
+        return removed
+    }
+
+    /// The ranges of this set not covered by `other`.
+    public func subtracting(_ other: ByteRanges) -> ByteRanges {
+        var out = ByteRanges(capacity: capacity)
+        var j = 0
+        let o = other.spans
+        for s in spans {
+            var position = s.lower
+            while j < o.count && o[j].upper <= position { j += 1 }
+            var k = j
+            while k < o.count && o[k].lower < s.upper {
+                if o[k].lower > position { out.insert(position, o[k].lower) }
+                position = max(position, o[k].upper)
+                k += 1
+            }
+            if position < s.upper { out.insert(position, s.upper) }
+        }
+        if overflowed { out.overflowed = true }
+        return out
+    }
+
     /// The gaps in `[0, end)` not covered: the first `limit` of them, how many in
     /// all, and their total bytes.
     public func gaps(below end: UInt64, limit: Int = 32) -> (ranges: [Span], count: UInt64, bytes: UInt64) {
@@ -131,6 +164,15 @@ public struct RangeList: Sendable, Equatable {
 
     /// An empty list that keeps the first `limit` ranges.
     public init(limit: Int = 32) { self.limit = limit }
+
+    /// The first `limit` ranges of `set`, with the count and bytes of all its ranges.
+    public init(_ set: ByteRanges, limit: Int = 32) {
+        self.limit = limit
+        ranges = Array(set.spans.prefix(limit))
+        count = UInt64(set.spans.count)
+        bytes = set.count
+        lastUpper = set.spans.last?.upper
+    }
 
     /// Adds a range; one that starts where the previous one ended extends it.
     public mutating func add(_ lower: UInt64, _ upper: UInt64) {

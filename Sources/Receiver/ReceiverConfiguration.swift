@@ -35,8 +35,26 @@ public struct ReceiverConfiguration: Sendable {
     public var threads: Int = 1
     /// CPUs to pin the receive threads to, round robin (nil: not pinned).
     public var cpus: [Int]?
-    /// Where to write the streams' payload (nil: nowhere).
+    /// Where to write the streams' payload (nil: nowhere). A file output is complete and on
+    /// disk when the run ends: every file (and its directory) is fsynced before
+    /// ``StreamReceiver/run(_:progressIntervalNanoseconds:ready:progress:)`` returns, and a
+    /// byte that arrived but is not in the file (a failed write, an unopenable or deleted
+    /// file, beyond ``outputMaxBytes``) is reported by range (``StreamOutputReport``,
+    /// ``ReceiverReport/outputOK``). A process that sets RLIMIT_FSIZE should ignore SIGXFSZ
+    /// (zc-recv does), so a write past it fails with EFBIG instead of killing the process.
     public var output: OutputDestination?
+    /// The default ``outputMaxBytes``: 1 TiB. Far above any stream a run writes to these
+    /// disks (80 GB free; 1 TiB is an hour at 300 MB/s), far below what one stray or hostile
+    /// offset (up to 2^64) would make the file.
+    public static let defaultOutputMaxBytes: UInt64 = 1 << 40
+    /// No stream byte at or beyond this offset is written (nil: no limit); such bytes are
+    /// counted and reported by range (``StreamOutputReport/beyondLimit``), as are bytes
+    /// beyond the stream's END total. Bounds a file's size whatever offsets arrive.
+    public var outputMaxBytes: UInt64? = ReceiverConfiguration.defaultOutputMaxBytes
+    /// During the run, fdatasync every output file at most this often (from the coordinating
+    /// thread, never a receive thread), bounding what a crash can lose. nil (the default):
+    /// only the final fsync at the end of the run.
+    public var fsyncIntervalNanoseconds: UInt64?
     /// The application's view of the data: called for every new intact datagram,
     /// with its payload valid only during the call (see ``DeliveredDatagram``).
     public var delivery: DeliveryHandler?
@@ -63,6 +81,8 @@ public struct ReceiverConfiguration: Sendable {
         case multicastThreads
         case multicastOnly(String)
         case sourceFamily
+        case outputMaxBytes
+        case fsyncInterval
 
         public var description: String {
             switch self {
@@ -72,6 +92,8 @@ public struct ReceiverConfiguration: Sendable {
             case .receiveBuffer(let n): return "--rcvbuf \(n) is out of range: allowed 1 byte to 2G"
             case .idleTimeout: return "--idle-timeout must be positive"
             case .timeout: return "--timeout must be positive"
+            case .outputMaxBytes: return "--output-max-bytes must be positive (or none for no limit)"
+            case .fsyncInterval: return "--fsync-interval must be positive"
             case .cpus: return "--cpu must list at least one CPU, each from 0 to the machine's last"
             case .multicastThreads: return "--threads must be 1 for a multicast group: every socket of the group gets every datagram"
             case .multicastOnly(let flag): return "\(flag) applies only to a multicast group address (224.0.0.0/4 or ff00::/8)"
@@ -89,6 +111,8 @@ public struct ReceiverConfiguration: Sendable {
         guard receiveBufferBytes > 0 else { throw .receiveBuffer(receiveBufferBytes) }
         guard idleTimeoutNanoseconds > 0 else { throw .idleTimeout }
         if let t = timeoutNanoseconds, t == 0 { throw .timeout }
+        if let m = outputMaxBytes, m == 0 { throw .outputMaxBytes }
+        if let f = fsyncIntervalNanoseconds, f == 0 { throw .fsyncInterval }
         if let cpus, cpus.isEmpty || cpus.contains(where: { $0 < 0 || $0 >= WorkerThread.availableCPUs }) { throw .cpus }
         if isMulticast {
             guard threads == 1 else { throw .multicastThreads }

@@ -19,6 +19,12 @@ public enum OutputDestination: Sendable, Equatable {
 }
 
 /// The report of one stream's output.
+///
+/// Every byte of the stream that arrived intact is in exactly one place: written
+/// (``coverage``), not written because a write failed (``failed``), or not written
+/// because it lies beyond ``maxBytes`` or the END's total (``beyondLimit``). What
+/// never arrived is a hole (``holes``). ``ok`` is false as soon as anything that
+/// arrived is not safely in the file.
 public struct StreamOutputReport: Sendable {
     /// The file path, or "-" for stdout.
     public var destination: String
@@ -39,11 +45,84 @@ public struct StreamOutputReport: Sendable {
     public var lateBytes: UInt64 = 0
     /// Failed writes (errno of the first).
     public var writeErrors: UInt64 = 0
-    /// The errno of the first failed write (or of extending the file at the end); 0 if none.
+    /// The errno of the first failed write (or of opening or sizing the file at the end); 0 if none.
     public var firstWriteError: Int32 = 0
+
+    /// File: byte ranges that arrived intact but are not in the file because a write failed,
+    /// the file could not be opened, or it was deleted during the run (filled in at the end:
+    /// the first 32, with the count and bytes of all).
+    public var failedRanges = RangeList()
+    /// False when ``failedRanges`` could not keep every range (its count is then a lower
+    /// bound; its bytes stay exact).
+    public var failedRangesComplete = true
+    /// Byte ranges that arrived intact but were not written because they lie at or beyond
+    /// ``maxBytes`` or the END's total bytes (first 32, with count and bytes of all).
+    public var beyondLimit = RangeList()
+    /// The output limit in force (``ReceiverConfiguration/outputMaxBytes``); nil: none.
+    public var maxBytes: UInt64?
+    /// The file could not be opened: its errno (every payload of the stream is then in ``failedRanges``).
+    public var openError: Int32 = 0
+    /// The file was unlinked while it was written (its directory removed, say): nothing
+    /// written is reachable, so everything is in ``failedRanges``.
+    public var fileDeleted = false
+    /// The file (and, for a new file, its directory) was fsynced after the last write.
+    public var synced = false
+    /// Seconds the final fsync of the file and its directory took.
+    public var fsyncSeconds: Double = 0
+    /// fdatasync calls made during the run (``ReceiverConfiguration/fsyncIntervalNanoseconds``).
+    public var intervalSyncs: UInt64 = 0
+    /// Monotonic time (`MonotonicClock.nanoseconds()`) of the last successful sync, final or interval; 0 if none.
+    public var lastSyncNanoseconds: UInt64 = 0
+    /// The errno of the first failed fsync/fdatasync (file or directory); 0 if none. The bytes
+    /// written since the previous successful sync may then not be on disk.
+    public var syncError: Int32 = 0
+
+    // Collected while running, per thread; turned into the lists above at the end.
+    var failedSet = ByteRanges()
+    var failedBytes: UInt64 = 0
+    var beyondSet = ByteRanges()
+    var beyondBytes: UInt64 = 0
 
     /// An empty report for output to `destination` (a path, or "-").
     public init(destination: String) { self.destination = destination }
+
+    /// True when every byte that arrived intact is in the output: nothing failed, nothing
+    /// beyond the limit, no open, write, sizing or sync error. Holes (loss) do not count:
+    /// they are the stream's loss, reported by the sequence accounting.
+    public var ok: Bool {
+        failedRanges.bytes == 0 && beyondLimit.bytes == 0 && failedBytes == 0 && beyondBytes == 0
+            && writeErrors == 0 && firstWriteError == 0 && openError == 0 && !fileDeleted && syncError == 0
+    }
+
+    /// One line per problem, "PATH: what", empty when ``ok``.
+    public var problems: [String] {
+        var out: [String] = []
+        if openError != 0 { out.append("\(destination): cannot open (\(SystemError.describe(openError)))") }
+        if fileDeleted { out.append("\(destination): the file was deleted during the run") }
+        if failedRanges.bytes > 0 {
+            let why = firstWriteError != 0 ? " (\(SystemError.describe(firstWriteError)))" : ""
+            out.append("\(destination): \(failedRanges.bytes) bytes in \(failedRanges.count) range(s) not written\(why)")
+        } else if writeErrors > 0 || (firstWriteError != 0 && openError == 0) {
+            out.append("\(destination): \(writeErrors) write errors (\(SystemError.describe(firstWriteError)))")
+        }
+        if beyondLimit.bytes > 0 {
+            out.append("\(destination): \(beyondLimit.bytes) bytes in \(beyondLimit.count) range(s) beyond the output limit (\(maxBytes.map { "\($0) bytes" } ?? "none") or the END total), not written")
+        }
+        if syncError != 0 { out.append("\(destination): fsync failed (\(SystemError.describe(syncError)))") }
+        return out
+    }
+
+    @inline(__always) mutating func noteFailed(_ lower: UInt64, _ upper: UInt64, errno e: Int32) {
+        failedSet.insert(lower, upper)
+        failedBytes &+= upper &- lower
+        writeErrors &+= 1
+        if firstWriteError == 0 { firstWriteError = e }
+    }
+
+    @inline(__always) mutating func noteBeyond(_ lower: UInt64, _ upper: UInt64) {
+        beyondSet.insert(lower, upper)
+        beyondBytes &+= upper &- lower
+    }
 
     mutating func merge(_ other: StreamOutputReport) {
         bytesWritten += other.bytesWritten
@@ -54,6 +133,11 @@ public struct StreamOutputReport: Sendable {
         if firstWriteError == 0 { firstWriteError = other.firstWriteError }
         if other.holes.count > 0 && holes.count == 0 { holes = other.holes }
         length = max(length, other.length)
+        failedSet.formUnion(other.failedSet)
+        failedBytes &+= other.failedBytes
+        beyondSet.formUnion(other.beyondSet)
+        beyondBytes &+= other.beyondBytes
+        if openError == 0 { openError = other.openError }
     }
 }
 
@@ -69,25 +153,38 @@ public final class OutputTarget: Sendable {
     /// Where the payloads go.
     public let destination: OutputDestination
     let suffixEveryStream: Bool
+    /// No byte at or beyond this stream offset is written (nil: no limit).
+    public let maxBytes: UInt64?
 
-    struct Assigned { var fd: Int32; var path: String }
+    struct Assigned {
+        var fd: Int32
+        var path: String
+        var intervalSyncs: UInt64 = 0
+        var lastSync: UInt64 = 0
+        var syncError: Int32 = 0
+    }
     struct State {
         var files: [StreamKey: Assigned] = [:]
+        var failedOpens: [StreamKey: (path: String, errno: Int32)] = [:]
         var usedPaths: Set<String> = []
         var inOrderOwner: StreamKey?
         var openErrors: [String] = []
+        var directoryErrors: [String] = []
     }
     private let state = Mutex(State())
 
     /// A target for `destination`. `expectedStreams` (``ReceiverConfiguration/streams``) picks
     /// the file naming: more than 1 suffixes every stream's file with its id. Files are opened
-    /// when their stream's first datagram arrives.
-    public init(_ destination: OutputDestination, expectedStreams: Int?) {
+    /// when their stream's first datagram arrives. `maxBytes` (``ReceiverConfiguration/outputMaxBytes``)
+    /// bounds every stream's output: bytes at or beyond it are counted, not written.
+    public init(_ destination: OutputDestination, expectedStreams: Int?,
+                maxBytes: UInt64? = ReceiverConfiguration.defaultOutputMaxBytes) {
         self.destination = destination
         self.suffixEveryStream = (expectedStreams ?? 1) > 1
+        self.maxBytes = maxBytes
     }
 
-    enum Claim { case file(Int32, String), inOrder, none }
+    enum Claim { case file(Int32, String), unopened(String, Int32), inOrder, none }
 
     func claim(_ key: StreamKey) -> Claim {
         state.withLock { s -> Claim in
@@ -97,6 +194,7 @@ public final class OutputTarget: Sendable {
                 return s.inOrderOwner == key ? .inOrder : .none
             case .file(let base):
                 if let a = s.files[key] { return .file(a.fd, a.path) }
+                if let f = s.failedOpens[key] { return .unopened(f.path, f.errno) }
                 var path = suffixEveryStream || !s.usedPaths.isEmpty ? base + "." + hex16(key.streamID) : base
                 if s.usedPaths.contains(path) {
                     var n = 2
@@ -106,8 +204,10 @@ public final class OutputTarget: Sendable {
                 s.usedPaths.insert(path)
                 let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
                 if fd < 0 {
-                    s.openErrors.append("\(path): \(SystemError.describe(errno))")
-                    return .none
+                    let e = errno
+                    s.openErrors.append("\(path): \(SystemError.describe(e))")
+                    s.failedOpens[key] = (path, e)
+                    return .unopened(path, e)
                 }
                 s.files[key] = Assigned(fd: fd, path: path)
                 return .file(fd, path)
@@ -118,33 +218,142 @@ public final class OutputTarget: Sendable {
     /// Files that could not be opened ("path: reason").
     public var openErrors: [String] { state.withLock { $0.openErrors } }
 
-    /// After all threads stopped and their cores merged: extends each file to the
-    /// stream's length (so a lost tail is a hole of zeros, and the size is right),
-    /// computes every stream's holes, and closes the files.
+    /// Every output problem of a finished run, one line each: the streams' ``StreamOutputReport/problems``
+    /// and directories that could not be synced. Empty when all output is complete and on disk.
+    public func problems(_ streams: [StreamState]) -> [String] {
+        streams.flatMap { $0.output?.problems ?? [] } + state.withLock { $0.directoryErrors }
+    }
+
+    /// fdatasync of every open file, from the coordinating thread (never a receive thread):
+    /// bounds what a crash can lose to what was written since. Returns the files synced.
+    @discardableResult
+    public func syncNow() -> Int {
+        let fds = state.withLock { s in s.files.map { ($0.key, $0.value.fd) } }
+        var results: [(StreamKey, Int32, UInt64)] = []
+        for (key, fd) in fds {
+            let r = fdatasync(fd)
+            results.append((key, r == 0 ? 0 : errno, MonotonicClock.nanoseconds()))
+        }
+        state.withLock { s in
+            for (key, e, at) in results {
+                s.files[key]?.intervalSyncs += 1
+                if e == 0 { s.files[key]?.lastSync = at } else if s.files[key]?.syncError == 0 { s.files[key]?.syncError = e }
+            }
+        }
+        return fds.count
+    }
+
+    /// After all threads stopped and their cores merged: moves what lies beyond the limit
+    /// (``maxBytes``, the END total) out of the file, sizes each file to its stream's length
+    /// (so a lost tail is a hole of zeros), computes every stream's holes, failed and
+    /// beyond-limit ranges, fsyncs each file and its directory, and closes the files.
     func finalize(_ streams: inout [StreamState]) {
         state.withLock { s in
+            var directories: [String: [Int]] = [:]
             for i in streams.indices {
                 guard var out = streams[i].output else { continue }
-                if case .file = destination, let a = s.files[streams[i].key] {
-                    let end = max(streams[i].expected?.bytes ?? 0, out.coverage.upperBound)
-                    var st = stat()
-                    if fstat(a.fd, &st) == 0, UInt64(st.st_size) < end, end <= UInt64(Int64.max) {
-                        if ftruncate(a.fd, off_t(end)) != 0 && out.firstWriteError == 0 { out.firstWriteError = errno }
-                    }
-                    out.length = fstat(a.fd, &st) == 0 ? UInt64(st.st_size) : end
-                    let g = out.coverage.gaps(below: end)
-                    var holes = RangeList()
-                    for r in g.ranges { holes.add(r.lower, r.upper) }
-                    // Beyond the first 32 ranges the totals still count every hole.
-                    holes.setTotals(count: g.count, bytes: g.bytes)
-                    out.holes = holes
-                    out.holesComplete = !out.coverage.overflowed
+                out.maxBytes = maxBytes
+                if case .file = destination {
+                    let limit = min(maxBytes ?? .max, streams[i].expected?.bytes ?? .max)
+                    // Written before the END total was known (or by another thread): not the
+                    // stream's; the file is cut back below.
+                    let above = out.coverage.removeAll(atOrAbove: limit)
+                    for r in above.spans { out.noteBeyond(r.lower, r.upper) }
+                    let failedAbove = out.failedSet.removeAll(atOrAbove: limit)
+                    for r in failedAbove.spans { out.beyondSet.insert(r.lower, r.upper) }
                 }
+                if let f = s.failedOpens[streams[i].key] { out.openError = f.errno }
+                let kept = max(out.coverage.upperBound, out.failedSet.upperBound)
+                // An END total within the limit sizes the file (a lost tail is a hole);
+                // one beyond it does not stretch the file to the limit.
+                let end = streams[i].expected.map { $0.bytes <= (maxBytes ?? .max) ? max($0.bytes, kept) : kept } ?? kept
+                if case .file = destination, let a = s.files[streams[i].key] {
+                    var st = stat()
+                    if fstat(a.fd, &st) == 0 && st.st_nlink == 0 {
+                        // Unlinked (its directory removed, say): nothing written can be found.
+                        out.fileDeleted = true
+                        for r in out.coverage.spans { out.failedSet.insert(r.lower, r.upper) }
+                        out.coverage = ByteRanges()
+                        out.length = 0
+                        out.holes = Self.holes(out, below: end)
+                    } else {
+                        if fstat(a.fd, &st) == 0, UInt64(st.st_size) != end, end <= UInt64(Int64.max) {
+                            if ftruncate(a.fd, off_t(end)) != 0 && out.firstWriteError == 0 { out.firstWriteError = errno }
+                        }
+                        out.length = fstat(a.fd, &st) == 0 ? UInt64(st.st_size) : end
+                        out.holes = Self.holes(out, below: end)
+                        out.holesComplete = !out.coverage.overflowed && !out.failedSet.overflowed
+                        let t0 = MonotonicClock.nanoseconds()
+                        if fsync(a.fd) == 0 {
+                            out.synced = true
+                            out.lastSyncNanoseconds = MonotonicClock.nanoseconds()
+                        } else if out.syncError == 0 {
+                            out.syncError = errno
+                        }
+                        out.fsyncSeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
+                        directories[Self.directory(of: a.path), default: []].append(i)
+                    }
+                    out.intervalSyncs = a.intervalSyncs
+                    if a.syncError != 0 && out.syncError == 0 { out.syncError = a.syncError }
+                    if out.lastSyncNanoseconds == 0 { out.lastSyncNanoseconds = a.lastSync }
+                } else if case .inOrder(let fd, _) = destination, out.destination == "-" {
+                    let t0 = MonotonicClock.nanoseconds()
+                    let r = fsync(fd)
+                    let e = errno
+                    out.fsyncSeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
+                    // A pipe or terminal cannot be synced: not an error, just not synced.
+                    if r == 0 { out.synced = true; out.lastSyncNanoseconds = MonotonicClock.nanoseconds() }
+                    else if e != EINVAL && e != EROFS && e != ENOTSUP && out.syncError == 0 { out.syncError = e }
+                } else if case .file = destination, out.openError != 0 {
+                    out.holes = Self.holes(out, below: end)
+                }
+                // What failed and was later written by another thread is in the file.
+                let failed = out.failedSet.subtracting(out.coverage)
+                out.failedRanges = RangeList(failed)
+                if failed.overflowed { out.failedRangesComplete = false; out.failedRanges.setTotals(count: out.failedRanges.count, bytes: out.failedBytes) }
+                out.beyondLimit = RangeList(out.beyondSet)
+                if out.beyondSet.overflowed { out.beyondLimit.setTotals(count: out.beyondLimit.count, bytes: out.beyondBytes) }
                 streams[i].output = out
+            }
+            // A new file's name is durable only once its directory is synced.
+            for (directory, members) in directories {
+                let t0 = MonotonicClock.nanoseconds()
+                let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                var e: Int32 = 0
+                if dfd < 0 { e = errno } else {
+                    if fsync(dfd) != 0 { e = errno }
+                    close(dfd)
+                }
+                let seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
+                for i in members {
+                    streams[i].output!.fsyncSeconds += seconds
+                    if e != 0 {
+                        streams[i].output!.synced = false
+                        if streams[i].output!.syncError == 0 { streams[i].output!.syncError = e }
+                    }
+                }
+                if e != 0 { s.directoryErrors.append("\(directory): directory fsync failed (\(SystemError.describe(e)))") }
             }
             for a in s.files.values { close(a.fd) }
             s.files.removeAll()
         }
+    }
+
+    /// Gaps of the stream below `end` that neither were written nor failed: never arrived.
+    static func holes(_ out: StreamOutputReport, below end: UInt64) -> RangeList {
+        var accounted = out.coverage
+        accounted.formUnion(out.failedSet)
+        let g = accounted.gaps(below: end)
+        var holes = RangeList()
+        for r in g.ranges { holes.add(r.lower, r.upper) }
+        // Beyond the first 32 ranges the totals still count every hole.
+        holes.setTotals(count: g.count, bytes: g.bytes)
+        return holes
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }
 
@@ -166,7 +375,7 @@ final class CoreOutput: @unchecked Sendable {
     private var batchStart: UInt64 = 0
     private var batchEnd: UInt64 = 0
 
-    enum Sink { case none, file(Int32), inOrder }
+    enum Sink { case none, file(Int32), unopened(Int32), inOrder }
     /// Per stream (same index as the core's streams).
     private(set) var sinks: [Sink] = []
     private(set) var reports: [StreamOutputReport?] = []
@@ -184,6 +393,11 @@ final class CoreOutput: @unchecked Sendable {
         case .file(let fd, let path):
             sinks.append(.file(fd))
             reports.append(StreamOutputReport(destination: path))
+        case .unopened(let path, let e):
+            sinks.append(.unopened(e))
+            var report = StreamOutputReport(destination: path)
+            report.openError = e
+            reports.append(report)
         case .inOrder:
             if inOrder == nil, case .inOrder(let fd, let window) = target.destination {
                 inOrder = InOrderWriter(fd: fd, windowBytes: window)
@@ -196,17 +410,30 @@ final class CoreOutput: @unchecked Sendable {
         }
     }
 
-    /// A new (not duplicate) intact payload of stream `i` at stream `offset`.
+    /// A new (not duplicate) intact payload of stream `i` at stream `offset`. Bytes at or
+    /// beyond the target's `maxBytes` or `endTotal` (the stream's END total, once known)
+    /// are counted beyond the limit, not written.
     @inline(__always)
-    func write(stream i: Int, _ p: UnsafeRawPointer, count: Int, offset: UInt64) {
+    func write(stream i: Int, _ p: UnsafeRawPointer, count: Int, offset: UInt64, endTotal: UInt64? = nil) {
+        if case .none = sinks[i] { return }
+        var count = count
+        let (sum, overflow) = offset.addingReportingOverflow(UInt64(count))
+        var end = overflow ? UInt64.max : sum
+        let limit = min(target.maxBytes ?? .max, endTotal ?? .max)
+        if end > limit {
+            reports[i]!.noteBeyond(max(offset, limit), end)
+            if offset >= limit { return }
+            count = Int(limit - offset)
+            end = limit
+        }
         switch sinks[i] {
         case .none:
             return
+        case .unopened(let e):
+            reports[i]!.noteFailed(offset, end, errno: e)
         case .file(let fd):
-            let end = offset &+ UInt64(count)
-            guard end >= offset, end <= UInt64(Int64.max) else {
-                reports[i]!.writeErrors &+= 1
-                if reports[i]!.firstWriteError == 0 { reports[i]!.firstWriteError = EFBIG }
+            guard end <= UInt64(Int64.max) else {
+                reports[i]!.noteFailed(offset, end, errno: EFBIG)
                 return
             }
             if pieces > 0 && (fd != batchFD || offset != batchEnd || pieces == Self.maxPieces) { flush() }
@@ -214,29 +441,34 @@ final class CoreOutput: @unchecked Sendable {
             iov[pieces] = iovec(iov_base: UnsafeMutableRawPointer(mutating: p), iov_len: count)
             pieces += 1
             batchEnd = end
-            reports[i]!.coverage.insert(offset, end)
         case .inOrder:
             inOrder!.accept(p, count: count, offset: offset, report: &reports[i]!)
         }
     }
 
-    /// Writes what is gathered; call before the receive buffers are reused.
+    /// Writes what is gathered; call before the receive buffers are reused. What a failed
+    /// write leaves out is recorded as failed ranges; the next batch is tried again (a disk
+    /// that fills keeps failing cheaply, one call per batch; the receive path goes on).
     func flush() {
         if pieces > 0 {
-            var position = off_t(batchStart)
+            var position = batchStart
             var remaining = Int(batchEnd - batchStart)
             var first = 0
             while remaining > 0 {
-                let n = pwritev(batchFD, iov + first, Int32(pieces - first), position)
+                let n = pwritev(batchFD, iov + first, Int32(pieces - first), off_t(position))
                 if n < 0 {
                     if errno == EINTR { continue }
-                    reports[batchStream]!.writeErrors &+= 1
-                    if reports[batchStream]!.firstWriteError == 0 { reports[batchStream]!.firstWriteError = errno }
+                    reports[batchStream]!.noteFailed(position, batchEnd, errno: errno)
+                    break
+                }
+                if n == 0 { // cannot happen for a regular file; never loop on it
+                    reports[batchStream]!.noteFailed(position, batchEnd, errno: EIO)
                     break
                 }
                 reports[batchStream]!.bytesWritten &+= UInt64(n)
+                reports[batchStream]!.coverage.insert(position, position + UInt64(n))
                 remaining -= n
-                position += off_t(n)
+                position += UInt64(n)
                 // Skip the pieces written in full, trim a partly written one.
                 var left = n
                 while first < pieces && left >= iov[first].iov_len { left -= iov[first].iov_len; first += 1 }
@@ -414,5 +646,20 @@ final class InOrderWriter {
         sync(&report)
         report.holes = holes
         report.length = written
+    }
+}
+
+extension ReceiverReport {
+    /// True unless ``ReceiverConfiguration/output`` was set and some byte that arrived intact
+    /// is not in the output and on disk (see ``outputErrors``).
+    public var outputOK: Bool { outputErrors.isEmpty }
+    /// Bytes that arrived intact but are not in the output because a write failed (all streams).
+    public var outputFailedBytes: UInt64 { core.streams.reduce(0) { $0.saturatingAdd($1.output?.failedRanges.bytes ?? 0) } }
+    /// Bytes that arrived intact but lie beyond the output limit or the END total (all streams).
+    public var outputBeyondLimitBytes: UInt64 { core.streams.reduce(0) { $0.saturatingAdd($1.output?.beyondLimit.bytes ?? 0) } }
+    /// True when output was written and every file was fsynced at the end.
+    public var outputSynced: Bool {
+        let outs = core.streams.compactMap(\.output)
+        return !outs.isEmpty && outs.allSatisfy(\.synced)
     }
 }

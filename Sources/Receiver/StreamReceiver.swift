@@ -41,7 +41,9 @@ public struct ReceiverReport: Sendable {
     public var wallSeconds: Double
     /// Per receive thread: datagrams validated and kernel drops on its socket.
     public var threads: [ThreadSummary]
-    /// Output files that could not be opened.
+    /// Every output problem, one line each ("PATH: what"): files that could not be opened,
+    /// failed writes, bytes beyond the output limit, deleted files, failed syncs. Empty when
+    /// everything that arrived is in the output and on disk.
     public var outputErrors: [String]
     /// The multicast membership and its timing (nil: a unicast address).
     public var multicast: MulticastReceiveReport?
@@ -207,7 +209,7 @@ public enum StreamReceiver {
         var forced = false
         var groEnabled = false
         var bound = c.listen
-        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams) }
+        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams, maxBytes: c.outputMaxBytes) }
         var workers: [ReceiveWorker] = []
         var membership: MulticastMembership?
         var joinedAt: UInt64 = 0
@@ -275,6 +277,7 @@ public enum StreamReceiver {
         var seenBefore: UInt64 = 0
         var lastSeenAt: UInt64 = 0
         var nextProgress = progressIntervalNanoseconds == 0 ? UInt64.max : start + progressIntervalNanoseconds
+        var nextSync = output != nil ? c.fsyncIntervalNanoseconds.map { start + $0 } ?? UInt64.max : UInt64.max
         while true {
             MonotonicClock.sleep(nanoseconds: 2_000_000)
             let now = MonotonicClock.nanoseconds()
@@ -295,6 +298,10 @@ public enum StreamReceiver {
                 progress(ReceiveProgress(elapsedNanoseconds: now - start, datagrams: sum.datagrams, bytes: sum.bytes,
                                          lostSoFar: sum.lostSoFar, corrupt: sum.corrupt, invalid: sum.invalid,
                                          kernelDrops: sum.kernelDrops, streams: sum.streams))
+            }
+            if now >= nextSync, let output, let interval = c.fsyncIntervalNanoseconds {
+                output.syncNow()
+                nextSync = MonotonicClock.nanoseconds() + interval
             }
             if anyFinished { break } // a thread failed: stop the others, report the error below
             if StopFlag.isSet { reason = .signal; break }
@@ -329,7 +336,7 @@ public enum StreamReceiver {
         return ReceiverReport(configuration: c, boundAddress: bound, core: merged, stopReason: reason,
                               receiveBufferBytes: granted, receiveBufferLimit: readRmemMax(), receiveBufferForced: forced,
                               groEnabled: groEnabled, wallSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-                              threads: summaries, outputErrors: output?.openErrors ?? [], multicast: multicast)
+                              threads: summaries, outputErrors: output?.problems(merged.streams) ?? [], multicast: multicast)
     }
 
     /// net.core.rmem_max, read from /proc.

@@ -123,7 +123,8 @@ public struct ValidatingCore: Sendable {
             if firstDataNanoseconds == 0 { firstDataNanoseconds = now }
             lastDataNanoseconds = now
             if isNew && h.payloadLength > 0, let output {
-                output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset)
+                output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset,
+                             endTotal: streams[i].expected?.bytes)
             }
             if isNew, let delivery {
                 delivery(DeliveredDatagram(streamID: h.streamID, source: source, sequence: h.sequence, offset: h.offset,

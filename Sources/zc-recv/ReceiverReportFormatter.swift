@@ -37,6 +37,28 @@ enum ReceiverReportFormatter {
             ("late_bytes", .uint(o.lateBytes)),
             ("write_errors", .uint(o.writeErrors)),
             ("first_write_error", o.firstWriteError == 0 ? .null : .string(SystemError.describe(o.firstWriteError))),
+            // Everything that arrived intact is in the output and on disk.
+            ("ok", .bool(o.ok)),
+            // Half-open ranges [start, end) that arrived but are not in the file: a write failed,
+            // the file could not be opened, or it was deleted.
+            ("failed_ranges", spans(o.failedRanges.ranges)),
+            ("failed_range_count", .uint(o.failedRanges.count)),
+            ("failed_bytes", .uint(o.failedRanges.bytes)),
+            ("failed_ranges_complete", .bool(o.failedRangesComplete)),
+            // Ranges that arrived but lie at or beyond max_bytes or the END total: not written.
+            ("beyond_limit", spans(o.beyondLimit.ranges)),
+            ("beyond_limit_count", .uint(o.beyondLimit.count)),
+            ("beyond_limit_bytes", .uint(o.beyondLimit.bytes)),
+            ("max_bytes", o.maxBytes.map { .uint($0) } ?? .null),
+            ("open_error", o.openError == 0 ? .null : .string(SystemError.describe(o.openError))),
+            ("deleted", .bool(o.fileDeleted)),
+            ("synced", .bool(o.synced)),
+            ("fsync_seconds", .double(o.fsyncSeconds)),
+            ("interval_syncs", .uint(o.intervalSyncs)),
+            // Seconds between the last successful sync (final or interval) and this report; null: never synced.
+            ("last_sync_seconds_ago", o.lastSyncNanoseconds == 0 ? .null
+                : .double(Double(MonotonicClock.nanoseconds() &- o.lastSyncNanoseconds) / 1e9)),
+            ("sync_error", o.syncError == 0 ? .null : .string(SystemError.describe(o.syncError))),
         ])
     }
 
@@ -145,6 +167,11 @@ enum ReceiverReportFormatter {
                          ("streams", .int(Int64(th.streams))), ("cpu", th.cpu.map { .int(Int64($0)) } ?? .null)])
             })),
             ("output_errors", .array(r.outputErrors.map { .string($0) })),
+            ("output_ok", .bool(r.outputOK)),
+            ("output_failed_bytes", .uint(r.outputFailedBytes)),
+            ("output_beyond_limit_bytes", .uint(r.outputBeyondLimitBytes)),
+            ("output_synced", .bool(r.outputSynced)),
+            ("output_fsync_seconds", .double(r.core.streams.reduce(0) { $0 + ($1.output?.fsyncSeconds ?? 0) })),
             ("multicast", r.multicast.map { m in
                 .object([
                     ("group", .string(m.membership.group.host)),
@@ -226,11 +253,28 @@ enum ReceiverReportFormatter {
                     if !o.holesComplete { out += " (list incomplete)" }
                 }
                 if o.lateDatagrams > 0 { out += ", \(o.lateDatagrams) datagrams arrived after their place had passed" }
-                if o.writeErrors > 0 { out += ", \(o.writeErrors) write errors (\(SystemError.describe(o.firstWriteError)))" }
+                if o.synced { out += ", synced (fsync \(Units.fixed(o.fsyncSeconds, 3)) s\(o.intervalSyncs > 0 ? ", \(o.intervalSyncs) interval syncs" : ""))" }
+                else if o.destination != "-" || o.syncError != 0 { out += ", NOT synced" }
                 lines.append(out)
+                if o.failedRanges.bytes > 0 {
+                    lines.append("    NOT WRITTEN (\(o.fileDeleted ? "file deleted" : o.openError != 0 ? "cannot open: \(SystemError.describe(o.openError))" : SystemError.describe(o.firstWriteError))): \(o.failedRanges.count) range(s) (\(o.failedRanges.bytes) bytes) \(rangesText(o.failedRanges.ranges, total: o.failedRanges.count))\(o.failedRangesComplete ? "" : " (list incomplete)")")
+                } else if !o.ok && (o.writeErrors > 0 || o.firstWriteError != 0) {
+                    lines.append("    \(o.writeErrors) write errors (\(SystemError.describe(o.firstWriteError)))")
+                }
+                if o.beyondLimit.bytes > 0 {
+                    lines.append("    BEYOND LIMIT (\(o.maxBytes.map { "--output-max-bytes \($0)" } ?? "no --output-max-bytes") or END total), not written: \(o.beyondLimit.count) range(s) (\(o.beyondLimit.bytes) bytes) \(rangesText(o.beyondLimit.ranges, total: o.beyondLimit.count))")
+                }
+                if o.syncError != 0 {
+                    let last = o.lastSyncNanoseconds == 0 ? "never synced" : "last good sync \(Units.fixed(Double(MonotonicClock.nanoseconds() &- o.lastSyncNanoseconds) / 1e9, 1)) s ago"
+                    lines.append("    FSYNC FAILED (\(SystemError.describe(o.syncError))): what was written since the last good sync may not be on disk (\(last))")
+                }
             }
         }
-        for e in r.outputErrors { lines.append("  output: cannot open \(e)") }
+        if r.configuration.output != nil {
+            lines.append(r.outputOK
+                ? "  output: complete\(r.outputSynced ? ", synced to disk" : "")"
+                : "  OUTPUT INCOMPLETE: \(r.outputFailedBytes) bytes not written (write failed), \(r.outputBeyondLimitBytes) bytes beyond the limit; \(r.outputErrors.joined(separator: "; "))")
+        }
         if let m = r.multicast {
             let first = m.joinToFirstDatagramNanoseconds.map { "first datagram \(Units.fixed(Double($0) / 1e6, 1)) ms after the join" } ?? "no datagram after the join"
             lines.append("  multicast: joined \(m.membership.group.host)\(m.membership.source.map { " from source \($0.host)" } ?? "") on \(m.interface ?? "the kernel's choice of interface"); \(first)")

@@ -2,6 +2,9 @@ import ArgumentParser
 import CLISupport
 import Receiver
 import ZCSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct ZCRecv: ParsableCommand {
@@ -27,6 +30,14 @@ struct ZCRecv: ParsableCommand {
         stdout (out-of-order datagrams wait in a --output-window buffer; gaps that never fill are \
         skipped and reported, nothing is invented); the report then goes to stderr.
 
+        The output is part of the verdict: a byte that arrived but is not in the file — a failed \
+        write (disk full, file too large, I/O error), a file that could not be opened or was \
+        deleted, a failed fsync, or a byte at or beyond --output-max-bytes (default 1T) or the \
+        END's total — fails the run (exit 3), and the report lists those byte ranges per stream. \
+        Reception and validation go on while the disk fails. When the run ends every file and \
+        its directory are fsynced before the verdict is printed; --fsync-interval T also syncs \
+        during the run (off by default), bounding what a crash can lose.
+
         Kernel drops (SO_RXQ_OVFL) are datagrams this receiver's socket buffer had no room for: the \
         receiver did not keep up. They are reported apart from path loss, with what to change \
         (--rcvbuf, net.core.rmem_max, --threads). With GRO the kernel counts dropped buffers \
@@ -35,8 +46,8 @@ struct ZCRecv: ParsableCommand {
         Ends after --streams N streams sent their END (and are complete or --linger passed), after \
         --idle-timeout without traffic, after --timeout, or on SIGINT/SIGTERM; then prints the report.
         Exit status: 0 ok, 1 loss or corruption beyond --max-loss/--max-corrupt, or datagrams not \
-        accounted (streams beyond --max-streams, truncated datagrams), 2 runtime error, 64 bad usage, \
-        130/143 stopped by a signal.
+        accounted (streams beyond --max-streams, truncated datagrams), 2 runtime error, 3 output \
+        incomplete (within those limits), 64 bad usage, 130/143 stopped by a signal.
 
         Sequence numbers at or above a stream's END total are not stream data: counted as \
         beyond_end (never unique or lost); stream data that arrives after the END (overtaken by it) \
@@ -78,6 +89,12 @@ struct ZCRecv: ParsableCommand {
 
     @Option(help: "With --output -: bytes of out-of-order data held back while waiting for a gap to fill (K/M).")
     var outputWindow: String = "16M"
+
+    @Option(help: "With --output: write no stream byte at or beyond this offset (K/M/G/T; none: no limit); such bytes are reported and fail the run.")
+    var outputMaxBytes: String = "1T"
+
+    @Option(help: "With --output: fdatasync the files at most this often during the run (e.g. 1s; default: only at the end).")
+    var fsyncInterval: String?
 
     @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.")
     var gro: String = "on"
@@ -139,6 +156,8 @@ struct ZCRecv: ParsableCommand {
             if let bad = list.first(where: { $0 >= available }) { throw ValidationError("--cpu \(bad) is out of range: this machine has CPUs 0...\(available - 1)") }
         }
         if let output, output.isEmpty { throw ValidationError("--output needs a file name or -") }
+        if outputMaxBytes != "none" && (Units.parseBytes(outputMaxBytes) ?? 0) == 0 { throw ValidationError("--output-max-bytes '\(outputMaxBytes)' must be a positive size (e.g. 1T) or none") }
+        if let fsyncInterval, (Units.parseDuration(fsyncInterval) ?? 0) == 0 { throw ValidationError("--fsync-interval '\(fsyncInterval)' must be a positive duration (e.g. 1s)") }
         if Units.parseBytes(outputWindow).map({ $0 >= 65_536 && $0 <= 1 << 30 }) != true { throw ValidationError("--output-window '\(outputWindow)' must be a size from 64K to 1G") }
     }
 
@@ -171,6 +190,8 @@ struct ZCRecv: ParsableCommand {
         if let output {
             c.output = output == "-" ? .standardOutput(windowBytes: Int(Units.parseBytes(outputWindow)!)) : .file(output)
         }
+        c.outputMaxBytes = outputMaxBytes == "none" ? nil : Units.parseBytes(outputMaxBytes)
+        c.fsyncIntervalNanoseconds = fsyncInterval.flatMap(Units.parseDuration)
         // The library's own range checks, as the last word (the flags above are
         // checked first so each message names the flag as typed).
         do { return try c.validated() } catch { throw ValidationError(error.description) }
@@ -179,6 +200,8 @@ struct ZCRecv: ParsableCommand {
     func run() throws {
         let configuration = try makeConfiguration()
         StopFlag.install()
+        // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
+        signal(SIGXFSZ, SIG_IGN)
         var printer = ReceiveProgressPrinter()
         let report: ReceiverReport
         do {
@@ -197,7 +220,8 @@ struct ZCRecv: ParsableCommand {
                         : ReceiverReportFormatter.text(report, verdict: verdict)
         if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
-        if !verdict.ok { throw ExitCode(ExitStatus.validationFailed) }
+        if !verdict.withinLimits { throw ExitCode(ExitStatus.validationFailed) }
+        if !verdict.outputComplete { throw ExitCode(ExitStatus.outputIncomplete) }
     }
 }
 
@@ -205,8 +229,17 @@ struct ZCRecv: ParsableCommand {
 struct Verdict {
     var ok: Bool { failures.isEmpty }
     var failures: [String] = []
+    /// Loss and corruption within --max-loss / --max-corrupt (exit 1 otherwise).
+    var withinLimits = true
+    /// Every byte that arrived is in the output and on disk (exit 3 otherwise).
+    var outputComplete = true
 
     init(_ r: ReceiverReport, maxLossPercent: Double, maxCorrupt: UInt64) {
+        defer {
+            withinLimits = failures.isEmpty
+            outputComplete = r.outputOK
+            for e in r.outputErrors { failures.append("output incomplete: \(e)") }
+        }
         let t = Totals(r)
         let expected = t.expected
         let stats = r.core.statistics

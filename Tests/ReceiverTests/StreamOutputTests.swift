@@ -2,6 +2,7 @@ import Foundation
 import Receiver
 import StreamProtocol
 import XCTest
+import ZCSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -161,5 +162,176 @@ final class StreamOutputTests: XCTestCase {
         XCTAssertEqual(list.ranges, [.init(0, 7)])
         XCTAssertEqual(list.count, 2)
         XCTAssertEqual(list.bytes, 8)
+    }
+
+    // MARK: issue 17: what is not in the file, and durability
+
+    private func spans(_ l: RangeList) -> [[UInt64]] { l.ranges.map { [$0.lower, $0.upper] } }
+
+    private func run(_ target: OutputTarget, _ seqs: [UInt64], end: (datagrams: UInt64, bytes: UInt64)? = nil,
+                     endFirst: Bool = false, between: () -> Void = {}) -> ValidatingCore {
+        var core = ValidatingCore(output: target)
+        if endFirst, let end { feed(&core, self.end(datagrams: end.datagrams, bytes: end.bytes)) }
+        for (k, s) in seqs.enumerated() {
+            feed(&core, datagram(seq: s))
+            if k == seqs.count / 2 { between() }
+        }
+        if !endFirst, let end { feed(&core, self.end(datagrams: end.datagrams, bytes: end.bytes)) }
+        core.finishOutput()
+        core.finalizeOutput(target)
+        return core
+    }
+
+    func testByteRangesRemoveAboveAndSubtract() {
+        var r = ByteRanges()
+        r.insert(0, 10); r.insert(20, 30); r.insert(40, 50)
+        let above = r.removeAll(atOrAbove: 25)
+        XCTAssertEqual(r.spans, [.init(0, 10), .init(20, 25)])
+        XCTAssertEqual(above.spans, [.init(25, 30), .init(40, 50)])
+        XCTAssertTrue(r.removeAll(atOrAbove: 100).isEmpty)
+        var a = ByteRanges()
+        a.insert(0, 100)
+        var b = ByteRanges()
+        b.insert(10, 20); b.insert(50, 60); b.insert(90, 200)
+        XCTAssertEqual(a.subtracting(b).spans, [.init(0, 10), .init(20, 50), .init(60, 90)])
+        XCTAssertEqual(b.subtracting(a).spans, [.init(100, 200)])
+        XCTAssertEqual(a.subtracting(ByteRanges()).spans, a.spans)
+        let list = RangeList(a.subtracting(b), limit: 2)
+        XCTAssertEqual(list.ranges, [.init(0, 10), .init(20, 50)])
+        XCTAssertEqual(list.count, 3)
+        XCTAssertEqual(list.bytes, 70)
+    }
+
+    func testACleanFileIsSyncedAndOK() throws {
+        let path = temporaryPath("synced")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        let core = run(target, Array(0..<10), end: (10, 10_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertTrue(out.ok, "\(out.problems)")
+        XCTAssertTrue(out.synced)
+        XCTAssertGreaterThan(out.lastSyncNanoseconds, 0)
+        XCTAssertEqual(out.syncError, 0)
+        XCTAssertEqual(out.failedRanges.bytes, 0)
+        XCTAssertEqual(out.beyondLimit.bytes, 0)
+        XCTAssertEqual(out.maxBytes, ReceiverConfiguration.defaultOutputMaxBytes)
+        XCTAssertTrue(target.problems(core.streams).isEmpty)
+    }
+
+    func testBytesBeyondMaxBytesAreNotWrittenButReported() throws {
+        let path = temporaryPath("max")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1, maxBytes: 5500)
+        let core = run(target, Array(0..<10), end: (10, 10_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(spans(out.beyondLimit), [[5500, 10_000]], "the datagram straddling the limit is cut there")
+        XCTAssertEqual(out.beyondLimit.bytes, 4500)
+        XCTAssertEqual(out.bytesWritten, 5500)
+        XCTAssertEqual(out.holes.count, 0, "beyond the limit is not a hole: it arrived")
+        XCTAssertEqual(out.failedRanges.count, 0)
+        XCTAssertEqual(out.length, 5500, "the END total beyond the limit does not stretch the file")
+        XCTAssertFalse(out.ok)
+        XCTAssertEqual(read(path), expectedBytes(0..<5500))
+        XCTAssertEqual(core.streams[0].tracker.unique, 10, "the sequence accounting is unaffected")
+        XCTAssertEqual(core.streams[0].summary().lost, 0)
+        XCTAssertEqual(target.problems(core.streams).count, 1)
+    }
+
+    func testBytesBeyondTheEndTotalAreNotInTheFile() throws {
+        let path = temporaryPath("endtotal")
+        defer { unlink(path) }
+        // Before END: 0...6 (5 and 6 lie beyond the byte total announced later). After END: 8,
+        // a sequence number below the END's datagram total whose bytes lie beyond its byte total.
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        var core = ValidatingCore(output: target)
+        for s: UInt64 in 0...6 { feed(&core, datagram(seq: s)) }
+        feed(&core, end(datagrams: 10, bytes: 4_500))
+        feed(&core, datagram(seq: 8))
+        core.finishOutput()
+        core.finalizeOutput(target)
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(spans(out.beyondLimit), [[4_500, 7_000], [8_000, 9_000]])
+        XCTAssertEqual(out.length, 4_500, "the file is cut back to the END total")
+        XCTAssertEqual(read(path), expectedBytes(0..<4_500))
+        XCTAssertFalse(out.ok)
+    }
+
+    func testFailedWritesAreExactRanges() throws {
+        // A real EFBIG: RLIMIT_FSIZE on this process for the duration of the run.
+        let path = temporaryPath("fsize")
+        defer { unlink(path) }
+        let previous = signal(SIGXFSZ, SIG_IGN)
+        var old = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old)
+        var limit = old
+        limit.rlim_cur = 5_500
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit), 0)
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        // 7 lost: the failed ranges and the hole stay apart.
+        let core = run(target, [0, 1, 2, 3, 4, 5, 6, 8, 9], end: (10, 10_000))
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old), 0)
+        signal(SIGXFSZ, previous)
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(spans(out.failedRanges), [[5_500, 7_000], [8_000, 10_000]], "partial write to the limit, then EFBIG")
+        XCTAssertEqual(out.failedRanges.bytes, 3_500)
+        XCTAssertEqual(out.firstWriteError, EFBIG)
+        XCTAssertEqual(out.bytesWritten, 5_500)
+        XCTAssertEqual(spans(out.holes), [[7_000, 8_000]], "only what never arrived is a hole")
+        XCTAssertFalse(out.ok)
+        XCTAssertEqual(read(path), expectedBytes(0..<5_500))
+        XCTAssertEqual(core.streams[0].tracker.unique, 9, "validation went on")
+        XCTAssertEqual(core.streams[0].summary().lost, 1)
+        XCTAssertTrue(target.problems(core.streams).first?.contains("3500 bytes in 2 range(s) not written") ?? false,
+                      "\(target.problems(core.streams))")
+    }
+
+    func testAFileDeletedDuringTheRunIsLost() throws {
+        let directory = temporaryPath("dir")
+        mkdir(directory, 0o755)
+        let path = directory + "/out"
+        defer { unlink(path); rmdir(directory) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        let core = run(target, Array(0..<10), end: (10, 10_000), between: { unlink(path); rmdir(directory) })
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertTrue(out.fileDeleted)
+        XCTAssertEqual(spans(out.failedRanges), [[0, 10_000]], "everything written went with the file")
+        XCTAssertEqual(out.holes.count, 0)
+        XCTAssertFalse(out.synced)
+        XCTAssertFalse(out.ok)
+    }
+
+    func testAFileThatCannotBeOpenedIsAllFailed() throws {
+        let path = temporaryPath("nodir") + "/missing/out"
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        let core = run(target, [0, 1, 3], end: (4, 4_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(out.openError, ENOENT)
+        XCTAssertEqual(spans(out.failedRanges), [[0, 2_000], [3_000, 4_000]])
+        XCTAssertEqual(spans(out.holes), [[2_000, 3_000]])
+        XCTAssertFalse(out.ok)
+        XCTAssertEqual(target.openErrors.count, 1)
+    }
+
+    func testIntervalSyncCountsAndConfigurationChecks() throws {
+        let path = temporaryPath("interval")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        var core = ValidatingCore(output: target)
+        feed(&core, datagram(seq: 0))
+        XCTAssertEqual(target.syncNow(), 1)
+        XCTAssertEqual(target.syncNow(), 1)
+        core.finishOutput()
+        core.finalizeOutput(target)
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(out.intervalSyncs, 2)
+        XCTAssertTrue(out.synced)
+        var c = ReceiverConfiguration(listen: try SocketAddress.parse("127.0.0.1:0", allowPortZero: true))
+        c.outputMaxBytes = 0
+        XCTAssertThrowsError(try c.validate())
+        c.outputMaxBytes = nil
+        c.fsyncIntervalNanoseconds = 0
+        XCTAssertThrowsError(try c.validate())
+        c.fsyncIntervalNanoseconds = 1_000_000_000
+        XCTAssertNoThrow(try c.validate())
     }
 }
