@@ -14,6 +14,10 @@ let package = Package(
         // Documentation only: `swift package generate-documentation --target Sender`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // --metrics: Prometheus registry and text exposition, served by FlyingFox (a small
+        // HTTP server on sockets + Swift concurrency; no SwiftNIO to build).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // The only C: liburing's static-inline helpers and unions, the CRC32C instruction,
@@ -31,13 +35,19 @@ let package = Package(
         // The library in one import: re-exports the modules below.
         .target(name: "ZCStream", dependencies: ["Sender", "Receiver", "StreamProtocol", "ZCSystem"]),
         .target(name: "CLISupport"),
+        // Prometheus exposition for both CLIs: registry, monotone counters, the /metrics listener.
+        .target(
+            name: "MetricsExport",
+            dependencies: ["CLISupport", "ZCSystem", .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "FlyingFox", package: "FlyingFox")]
+        ),
         .executableTarget(
             name: "zc-send",
-            dependencies: ["Sender", "ZCSystem", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sender", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "zc-recv",
-            dependencies: ["Receiver", "ZCSystem", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Receiver", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Examples: small programs on the library's public API (run by the test suite).
         .executableTarget(name: "daq-producer", dependencies: ["Sender", "ZCSystem"], path: "Examples/DAQProducer"),
@@ -47,6 +57,7 @@ let package = Package(
         .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),
         .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "StreamProtocol"]),
         .testTarget(name: "CLISupportTests", dependencies: ["CLISupport"]),
+        .testTarget(name: "MetricsExportTests", dependencies: ["MetricsExport"]),
         .testTarget(name: "LibraryTests", dependencies: ["ZCStream"]),
         .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "daq-producer", "validated-sink"]),
     ],

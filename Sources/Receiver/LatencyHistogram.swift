@@ -26,6 +26,12 @@ public struct LatencyHistogram: Sendable {
     public private(set) var maxNanoseconds: Int64 = .min
     private var pendingValue: UInt64 = .max
     private var pendingCount: UInt64 = 0
+    /// Coarse per-bucket counts at ``exportBoundsNanoseconds`` (last slot: above the
+    /// largest bound), kept beside the HDR counts for metrics exporters: reading them is
+    /// a copy of 21 integers, not a walk over the HDR histogram (see ``exportBuckets``).
+    private var coarse = [UInt64](repeating: 0, count: LatencyHistogram.exportBoundsNanoseconds.count + 1)
+    /// The sum of the recorded (clamped, negative as 0) samples in nanoseconds, wrapping.
+    private var coarseSum: UInt64 = 0
 
     /// An empty histogram; allocates its counts (~170 KB) now so recording never does.
     public init() {}
@@ -41,6 +47,8 @@ public struct LatencyHistogram: Sendable {
     private mutating func flush() {
         if pendingCount > 0 {
             recorded.record(pendingValue, count: pendingCount)
+            coarse[Self.exportBucket(pendingValue)] &+= pendingCount
+            coarseSum &+= pendingValue &* pendingCount
             pendingCount = 0
         }
     }
@@ -72,6 +80,9 @@ public struct LatencyHistogram: Sendable {
     public mutating func add(_ other: LatencyHistogram) {
         flush()
         recorded.add(other.histogram)
+        let o = other.exportBuckets
+        for i in coarse.indices { coarse[i] &+= o.counts[i] }
+        coarseSum &+= o.sumNanoseconds
         negative &+= other.negative
         clamped &+= other.clamped
         minNanoseconds = min(minNanoseconds, other.minNanoseconds)
@@ -114,5 +125,19 @@ public struct LatencyHistogram: Sendable {
                        maxMicroseconds: Double(maxNanoseconds) / 1e3,
                        meanMicroseconds: histogram.mean / 1e3,
                        negative: negative, clamped: clamped)
+    }
+}
+
+extension LatencyHistogram {
+    /// The coarse export buckets with every sample (the pending run included) in them.
+    public var exportBuckets: ExportBuckets {
+        var b = ExportBuckets()
+        b.counts = coarse
+        b.sumNanoseconds = coarseSum
+        if pendingCount > 0 {
+            b.counts[Self.exportBucket(pendingValue)] &+= pendingCount
+            b.sumNanoseconds &+= pendingValue &* pendingCount
+        }
+        return b
     }
 }

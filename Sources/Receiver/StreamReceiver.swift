@@ -142,6 +142,9 @@ final class ReceiveWorker: @unchecked Sendable {
 
     let delivery: DeliveryHandler?
     let excludeHead: Bool
+    /// Metrics snapshots (`--metrics`): this thread's slot is `metricsIndex`.
+    var metrics: ReceiverMetricsPublisher?
+    var metricsIndex = 0
 
     init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?,
          delivery: DeliveryHandler? = nil, excludeHead: Bool = false) {
@@ -161,7 +164,13 @@ final class ReceiveWorker: @unchecked Sendable {
         core.excludeHead = excludeHead
         var nextPublish: UInt64 = 0
         var publishedEnded = 0
+        var nextMetrics: UInt64 = 0
+        var metricsState = ThreadMetricsState()
         let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
+            if let metrics, now >= nextMetrics {
+                metrics.publish(thread: metricsIndex, core: core, state: &metricsState, now: now, finished: false)
+                nextMetrics = now + metrics.intervalNanoseconds
+            }
             if now >= nextPublish || core.streamsEnded != publishedEnded || core.streamsEnded > 0 {
                 let snapshot = WorkerSnapshot(core)
                 published.withLock { $0 = snapshot }
@@ -184,6 +193,7 @@ final class ReceiveWorker: @unchecked Sendable {
         core.finishOutput()
         var last = WorkerSnapshot(core)
         last.finished = true
+        metrics?.publish(thread: metricsIndex, core: core, state: &metricsState, now: MonotonicClock.nanoseconds(), finished: true)
         self.core = core
         published.withLock { $0 = last }
     }
@@ -203,7 +213,8 @@ public enum StreamReceiver {
     ///   cannot be started, or a receive thread fails (the others are stopped first).
     public static func run(_ c: ReceiverConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            ready: (SocketAddress, Int32, Bool) -> Void = { _, _, _ in },
-                           progress: @escaping (ReceiveProgress) -> Void = { _ in }) throws(SystemError) -> ReceiverReport {
+                           progress: @escaping (ReceiveProgress) -> Void = { _ in },
+                           metrics: ReceiverMetricsPublisher? = nil) throws(SystemError) -> ReceiverReport {
         let threads = max(1, c.threads)
         var granted: Int32 = 0
         var forced = false
@@ -256,6 +267,8 @@ public enum StreamReceiver {
             workers.append(ReceiveWorker(socket: socket, engine: c.engine, cpu: cpu, maxStreams: c.maxStreams, output: output,
                                          delivery: c.delivery, excludeHead: c.isMulticast && !c.multicast.countHeadLoss))
         }
+        metrics?.prepare(threads: workers.count)
+        for (i, w) in workers.enumerated() { w.metrics = metrics; w.metricsIndex = i }
         ready(bound, granted, groEnabled)
 
         let start = MonotonicClock.nanoseconds()
@@ -278,6 +291,7 @@ public enum StreamReceiver {
         var lastSeenAt: UInt64 = 0
         var nextProgress = progressIntervalNanoseconds == 0 ? UInt64.max : start + progressIntervalNanoseconds
         var nextSync = output != nil ? c.fsyncIntervalNanoseconds.map { start + $0 } ?? UInt64.max : UInt64.max
+        var nextMetrics = metrics.map { start + $0.intervalNanoseconds } ?? .max
         while true {
             MonotonicClock.sleep(nanoseconds: 2_000_000)
             let now = MonotonicClock.nanoseconds()
@@ -303,6 +317,10 @@ public enum StreamReceiver {
                 output.syncNow()
                 nextSync = MonotonicClock.nanoseconds() + interval
             }
+            if let metrics, now >= nextMetrics {
+                nextMetrics = now + metrics.intervalNanoseconds
+                metrics.collect(now: now, finished: false)
+            }
             if anyFinished { break } // a thread failed: stop the others, report the error below
             if StopFlag.isSet { reason = .signal; break }
             if let limit = c.timeoutNanoseconds, now - start >= limit { reason = .timeout; break }
@@ -317,6 +335,7 @@ public enum StreamReceiver {
         for w in workers { w.stop.store(true, ordering: .relaxed) }
         for r in running { r.join() }
         if let membership { try? workers[0].socket.leave(membership) }
+        metrics?.collect(now: MonotonicClock.nanoseconds(), finished: true)
         if let failure = workers.lazy.compactMap(\.failure).first { throw failure }
 
         var merged = workers[0].core!

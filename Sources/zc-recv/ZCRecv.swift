@@ -69,7 +69,8 @@ struct ZCRecv: ParsableCommand {
         accounts it from the first sequence number it received and says so (joined_late, \
         first_sequence, head_not_counted) instead of calling the missed head path loss, unless \
         --count-head-loss; the report gives the time from the join to the first datagram.
-        """
+        """,
+        version: ZCStreamVersion.string
     )
 
     @Argument(help: "Address to listen on: PORT, HOST:PORT or [IPV6]:PORT (port 0: any free port).")
@@ -138,6 +139,9 @@ struct ZCRecv: ParsableCommand {
     @Option(name: .shortAndLong, help: "Seconds between progress lines on stderr (0: none).")
     var interval: Double = 1
 
+    @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
+    var metrics: String?
+
     func validate() throws {
         if ReceiveEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         if !["on", "off"].contains(gro) { throw ValidationError("--gro must be on or off") }
@@ -199,6 +203,7 @@ struct ZCRecv: ParsableCommand {
 
     func run() throws {
         let configuration = try makeConfiguration()
+        let exporter = try startMetrics(metrics, program: "zc-recv")
         StopFlag.install()
         // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
@@ -209,14 +214,15 @@ struct ZCRecv: ParsableCommand {
                 ready: { address, rcvbuf, gro in
                     Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))), \(configuration.threads) thread(s))")
                 },
-                progress: { printer.print($0) })
+                progress: { printer.print($0) },
+                metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } })
         } catch {
             Output.standardError("zc-recv: \(error)")
             throw ExitCode(ExitStatus.failure)
         }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         // With --output -, stdout carries the stream: the report goes to stderr.
-        let text = json ? ReceiverReportFormatter.json(report, verdict: verdict).rendered(pretty: true)
+        let text = json ? ReceiverReportFormatter.json(report, verdict: verdict).withVersion().rendered(pretty: true)
                         : ReceiverReportFormatter.text(report, verdict: verdict)
         if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }

@@ -27,7 +27,8 @@ struct ZCSend: ParsableCommand {
           zc-send 127.0.0.1:9000 --duration 5
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
           zc-send 198.18.0.2:9000 --engine packet-ring --interface veth0 --count 1000000
-        """
+        """,
+        version: ZCStreamVersion.string
     )
 
     @Argument(help: "Destination HOST:PORT or [IPV6]:PORT.")
@@ -110,6 +111,9 @@ struct ZCSend: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Seconds between progress lines on stderr (0: none).")
     var interval: Double = 1
+
+    @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
+    var metrics: String?
 
     @Option(help: ArgumentHelp("Testing: corrupt N datagrams after checksumming.", visibility: .hidden))
     var injectCorrupt: Int = 0
@@ -271,20 +275,28 @@ struct ZCSend: ParsableCommand {
                 }
             }
         }
+        let exporter = try SenderMetricsExporter.start(metrics)
         StopFlag.install()
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine == .uringZC)
+        // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
+        let printEvery = UInt64(interval * 1e9)
+        var nextPrint = printEvery
         let reports: [SenderReport]
         do {
             reports = try MultiStreamSender.run(configurations, cpus: cpu.flatMap(Units.parseCPUList),
-                                                progressIntervalNanoseconds: UInt64(interval * 1e9)) {
-                reporter.print($0)
+                                                progressIntervalNanoseconds: exporter == nil ? printEvery : SenderMetricsExporter.intervalNanoseconds) {
+                exporter?.update($0)
+                if exporter == nil || (printEvery > 0 && $0.elapsedNanoseconds >= nextPrint) {
+                    reporter.print($0)
+                    nextPrint = $0.elapsedNanoseconds + printEvery
+                }
             }
         } catch {
             Output.standardError("zc-send: \(error)")
             throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
         if json {
-            Output.standardOutput(SenderReportFormatter.json(reports).rendered(pretty: true))
+            Output.standardOutput(SenderReportFormatter.json(reports).withVersion().rendered(pretty: true))
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
