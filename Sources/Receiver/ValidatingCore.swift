@@ -94,7 +94,9 @@ public struct ValidatingCore: Sendable {
     public mutating func process(_ p: UnsafeRawPointer, length: Int, now: UInt64, wallNow: UInt64,
                                  source: SourceAddress = .unknown) {
         statistics.datagramsSeen &+= 1
-        switch Datagram.validate(p, length: length) {
+        // Checksum and pattern in one pass over the payload.
+        var patternMatches = true
+        switch Datagram.validate(p, length: length, patternMatches: &patternMatches) {
         case .valid(let h):
             guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
                 statistics.tooManyStreams &+= 1
@@ -105,8 +107,7 @@ public struct ValidatingCore: Sendable {
                 if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) { streamsEnded += 1 }
                 return
             }
-            if h.flags.rawValue & Self.patternFlag != 0,
-               PayloadPattern.firstMismatch(payload, count: Int(h.payloadLength), streamID: h.streamID, offset: h.offset) != nil {
+            if !patternMatches {
                 streams[i].patternMismatches &+= 1
                 return
             }

@@ -130,8 +130,30 @@ public struct DatagramWriter {
     mutating func writeDatagram(_ s: UInt64, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
         let payload = payloadLength(of: s)
         let offset = s &* UInt64(payloadSize)
-        PayloadPattern.fill(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset)
-        return sealDatagram(s, payload: payload, at: p, timestamp: timestamp)
+        // One pass: the header's CRC continues through the payload as it is generated.
+        writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
+        let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
+        let crc = PayloadPattern.fillChecksummed(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset,
+                                                 continuing: head)
+        p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        return account(payload: payload, offset: offset)
+    }
+
+    /// The header for sequence `s` (checksum field 0) at `p`.
+    @inline(__always)
+    func writeHeader(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64, offset: UInt64) {
+        DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
+                       timestampNanoseconds: timestamp, payloadLength: UInt32(payload)).write(to: p)
+    }
+
+    /// Counts a datagram written; returns its length.
+    @inline(__always)
+    mutating func account(payload: Int, offset: UInt64) -> Int {
+        let length = DatagramHeader.size + payload
+        datagramsWritten &+= 1
+        bytesWritten &+= UInt64(length)
+        payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
+        return length
     }
 
     /// Writes the header for sequence `s` in front of a payload already at
@@ -140,15 +162,9 @@ public struct DatagramWriter {
     mutating func sealDatagram(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64,
                                offset: UInt64? = nil) -> Int {
         let offset = offset ?? s &* UInt64(payloadSize)
-        let header = DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
-                                    timestampNanoseconds: timestamp, payloadLength: UInt32(payload))
-        header.write(to: p)
-        let length = DatagramHeader.size + payload
-        Datagram.seal(p, length: length)
-        datagramsWritten &+= 1
-        bytesWritten &+= UInt64(length)
-        payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
-        return length
+        writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
+        Datagram.seal(p, length: DatagramHeader.size + payload)
+        return account(payload: payload, offset: offset)
     }
 
     // MARK: External payloads (files, stdin, the application)

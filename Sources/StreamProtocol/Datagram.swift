@@ -61,9 +61,38 @@ public enum Datagram {
         return CRC32C.checksum(p + rest, count: length - rest, continuing: crc)
     }
 
+    /// The CRC32C of the header (extension included) with the checksum field taken as
+    /// zero: where a datagram's checksum continues into its payload.
+    @inline(__always)
+    public static func headerChecksum(_ p: UnsafeRawPointer, headerLength: Int) -> UInt32 {
+        var fixed = (p.loadUnaligned(as: SIMD32<UInt8>.self), p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt8>.self))
+        fixed.1[12] = 0; fixed.1[13] = 0; fixed.1[14] = 0; fixed.1[15] = 0 // bytes 44..47: the checksum
+        var crc = withUnsafeBytes(of: &fixed) { CRC32C.checksum($0.baseAddress!, count: DatagramHeader.size) }
+        if headerLength > DatagramHeader.size {
+            crc = CRC32C.checksum(p + DatagramHeader.size, count: headerLength - DatagramHeader.size, continuing: crc)
+        }
+        return crc
+    }
+
     /// Checks structure, then the checksum. O(length), no allocation.
     @inline(__always)
     public static func validate(_ p: UnsafeRawPointer, length: Int) -> Validation {
+        var ignored = true
+        return validate(p, length: length, checkPattern: false, patternMatches: &ignored)
+    }
+
+    /// ``validate(_:length:)`` that also checks a PATTERN DATA datagram's payload against
+    /// the pattern, in the same pass over the bytes as the checksum. `patternMatches` is
+    /// set false when such a datagram's payload differs from the pattern (meaningful
+    /// when the result is `.valid`); other datagrams leave it true.
+    @inline(__always)
+    public static func validate(_ p: UnsafeRawPointer, length: Int, patternMatches: inout Bool) -> Validation {
+        validate(p, length: length, checkPattern: true, patternMatches: &patternMatches)
+    }
+
+    @inline(__always)
+    static func validate(_ p: UnsafeRawPointer, length: Int, checkPattern: Bool, patternMatches: inout Bool) -> Validation {
+        patternMatches = true
         guard length >= DatagramHeader.size else { return .rejected(.tooShort) }
         guard UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)) == DatagramHeader.magic else {
             return .rejected(.badMagic)
@@ -81,7 +110,16 @@ public enum Datagram {
             return .rejected(.badFlags)
         }
         guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
-        let computed = computeChecksum(p, length: length)
+        let computed: UInt32
+        if checkPattern && flags.contains(.data) && flags.contains(.pattern) {
+            let head = headerChecksum(p, headerLength: hlen)
+            let r = PayloadPattern.checkChecksummed(p + hlen, count: Int(header.payloadLength), streamID: header.streamID,
+                                                    offset: header.offset, continuing: head)
+            computed = r.crc
+            patternMatches = r.matches
+        } else {
+            computed = computeChecksum(p, length: length)
+        }
         guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
         if flags.contains(.end) && header.payloadLength != UInt32(EndOfStream.payloadSize) {
             return .rejected(.badEnd)
