@@ -66,7 +66,9 @@ public enum Datagram {
     @inline(__always)
     public static func headerChecksum(_ p: UnsafeRawPointer, headerLength: Int) -> UInt32 {
         var fixed = (p.loadUnaligned(as: SIMD32<UInt8>.self), p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt8>.self))
-        fixed.1[12] = 0; fixed.1[13] = 0; fixed.1[14] = 0; fixed.1[15] = 0 // bytes 44..47: the checksum
+        // Bytes 44..47 (the checksum) zeroed with one vector AND, not byte stores: the CRC
+        // reads 8-byte words, which the store buffer forwards only from one wider store.
+        fixed.1 &= SIMD16<UInt8>(255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0)
         var crc = withUnsafeBytes(of: &fixed) { CRC32C.checksum($0.baseAddress!, count: DatagramHeader.size) }
         if headerLength > DatagramHeader.size {
             crc = CRC32C.checksum(p + DatagramHeader.size, count: headerLength - DatagramHeader.size, continuing: crc)
