@@ -87,7 +87,7 @@ public enum StreamSender {
                 try socket.setGSOSegment(c.datagramSize)
             }
             var writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
-                                        faults: c.faults, patternPayload: input == nil)
+                                        faults: c.faults, patternPayload: input == nil, fixedPayload: c.source == .fixed)
             var stats = SenderStatistics()
             let start = MonotonicClock.nanoseconds()
             var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: start, report: progress)

@@ -120,6 +120,9 @@ final class UringSendEngine {
         var endsRemaining = c.endRepeats
         var nextEndAt: UInt64 = 0
         var drainDeadline: UInt64 = .max
+        if writer.isFixedPayload {
+            for slot in 0..<pool.count { writer.prepareSlot(pool.address(of: slot), maxSegments: segmentsPerSend) }
+        }
 
         while true {
             let now = MonotonicClock.nanoseconds()

@@ -1,5 +1,6 @@
 import CLISupport
 import Sender
+import StreamProtocol
 import ZCSystem
 
 /// The end-of-run report, as JSON for scripts and as text for people.
@@ -43,6 +44,7 @@ enum SenderReportFormatter {
         var fields: [(String, JSONValue)] = [
             ("role", .string("sender")),
             ("engine", .string(c.engine.rawValue)),
+            ("crc32c", .string(CRC32C.active.description)),
             ("destination", .string(c.destination.description)),
             ("stream_id", .uint(c.streamID)),
             ("datagram_size", .int(Int64(c.datagramSize))),

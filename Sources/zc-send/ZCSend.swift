@@ -54,7 +54,7 @@ struct ZCSend: ParsableCommand {
     @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count.")
     var gso: String = "auto"
 
-    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), a FILE, or - for stdin.")
+    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
     var source: String = "pattern"
 
     @Option(help: "Registered buffer slots (each holds one send).")
@@ -140,7 +140,10 @@ struct ZCSend: ParsableCommand {
         if source != "pattern" && (injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0) {
             throw ValidationError("--inject-* need --source pattern")
         }
-        if source != "pattern" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
+        if source == "fixed" && engine == SendEngineKind.packetRing.rawValue {
+            throw ValidationError("--source fixed needs a pool engine (uring-zc, uring, sendmmsg)")
+        }
+        if source != "pattern" && source != "fixed" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
         }
@@ -199,7 +202,7 @@ struct ZCSend: ParsableCommand {
         do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
         var limit = StreamLimit(datagrams: count, payloadBytes: bytes.flatMap(Units.parseBytes),
                                 durationNanoseconds: duration.flatMap(Units.parseDuration))
-        if source == "pattern" && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
+        if (source == "pattern" || source == "fixed") && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
             limit.durationNanoseconds = 10_000_000_000
         }
         var faults = FaultInjection()
@@ -217,7 +220,7 @@ struct ZCSend: ParsableCommand {
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
-            c.source = source == "pattern" ? .pattern : source == "-" ? .standardInput : .file(source)
+            c.source = source == "pattern" ? .pattern : source == "fixed" ? .fixed : source == "-" ? .standardInput : .file(source)
             if c.engine == .packetRing, let interface {
                 c.packetRing = PacketRingOptions(interface: interface, sourceIP: src.flatMap { IPv4Address($0) },
                                                  sourcePort: srcPort ?? PacketRingOptions.defaultSourcePort,
