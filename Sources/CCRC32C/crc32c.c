@@ -454,6 +454,11 @@ static int probe(int variant) {
 }
 #endif // __x86_64__
 
+void zc_prefetch_for_write(const void *p, size_t stride, size_t count) {
+    const char *c = p;
+    for (size_t i = 0; i < count; i++) __builtin_prefetch(c + i * stride, 1, 3);
+}
+
 // ---- dispatch ----------------------------------------------------------------------
 static uint32_t fill_portable(uint32_t crc, void *dst, size_t len, uint64_t id, uint64_t off) {
     return fill_chunked(crc_portable, crc, dst, len, id, off);

@@ -89,6 +89,7 @@ public struct DatagramWriter {
         let now = MonotonicClock.wallNanoseconds()
         var position = 0
         var written = 0
+        if fixed != nil { PayloadPattern.prefetchForWrite(slot, stride: datagramSize, count: maxSegments) }
         while written < maxSegments && !isExhausted {
             let s = nextSequence
             if s == faults.nextFaultSequence {

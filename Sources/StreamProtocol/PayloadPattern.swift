@@ -97,6 +97,13 @@ public enum PayloadPattern {
         return (sum, mismatch == 0)
     }
 
+    /// Prefetches `count` cache lines `stride` bytes apart from `p` for writing (headers
+    /// of a slot about to be rewritten).
+    @inline(__always)
+    public static func prefetchForWrite(_ p: UnsafeMutableRawPointer, stride: Int, count: Int) {
+        zc_prefetch_for_write(p, stride, count)
+    }
+
     /// Byte by byte, word index and byte-in-word kept apart so nothing wraps at 2^64.
     @inline(never)
     static func fillAcrossEnd(_ p: UnsafeMutableRawPointer, count: Int, streamID: UInt64, offset: UInt64) {

@@ -53,4 +53,9 @@ uint32_t zc_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 /// t[512 + ((c >> 16) & 255)] ^ t[768 + (c >> 24)].
 void zc_crc32c_shift_table(uint32_t *table, uint64_t len);
 
+/// Prefetches `count` cache lines `stride` bytes apart, starting at `p`, for writing
+/// (`--source fixed` rewrites only the headers of a slot: 44 lines 1472 bytes apart,
+/// cold after a trip round a pool larger than the cache; their misses then overlap).
+void zc_prefetch_for_write(const void *p, size_t stride, size_t count);
+
 #endif
