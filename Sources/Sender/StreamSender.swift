@@ -93,7 +93,7 @@ public enum StreamSender {
             var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: start, report: progress)
             let reason: StopReason
             switch c.engine {
-            case .uringZC, .uring:
+            case .uringZC, .uring, .auto:
                 let engine = try UringSendEngine.make(configuration: c, socket: socket, input: input)
                 reason = try engine.run(writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
             case .sendmmsg:

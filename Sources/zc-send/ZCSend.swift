@@ -250,7 +250,7 @@ struct ZCSend: ParsableCommand {
             }
         }
         StopFlag.install()
-        var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine == .uringZC)
+        var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
         let reports: [SenderReport]
         do {
             reports = try MultiStreamSender.run(configurations, cpus: cpu.flatMap(Units.parseCPUList),
