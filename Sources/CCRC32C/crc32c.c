@@ -539,6 +539,16 @@ uint32_t zc_crc32c_pattern_fill(int variant, uint32_t crc, void *dst, size_t len
     int v = variant < 0 ? current() : (current(), variant);
     return variants[v].fill(crc, dst, len, id, off);
 }
+uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t id, uint64_t off) {
+    int v = variant < 0 ? current() : (current(), variant);
+    uint8_t *p = datagram;
+    uint32_t crc = variants[v].crc(0, p, 48);
+    crc = variants[v].fill(crc, p + 48, payload_len, id, off);
+    uint32_t be = __builtin_bswap32(crc);
+    memcpy(p + 44, &be, 4);
+    return crc;
+}
+
 uint32_t zc_crc32c_pattern_check(int variant, uint32_t crc, const void *src, size_t len, uint64_t id, uint64_t off,
                                  int *mismatch) {
     int v = variant < 0 ? current() : (current(), variant);

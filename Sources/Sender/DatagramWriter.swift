@@ -167,10 +167,7 @@ public struct DatagramWriter {
         }
         // One pass: the header's CRC continues through the payload as it is generated.
         writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
-        let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
-        let crc = PayloadPattern.fillChecksummed(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset,
-                                                 continuing: head)
-        p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        Datagram.sealPattern(p, payloadLength: payload, streamID: streamID, offset: offset)
         return account(payload: payload, offset: offset)
     }
 

@@ -1,3 +1,5 @@
+import CCRC32C
+
 /// Encoding and validation of whole datagrams (header + payload) in caller memory.
 public enum Datagram {
     /// Why a received datagram is not a valid zcstream datagram.
@@ -35,6 +37,22 @@ public enum Datagram {
     public static func seal(_ p: UnsafeMutableRawPointer, length: Int) {
         let crc = CRC32C.checksum(UnsafeRawPointer(p), count: length)
         p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+    }
+
+    /// For a datagram whose 48-byte header is written at `p` (checksum field 0): writes the
+    /// pattern payload for stream bytes `[offset, offset + payloadLength)` behind it and
+    /// stores the checksum, generating and checksumming the payload in one pass (one call
+    /// into the CRC32C kernel per datagram). Returns the checksum.
+    @inline(__always) @discardableResult
+    public static func sealPattern(_ p: UnsafeMutableRawPointer, payloadLength: Int, streamID: UInt64, offset: UInt64) -> UInt32 {
+        if PayloadPattern.crossesEnd(count: payloadLength, offset: offset) {
+            let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
+            let crc = PayloadPattern.fillChecksummed(p + DatagramHeader.size, count: payloadLength, streamID: streamID,
+                                                     offset: offset, continuing: head)
+            p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+            return crc
+        }
+        return zc_crc32c_seal_pattern(-1, p, payloadLength, streamID, offset)
     }
 
     /// Writes the 48 fixed header bytes of `header` (checksum ignored) at `p` and

@@ -163,4 +163,23 @@ final class CRC32CVariantTests: XCTestCase {
             }
         }
     }
+
+    /// Datagram.sealPattern (header CRC + fused payload in one call) == fill, then encode.
+    func testSealPatternMatchesFillThenEncode() {
+        for (payload, offset) in [(0, UInt64(0)), (1424, 1424 * 9), (8924, 8924 * 3), (1000, UInt64.max - 500), (77, 5)] {
+            let h = DatagramHeader(flags: [.data, .pattern], streamID: 0x77, sequence: 3, offset: offset,
+                                   timestampNanoseconds: 9, payloadLength: UInt32(payload))
+            var want = [UInt8](repeating: 0, count: 48 + payload), got = want
+            want.withUnsafeMutableBytes { b in
+                PayloadPattern.fill(b.baseAddress! + 48, count: payload, streamID: 0x77, offset: offset)
+                Datagram.encode(h, at: b.baseAddress!)
+            }
+            let crc = got.withUnsafeMutableBytes { b in
+                h.write(to: b.baseAddress!)
+                return Datagram.sealPattern(b.baseAddress!, payloadLength: payload, streamID: 0x77, offset: offset)
+            }
+            XCTAssertEqual(got, want, "payload \(payload) offset \(offset)")
+            XCTAssertEqual(crc, DatagramHeader(reading: want.withUnsafeBytes { $0.baseAddress! }).checksum)
+        }
+    }
 }

@@ -46,6 +46,13 @@ uint32_t zc_crc32c_pattern_fill(int variant, uint32_t crc, void *dst, size_t len
 uint32_t zc_crc32c_pattern_check(int variant, uint32_t crc, const void *src, size_t len,
                                  uint64_t stream_id, uint64_t offset, int *mismatch);
 
+/// The sender's whole per-datagram checksum work in one call: the 48-byte header at
+/// `datagram` (written, checksum field 0) is checksummed, the pattern for stream bytes
+/// [offset, offset + payload_len) is written behind it and folded into the same CRC in
+/// one pass, and the result is stored big-endian in the checksum field (bytes 44..47).
+/// Returns the checksum. The range must not run past stream byte 2^64.
+uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t stream_id, uint64_t offset);
+
 /// crc(A || B) from crc(A), crc(B) and len(B): crc(A) times x^(8 len(B)) mod P, xor crc(B).
 uint32_t zc_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 /// The zeros operator as four byte tables in 1024 entries: table[256k + b] = shift of
