@@ -20,16 +20,18 @@ let package = Package(
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
-        // The only C: liburing's static-inline helpers and unions, the CRC32C instruction,
-        // and an async-signal-safe stop flag.
+        // C: liburing's static-inline helpers and unions, and an async-signal-safe stop flag.
         .target(
             name: "CURing",
-            cSettings: [.unsafeFlags(["-O3"])],
             linkerSettings: [.linkedLibrary("uring")]
         ),
+        // C: the CRC32C kernels (crc32 instruction, PCLMULQDQ/VPCLMULQDQ folding, chosen at
+        // run time) with the payload pattern fused in. No liburing, no compiler flags:
+        // each kernel names its instruction set with __attribute__((target)).
+        .target(name: "CCRC32C"),
         .target(name: "ZCSystem", dependencies: ["CURing"]),
         .target(name: "URing", dependencies: ["CURing", "ZCSystem"]),
-        .target(name: "StreamProtocol", dependencies: ["CURing"]),
+        .target(name: "StreamProtocol", dependencies: ["CCRC32C"]),
         .target(name: "Sender", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
         .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // The library in one import: re-exports the modules below.

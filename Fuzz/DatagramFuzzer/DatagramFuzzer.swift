@@ -76,6 +76,13 @@ func checkChecksum(_ p: UnsafeRawPointer, _ n: Int) {
         let bits = bitwiseCRC(p, n)
         require(fast == bits, "CRC32C \(fast) != bitwise \(bits) over \(n) bytes")
     }
+    // Every CRC32C kernel this CPU runs computes the same function.
+    let seed = n >= 4 ? p.loadUnaligned(as: UInt32.self) : 0
+    let portableSeeded = CRC32C.checksum(whole, continuing: seed, variant: .portable)
+    for v in CRC32C.Variant.supported {
+        let got = CRC32C.checksum(whole, continuing: seed, variant: v)
+        require(got == portableSeeded, "CRC32C \(v) \(got) != portable \(portableSeeded) over \(n) bytes")
+    }
     // Continuation at a split point the input chooses.
     if n > 0 {
         let split = Int(p.load(as: UInt8.self)) % (n + 1)
@@ -210,6 +217,18 @@ func checkPattern(_ payload: UnsafeRawPointer, count: Int, streamID: UInt64, off
     let expected = referenceFill(count: count, streamID: streamID, offset: offset)
     require(expected.withUnsafeBytes { memcmp($0.baseAddress!, buffer, count) } == 0,
             "fill differs from the reference (offset \(offset), count \(count))")
+    // The fused kernels (pattern + CRC in one pass), every variant, against fill-then-CRC
+    // and firstMismatch: the same bytes, the same CRC, the same verdict.
+    let reference = CRC32C.checksum(UnsafeRawBufferPointer(start: buffer, count: count), variant: .portable)
+    let asGiven = CRC32C.checksum(UnsafeRawBufferPointer(start: payload, count: count), variant: .portable)
+    let scratch = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 1)
+    defer { scratch.deallocate() }
+    for v in CRC32C.Variant.supported {
+        let crc = PayloadPattern.fillChecksummed(scratch, count: count, streamID: streamID, offset: offset, variant: v)
+        require(memcmp(scratch, buffer, count) == 0 && crc == reference, "fused fill \(v) differs (offset \(offset), count \(count))")
+        let r = PayloadPattern.checkChecksummed(payload, count: count, streamID: streamID, offset: offset, variant: v)
+        require(r.crc == asGiven && r.matches == (slow == nil), "fused check \(v) differs (offset \(offset), count \(count))")
+    }
     // Below 2^64 the filled range verifies; past it, the first byte beyond is the mismatch.
     let (_, crosses) = offset.addingReportingOverflow(UInt64(count - 1))
     let beyond: Int? = crosses ? Int(0 &- offset) : nil

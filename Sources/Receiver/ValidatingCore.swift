@@ -103,7 +103,9 @@ public struct ValidatingCore: Sendable {
                                  source: SourceAddress = .unknown) {
         statistics.datagramsSeen &+= 1
         if firstSeenNanoseconds == 0 { firstSeenNanoseconds = now }
-        switch Datagram.validate(p, length: length) {
+        // Checksum and pattern in one pass over the payload.
+        var patternMatches = true
+        switch Datagram.validate(p, length: length, patternMatches: &patternMatches) {
         case .valid(let h):
             guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
                 statistics.streamsRefusedDatagrams &+= 1
@@ -114,8 +116,7 @@ public struct ValidatingCore: Sendable {
                 if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) { streamsEnded += 1 }
                 return
             }
-            if h.flags.rawValue & Self.patternFlag != 0,
-               PayloadPattern.firstMismatch(payload, count: Int(h.payloadLength), streamID: h.streamID, offset: h.offset) != nil {
+            if !patternMatches {
                 streams[i].patternMismatches &+= 1
                 return
             }

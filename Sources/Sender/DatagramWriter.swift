@@ -33,12 +33,28 @@ public struct DatagramWriter {
     public private(set) var injected = InjectedFaults()
 
     private var faults: FaultSchedule
+    /// `--source fixed`: the CRC32C of the one payload every slot holds, and the zeros
+    /// operator that shifts a header's CRC past it.
+    private let fixed: (crc: UInt32, combiner: CRC32C.Combiner)?
+    /// True when every data datagram carries the same payload, placed by ``prepareSlot(_:maxSegments:)``.
+    public var isFixedPayload: Bool { fixed != nil }
 
     /// `patternPayload: false` when the payload comes from elsewhere (a file, stdin,
     /// the application) and is placed by the caller before `seal(...)`.
+    /// `fixedPayload: true` (`--source fixed`): one payload, written into each slot once by
+    /// ``prepareSlot(_:maxSegments:)``; `fill` then writes headers only.
     public init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection,
-                patternPayload: Bool = true) {
-        self.dataFlags = patternPayload ? [.data, .pattern] : [.data]
+                patternPayload: Bool = true, fixedPayload: Bool = false) {
+        self.dataFlags = patternPayload && !fixedPayload ? [.data, .pattern] : [.data]
+        if fixedPayload {
+            let payload = datagramSize - DatagramHeader.size
+            let crc = withUnsafeTemporaryAllocation(byteCount: max(payload, 1), alignment: 64) { b in
+                PayloadPattern.fillChecksummed(b.baseAddress!, count: payload, streamID: streamID, offset: 0)
+            }
+            self.fixed = (crc, CRC32C.Combiner(lengthB: payload))
+        } else {
+            self.fixed = nil
+        }
         self.streamID = streamID
         self.datagramSize = datagramSize
         self.payloadSize = datagramSize - DatagramHeader.size
@@ -73,6 +89,7 @@ public struct DatagramWriter {
         let now = MonotonicClock.wallNanoseconds()
         var position = 0
         var written = 0
+        if fixed != nil { PayloadPattern.prefetchForWrite(slot, stride: datagramSize, count: maxSegments) }
         while written < maxSegments && !isExhausted {
             let s = nextSequence
             if s == faults.nextFaultSequence {
@@ -125,13 +142,50 @@ public struct DatagramWriter {
         return (position, written)
     }
 
+    /// `--source fixed`: writes the one payload at every datagram position of a slot of
+    /// `maxSegments` datagrams. Call once per slot when the pool is set up.
+    public func prepareSlot(_ slot: UnsafeMutableRawPointer, maxSegments: Int) {
+        for k in 0..<maxSegments {
+            PayloadPattern.fill(slot + k * datagramSize + DatagramHeader.size, count: payloadSize, streamID: streamID, offset: 0)
+        }
+    }
+
     /// One sealed datagram for sequence `s`; returns its length.
     @inline(__always)
     mutating func writeDatagram(_ s: UInt64, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
         let payload = payloadLength(of: s)
         let offset = s &* UInt64(payloadSize)
-        PayloadPattern.fill(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset)
-        return sealDatagram(s, payload: payload, at: p, timestamp: timestamp)
+        if let fixed {
+            // The payload is already in the slot: only the header is new, and
+            // crc(header ‖ payload) = shift(crc(header), payload) ^ crc(payload).
+            writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
+            let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
+            let crc = payload == payloadSize ? fixed.combiner.combine(head, fixed.crc)
+                : CRC32C.checksum(UnsafeRawPointer(p + DatagramHeader.size), count: payload, continuing: head) // a short last one
+            p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+            return account(payload: payload, offset: offset)
+        }
+        // One pass: the header's CRC continues through the payload as it is generated.
+        writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
+        Datagram.sealPattern(p, payloadLength: payload, streamID: streamID, offset: offset)
+        return account(payload: payload, offset: offset)
+    }
+
+    /// The header for sequence `s` (checksum field 0) at `p`.
+    @inline(__always)
+    func writeHeader(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64, offset: UInt64) {
+        DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
+                       timestampNanoseconds: timestamp, payloadLength: UInt32(payload)).write(to: p)
+    }
+
+    /// Counts a datagram written; returns its length.
+    @inline(__always)
+    mutating func account(payload: Int, offset: UInt64) -> Int {
+        let length = DatagramHeader.size + payload
+        datagramsWritten &+= 1
+        bytesWritten &+= UInt64(length)
+        payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
+        return length
     }
 
     /// Writes the header for sequence `s` in front of a payload already at
@@ -140,15 +194,9 @@ public struct DatagramWriter {
     mutating func sealDatagram(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64,
                                offset: UInt64? = nil) -> Int {
         let offset = offset ?? s &* UInt64(payloadSize)
-        let header = DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
-                                    timestampNanoseconds: timestamp, payloadLength: UInt32(payload))
-        header.write(to: p)
-        let length = DatagramHeader.size + payload
-        Datagram.seal(p, length: length)
-        datagramsWritten &+= 1
-        bytesWritten &+= UInt64(length)
-        payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
-        return length
+        writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
+        Datagram.seal(p, length: DatagramHeader.size + payload)
+        return account(payload: payload, offset: offset)
     }
 
     // MARK: External payloads (files, stdin, the application)

@@ -111,5 +111,7 @@ extension SenderStatistics {
         datagramsFailed &+= o.datagramsFailed; retries &+= o.retries
         endsSent &+= o.endsSent; recycledEarly &+= o.recycledEarly
         for (code, n) in o.errors { errors[code, default: 0] += n }
+        // Totals keep the earliest switch (each stream's own report has its own).
+        if let w = o.switchedToCopy, switchedToCopy.map({ w.afterSeconds < $0.afterSeconds }) ?? true { switchedToCopy = w }
     }
 }

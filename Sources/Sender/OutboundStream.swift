@@ -75,7 +75,7 @@ public final class OutboundStream {
     public init(_ configuration: SenderConfiguration) throws(OutboundStreamError) {
         self.configuration = configuration
         switch configuration.engine {
-        case .uringZC, .uring:
+        case .uringZC, .uring, .auto:
             do {
                 let socket = try UDPSocket(family: configuration.destination.family)
                 if configuration.destination.isMulticast { try configuration.multicast.apply(to: socket) }

@@ -12,6 +12,11 @@ public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
     case file(String)
     /// Standard input, read in order until end of input.
     case standardInput
+    /// One payload (the pattern's first datagram) written into every slot once, when the
+    /// pool is set up; per datagram only the 48-byte header is written, and its checksum
+    /// is the header's CRC combined with the payload's precomputed one. Sent as opaque
+    /// DATA (no PATTERN flag): the receiver verifies the checksum of every datagram.
+    case fixed
 
     /// `pattern`, the file's path, or `-` for standard input, as `--source` takes it.
     public var description: String {
@@ -19,6 +24,7 @@ public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
         case .pattern: return "pattern"
         case .file(let path): return path
         case .standardInput: return "-"
+        case .fixed: return "fixed"
         }
     }
 }
@@ -48,7 +54,7 @@ public struct PayloadInput: Sendable {
     /// Opens `source` (nil for the pattern).
     public static func open(_ source: PayloadSource) throws(OpenError) -> PayloadInput? {
         switch source {
-        case .pattern:
+        case .pattern, .fixed:
             return nil
         case .standardInput:
             return describe(fd: 0, owns: false)

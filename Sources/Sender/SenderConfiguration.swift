@@ -3,11 +3,20 @@ import StreamProtocol
 
 /// Which machinery moves the datagrams to the kernel.
 public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
+    /// True for the engines that send with SEND_ZC (at least at first): `uring-zc`, `auto`.
+    public var usesZeroCopy: Bool { self == .uringZC || self == .auto }
+
     /// io_uring SEND_ZC from registered buffers; a slot is reused only after its
     /// notification CQE. The default.
     case uringZC = "uring-zc"
     /// io_uring plain SEND (the kernel copies): the same ring machinery without zero copy.
     case uring = "uring"
+    /// Adaptive: SEND_ZC from the registered pool while the kernel's notifications say it
+    /// really zero-copied; once they report copies (a local destination, a device without
+    /// scatter-gather: at least half of the first 32 or more), the stream switches to
+    /// copying IORING_OP_SEND from the same pool, as the kernel's MSG_ZEROCOPY
+    /// documentation recommends. ``SenderStatistics/switchedToCopy`` says when and why.
+    case auto = "auto"
     /// Batched `sendmmsg` (copies): the classic fast path, the baseline.
     case sendmmsg = "sendmmsg"
     /// Raw mode: whole Ethernet/IPv4/UDP frames in an AF_PACKET TX ring (needs

@@ -21,9 +21,26 @@ public struct SenderStatistics: Sendable, Equatable {
     public var endsSent: UInt64 = 0
     /// Slots recycled before their notification (test-only hazard mode).
     public var recycledEarly: UInt64 = 0
+    /// `--engine auto`: when and why the stream left SEND_ZC for copying sends (nil: it never did).
+    public var switchedToCopy: CopySwitch?
 
     /// All counters zero.
     public init() {}
+
+    /// `--engine auto` left zero copy: the kernel's notifications said it copied anyway.
+    public struct CopySwitch: Sendable, Equatable {
+        /// Seconds after the stream started.
+        public var afterSeconds: Double
+        /// Notifications seen when it switched, and how many of them reported a copy.
+        public var notifications: UInt64
+        /// Of ``notifications``, those whose usage report said "copied".
+        public var copied: UInt64
+        /// One line for the summary and JSON.
+        public var reason: String {
+            "\(copied) of the first \(notifications) SEND_ZC notifications reported that the kernel copied the data "
+                + "(a local destination or a device without scatter-gather): copying sends cost less"
+        }
+    }
 
     /// Failed sends, all errnos together.
     public var errorCount: UInt64 { errors.values.reduce(0, +) }

@@ -40,6 +40,9 @@ struct SendmmsgEngine: ~Copyable {
         let start = MonotonicClock.nanoseconds()
         let limits = ProductionLimits(c, start: start)
         var reason = StopReason.limit
+        if writer.isFixedPayload {
+            for slot in 0..<pool.count { writer.prepareSlot(pool.address(of: slot), maxSegments: segmentsPerSend) }
+        }
         while true {
             let now = MonotonicClock.nanoseconds()
             if let stop = limits.reasonToStop(now: now, writer: writer, stats: stats) { reason = stop; break }

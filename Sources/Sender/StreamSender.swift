@@ -88,13 +88,13 @@ public enum StreamSender {
                 try socket.setGSOSegment(c.datagramSize)
             }
             var writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
-                                        faults: c.faults, patternPayload: input == nil)
+                                        faults: c.faults, patternPayload: input == nil, fixedPayload: c.source == .fixed)
             var stats = SenderStatistics()
             let start = MonotonicClock.nanoseconds()
             var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: start, report: progress)
             let reason: StopReason
             switch c.engine {
-            case .uringZC, .uring:
+            case .uringZC, .uring, .auto:
                 let engine = try UringSendEngine.make(configuration: c, socket: socket, input: input)
                 reason = try engine.run(writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
             case .sendmmsg:

@@ -14,7 +14,13 @@ import ZCSystem
 /// never written between submission and its notification; `outstanding[slot]`
 /// counts the CQEs still owed before it may be reused.
 final class UringSendEngine {
-    let zeroCopy: Bool
+    /// SEND_ZC now (`auto` may turn it off once; sends already in flight keep their own kind).
+    var zeroCopy: Bool
+    /// `--engine auto`: watch the notifications and leave zero copy when they report copies.
+    let adaptive: Bool
+    /// Notifications `auto` waits for before judging, and the copied share that makes it switch.
+    static let adaptiveSample: UInt64 = 32
+    private var startNanoseconds: UInt64 = 0
     let ring: Ring
     var pool: BufferPool
     let segmentsPerSend: Int
@@ -60,7 +66,8 @@ final class UringSendEngine {
 
     private init(configuration c: SenderConfiguration, ring: consuming Ring, pool: consuming BufferPool, input: PayloadInput?) {
         self.input = input
-        zeroCopy = c.engine == .uringZC
+        zeroCopy = c.engine.usesZeroCopy
+        adaptive = c.engine == .auto
         segmentsPerSend = c.segmentsPerSend
         datagramSize = c.datagramSize
         recycleOnSendCompletion = c.faults.recycleOnSendCompletion && zeroCopy
@@ -114,12 +121,16 @@ final class UringSendEngine {
                       ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
         var pacer = Pacer(rate: c.rate)
         let start = MonotonicClock.nanoseconds()
+        startNanoseconds = start
         let limits = ProductionLimits(c, start: start)
         var producing = true
         var reason = StopReason.limit
         var endsRemaining = c.endRepeats
         var nextEndAt: UInt64 = 0
         var drainDeadline: UInt64 = .max
+        if writer.isFixedPayload {
+            for slot in 0..<pool.count { writer.prepareSlot(pool.address(of: slot), maxSegments: segmentsPerSend) }
+        }
 
         while true {
             let now = MonotonicClock.nanoseconds()
@@ -317,6 +328,12 @@ final class UringSendEngine {
         if c.isNotification {
             stats.notifications &+= 1
             if c.reportsCopied { stats.copied &+= 1 }
+            if adaptive && zeroCopy && stats.notifications >= Self.adaptiveSample && stats.copied * 2 >= stats.notifications {
+                // Copied anyway: SEND_ZC only adds the notification round trip. Switch for good.
+                zeroCopy = false
+                stats.switchedToCopy = .init(afterSeconds: Double(MonotonicClock.nanoseconds() &- startNanoseconds) / 1e9,
+                                             notifications: stats.notifications, copied: stats.copied)
+            }
             if !recycleOnSendCompletion {
                 outstanding[slot] -= 1
                 releaseIfIdle(slot)

@@ -1,3 +1,5 @@
+import CCRC32C
+
 /// Encoding and validation of whole datagrams (header + payload) in caller memory.
 public enum Datagram {
     /// Why a received datagram is not a valid zcstream datagram.
@@ -37,6 +39,22 @@ public enum Datagram {
         p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
     }
 
+    /// For a datagram whose 48-byte header is written at `p` (checksum field 0): writes the
+    /// pattern payload for stream bytes `[offset, offset + payloadLength)` behind it and
+    /// stores the checksum, generating and checksumming the payload in one pass (one call
+    /// into the CRC32C kernel per datagram). Returns the checksum.
+    @inline(__always) @discardableResult
+    public static func sealPattern(_ p: UnsafeMutableRawPointer, payloadLength: Int, streamID: UInt64, offset: UInt64) -> UInt32 {
+        if PayloadPattern.crossesEnd(count: payloadLength, offset: offset) {
+            let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
+            let crc = PayloadPattern.fillChecksummed(p + DatagramHeader.size, count: payloadLength, streamID: streamID,
+                                                     offset: offset, continuing: head)
+            p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+            return crc
+        }
+        return zc_crc32c_seal_pattern(-1, p, payloadLength, streamID, offset)
+    }
+
     /// Writes the 48 fixed header bytes of `header` (checksum ignored) at `p` and
     /// seals the datagram. The caller has already put any extension header bytes at
     /// `p + 48` and the payload at `p + headerLength`. Returns the datagram length.
@@ -61,9 +79,40 @@ public enum Datagram {
         return CRC32C.checksum(p + rest, count: length - rest, continuing: crc)
     }
 
+    /// The CRC32C of the header (extension included) with the checksum field taken as
+    /// zero: where a datagram's checksum continues into its payload.
+    @inline(__always)
+    public static func headerChecksum(_ p: UnsafeRawPointer, headerLength: Int) -> UInt32 {
+        var fixed = (p.loadUnaligned(as: SIMD32<UInt8>.self), p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt8>.self))
+        // Bytes 44..47 (the checksum) zeroed with one vector AND, not byte stores: the CRC
+        // reads 8-byte words, which the store buffer forwards only from one wider store.
+        fixed.1 &= SIMD16<UInt8>(255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0)
+        var crc = withUnsafeBytes(of: &fixed) { CRC32C.checksum($0.baseAddress!, count: DatagramHeader.size) }
+        if headerLength > DatagramHeader.size {
+            crc = CRC32C.checksum(p + DatagramHeader.size, count: headerLength - DatagramHeader.size, continuing: crc)
+        }
+        return crc
+    }
+
     /// Checks structure, then the checksum. O(length), no allocation.
     @inline(__always)
     public static func validate(_ p: UnsafeRawPointer, length: Int) -> Validation {
+        var ignored = true
+        return validate(p, length: length, checkPattern: false, patternMatches: &ignored)
+    }
+
+    /// ``validate(_:length:)`` that also checks a PATTERN DATA datagram's payload against
+    /// the pattern, in the same pass over the bytes as the checksum. `patternMatches` is
+    /// set false when such a datagram's payload differs from the pattern (meaningful
+    /// when the result is `.valid`); other datagrams leave it true.
+    @inline(__always)
+    public static func validate(_ p: UnsafeRawPointer, length: Int, patternMatches: inout Bool) -> Validation {
+        validate(p, length: length, checkPattern: true, patternMatches: &patternMatches)
+    }
+
+    @inline(__always)
+    static func validate(_ p: UnsafeRawPointer, length: Int, checkPattern: Bool, patternMatches: inout Bool) -> Validation {
+        patternMatches = true
         guard length >= DatagramHeader.size else { return .rejected(.tooShort) }
         guard UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)) == DatagramHeader.magic else {
             return .rejected(.badMagic)
@@ -81,7 +130,16 @@ public enum Datagram {
             return .rejected(.badFlags)
         }
         guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
-        let computed = computeChecksum(p, length: length)
+        let computed: UInt32
+        if checkPattern && flags.contains(.data) && flags.contains(.pattern) {
+            let head = headerChecksum(p, headerLength: hlen)
+            let r = PayloadPattern.checkChecksummed(p + hlen, count: Int(header.payloadLength), streamID: header.streamID,
+                                                    offset: header.offset, continuing: head)
+            computed = r.crc
+            patternMatches = r.matches
+        } else {
+            computed = computeChecksum(p, length: length)
+        }
         guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
         if flags.contains(.end) {
             // The totals are in the header and the payload: both MUST agree (SPEC §6).

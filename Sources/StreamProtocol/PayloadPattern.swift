@@ -1,3 +1,5 @@
+import CCRC32C
+
 /// The synthetic payload: a deterministic function of (stream id, byte offset),
 /// so a receiver can verify content, not only the checksum.
 ///
@@ -63,6 +65,43 @@ public enum PayloadPattern {
             p.storeBytes(of: byte(streamID: streamID, offset: b), toByteOffset: pos, as: UInt8.self)
             pos += 1; b &+= 1
         }
+    }
+
+    /// Writes the pattern for stream bytes `[offset, offset + count)` at `p` and returns
+    /// their CRC32C continuing from `crc`, in one pass: each chunk is checksummed from
+    /// registers (or L1) as it is made, never read back from memory. `variant` nil: the
+    /// active ``CRC32C/Variant``.
+    @inline(__always)
+    public static func fillChecksummed(_ p: UnsafeMutableRawPointer, count: Int, streamID: UInt64, offset: UInt64,
+                                       continuing crc: UInt32 = 0, variant: CRC32C.Variant? = nil) -> UInt32 {
+        if crossesEnd(count: count, offset: offset) {
+            fillAcrossEnd(p, count: count, streamID: streamID, offset: offset)
+            return CRC32C.checksum(UnsafeRawPointer(p), count: count, continuing: crc)
+        }
+        return zc_crc32c_pattern_fill(variant?.rawValue ?? -1, crc, p, count, streamID, offset)
+    }
+
+    /// The CRC32C of the `count` bytes at `p` continuing from `crc`, and whether they are
+    /// exactly the pattern for stream bytes `[offset, offset + count)`, in one pass.
+    /// (``firstMismatch(_:count:streamID:offset:)`` finds the byte when they are not.)
+    @inline(__always)
+    public static func checkChecksummed(_ p: UnsafeRawPointer, count: Int, streamID: UInt64, offset: UInt64,
+                                        continuing crc: UInt32 = 0, variant: CRC32C.Variant? = nil) -> (crc: UInt32, matches: Bool) {
+        if crossesEnd(count: count, offset: offset) {
+            let sum = variant.map { CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: count), continuing: crc, variant: $0) }
+                ?? CRC32C.checksum(p, count: count, continuing: crc)
+            return (sum, firstMismatch(p, count: count, streamID: streamID, offset: offset) == nil)
+        }
+        var mismatch: Int32 = 0
+        let sum = zc_crc32c_pattern_check(variant?.rawValue ?? -1, crc, p, count, streamID, offset, &mismatch)
+        return (sum, mismatch == 0)
+    }
+
+    /// Prefetches `count` cache lines `stride` bytes apart from `p` for writing (headers
+    /// of a slot about to be rewritten).
+    @inline(__always)
+    public static func prefetchForWrite(_ p: UnsafeMutableRawPointer, stride: Int, count: Int) {
+        zc_prefetch_for_write(p, stride, count)
     }
 
     /// Byte by byte, word index and byte-in-word kept apart so nothing wraps at 2^64.

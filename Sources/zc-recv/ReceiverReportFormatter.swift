@@ -115,6 +115,7 @@ enum ReceiverReportFormatter {
         return .object([
             ("role", .string("receiver")),
             ("engine", .string(r.configuration.engine.rawValue)),
+            ("crc32c", .string(CRC32C.active.description)),
             ("listen", .string(r.boundAddress.description)),
             ("gro", .bool(r.groEnabled)),
             ("threads", .int(Int64(r.threads.count))),

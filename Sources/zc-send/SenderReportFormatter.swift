@@ -1,5 +1,6 @@
 import CLISupport
 import Sender
+import StreamProtocol
 import ZCSystem
 
 /// The end-of-run report, as JSON for scripts and as text for people.
@@ -43,6 +44,7 @@ enum SenderReportFormatter {
         var fields: [(String, JSONValue)] = [
             ("role", .string("sender")),
             ("engine", .string(c.engine.rawValue)),
+            ("crc32c", .string(CRC32C.active.description)),
             ("destination", .string(c.destination.description)),
             ("stream_id", .string(hex(c.streamID))),  // u64 as a string: no JSON parser rounds it
             ("datagram_size", .int(Int64(c.datagramSize))),
@@ -63,14 +65,21 @@ enum SenderReportFormatter {
             ("sndbuf", .int(Int64(r.sendBufferBytes))),
             ("pool_slots", .int(Int64(c.poolSlots))),
         ]
-        if c.engine == .uringZC {
-            fields.append(("zc", .object([
+        if c.engine.usesZeroCopy {
+            var zc: [(String, JSONValue)] = [
                 ("sends", .uint(s.sends)),
                 ("notifications", .uint(s.notifications)),
                 ("copied", .uint(s.copied)),
                 ("zero_copied", .uint(s.notifications - s.copied)),
                 ("recycled_early", .uint(s.recycledEarly)),
-            ])))
+            ]
+            if c.engine == .auto {
+                zc.append(("switched_to_copy", s.switchedToCopy.map { w in
+                    .object([("after_seconds", .double(w.afterSeconds)), ("notifications", .uint(w.notifications)),
+                             ("copied", .uint(w.copied)), ("reason", .string(w.reason))])
+                } ?? .null))
+            }
+            fields.append(("zc", .object(zc)))
         }
         if let p = r.packetRing {
             fields.append(("udp_checksum", .string(p.udpChecksum)))
@@ -121,12 +130,19 @@ enum SenderReportFormatter {
             "zc-send \(c.engine.rawValue) -> \(c.destination)  \(title ?? "stream \(hex(c.streamID))")  \(c.datagramSize) B x \(c.segmentsPerSend)/send",
             "  sent     \(s.datagrams) datagrams, \(Units.bytes(s.bytes)) in \(Units.fixed(r.seconds, 3)) s: \(Units.bitRate(gbps)), \(Units.count(pps, unit: "pps"))",
         ]
-        if c.engine == .uringZC {
+        if c.engine.usesZeroCopy {
             var zc = "  zerocopy \(s.sends) sends, \(s.notifications) notifications, \(s.notifications - s.copied) zero-copied, \(s.copied) copied by the kernel"
             if s.notifications > 0 && s.copied == s.notifications {
                 zc += " (the destination is local: the kernel copies pages delivered to a local socket)"
             }
             lines.append(zc)
+            if c.engine == .auto {
+                if let w = s.switchedToCopy {
+                    lines.append("  auto     switched to copying sends after \(Units.fixed(w.afterSeconds, 3)) s: \(w.reason)")
+                } else {
+                    lines.append("  auto     stayed zero-copy (notifications did not report copies)")
+                }
+            }
         }
         if let p = r.packetRing {
             lines.append("  raw      \(p.interface) \(p.sourceMAC) -> \(p.destinationMAC) (\(p.destinationMACSource)), from \(p.source); "

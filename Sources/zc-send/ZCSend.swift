@@ -55,7 +55,7 @@ struct ZCSend: ParsableCommand {
     @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count.")
     var gso: String = "auto"
 
-    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), a FILE, or - for stdin.")
+    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
     var source: String = "pattern"
 
     @Option(help: "Registered buffer slots (each holds one send).")
@@ -150,7 +150,10 @@ struct ZCSend: ParsableCommand {
         if source != "pattern" && (injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0) {
             throw ValidationError("--inject-* need --source pattern")
         }
-        if source != "pattern" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
+        if source == "fixed" && engine == SendEngineKind.packetRing.rawValue {
+            throw ValidationError("--source fixed needs a pool engine (uring-zc, uring, sendmmsg)")
+        }
+        if source != "pattern" && source != "fixed" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
         }
@@ -213,7 +216,7 @@ struct ZCSend: ParsableCommand {
         do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
         var limit = StreamLimit(datagrams: count, payloadBytes: bytes.flatMap(Units.parseBytes),
                                 durationNanoseconds: duration.flatMap(Units.parseDuration))
-        if source == "pattern" && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
+        if (source == "pattern" || source == "fixed") && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
             limit.durationNanoseconds = 10_000_000_000
         }
         if engine != SendEngineKind.packetRing.rawValue {
@@ -245,7 +248,7 @@ struct ZCSend: ParsableCommand {
             if c.engine != .packetRing {
                 c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
             }
-            c.source = source == "pattern" ? .pattern : source == "-" ? .standardInput : .file(source)
+            c.source = source == "pattern" ? .pattern : source == "fixed" ? .fixed : source == "-" ? .standardInput : .file(source)
             if c.engine == .packetRing, let interface {
                 c.packetRing = PacketRingOptions(interface: interface, sourceIP: src.flatMap { IPv4Address($0) },
                                                  sourcePort: srcPort ?? PacketRingOptions.defaultSourcePort,
@@ -277,7 +280,7 @@ struct ZCSend: ParsableCommand {
         }
         let exporter = try SenderMetricsExporter.start(metrics)
         StopFlag.install()
-        var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine == .uringZC)
+        var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
         // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
         let printEvery = UInt64(interval * 1e9)
         var nextPrint = printEvery

@@ -61,6 +61,31 @@ final class LoopbackPairTests: XCTestCase {
         }
     }
 
+    /// --engine auto on loopback: the notifications say "copied", so the stream switches to
+    /// copying sends from the same pool, says when and why, and loses nothing.
+    func testAutoEngineSwitchesToCopyOnLoopback() throws {
+        let (s, r, _) = try pair(senderArgs: ["--count", "200000", "--engine", "auto", "--rate", "3G"])
+        assertClean(s, r, expected: 200_000)
+        XCTAssertEqual(s["engine"] as? String, "auto")
+        let sends = try XCTUnwrap(u64(s, "zc", "sends"))
+        let notifications = try XCTUnwrap(u64(s, "zc", "notifications"))
+        XCTAssertGreaterThanOrEqual(notifications, 32)
+        XCTAssertLessThan(notifications, sends, "after the switch sends are copies: no notifications")
+        XCTAssertEqual(u64(s, "zc", "copied"), notifications, "loopback copies every zero-copy page")
+        let switched = try XCTUnwrap((s["zc"] as? [String: Any])?["switched_to_copy"] as? [String: Any], "no switch reported")
+        XCTAssertEqual(u64(switched, "notifications"), 32)
+        XCTAssertNotNil(switched["reason"] as? String)
+    }
+
+    /// --source fixed: opaque DATA, every checksum verified by the receiver.
+    func testFixedSourceValidates() throws {
+        for engine in ["uring-zc", "sendmmsg"] {
+            let (s, r, _) = try pair(senderArgs: ["--count", "50000", "--engine", engine, "--source", "fixed", "--rate", "2G"])
+            assertClean(s, r, expected: 50_000)
+            XCTAssertEqual(s["source"] as? String, "fixed")
+        }
+    }
+
     func testByteLimitEndsWithShortDatagram() throws {
         // 1 MiB + 7 bytes: the last datagram is short; END carries the exact byte total.
         let (s, r, _) = try pair(senderArgs: ["--bytes", "1048583", "--rate", "1G"])

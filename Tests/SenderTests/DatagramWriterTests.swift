@@ -34,6 +34,29 @@ final class DatagramWriterTests: XCTestCase {
         }
     }
 
+    /// --source fixed: the payload is placed once per slot; every fill writes headers only,
+    /// and the combined checksum (header CRC shifted past the payload's) validates.
+    func testFixedPayloadSealsHeadersOnly() {
+        for size in [1472, 8972, 100] {
+            var w = DatagramWriter(streamID: 7, datagramSize: size, limit: StreamLimit(payloadBytes: UInt64(3 * 44 * (size - 48) - 5)),
+                                   faults: FaultInjection(), fixedPayload: true)
+            XCTAssertTrue(w.isFixedPayload)
+            let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 44 * size, alignment: 4096)
+            defer { slot.deallocate() }
+            w.prepareSlot(slot.baseAddress!, maxSegments: 44)
+            var sequences: [UInt64] = []
+            for _ in 0..<3 {
+                let (bytes, n) = w.fill(slot.baseAddress!, maxSegments: 44)
+                XCTAssertGreaterThan(n, 0)
+                let headers = decodeAll(UnsafeRawBufferPointer(rebasing: slot[0..<bytes]), datagramSize: size)
+                XCTAssertTrue(headers.allSatisfy { $0.flags == [.data] && $0.streamID == 7 }, "opaque DATA, no PATTERN flag")
+                sequences += headers.map(\.sequence)
+            }
+            XCTAssertEqual(sequences, Array(0..<UInt64(3 * 44)), "size \(size)")
+            XCTAssertTrue(w.isExhausted)
+        }
+    }
+
     func testByteLimitMakesLastDatagramShortAndEndsStream() {
         var w = DatagramWriter(streamID: 1, datagramSize: 148, limit: StreamLimit(payloadBytes: 250), faults: FaultInjection())
         let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 10 * 148, alignment: 64)

@@ -2,7 +2,7 @@
 //
 // Only what Swift cannot reach lives here: liburing's header (its static inline
 // helpers import into Swift as-is), accessors for the kernel ABI's anonymous unions,
-// the SSE4.2 CRC32C instruction, and an async-signal-safe stop flag.
+// and an async-signal-safe stop flag. (CRC32C lives in CCRC32C.)
 #ifndef ZC_CURING_H
 #define ZC_CURING_H
 
@@ -151,15 +151,6 @@ struct zc_mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
 int zc_sendmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags);
 /// recvmmsg without a timeout.
 int zc_recvmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags);
-
-// --- CRC32C (Castagnoli) -------------------------------------------------------
-/// Continues a CRC32C: pass 0 to start; the result is final (pre/post inverted),
-/// so crc(a+b) == zc_crc32c(zc_crc32c(0, a), b).
-uint32_t zc_crc32c(uint32_t crc, const void *data, size_t len);
-/// 1 when the SSE4.2 instruction is used, 0 for the table fallback.
-int zc_crc32c_hardware(void);
-/// The portable table path, exposed so tests can compare both.
-uint32_t zc_crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 // --- threads -------------------------------------------------------------------
 /// Pins the calling thread to one CPU (CPU_SET is a macro). Returns 0 or an errno.
