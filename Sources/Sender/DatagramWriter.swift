@@ -6,7 +6,9 @@ import ZCSystem
 /// Sequence numbers start at 0; datagram `s` carries stream bytes
 /// `[s * payloadSize, (s + 1) * payloadSize)`, the last one possibly shorter, so
 /// every datagram's offset follows from its sequence number alone. That keeps
-/// injected faults (skips, swaps) from disturbing any other datagram.
+/// injected faults (skips, swaps) from disturbing any other datagram. A live source
+/// (a pipe) is the exception: a datagram flushed short after the flush interval moves
+/// the offsets after it (``fill(_:maxSegments:reading:)``).
 public struct DatagramWriter {
     /// The stream id written into every header.
     public let streamID: UInt64
@@ -33,6 +35,8 @@ public struct DatagramWriter {
     public private(set) var injected = InjectedFaults()
 
     private var faults: FaultSchedule
+    /// The count limit alone (`--count`), apart from what a byte limit implies.
+    private let datagramLimit: UInt64?
     /// `--source fixed`: the CRC32C of the one payload every slot holds, and the zeros
     /// operator that shifts a header's CRC past it.
     private let fixed: (crc: UInt32, combiner: CRC32C.Combiner)?
@@ -58,6 +62,7 @@ public struct DatagramWriter {
         self.streamID = streamID
         self.datagramSize = datagramSize
         self.payloadSize = datagramSize - DatagramHeader.size
+        self.datagramLimit = limit.datagrams
         var total: UInt64? = limit.datagrams
         if let bytes = limit.payloadBytes, payloadSize > 0 {
             let fromBytes = (bytes + UInt64(payloadSize) - 1) / UInt64(payloadSize)
@@ -235,34 +240,48 @@ public struct DatagramWriter {
         return position
     }
 
-    /// Fills a slot from a reader that may end at any time (stdin, a pipe): each
-    /// payload is read straight into place, then sealed. `read(destination, count,
-    /// streamOffset)` returns bytes read, 0 at end of input, or -errno. At end of
-    /// input the stream's totals become known and the writer is exhausted.
+    /// What a reader passed to ``fill(_:maxSegments:reading:)`` returns when no more bytes
+    /// are to be had for now (a pipe quiet for the flush interval, or a stop requested):
+    /// the datagram read so far is sealed as it is and the slot ends there.
+    public static let noMoreForNow = Int.min
+
+    /// Fills a slot from a reader that may end or pause at any time (stdin, a pipe, a
+    /// file): each payload is read straight into place, then sealed. `read(destination,
+    /// count, streamOffset)` returns bytes read, 0 at end of input, ``noMoreForNow``, or
+    /// -errno. Offsets run with the bytes actually read, so a datagram flushed short in
+    /// the middle of the stream shifts the ones after it, and the receiver places every
+    /// byte where the source had it. At end of input the stream's totals become known and
+    /// the writer is exhausted. Returns 0 datagrams, not exhausted, when nothing arrived.
     public mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int,
                               reading read: (UnsafeMutableRawPointer, Int, UInt64) -> Int) -> (bytes: Int, datagrams: Int, error: Int32) {
-        let now = MonotonicClock.wallNanoseconds()
         var position = 0
         var written = 0
         while written < maxSegments && !isExhausted {
             let s = nextSequence
-            let want = payloadLength(of: s)
-            let streamOffset = s &* UInt64(payloadSize)
+            let streamOffset = payloadBytesCovered
+            let want = totalBytes.map { Int(min(UInt64(payloadSize), $0 &- streamOffset)) } ?? payloadSize
             var got = 0
+            var paused = false
             while got < want {
                 let n = read(slot + position + DatagramHeader.size + got, want - got, streamOffset + UInt64(got))
+                if n == Self.noMoreForNow { paused = true; break }
                 if n < 0 { return (position, written, Int32(-n)) }
                 if n == 0 { break }
                 got += n
             }
             if got == 0 && want > 0 {
-                endOfInput()
+                if !paused { endOfInput() }
                 break
             }
-            position += sealDatagram(s, payload: got, at: slot + position, timestamp: now)
+            position += sealDatagram(s, payload: got, at: slot + position, timestamp: MonotonicClock.wallNanoseconds(),
+                                     offset: streamOffset)
             written += 1
             nextSequence += 1
-            if got < want { endOfInput(); break }
+            if got < want {
+                // A short datagram must end a GSO send; at end of input it ends the stream.
+                if paused { recountAfterShortDatagram() } else { endOfInput() }
+                break
+            }
         }
         return (position, written, 0)
     }
@@ -274,6 +293,15 @@ public struct DatagramWriter {
         let length = sealDatagram(nextSequence, payload: payload, at: p, timestamp: timestamp, offset: payloadBytesCovered)
         nextSequence += 1
         return length
+    }
+
+    /// A datagram flushed short in mid-stream: a byte limit now needs more datagrams
+    /// than it did when every datagram was full.
+    private mutating func recountAfterShortDatagram() {
+        guard let totalBytes, payloadSize > 0 else { return }
+        let remaining = totalBytes &- payloadBytesCovered
+        let needed = nextSequence + (remaining + UInt64(payloadSize) - 1) / UInt64(payloadSize)
+        totalDatagrams = min(datagramLimit ?? .max, needed)
     }
 
     /// The input ended: what was written is the whole stream.

@@ -400,9 +400,9 @@ public final class PacketRingEngine {
                 guard headAvailable else { break }
                 let bytes: Int, n: Int
                 if let input {
-                    let r = writer.fill(payload(head), maxSegments: 1) { dst, len, offset in
-                        let got = input.seekable ? pread(input.fd, dst, len, off_t(offset)) : read(input.fd, dst, len)
-                        return got >= 0 ? got : -Int(errno)
+                    let reader = SourceReader(input, flushIntervalNanoseconds: c.flushIntervalNanoseconds)
+                    let r = writer.fill(payload(head), maxSegments: 1) {
+                        reader.read(into: $0, count: $1, streamOffset: $2)
                     }
                     if r.error != 0 { throw SystemError(call: "read(source)", errno: r.error) }
                     (bytes, n) = (r.bytes, r.datagrams)
@@ -411,6 +411,7 @@ public final class PacketRingEngine {
                 }
                 if n == 0 {
                     if writer.isExhausted { producing = false; break }
+                    if input != nil { break } // a live source with nothing new for now
                     // A scheduled reorder/duplicate fault: two datagrams at once.
                     guard fillPair(writer: &writer, stats: &stats, pacer: &pacer) else {
                         if writer.isExhausted { producing = false }

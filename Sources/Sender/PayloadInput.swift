@@ -37,7 +37,14 @@ public struct PayloadInput: Sendable {
     public let seekable: Bool
     /// The file's size in bytes for a regular file, nil otherwise.
     public let size: UInt64?
+    /// A pipe or socket switched to O_NONBLOCK while zcstream reads it: a read that finds
+    /// it empty returns at once (EAGAIN) instead of holding a partly filled datagram.
+    /// Terminals and devices stay blocking (their descriptor is shared with the shell)
+    /// and are polled before each read instead.
+    public let nonBlocking: Bool
     let ownsDescriptor: Bool
+    /// The file status flags to put back on ``close()`` (nil: unchanged).
+    let originalFlags: Int32?
 
     /// Why ``PayloadInput/open(_:)`` failed.
     public enum OpenError: Error, CustomStringConvertible {
@@ -70,12 +77,22 @@ public struct PayloadInput: Sendable {
 
     private static func describe(fd: Int32, owns: Bool) -> PayloadInput {
         var st = stat()
-        let regular = fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
-        return PayloadInput(fd: fd, seekable: regular, size: regular ? UInt64(st.st_size) : nil, ownsDescriptor: owns)
+        let known = fstat(fd, &st) == 0
+        let kind = st.st_mode & S_IFMT
+        let regular = known && kind == S_IFREG
+        var original: Int32?
+        if known && (kind == S_IFIFO || kind == S_IFSOCK) {
+            let flags = fcntl(fd, F_GETFL)
+            if flags >= 0 && flags & O_NONBLOCK == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 { original = flags }
+        }
+        return PayloadInput(fd: fd, seekable: regular, size: regular ? UInt64(st.st_size) : nil,
+                            nonBlocking: original != nil, ownsDescriptor: owns, originalFlags: original)
     }
 
-    /// Closes the descriptor if this input opened it (standard input stays open).
+    /// Puts back the descriptor's blocking mode and closes it if this input opened it
+    /// (standard input stays open).
     public func close() {
+        if let originalFlags { _ = fcntl(fd, F_SETFL, originalFlags) }
         if ownsDescriptor { _ = Glibc.close(fd) }
     }
 }

@@ -57,10 +57,10 @@ struct SendmmsgEngine: ~Copyable {
                 }
                 let bytes: Int, n: Int
                 if let input {
-                    // Payloads read straight into place (pread for files, read for pipes).
-                    let r = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend) { dst, len, offset in
-                        let got = input.seekable ? pread(input.fd, dst, len, off_t(offset)) : read(input.fd, dst, len)
-                        return got >= 0 ? got : -Int(errno)
+                    // Payloads read straight into place (pread for files; pipes polled, flushed after the interval).
+                    let reader = SourceReader(input, flushIntervalNanoseconds: c.flushIntervalNanoseconds)
+                    let r = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend) {
+                        reader.read(into: $0, count: $1, streamOffset: $2)
                     }
                     if r.error != 0 { throw SystemError(call: "read(source)", errno: r.error) }
                     (bytes, n) = (r.bytes, r.datagrams)

@@ -165,16 +165,21 @@ final class UringSendEngine {
                 let slot = pool.take()!
                 let (bytes, datagrams): (Int, Int)
                 if let input {
-                    let r = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend) { dst, count, _ in
-                        let n = read(input.fd, dst, count)
-                        return n >= 0 ? n : -Int(errno)
+                    let reader = SourceReader(input, flushIntervalNanoseconds: c.flushIntervalNanoseconds)
+                    let r = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend) {
+                        reader.read(into: $0, count: $1, streamOffset: $2)
                     }
                     if r.error != 0 { pool.give(slot); zc_prep_nop(sqe, UInt64.max); throw SystemError(call: "read(source)", errno: r.error) }
                     (bytes, datagrams) = (r.bytes, r.datagrams)
                 } else {
                     (bytes, datagrams) = writer.fill(pool.address(of: slot), maxSegments: segmentsPerSend)
                 }
-                if datagrams == 0 { pool.give(slot); zc_prep_nop(sqe, UInt64.max); producing = false; break }
+                if datagrams == 0 {
+                    pool.give(slot); zc_prep_nop(sqe, UInt64.max)
+                    // A live source with nothing new for now keeps the stream open.
+                    if input == nil || writer.isExhausted { producing = false }
+                    break
+                }
                 record(slot, length: bytes, datagrams: datagrams, isEnd: false)
                 prepare(sqe, slot: slot)
                 stats.sends &+= 1

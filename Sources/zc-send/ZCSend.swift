@@ -58,6 +58,9 @@ struct ZCSend: ParsableCommand {
     @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
     var source: String = "pattern"
 
+    @Option(help: "A live --source (pipe, terminal): how long a partly filled datagram waits for more bytes before it is sent as it is (e.g. 5ms, 100ms).")
+    var flushInterval: String = "5ms"
+
     @Option(help: "Registered buffer slots (each holds one send).")
     var pool: Int = 256
 
@@ -129,6 +132,7 @@ struct ZCSend: ParsableCommand {
     func validate() throws {
         if let count, count == 0 { throw ValidationError("--count must be at least 1") }
         if let bytes, (Units.parseBytes(bytes) ?? 0) == 0 { throw ValidationError("--bytes '\(bytes)' is not a positive size (e.g. 100M)") }
+        if (Units.parseDuration(flushInterval) ?? 0) == 0 { throw ValidationError("--flush-interval '\(flushInterval)' is not a positive duration (e.g. 5ms)") }
         if let duration, (Units.parseDuration(duration) ?? 0) == 0 { throw ValidationError("--duration '\(duration)' is not a positive duration (e.g. 10s, 500ms)") }
         if let rate, Rate.parse(rate) == nil { throw ValidationError("--rate '\(rate)' is not a positive rate: bit/s like 10G, 800M, 1500k or packets/s like 500kpps") }
         if SendEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
@@ -245,6 +249,7 @@ struct ZCSend: ParsableCommand {
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
+            c.flushIntervalNanoseconds = Units.parseDuration(flushInterval)!
             if c.engine != .packetRing {
                 c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
             }

@@ -119,4 +119,66 @@ final class DatagramWriterTests: XCTestCase {
         XCTAssertEqual(w.injected.reordered, 1)
         XCTAssertEqual(w.injected.duplicated, 1)
     }
+
+    /// A live source that pauses (the reader answers noMoreForNow): the bytes read so far
+    /// go out as a short datagram at once, the next datagram continues at the running
+    /// offset, nothing ends the stream until the reader reports end of input, and a
+    /// byte limit still ends it after exactly its bytes.
+    func testLiveSourceFlushesShortDatagramsAtRunningOffsets() {
+        let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * 148, alignment: 64)
+        defer { slot.deallocate() }
+        // Script of reader answers: bytes, pause, end.
+        var script: [Int] = [6, DatagramWriter.noMoreForNow, DatagramWriter.noMoreForNow, 100, 100, DatagramWriter.noMoreForNow, 0]
+        var offsets: [UInt64] = []
+        var w = DatagramWriter(streamID: 7, datagramSize: 148, limit: StreamLimit(), faults: FaultInjection(), patternPayload: false)
+        func fill() -> (bytes: Int, datagrams: Int) {
+            let r = w.fill(slot.baseAddress!, maxSegments: 4) { dst, count, offset in
+                let next = script.removeFirst()
+                if next > 0 { offsets.append(offset); memset(dst, 0x41, min(next, count)); return min(next, count) }
+                return next
+            }
+            XCTAssertEqual(r.error, 0)
+            return (r.bytes, r.datagrams)
+        }
+        // "hello\n" then a pause: one 6-byte datagram, stream still open.
+        var r = fill()
+        XCTAssertEqual(r.datagrams, 1)
+        XCTAssertEqual(r.bytes, 48 + 6)
+        XCTAssertFalse(w.isExhausted)
+        // Nothing for now: no datagram, still open.
+        r = fill()
+        XCTAssertEqual(r.datagrams, 0)
+        XCTAssertFalse(w.isExhausted)
+        // 100 + 100 bytes fill one 100-byte payload and start the next: a full datagram at
+        // offset 6, then 100 bytes, a pause, a 0 (end of input) in the next call.
+        r = fill()
+        XCTAssertEqual(r.datagrams, 2)
+        let headers = decodeAll(UnsafeRawBufferPointer(rebasing: slot[0..<r.bytes]), datagramSize: 148)
+        XCTAssertEqual(headers.map(\.offset), [6, 106])
+        XCTAssertEqual(headers.map(\.payloadLength), [100, 100])
+        XCTAssertEqual(headers.map(\.sequence), [1, 2])
+        r = fill()
+        XCTAssertEqual(r.datagrams, 0)
+        XCTAssertTrue(w.isExhausted)
+        XCTAssertEqual(w.payloadBytesCovered, 206)
+        XCTAssertEqual(offsets, [0, 6, 106])
+
+        // --bytes 300 with a pause after 10 bytes: 10 + 100 + 100 + 90, four datagrams.
+        var bounded = DatagramWriter(streamID: 8, datagramSize: 148, limit: StreamLimit(payloadBytes: 300), faults: FaultInjection(),
+                                     patternPayload: false)
+        script = [10, DatagramWriter.noMoreForNow]
+        var sent = 0
+        var lengths: [UInt32] = []
+        while !bounded.isExhausted && sent < 10 {
+            let out = bounded.fill(slot.baseAddress!, maxSegments: 4) { dst, count, _ in
+                let next = script.isEmpty ? count : script.removeFirst()
+                if next > 0 { memset(dst, 0x42, min(next, count)); return min(next, count) }
+                return next
+            }
+            lengths += decodeAll(UnsafeRawBufferPointer(rebasing: slot[0..<out.bytes]), datagramSize: 148).map(\.payloadLength)
+            sent += 1
+        }
+        XCTAssertEqual(lengths, [10, 100, 100, 90])
+        XCTAssertEqual(bounded.payloadBytesCovered, 300)
+    }
 }
