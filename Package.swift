@@ -1,9 +1,12 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Linux only (io_uring, AF_PACKET, UDP GSO/GRO): no Apple platform is claimed.
+// No unsafe build flags anywhere, so another package can depend on this one by
+// version (PackageDependencyTests builds such a package against a tagged clone).
+
 let package = Package(
     name: "zcstream",
-    platforms: [.macOS(.v13)],
     products: [
         .library(name: "ZCStream", targets: ["ZCStream"]),
         .executable(name: "zc-send", targets: ["zc-send"]),
