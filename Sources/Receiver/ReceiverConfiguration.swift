@@ -68,9 +68,9 @@ public struct ReceiverConfiguration: Sendable {
     /// A configuration that listens on `listen` with every other setting at its default.
     public init(listen: SocketAddress) { self.listen = listen }
 
-    /// A setting outside its allowed range; the description names the setting and
-    /// the range, one line, ready for a CLI to print.
-    public enum Invalid: Error, Equatable, CustomStringConvertible {
+    /// A setting outside its allowed range: one line naming the property and the range
+    /// (a CLI names its flags instead through ``describe(naming:)``).
+    public enum Invalid: ConfigurationError, Equatable {
         case threads(Int)
         case streams(Int)
         case maxStreams(Int)
@@ -84,20 +84,37 @@ public struct ReceiverConfiguration: Sendable {
         case outputMaxBytes
         case fsyncInterval
 
-        public var description: String {
+        /// The configuration property at fault, as the library names it.
+        public var property: String {
             switch self {
-            case .threads(let n): return "--threads \(n) is out of range: allowed 1...64"
-            case .streams(let n): return "--streams \(n) is out of range: allowed 1...65536"
-            case .maxStreams(let n): return "maxStreams \(n) is out of range: allowed 1...65536"
-            case .receiveBuffer(let n): return "--rcvbuf \(n) is out of range: allowed 1 byte to 2G"
-            case .idleTimeout: return "--idle-timeout must be positive"
-            case .timeout: return "--timeout must be positive"
-            case .outputMaxBytes: return "--output-max-bytes must be positive (or none for no limit)"
-            case .fsyncInterval: return "--fsync-interval must be positive"
-            case .cpus: return "--cpu must list at least one CPU, each from 0 to the machine's last"
-            case .multicastThreads: return "--threads must be 1 for a multicast group: every socket of the group gets every datagram"
-            case .multicastOnly(let flag): return "\(flag) applies only to a multicast group address (224.0.0.0/4 or ff00::/8)"
-            case .sourceFamily: return "--source-filter and the group must both be IPv4 or both IPv6"
+            case .threads, .multicastThreads: return "threads"
+            case .streams: return "streams"
+            case .maxStreams: return "maxStreams"
+            case .receiveBuffer: return "receiveBufferBytes"
+            case .idleTimeout: return "idleTimeoutNanoseconds"
+            case .timeout: return "timeoutNanoseconds"
+            case .outputMaxBytes: return "outputMaxBytes"
+            case .fsyncInterval: return "fsyncIntervalNanoseconds"
+            case .cpus: return "cpus"
+            case .multicastOnly(let property): return property
+            case .sourceFamily: return "multicast.source"
+            }
+        }
+
+        /// One line naming the property (through `name`), the value and the allowed range.
+        public func describe(naming name: (String) -> String) -> String {
+            let p = name(property)
+            switch self {
+            case .threads(let n): return "\(p) \(n) is out of range: allowed 1...64"
+            case .streams(let n): return "\(p) \(n) is out of range: allowed 1...65536"
+            case .maxStreams(let n): return "\(p) \(n) is out of range: allowed 1...65536"
+            case .receiveBuffer(let n): return "\(p) \(n) is out of range: allowed 1 byte to 2G"
+            case .idleTimeout, .timeout, .fsyncInterval: return "\(p) must be positive"
+            case .outputMaxBytes: return "\(p) must be positive (or none for no limit)"
+            case .cpus: return "\(p) must list at least one CPU, each from 0 to the machine's last"
+            case .multicastThreads: return "\(p) must be 1 for a multicast group: every socket of the group gets every datagram"
+            case .multicastOnly: return "\(p) applies only to a multicast group address (224.0.0.0/4 or ff00::/8)"
+            case .sourceFamily: return "\(p) and the group must both be IPv4 or both IPv6"
             }
         }
     }
@@ -118,8 +135,8 @@ public struct ReceiverConfiguration: Sendable {
             guard threads == 1 else { throw .multicastThreads }
             if let s = multicast.source, s.family != listen.family { throw .sourceFamily }
         } else {
-            if multicast.interface != nil { throw .multicastOnly("--interface") }
-            if multicast.source != nil { throw .multicastOnly("--source-filter") }
+            if multicast.interface != nil { throw .multicastOnly("multicast.interface") }
+            if multicast.source != nil { throw .multicastOnly("multicast.source") }
         }
     }
 

@@ -47,13 +47,13 @@ public struct PayloadInput: Sendable {
     let originalFlags: Int32?
 
     /// Why ``PayloadInput/open(_:)`` failed.
-    public enum OpenError: Error, CustomStringConvertible {
+    public enum OpenError: ConfigurationError {
         /// The path cannot be opened or is a directory: the path and the failed call.
         case cannotOpen(String, SystemError)
-        /// One line naming the `--source` path and the reason.
-        public var description: String {
+        /// One line naming the source (through `name`), its path and the reason.
+        public func describe(naming name: (String) -> String) -> String {
             switch self {
-            case .cannotOpen(let path, let e): return "--source '\(path)' cannot be read: \(SystemError.describe(e.errno))"
+            case .cannotOpen(let path, let e): return "\(name("source")) '\(path)' cannot be read: \(SystemError.describe(e.errno))"
             }
         }
     }

@@ -174,8 +174,8 @@ public struct SenderConfiguration: Sendable {
         case fail
     }
 
-    /// A setting out of range; ``description`` names the flag and the allowed range.
-    public enum Invalid: Error, Equatable, CustomStringConvertible {
+    /// A setting out of range: the property, its value and the allowed range.
+    public enum Invalid: ConfigurationError, Equatable {
         /// The datagram size is below the header (48) or above the family's UDP maximum.
         case datagramSize(Int, min: Int, max: Int)
         /// `.segments(n)` with `n` outside 1...max for this datagram size.
@@ -187,13 +187,15 @@ public struct SenderConfiguration: Sendable {
         /// No stream limit. Not thrown by the initializer (a stream without a limit runs until stopped).
         case noLimit
 
-        /// One line naming the `zc-send` flag, the value and the allowed range.
-        public var description: String {
+        /// One line naming the property (through `name`), the value and the allowed range.
+        public func describe(naming name: (String) -> String) -> String {
             switch self {
-            case .datagramSize(let s, let lo, let hi): return "--size \(s) is out of range: allowed \(lo)...\(hi) bytes"
-            case .gsoSegments(let n, let hi): return "--gso \(n) is out of range: allowed 1...\(hi) segments for this --size (64 KiB per send, at most 64 segments, none below 64 bytes)"
-            case .poolSlots(let n): return "--pool \(n) is out of range: allowed 2...65536 slots"
-            case .ringDepth(let n): return "--depth \(n) is out of range: allowed 2...32768 (a power of two is used)"
+            case .datagramSize(let s, let lo, let hi): return "\(name("datagramSize")) \(s) is out of range: allowed \(lo)...\(hi) bytes"
+            case .gsoSegments(let n, let hi):
+                return "\(name("gso")) \(n) is out of range: allowed 1...\(hi) segments for this \(name("datagramSize")) "
+                    + "(64 KiB per send, at most 64 segments, none below 64 bytes)"
+            case .poolSlots(let n): return "\(name("poolSlots")) \(n) is out of range: allowed 2...65536 slots"
+            case .ringDepth(let n): return "\(name("ringDepth")) \(n) is out of range: allowed 2...32768 (a power of two is used)"
             case .noLimit: return "no stream limit"
             }
         }

@@ -24,7 +24,7 @@ public struct SenderReport: Sendable {
 }
 
 /// Why a ``StreamSender`` or ``MultiStreamSender`` run failed.
-public enum SenderError: Error, CustomStringConvertible {
+public enum SenderError: ConfigurationError {
     /// A system call failed: socket, ring, pool, thread, or reading the source.
     /// (A send the kernel refuses is counted, not thrown; see ``ErrorPolicy``.)
     case system(SystemError)
@@ -33,13 +33,14 @@ public enum SenderError: Error, CustomStringConvertible {
     /// The path cannot carry the configured datagrams (found only once connected).
     case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
 
-    /// One line for the user; usage errors name the flag to change.
-    public var description: String {
+    /// One line for the user; usage errors name the property to change (through `name`).
+    public func describe(naming name: (String) -> String) -> String {
         switch self {
         case .system(let e): return e.description
-        case .source(let e): return e.description
+        case .source(let e): return e.describe(naming: name)
         case .pathMTU(let mtu, let size, let headers):
-            return "--size \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes (path MTU \(mtu)); use a smaller --size, or --gso off to let IP fragment"
+            return "\(name("datagramSize")) \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes "
+                + "(path MTU \(mtu)); use a smaller \(name("datagramSize")), or \(name("gso")) off to let IP fragment"
         }
     }
 

@@ -198,8 +198,16 @@ struct ZCRecv: ParsableCommand {
         c.fsyncIntervalNanoseconds = fsyncInterval.flatMap(Units.parseDuration)
         // The library's own range checks, as the last word (the flags above are
         // checked first so each message names the flag as typed).
-        do { return try c.validated() } catch { throw ValidationError(error.description) }
+        do { return try c.validated() } catch { throw ValidationError(error.describe { Self.flags[$0] ?? $0 }) }
     }
+
+    /// The flag that sets each ReceiverConfiguration property, for the library's messages.
+    static let flags = [
+        "threads": "--threads", "streams": "--streams", "maxStreams": "--max-streams", "receiveBufferBytes": "--rcvbuf",
+        "idleTimeoutNanoseconds": "--idle-timeout", "timeoutNanoseconds": "--timeout", "outputMaxBytes": "--output-max-bytes",
+        "fsyncIntervalNanoseconds": "--fsync-interval", "cpus": "--cpu", "multicast.interface": "--interface",
+        "multicast.source": "--source-filter",
+    ]
 
     func run() throws {
         let configuration = try makeConfiguration()

@@ -262,9 +262,17 @@ struct ZCSend: ParsableCommand {
                 c.packetRing?.ttl = ttl.map { UInt8($0) }
             }
             return c
+        } catch let error as any ConfigurationError {
+            throw ValidationError(error.describe(naming: Self.flag))
         } catch {
             throw ValidationError(error.description)
         }
+    }
+
+    /// The flag that sets a SenderConfiguration property, for the library's messages.
+    static func flag(_ property: String) -> String {
+        let flags = ["datagramSize": "--size", "gso": "--gso", "poolSlots": "--pool", "ringDepth": "--depth", "source": "--source"]
+        return flags[property] ?? property
     }
 
     func run() throws {
@@ -300,7 +308,7 @@ struct ZCSend: ParsableCommand {
                 }
             }
         } catch {
-            Output.standardError("zc-send: \(error)")
+            Output.standardError("zc-send: \(error.describe(naming: Self.flag))")
             throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
         if json {

@@ -17,4 +17,12 @@ final class ReceiverConfigurationTests: XCTestCase {
         c = base; c.cpus = [10_000]
         XCTAssertThrowsError(try c.validate()) { XCTAssertEqual($0 as? ReceiverConfiguration.Invalid, .cpus) }
     }
+
+    /// Library errors name the configuration property; zc-recv passes its flag names.
+    func testErrorsNamePropertiesAndTheCLIRenamesThem() {
+        let e = ReceiverConfiguration.Invalid.receiveBuffer(0)
+        XCTAssertEqual(e.description, "receiveBufferBytes 0 is out of range: allowed 1 byte to 2G")
+        XCTAssertEqual(e.describe { $0 == "receiveBufferBytes" ? "--rcvbuf" : $0 }, "--rcvbuf 0 is out of range: allowed 1 byte to 2G")
+        XCTAssertEqual(ReceiverConfiguration.Invalid.multicastOnly("multicast.source").property, "multicast.source")
+    }
 }

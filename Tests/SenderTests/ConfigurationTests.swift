@@ -56,4 +56,14 @@ final class ConfigurationTests: XCTestCase {
         while pacer.delay(now: later) == 0 { pacer.charge(datagrams: 1, bytes: 1000); burst += 1 }
         XCTAssertLessThanOrEqual(burst, 3)
     }
+
+    /// Library errors speak in the library's terms; a CLI renames the properties to its flags.
+    func testErrorsNamePropertiesAndTheCLIRenamesThem() {
+        let e = SenderConfiguration.Invalid.datagramSize(10, min: 48, max: 65_507)
+        XCTAssertEqual(e.description, "datagramSize 10 is out of range: allowed 48...65507 bytes")
+        XCTAssertEqual(e.describe { $0 == "datagramSize" ? "--size" : $0 }, "--size 10 is out of range: allowed 48...65507 bytes")
+        let mtu = SenderError.pathMTU(mtu: 1500, datagramSize: 1472, headers: 48)
+        XCTAssertTrue(mtu.description.hasPrefix("datagramSize 1472 is out of range with GSO on this path"), mtu.description)
+        XCTAssertFalse(mtu.description.contains("--"), mtu.description)
+    }
 }
