@@ -7,7 +7,7 @@ public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
     public var usesZeroCopy: Bool { self == .uringZC || self == .auto }
 
     /// io_uring SEND_ZC from registered buffers; a slot is reused only after its
-    /// notification CQE. The default.
+    /// notification CQE, for the whole stream.
     case uringZC = "uring-zc"
     /// io_uring plain SEND (the kernel copies): the same ring machinery without zero copy.
     case uring = "uring"
@@ -16,6 +16,7 @@ public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
     /// scatter-gather: at least half of the first 32 or more), the stream switches to
     /// copying IORING_OP_SEND from the same pool, as the kernel's MSG_ZEROCOPY
     /// documentation recommends. ``SenderStatistics/switchedToCopy`` says when and why.
+    /// The default.
     case auto = "auto"
     /// Batched `sendmmsg` (copies): the classic fast path, the baseline.
     case sendmmsg = "sendmmsg"
@@ -211,7 +212,7 @@ public struct SenderConfiguration: Sendable {
     ///
     /// - Throws: ``Invalid`` when the datagram size, pool, ring depth or GSO segment count is out of range.
     public init(destination: SocketAddress, datagramSize: Int = 1472, gso: GSOSetting = .auto,
-                limit: StreamLimit, rate: Rate? = nil, engine: SendEngineKind = .uringZC,
+                limit: StreamLimit, rate: Rate? = nil, engine: SendEngineKind = .auto,
                 poolSlots: Int = 256, ringDepth: Int = 256, streamID: UInt64 = UInt64.random(in: 1...UInt64.max),
                 faults: FaultInjection = FaultInjection(), endRepeats: Int = 3,
                 sendBufferBytes: Int32 = 8 << 20) throws(Invalid) {

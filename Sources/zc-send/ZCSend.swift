@@ -49,8 +49,8 @@ struct ZCSend: ParsableCommand {
     @Option(name: .shortAndLong, help: "Pace to a rate: bit/s (10G, 800M) or packets/s (500kpps). Default: as fast as possible.")
     var rate: String?
 
-    @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var engine: String = SendEngineKind.uringZC.rawValue
+    @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).")
+    var engine: String = SendEngineKind.auto.rawValue
 
     @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count.")
     var gso: String = "auto"

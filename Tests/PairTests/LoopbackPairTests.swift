@@ -32,7 +32,7 @@ final class LoopbackPairTests: XCTestCase {
     }
 
     func testZeroCopyIPv4TwoHundredThousand() throws {
-        let (s, r, status) = try pair(senderArgs: ["--count", "200000", "--rate", "3G"])
+        let (s, r, status) = try pair(senderArgs: ["--count", "200000", "--rate", "3G", "--engine", "uring-zc"])
         assertClean(s, r, expected: 200_000)
         XCTAssertEqual(status, 0)
         XCTAssertEqual(s["engine"] as? String, "uring-zc")
@@ -47,7 +47,7 @@ final class LoopbackPairTests: XCTestCase {
         guard shell("ip -6 addr show dev lo | grep -q '::1'").status == 0 else {
             throw XCTSkip("no ::1 on lo (IPv6 disabled on this machine)")
         }
-        let (s, r, _) = try pair(listen: "[::1]:0", senderArgs: ["--count", "200000", "--rate", "3G"])
+        let (s, r, _) = try pair(listen: "[::1]:0", senderArgs: ["--count", "200000", "--rate", "3G", "--engine", "uring-zc"])
         assertClean(s, r, expected: 200_000)
         XCTAssertEqual(u64(s, "zc", "notifications"), u64(s, "zc", "sends"))
     }
@@ -144,7 +144,8 @@ final class LoopbackPairTests: XCTestCase {
     /// SIGINT mid-stream: both tools stop, drain, print the report, exit 130.
     func testInterruptPrintsSummary() throws {
         let receiver = try RunningReceiver.start(["--streams", "1"])
-        let sender = try Child(Binaries.send, [receiver.address, "--duration", "30s", "--rate", "200M", "--json", "--interval", "0"])
+        let sender = try Child(Binaries.send, [receiver.address, "--duration", "30s", "--rate", "200M", "--engine", "uring-zc",
+                                                   "--json", "--interval", "0"])
         usleep(700_000)
         kill(sender.process.processIdentifier, SIGINT)
         let s = sender.wait(timeout: 15)

@@ -17,7 +17,7 @@ final class RecyclingProofTests: XCTestCase {
         func stream(_ extra: [String]) throws -> (send: [String: Any], recv: [String: Any]) {
             let receiver = try RunningReceiver.start(listen: "\(net.addressB):0", ["--streams", "1", "--idle-timeout", "3s"], namespace: net.b)
             // 800 datagrams at 20 mbit take about half a second to drain from the qdisc.
-            let sent = try runSender([receiver.address, "--count", "800", "--gso", "off", "--pool", "64"] + extra, namespace: net.a)
+            let sent = try runSender([receiver.address, "--count", "800", "--gso", "off", "--pool", "64", "--engine", "uring-zc"] + extra, namespace: net.a)
             XCTAssertEqual(sent.status, 0, sent.stderr)
             let received = receiver.child.wait(timeout: 30)
             return (try XCTUnwrap(sent.json, sent.stderr), try XCTUnwrap(received.json, received.stderr))

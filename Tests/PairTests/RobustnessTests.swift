@@ -35,7 +35,7 @@ final class RobustnessTests: XCTestCase {
     /// With --on-error stop the first refused send ends the stream: END, drain, report,
     /// exit 2 (a runtime failure), and still no slot leaked.
     func testReceiverGoneWithOnErrorStop() throws {
-        let s = try sendWhileReceiverDies(["--on-error", "stop"])
+        let s = try sendWhileReceiverDies(["--on-error", "stop", "--engine", "uring-zc"])
         XCTAssertEqual(s.status, 2, s.stderr)
         let json = try XCTUnwrap(s.json, "no JSON: \(s.stdout) \(s.stderr)")
         XCTAssertEqual(json["stop_reason"] as? String, "error")

@@ -46,7 +46,9 @@ final class OutboundStreamTests: XCTestCase {
     func testFillInPlaceDeliversEveryPayloadIntact() throws {
         let collector = try Collector()
         try collector.start(ends: 3)
-        var c = try SenderConfiguration(destination: collector.address, datagramSize: 1000, limit: StreamLimit(), poolSlots: 4)
+        // SEND_ZC throughout (not auto, which would leave it on loopback): every send owes a notification.
+        var c = try SenderConfiguration(destination: collector.address, datagramSize: 1000, limit: StreamLimit(), engine: .uringZC,
+                                        poolSlots: 4)
         c.streamID = 77
         let stream = try OutboundStream(c)
         XCTAssertEqual(stream.maxPayload, 952)
