@@ -361,6 +361,58 @@ static inline __m512i fold512(__m512i x, __m512i k, __m512i next) {
     return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00), _mm512_clmulepi64_epi128(x, k, 0x11), next, 0x96);
 }
 
+// Stores for the fill: a datagram's payload starts 48 bytes into a 64-byte line (the
+// header takes the first 48), so every 64-byte store of the generated pattern would
+// straddle two cache lines; split stores cost the fill about 30 % (42 vs 29 GB/s hot).
+// When the destination is 8-byte aligned, the filler keeps the previous vector and
+// writes whole aligned lines made of its tail and the next vector's head (one VPERMT2Q
+// each). Only the first and the last vector of a payload are stored unaligned, whole
+// (the overlap rewrites identical bytes; masked stores are slower on some cores).
+typedef struct {
+    uint8_t *dst;      // where the next generated vector's first byte belongs
+    __m512i prev;      // the last vector, whose tail (qwords [8-q, 8)) may not be stored yet
+    __m512i idx;       // VPERMT2Q selector: prev's tail, then the next vector's head
+    unsigned q;        // misalignment in qwords (1..7); 0: plain unaligned stores
+    int started;
+} filler512;
+
+// Row q: result qword i = prev[(8 - q) + i] for i < q, else next[i - q] (index 8 + i - q).
+static const long long filler512_selectors[8][8] __attribute__((aligned(64))) = {
+    {8, 9, 10, 11, 12, 13, 14, 15}, {7, 8, 9, 10, 11, 12, 13, 14}, {6, 7, 8, 9, 10, 11, 12, 13},
+    {5, 6, 7, 8, 9, 10, 11, 12},    {4, 5, 6, 7, 8, 9, 10, 11},    {3, 4, 5, 6, 7, 8, 9, 10},
+    {2, 3, 4, 5, 6, 7, 8, 9},       {1, 2, 3, 4, 5, 6, 7, 8},
+};
+
+__attribute__((target(TARGET_AVX512), always_inline))
+static inline void filler512_init(filler512 *f, uint8_t *dst) {
+    uintptr_t a = (uintptr_t)dst & 63;
+    f->dst = dst;
+    f->q = (a != 0 && (a & 7) == 0) ? (unsigned)(a / 8) : 0;
+    f->started = 0;
+    f->prev = _mm512_setzero_si512();
+    f->idx = _mm512_load_si512(filler512_selectors[f->q]);
+}
+
+__attribute__((target(TARGET_AVX512), always_inline))
+static inline void filler512_put(filler512 *f, __m512i x) {
+    if (f->q == 0) { _mm512_storeu_si512(f->dst, x); f->dst += 64; return; }
+    if (f->started) {
+        // The aligned line that starts inside prev: its tail, then x's head.
+        _mm512_store_si512(f->dst - 8 * f->q, _mm512_permutex2var_epi64(f->prev, f->idx, x));
+    } else {
+        _mm512_storeu_si512(f->dst, x); // the first vector, whole
+        f->started = 1;
+    }
+    f->prev = x;
+    f->dst += 64;
+}
+
+/// Stores the last vector whole: its tail is the one part not written yet.
+__attribute__((target(TARGET_AVX512), always_inline))
+static inline void filler512_flush(filler512 *f) {
+    if (f->q != 0 && f->started) _mm512_storeu_si512(f->dst - 64, f->prev);
+}
+
 __attribute__((target(TARGET_AVX512), always_inline))
 static inline uint32_t k512(int mode, uint32_t crc, const uint8_t *src, uint8_t *dst, size_t n,
                             uint64_t id, uint64_t off, int *bad) {
@@ -370,8 +422,10 @@ static inline uint32_t k512(int mode, uint32_t crc, const uint8_t *src, uint8_t 
     __m512i diff = _mm512_setzero_si512();
     __m128i t = _mm_setzero_si128();
     int folded = 0;
+    filler512 out;
+    if (mode == MODE_FILL) filler512_init(&out, dst);
 #define NEXT(x) do { \
-        if (mode == MODE_FILL) { x = gen512_next(&g); _mm512_storeu_si512(dst, x); dst += 64; } \
+        if (mode == MODE_FILL) { x = gen512_next(&g); filler512_put(&out, x); } \
         else { \
             x = _mm512_loadu_si512(src); src += 64; \
             if (mode == MODE_CHECK) diff = _mm512_or_si512(diff, _mm512_xor_si512(x, gen512_next(&g))); \
@@ -406,6 +460,7 @@ static inline uint32_t k512(int mode, uint32_t crc, const uint8_t *src, uint8_t 
 #undef NEXT
     const uint8_t *rest = src;
     uint8_t local[64];
+    if (mode == MODE_FILL) { filler512_flush(&out); dst = out.dst; }
     if (mode != MODE_CRC && n) {
         _mm512_storeu_si512(local, gen512_next(&g));
         if (mode == MODE_FILL) { memcpy(dst, local, n); rest = local; }
