@@ -164,10 +164,13 @@ public struct DatagramWriter {
             // The payload is already in the slot: only the header is new, and
             // crc(header ‖ payload) = shift(crc(header), payload) ^ crc(payload).
             writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
-            let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
-            let crc = payload == payloadSize ? fixed.combiner.combine(head, fixed.crc)
-                : CRC32C.checksum(UnsafeRawPointer(p + DatagramHeader.size), count: payload, continuing: head) // a short last one
-            p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+            if payload == payloadSize {
+                fixed.combiner.seal(p, payloadCRC: fixed.crc)
+            } else { // a short last one
+                let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)
+                let crc = CRC32C.checksum(UnsafeRawPointer(p + DatagramHeader.size), count: payload, continuing: head)
+                p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+            }
             return account(payload: payload, offset: offset)
         }
         // One pass: the header's CRC continues through the payload as it is generated.

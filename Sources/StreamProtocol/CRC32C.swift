@@ -92,6 +92,13 @@ public enum CRC32C {
             table = t
         }
 
+        /// Seals a datagram whose payload (``lengthB`` bytes) has CRC `payloadCRC`: the
+        /// header's CRC, shifted past the payload and combined, in the checksum field.
+        @inline(__always)
+        public func seal(_ datagram: UnsafeMutableRawPointer, payloadCRC: UInt32) {
+            table.withUnsafeBufferPointer { _ = zc_crc32c_seal_fixed(datagram, payloadCRC, $0.baseAddress!) }
+        }
+
         /// crc(A ‖ B) from crc(A) and crc(B).
         @inline(__always)
         public func combine(_ crcA: UInt32, _ crcB: UInt32) -> UInt32 {

@@ -133,6 +133,28 @@ final class CRC32CVariantTests: XCTestCase {
         }
     }
 
+    /// Combiner.seal (--source fixed): header CRC by the crc32 instruction, shifted past the
+    /// payload, in the checksum field: equal to sealing header and payload the long way, on
+    /// every variant.
+    func testSealFixedMatchesFullChecksum() {
+        var rng = SplitMix64(seed: 5)
+        let before = CRC32C.active
+        defer { CRC32C.select(before) }
+        for variant in CRC32C.Variant.supported {
+            CRC32C.select(variant)
+            for payload in [0, 1, 100, 1424, 8924] {
+                let d = UnsafeMutableRawPointer.allocate(byteCount: 48 + payload, alignment: 64)
+                defer { d.deallocate() }
+                for i in 0..<(48 + payload) { d.storeBytes(of: UInt8.random(in: 0...255, using: &rng), toByteOffset: i, as: UInt8.self) }
+                d.storeBytes(of: UInt32(0), toByteOffset: 44, as: UInt32.self)
+                let want = CRC32C.checksum(UnsafeRawBufferPointer(start: d, count: 48 + payload), variant: .portable)
+                let payloadCRC = CRC32C.checksum(UnsafeRawBufferPointer(start: d + 48, count: payload), variant: .portable)
+                CRC32C.Combiner(lengthB: payload).seal(d, payloadCRC: payloadCRC)
+                XCTAssertEqual(UInt32(bigEndian: d.load(fromByteOffset: 44, as: UInt32.self)), want, "\(variant), payload \(payload)")
+            }
+        }
+    }
+
     /// validate(_:length:patternMatches:) checks checksum and pattern in one pass, with the
     /// same verdicts as validate + firstMismatch, on every variant.
     func testValidateWithPattern() {

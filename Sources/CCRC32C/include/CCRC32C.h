@@ -52,6 +52,11 @@ uint32_t zc_crc32c_pattern_check(int variant, uint32_t crc, const void *src, siz
 /// one pass, and the result is stored big-endian in the checksum field (bytes 44..47).
 /// Returns the checksum. The range must not run past stream byte 2^64.
 uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t stream_id, uint64_t offset);
+/// `--source fixed`: seals a datagram whose payload CRC is known. The 48-byte header's CRC
+/// (checksum field zero) is shifted past the payload with `shift_table` (from
+/// zc_crc32c_shift_table for the payload length) and combined with `payload_crc`; the
+/// result is stored big-endian at byte 44 and returned. One call, no per-byte work.
+uint32_t zc_crc32c_seal_fixed(void *datagram, uint32_t payload_crc, const uint32_t *shift_table);
 
 /// crc(A || B) from crc(A), crc(B) and len(B): crc(A) times x^(8 len(B)) mod P, xor crc(B).
 uint32_t zc_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
