@@ -12,11 +12,15 @@ final class MulticastPairTests: XCTestCase {
     func testIPv4GroupReachesTwoReceiversWhole() throws {
         let lan = try MulticastBridge(tag: "m4", subnet: 50, hosts: 3)
         defer { lan.remove() }
-        let (s, receivers) = try run(lan, group: "239.255.13.13", port: 9500, engine: "uring-zc", count: 100_000)
+        let (s, receivers) = try run(lan, group: "239.255.13.13", port: 9500, engine: "uring-zc", count: 100_000,
+                                     secondReceiverOnHost2: true)
         let sends = try XCTUnwrap(u64(s, "zc", "sends"))
         XCTAssertGreaterThan(sends, 0)
         XCTAssertEqual((u64(s, "zc", "copied") ?? 0) + (u64(s, "zc", "zero_copied") ?? 0), u64(s, "zc", "notifications"))
-        for (r, host) in zip(receivers, lan.hosts.dropFirst()) {
+        // Hosts 2 and 3, then a second receiver of the same group and port on host 2
+        // (SO_REUSEADDR: each socket gets its own copy of every datagram).
+        XCTAssertEqual(receivers.count, 3)
+        for (r, host) in zip(receivers, Array(lan.hosts.dropFirst()) + [lan.hosts[1]]) {
             try assertWhole(r, count: 100_000, group: "239.255.13.13", interface: host.interface)
         }
     }
@@ -133,12 +137,12 @@ final class MulticastPairTests: XCTestCase {
 
     // MARK: - helpers
 
-    /// Receivers on hosts 2..N join the group, host 1 sends `count` datagrams.
-    private func run(_ lan: MulticastBridge, group: String, port: Int, engine: String, count: Int) throws
-        -> (sender: [String: Any], receivers: [[String: Any]])
-    {
+    /// Receivers on hosts 2..N (and a second one on host 2) join the group, host 1 sends `count` datagrams.
+    private func run(_ lan: MulticastBridge, group: String, port: Int, engine: String, count: Int,
+                     secondReceiverOnHost2: Bool = false) throws -> (sender: [String: Any], receivers: [[String: Any]]) {
         let literal = group.contains(":") ? "[\(group)]:\(port)" : "\(group):\(port)"
-        let receivers = try lan.hosts.dropFirst().map {
+        let listeners = Array(lan.hosts.dropFirst()) + (secondReceiverOnHost2 ? [lan.hosts[1]] : [])
+        let receivers = try listeners.map {
             try RunningReceiver.start(listen: literal, ["--interface", $0.interface, "--idle-timeout", "3s"], namespace: $0.namespace)
         }
         let sent = try runSender([literal, "--interface", lan.hosts[0].interface, "--engine", engine, "--count", "\(count)",
