@@ -23,20 +23,24 @@ let package = Package(
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
-        // C: liburing's static-inline helpers and unions, and an async-signal-safe stop flag.
+        // C: what Swift cannot reach of Linux's socket/thread/signal APIs (CMSG_* and CPU_SET
+        // macros, sendmmsg/recvmmsg, the stop flag, the AF_PACKET ring's status word). No liburing.
+        .target(name: "CLinux"),
+        // C: liburing's static-inline helpers and the kernel ABI's unions; links liburing.
         .target(
             name: "CURing",
+            dependencies: ["CLinux"],
             linkerSettings: [.linkedLibrary("uring")]
         ),
         // C: the CRC32C kernels (crc32 instruction, PCLMULQDQ/VPCLMULQDQ folding, chosen at
         // run time) with the payload pattern fused in. No liburing, no compiler flags:
         // each kernel names its instruction set with __attribute__((target)).
         .target(name: "CCRC32C"),
-        .target(name: "ZCSystem", dependencies: ["CURing"]),
+        .target(name: "ZCSystem", dependencies: ["CLinux"]),
         .target(name: "URing", dependencies: ["CURing", "ZCSystem"]),
         .target(name: "StreamProtocol", dependencies: ["CCRC32C"]),
-        .target(name: "Sender", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol"]),
-        .target(name: "Receiver", dependencies: ["CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        .target(name: "Sender", dependencies: ["CLinux", "CURing", "ZCSystem", "URing", "StreamProtocol"]),
+        .target(name: "Receiver", dependencies: ["CLinux", "CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // The library in one import: re-exports the modules below.
         .target(name: "ZCStream", dependencies: ["Sender", "Receiver", "StreamProtocol", "ZCSystem"]),
         .target(name: "CLISupport"),

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CURing
+import CLinux
 import ZCSystem
 
 /// Batched receive: one `recvmmsg` fills up to `batch` buffers of 64 KiB. With

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CURing
+import CLinux
 import StreamProtocol
 import ZCSystem
 

@@ -1,4 +1,4 @@
-import CURing
+import CLinux
 
 /// SIGINT/SIGTERM as a flag the run loops poll. The handler lives in C because a
 /// signal handler may only touch a `volatile sig_atomic_t`, which Swift cannot express.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CURing
+import CLinux
 
 /// An owned UDP socket. `~Copyable`, so exactly one owner closes it, once.
 public struct UDPSocket: ~Copyable {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CURing
+import CLinux
 
 /// A joinable OS thread running one closure: one thread per ring, run to
 /// completion. Plain pthreads, no executor, no async: the hot loop owns its core.
