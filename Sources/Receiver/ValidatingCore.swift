@@ -39,6 +39,17 @@ public struct ValidatingCore: Sendable {
     @inline(__always) static var endFlag: UInt8 { 0x02 }
     @inline(__always) static var patternFlag: UInt8 { 0x04 }
 
+    /// Keys of streams retired by ``retireStreams(where:)``, remembered for a while (the
+    /// last ``retiredMemory``) so late copies do not open a ghost stream.
+    private var retired = Set<StreamKey>()
+    private var retiredOrder: [StreamKey] = []
+    private var retiredNext = 0
+    /// How many retired keys a core remembers: at thousands of streams a second that is
+    /// still about a second, far longer than END repeats take.
+    public static let retiredMemory = 4096
+    /// Streams retired so far (server mode).
+    public private(set) var streamsRetired: UInt64 = 0
+
     /// Where payloads go with `--output` (nil: nowhere).
     let output: CoreOutput?
     /// The application's callback for new intact datagrams (nil: none).
@@ -67,9 +78,18 @@ public struct ValidatingCore: Sendable {
         if lastIndex >= 0 && key == lastKey { return lastIndex }
         if let i = index[key] { lastKey = key; lastIndex = i; return i }
         guard create else { return nil }
-        guard streams.count < maxStreams else { return nil }
+        // A stream a server already reported (its END repeats, its stragglers): not a new stream.
+        if !retired.isEmpty && retired.contains(key) {
+            statistics.retiredStreamDatagrams &+= 1
+            return nil
+        }
+        guard streams.count < maxStreams else {
+            statistics.streamsRefusedDatagrams &+= 1
+            return nil
+        }
         var state = StreamState(key: key)
         state.excludeHead = excludeHead
+        state.kernelDropsAtStart = statistics.kernelDrops
         streams.append(state)
         let i = streams.count - 1
         index[key] = i
@@ -107,17 +127,19 @@ public struct ValidatingCore: Sendable {
         var patternMatches = true
         switch Datagram.validate(p, length: length, patternMatches: &patternMatches) {
         case .valid(let h):
-            guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
-                statistics.streamsRefusedDatagrams &+= 1
-                return
-            }
+            guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else { return }
             let payload = p + Int(h.headerLength)
             if h.flags.rawValue & Self.endFlag != 0 {
-                if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) { streamsEnded += 1 }
+                streams[i].lastOtherNanoseconds = now
+                if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) {
+                    streams[i].endArrivalNanoseconds = now
+                    streamsEnded += 1
+                }
                 return
             }
             if !patternMatches {
                 streams[i].patternMismatches &+= 1
+                streams[i].lastOtherNanoseconds = now
                 return
             }
             let isNew = Self.recordData(&streams[i], h, length: length, now: now, wallNow: wallNow)
@@ -151,6 +173,9 @@ public struct ValidatingCore: Sendable {
         if s.firstArrivalNanoseconds == 0 { s.firstArrivalNanoseconds = now }
         s.lastArrivalNanoseconds = now
         s.latency.record(Int64(bitPattern: wallNow &- h.timestampNanoseconds))
+        let sent = h.timestampNanoseconds
+        if s.firstSendNanoseconds == 0 || sent < s.firstSendNanoseconds { s.firstSendNanoseconds = sent }
+        if sent > s.lastSendNanoseconds { s.lastSendNanoseconds = sent }
         if outcome == .beyondEnd {
             s.beyondEndPayloadBytes &+= UInt64(h.payloadLength)
             return false
@@ -162,7 +187,13 @@ public struct ValidatingCore: Sendable {
         switch outcome {
         case .duplicate, .late, .beyondEnd:
             return false
-        case .inOrder, .gapAhead, .reordered:
+        case .gapAhead:
+            if s.highestSendNanoseconds != 0 && sent > s.highestSendNanoseconds {
+                s.longestGapNanoseconds = max(s.longestGapNanoseconds, sent - s.highestSendNanoseconds)
+            }
+            fallthrough
+        case .inOrder, .reordered:
+            if outcome != .reordered { s.highestSendNanoseconds = sent }
             s.uniquePayloadBytes &+= UInt64(h.payloadLength)
             if h.payloadLength < s.uniquePayloadMin { s.uniquePayloadMin = h.payloadLength }
             if h.payloadLength > s.uniquePayloadMax { s.uniquePayloadMax = h.payloadLength }
@@ -181,6 +212,33 @@ public struct ValidatingCore: Sendable {
         s.expected = totals
         s.applyEnd(totals)
         return true
+    }
+
+    /// Server mode: removes the streams `isFinished` picks and returns them, freeing their
+    /// state (the core then holds only live streams, so memory stays bounded however many
+    /// streams come and go). Their keys are remembered (``retiredMemory``) so late copies
+    /// count as ``ReceiverStatistics/retiredStreamDatagrams``, not as a new stream.
+    /// O(streams); called every few milliseconds, never per datagram.
+    public mutating func retireStreams(where isFinished: (StreamState) -> Bool) -> [StreamState] {
+        guard output == nil, streams.contains(where: isFinished) else { return [] }
+        let gone = streams.filter(isFinished)
+        streams.removeAll(where: isFinished)
+        index.removeAll(keepingCapacity: true)
+        for (i, s) in streams.enumerated() { index[s.key] = i }
+        lastIndex = -1
+        for s in gone {
+            if s.expected != nil { streamsEnded -= 1 }
+            if retiredOrder.count < Self.retiredMemory {
+                retiredOrder.append(s.key)
+            } else {
+                retired.remove(retiredOrder[retiredNext])
+                retiredOrder[retiredNext] = s.key
+                retiredNext = (retiredNext + 1) % Self.retiredMemory
+            }
+            retired.insert(s.key)
+        }
+        streamsRetired &+= UInt64(gone.count)
+        return gone
     }
 
     /// Engines report each receive call: the buffers it returned and how many of them were
@@ -247,6 +305,7 @@ public struct ValidatingCore: Sendable {
             }
         }
         statistics.merge(other.statistics)
+        streamsRetired &+= other.streamsRetired
         if other.firstDataNanoseconds != 0 && (firstDataNanoseconds == 0 || other.firstDataNanoseconds < firstDataNanoseconds) {
             firstDataNanoseconds = other.firstDataNanoseconds
         }

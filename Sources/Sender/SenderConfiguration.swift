@@ -161,6 +161,10 @@ public struct SenderConfiguration: Sendable {
     public var multicast = MulticastSendOptions()
     /// What ``OutboundStream/send(_:)`` does when every slot is in flight.
     public var backPressure: BackPressure = .wait
+    /// After END, wait this long for the receiver's REPORT (SPEC §12) on the sending socket
+    /// (packet-ring: a UDP socket bound to the frames' source port). nil: do not wait.
+    /// Never for a multicast destination (every member could answer).
+    public var reportTimeoutNanoseconds: UInt64? = nil
 
     /// What a producer experiences when no slot is free.
     public enum BackPressure: Sendable {

@@ -54,7 +54,23 @@ struct ZCRecv: ParsableCommand {
         counts as usual and also as after_end. Stream ids are printed as 0x + 16 hex digits, also in \
         the JSON (a string).
 
+        Server (--server): runs until SIGINT/SIGTERM (or --timeout), taking any number of streams \
+        at once and one after another. A stream is finished --linger after its END, or after \
+        --idle-timeout without a datagram of its own; it is then reported on stdout (a text block, \
+        or with --json one JSON object per line, NDJSON, with the stream's full record) and its \
+        state is freed, so memory stays flat however many streams come and go. --streams does not \
+        apply; a stop by signal exits 0. Late copies of a finished stream's datagrams (END repeats) \
+        are counted apart (retired_stream_datagrams), never opened as a new stream.
+
+        REPORT: when a stream finishes (a server) or the run ends, its verdict goes back to its \
+        source address and port as one REPORT datagram (Protocol/SPEC.md §12), from the receiving \
+        socket; zc-send waits for it and prints it. Only a source whose stream delivered valid \
+        datagrams gets one, never larger than what that stream delivered, at most \
+        --report-rate per second per source host (burst twice that). --no-report: never send. \
+        Not for a multicast group.
+
         Examples:
+          zc-recv 9000 --server --json
           zc-recv 9000 --streams 1
           zc-recv [::]:9000 --json --interval 0
           zc-recv 9000 --engine uring --threads 2 --cpu 0,1 --streams 2
@@ -102,6 +118,15 @@ struct ZCRecv: ParsableCommand {
 
     @Option(help: "Socket receive buffer (K/M/G).")
     var rcvbuf: String = "256M"
+
+    @Flag(help: "Serve: run until stopped, report (and free) each stream as it finishes; see Server below.")
+    var server = false
+
+    @Flag(help: "Send no REPORT datagram back to the senders.")
+    var noReport = false
+
+    @Option(help: "REPORTs per second one source host may get (twice that in a burst).")
+    var reportRate: Double = 20
 
     @Option(help: "Stop after this many streams have ended.")
     var streams: Int?
@@ -153,6 +178,9 @@ struct ZCRecv: ParsableCommand {
         if Units.parseDuration(linger) == nil { throw ValidationError("--linger '\(linger)' must be a duration (e.g. 300ms)") }
         if !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if server && streams != nil { throw ValidationError("--streams does not apply to --server (a server takes any number of streams)") }
+        if server && output != nil { throw ValidationError("--output is not supported with --server yet (see README: Server)") }
+        if !(reportRate > 0 && reportRate.isFinite) { throw ValidationError("--report-rate must be a positive number of REPORTs per second") }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         if let cpu {
             guard let list = Units.parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
@@ -196,6 +224,10 @@ struct ZCRecv: ParsableCommand {
         }
         c.outputMaxBytes = outputMaxBytes == "none" ? nil : Units.parseBytes(outputMaxBytes)
         c.fsyncIntervalNanoseconds = fsyncInterval.flatMap(Units.parseDuration)
+        c.server = server
+        c.reports = !noReport
+        c.verdictLimits = StreamVerdictLimits(maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
+        c.reportRateLimiter = ReportRateLimiter(perSecond: reportRate, burst: reportRate * 2)
         // The library's own range checks, as the last word (the flags above are
         // checked first so each message names the flag as typed).
         do { return try c.validated() } catch { throw ValidationError(error.description) }
@@ -215,10 +247,21 @@ struct ZCRecv: ParsableCommand {
                     Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))), \(configuration.threads) thread(s))")
                 },
                 progress: { printer.print($0) },
-                metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } })
+                metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } },
+                finished: { [json] f in
+                    // One line per stream with --json (NDJSON), else a text block.
+                    Output.standardOutput(json ? ReceiverReportFormatter.finishedJSON(f, limits: configuration.verdictLimits).rendered(pretty: false)
+                                               : ReceiverReportFormatter.finishedText(f, limits: configuration.verdictLimits))
+                })
         } catch {
             Output.standardError("zc-recv: \(error)")
             throw ExitCode(ExitStatus.failure)
+        }
+        if server {
+            // Every stream was reported as it finished; the server itself stopped cleanly.
+            let stats = report.core.statistics
+            Output.standardError("zc-recv: server stopped (\(report.stopReason.rawValue)) after \(report.core.streamsRetired) stream(s); invalid \(stats.invalidTotal), corrupt unattributed \(stats.corruptUnattributed), retired-stream datagrams \(stats.retiredStreamDatagrams), streams refused \(stats.streamsRefusedDatagrams), kernel drops \(stats.kernelDrops)")
+            return
         }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         // With --output -, stdout carries the stream: the report goes to stderr.

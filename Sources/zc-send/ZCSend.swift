@@ -23,8 +23,20 @@ struct ZCSend: ParsableCommand {
         On loopback and veth the kernel must copy zero-copy pages delivered to a local socket; the \
         summary reports how many sends it copied.
 
+        After END, zc-send waits up to --report-timeout for the receiver's REPORT (Protocol/SPEC.md \
+        §12) on the socket it sent from (packet-ring: a UDP socket bound to --src-port) and prints \
+        it beside its own summary, in JSON as "receiver" (the keys of zc-recv's stream record). \
+        --max-loss PCT / --max-corrupt N judge the receiver's numbers as zc-recv does. No REPORT \
+        in time: said plainly, JSON "receiver": null and "receiver_missing" (why). --no-report: \
+        do not wait (never for a multicast group). zc-recv sends a REPORT when a stream finishes \
+        (--server) or when its run ends.
+        Exit status: 0 ok, 1 the receiver's loss or corruption beyond --max-loss/--max-corrupt \
+        (or the receiver's own verdict FAIL with either flag), 2 runtime error, 4 no REPORT in \
+        time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
+        permitted, 130/143 stopped by a signal.
+
         Examples:
-          zc-send 127.0.0.1:9000 --duration 5
+          zc-send 127.0.0.1:9000 --duration 5 --max-loss 0.1
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
           zc-send 198.18.0.2:9000 --engine packet-ring --interface veth0 --count 1000000
         """,
@@ -106,6 +118,18 @@ struct ZCSend: ParsableCommand {
     @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
     var ringTransfer: String?
 
+    @Option(help: "After END, wait this long for the receiver's REPORT (e.g. 3s, 500ms).")
+    var reportTimeout: String = "3s"
+
+    @Flag(help: "Do not wait for the receiver's REPORT.")
+    var noReport = false
+
+    @Option(help: "Largest acceptable loss at the receiver, percent (from its REPORT); beyond it exit 1, no REPORT exit 4.")
+    var maxLoss: Double?
+
+    @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
+    var maxCorrupt: UInt64?
+
     @Flag(help: "Print the final report as JSON on stdout.")
     var json = false
 
@@ -134,6 +158,9 @@ struct ZCSend: ParsableCommand {
         if SendEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         if parsedGSO == nil { throw ValidationError("--gso '\(gso)' must be auto, off or a segment count from 1 to 64") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if (Units.parseDuration(reportTimeout) ?? 0) == 0 { throw ValidationError("--report-timeout '\(reportTimeout)' must be a positive duration (e.g. 3s)") }
+        if let maxLoss, !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
+        if noReport && (maxLoss != nil || maxCorrupt != nil) { throw ValidationError("--max-loss/--max-corrupt need the receiver's REPORT: drop --no-report") }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
         if Units.parseBytes(sndbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--sndbuf '\(sndbuf)' must be a size from 1 byte to 2G") }
         if ErrorPolicy(rawValue: onError) == nil { throw ValidationError("--on-error '\(onError)' must be continue or stop") }
@@ -245,6 +272,7 @@ struct ZCSend: ParsableCommand {
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
+            c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
             if c.engine != .packetRing {
                 c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
             }
@@ -312,6 +340,30 @@ struct ZCSend: ParsableCommand {
         if reports.contains(where: { $0.stopReason == .error }) {
             Output.standardError("zc-send: stopped after a failed send (--on-error stop)")
             throw ExitCode(ExitStatus.failure)
+        }
+        try judgeReceiver(reports)
+    }
+
+    /// --max-loss / --max-corrupt against the receiver's REPORTs (zc-recv's meaning).
+    func judgeReceiver(_ reports: [SenderReport]) throws {
+        guard maxLoss != nil || maxCorrupt != nil else { return }
+        var failures: [String] = []
+        var missing = 0
+        for r in reports {
+            guard case .report(let report, _) = r.receiver else { missing += 1; continue }
+            let id = SenderReportFormatter.hex(report.streamID)
+            let loss = report.expectedDatagrams == 0 ? 0 : Double(report.lost) / Double(report.expectedDatagrams) * 100
+            if let maxLoss, loss > maxLoss { failures.append("stream \(id): receiver loss \(Units.fixed(loss, 4))% > --max-loss \(maxLoss)%") }
+            if let maxCorrupt, report.corrupt > maxCorrupt { failures.append("stream \(id): \(report.corrupt) corrupt at the receiver > --max-corrupt \(maxCorrupt)") }
+            if !report.exact { failures.append("stream \(id): the receiver's accounting is not exact") }
+        }
+        if !failures.isEmpty {
+            Output.standardError("zc-send: FAIL: " + failures.joined(separator: "; "))
+            throw ExitCode(ExitStatus.validationFailed)
+        }
+        if missing > 0 {
+            Output.standardError("zc-send: no verdict: \(missing) stream(s) got no REPORT from the receiver in time (--report-timeout \(reportTimeout))")
+            throw ExitCode(ExitStatus.noVerdict)
         }
     }
 }
