@@ -66,6 +66,10 @@ public struct ReceiverConfiguration: Sendable {
     /// and its state freed, so memory stays bounded under any number of streams.
     /// ``streams`` does not apply.
     public var server = false
+    /// Accept datagrams only from these sources (`--allow`); others are dropped before
+    /// validation, counted apart by host (``ValidatingCore/refusedSources``), never create
+    /// a stream, are never written nor answered with a REPORT. nil: every source.
+    public var allowList: AllowList?
     /// Send each stream's REPORT (SPEC §12) back to its source when it finishes (a server)
     /// or when the run ends. Never for a multicast group.
     public var reports = true

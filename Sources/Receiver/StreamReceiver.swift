@@ -176,6 +176,8 @@ final class ReceiveWorker: @unchecked Sendable {
     /// queued for the coordinator, which reports them (nil: not a server).
     var retirement: (lingerNanoseconds: UInt64, idleNanoseconds: UInt64)?
     let finished = Mutex<[FinishedStream]>([])
+    /// `--allow`: sources outside it are dropped before validation (nil: all accepted).
+    var allowList: AllowList?
 
     init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?,
          delivery: DeliveryHandler? = nil, excludeHead: Bool = false) {
@@ -213,6 +215,7 @@ final class ReceiveWorker: @unchecked Sendable {
         var core = ValidatingCore(maxStreams: maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
                                   delivery: delivery)
         core.excludeHead = excludeHead
+        if let allowList { core.allowList = allowList }
         var nextPublish: UInt64 = 0
         var publishedEnded = 0
         var nextMetrics: UInt64 = 0
@@ -329,6 +332,7 @@ public enum StreamReceiver {
         for (i, w) in workers.enumerated() {
             w.metrics = metrics; w.metricsIndex = i
             if c.server { w.retirement = (c.lingerNanoseconds, c.idleTimeoutNanoseconds) }
+            w.allowList = c.allowList
         }
         // REPORTs go back from the receiving socket; not to a group's members (many
         // receivers would answer one sender), and only when asked.

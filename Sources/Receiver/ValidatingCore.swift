@@ -50,6 +50,13 @@ public struct ValidatingCore: Sendable {
     /// Streams retired so far (server mode).
     public private(set) var streamsRetired: UInt64 = 0
 
+    /// `--allow`: only these sources are accepted (checked only when ``hasAllowList``, so a
+    /// receiver without one pays one predictable branch per buffer).
+    public var allowList = AllowList([]) { didSet { hasAllowList = true } }
+    private(set) var hasAllowList = false
+    /// Datagrams dropped because their source is outside ``allowList``, by host (bounded).
+    public private(set) var refusedSources = RefusedSources()
+
     /// Where payloads go with `--output` (nil: nowhere).
     let output: CoreOutput?
     /// The application's callback for new intact datagrams (nil: none).
@@ -104,6 +111,12 @@ public struct ValidatingCore: Sendable {
     @inline(__always) @discardableResult
     public mutating func processBuffer(_ base: UnsafeRawPointer, length: Int, segment: Int, now: UInt64, wallNow: UInt64,
                                        source: SourceAddress) -> Bool {
+        // --allow: a source outside the list is dropped here, before anything is validated,
+        // accounted, written or reported (one buffer is one source, GRO or not).
+        if hasAllowList && !allowList.allows(source) {
+            refusedSources.count(source, datagrams: segment > 0 && segment < length ? UInt64((length + segment - 1) / segment) : 1)
+            return false
+        }
         guard segment > 0 && segment < length else {
             process(base, length: length, now: now, wallNow: wallNow, source: source)
             return false
@@ -306,6 +319,7 @@ public struct ValidatingCore: Sendable {
         }
         statistics.merge(other.statistics)
         streamsRetired &+= other.streamsRetired
+        refusedSources.merge(other.refusedSources)
         if other.firstDataNanoseconds != 0 && (firstDataNanoseconds == 0 || other.firstDataNanoseconds < firstDataNanoseconds) {
             firstDataNanoseconds = other.firstDataNanoseconds
         }

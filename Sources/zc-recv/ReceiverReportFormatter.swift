@@ -162,6 +162,14 @@ enum ReceiverReportFormatter {
             ("streams_refused_datagrams", .uint(stats.streamsRefusedDatagrams)),
             // Datagrams cut by the receive buffer: content unknown.
             ("truncated", .uint(stats.truncated)),
+            // --allow: datagrams from sources outside it, dropped before validation, by host.
+            ("allow", r.configuration.allowList.map { .array($0.rules.map { .string($0.description) }) } ?? .null),
+            ("not_allowed", .uint(r.core.refusedSources.total)),
+            ("not_allowed_sources", .array(r.core.refusedSources.byHost.sorted { $0.value > $1.value }.map {
+                .object([("source", .string($0.key.socketAddress?.host ?? "unknown")), ("datagrams", .uint($0.value))])
+            })),
+            ("not_allowed_untracked", .uint(r.core.refusedSources.untracked)),
+            ("retired_stream_datagrams", .uint(stats.retiredStreamDatagrams)),
             ("reorder_window", .uint(UInt64(SequenceTracker.defaultWindow))),
             // SO_RXQ_OVFL: socket buffers the kernel dropped for lack of room at this receiver.
             ("kernel_drops", .uint(stats.kernelDrops)),
@@ -278,6 +286,10 @@ enum ReceiverReportFormatter {
         ]
         if stats.streamsRefusedDatagrams > 0 {
             lines.append("  STREAM LIMIT: \(stats.streamsRefusedDatagrams) valid datagrams of streams beyond --max-streams \(r.configuration.maxStreams) were not accounted (raise --max-streams)")
+        }
+        if r.core.refusedSources.total > 0 {
+            let top = r.core.refusedSources.byHost.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key.socketAddress?.host ?? "?") \($0.value)" }
+            lines.append("  NOT ALLOWED: \(r.core.refusedSources.total) datagrams from sources outside --allow dropped unread (\(top.joined(separator: ", "))\(r.core.refusedSources.byHost.count > 5 ? ", ..." : ""))")
         }
         if stats.truncated > 0 {
             lines.append("  TRUNCATED: \(stats.truncated) datagrams were longer than the receive buffer and cut (content unknown)")

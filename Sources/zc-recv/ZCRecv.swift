@@ -122,6 +122,9 @@ struct ZCRecv: ParsableCommand {
     @Flag(help: "Serve: run until stopped, report (and free) each stream as it finishes; see Server below.")
     var server = false
 
+    @Option(help: "Accept datagrams only from this source network (CIDR or address, IPv4 or IPv6; repeatable). Others are dropped before validation, counted by source, never answered.")
+    var allow: [String] = []
+
     @Flag(help: "Send no REPORT datagram back to the senders.")
     var noReport = false
 
@@ -225,6 +228,12 @@ struct ZCRecv: ParsableCommand {
         c.outputMaxBytes = outputMaxBytes == "none" ? nil : Units.parseBytes(outputMaxBytes)
         c.fsyncIntervalNanoseconds = fsyncInterval.flatMap(Units.parseDuration)
         c.server = server
+        if !allow.isEmpty {
+            switch AllowList.parse(allow) {
+            case .success(let list): c.allowList = list
+            case .failure(let bad): throw ValidationError("--allow \(bad)")
+            }
+        }
         c.reports = !noReport
         c.verdictLimits = StreamVerdictLimits(maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         c.reportRateLimiter = ReportRateLimiter(perSecond: reportRate, burst: reportRate * 2)
@@ -260,7 +269,7 @@ struct ZCRecv: ParsableCommand {
         if server {
             // Every stream was reported as it finished; the server itself stopped cleanly.
             let stats = report.core.statistics
-            Output.standardError("zc-recv: server stopped (\(report.stopReason.rawValue)) after \(report.core.streamsRetired) stream(s); invalid \(stats.invalidTotal), corrupt unattributed \(stats.corruptUnattributed), retired-stream datagrams \(stats.retiredStreamDatagrams), streams refused \(stats.streamsRefusedDatagrams), kernel drops \(stats.kernelDrops)")
+            Output.standardError("zc-recv: server stopped (\(report.stopReason.rawValue)) after \(report.core.streamsRetired) stream(s); invalid \(stats.invalidTotal), corrupt unattributed \(stats.corruptUnattributed), retired-stream datagrams \(stats.retiredStreamDatagrams), not allowed \(report.core.refusedSources.total), streams refused \(stats.streamsRefusedDatagrams), kernel drops \(stats.kernelDrops)")
             return
         }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)

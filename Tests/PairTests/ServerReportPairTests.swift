@@ -1,0 +1,176 @@
+import Foundation
+import XCTest
+
+/// Two hosts, one command (issue 13): `zc-recv --server` in one namespace, `zc-send` in the
+/// other, the receiver's verdict back at the sender as a REPORT, and only allowed sources.
+final class ServerReportPairTests: XCTestCase {
+    /// A server in namespace b of `net`, listening on its address, port 9000.
+    func startServer(_ net: NamespacePair, _ extra: [String] = []) throws -> RunningReceiver {
+        try RunningReceiver.start(listen: "\(net.addressB):9000", ["--server"] + extra, namespace: net.b)
+    }
+
+    /// Stops a server with SIGTERM (by its pid) and returns its result: NDJSON on stdout.
+    func stop(_ server: RunningReceiver) -> Child.Result {
+        kill(server.child.process.processIdentifier, SIGTERM)
+        return server.child.wait(timeout: 20)
+    }
+
+    /// One JSON object per line.
+    func lines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+    }
+
+    func testServerTakesSequentialAndConcurrentStreamsAndStaysUp() throws {
+        let net = try NamespacePair(tag: "srv", subnet: 80)
+        let server = try startServer(net)
+        var ids: Set<UInt64> = []
+        for i in 0..<3 {
+            let sent = try runSender(["\(net.addressB):9000", "--count", "3000", "--rate", "500M"], namespace: net.a)
+            XCTAssertEqual(sent.status, 0, "sequential \(i): \(sent.stderr)")
+            let receiver = try XCTUnwrap(sent.json?["receiver"] as? [String: Any], "sequential \(i): no receiver in \(sent.stdout)")
+            XCTAssertEqual(u64(receiver, "unique"), 3000)
+            XCTAssertEqual(u64(receiver, "lost"), 0)
+            XCTAssertEqual(receiver["complete"] as? Bool, true)
+            XCTAssertEqual(u64(receiver, "stream_id"), u64(sent.json, "stream_id"))
+            ids.insert(try XCTUnwrap(u64(sent.json, "stream_id")))
+            XCTAssertTrue(server.child.process.isRunning, "the server ended after stream \(i)")
+        }
+        // Two at once, from two processes (two sources).
+        let a = try Child(Binaries.send, ["\(net.addressB):9000", "--count", "20000", "--rate", "300M", "--json", "--interval", "0"], namespace: net.a)
+        let b = try Child(Binaries.send, ["\(net.addressB):9000", "--count", "20000", "--rate", "300M", "--json", "--interval", "0"], namespace: net.a)
+        for (name, child) in [("a", a), ("b", b)] {
+            let r = child.wait(timeout: 60)
+            XCTAssertEqual(r.status, 0, "concurrent \(name): \(r.stderr)")
+            let receiver = try XCTUnwrap(r.json?["receiver"] as? [String: Any], "concurrent \(name): \(r.stdout)")
+            XCTAssertEqual(u64(receiver, "unique"), 20000, name)
+            XCTAssertEqual(u64(receiver, "lost"), 0, name)
+            ids.insert(try XCTUnwrap(u64(r.json, "stream_id")))
+        }
+        XCTAssertTrue(server.child.process.isRunning, "the server ended after the concurrent streams")
+        let result = stop(server)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let finished = lines(result.stdout)
+        XCTAssertEqual(finished.count, 5, result.stdout)
+        XCTAssertEqual(Set(finished.compactMap { u64($0, "stream_id") }), ids)
+        for f in finished {
+            XCTAssertEqual(f["event"] as? String, "stream_finished")
+            XCTAssertEqual(f["finished"] as? String, "end")
+            XCTAssertNotNil(f["timestamp"] as? String)
+            XCTAssertEqual(u64(f, "lost"), 0)
+            XCTAssertEqual(f["complete"] as? Bool, true)
+            XCTAssertTrue((f["report"] as? String)?.hasPrefix("sent") == true, "\(f)")
+        }
+        XCTAssertTrue(result.stderr.contains("after 5 stream(s)"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("retired-stream datagrams 0") || result.stderr.contains("retired-stream datagrams"), result.stderr)
+    }
+
+    func testInjectedLossReachesTheSendersJSONAndExitCode() throws {
+        let net = try NamespacePair(tag: "rpl", subnet: 81)
+        let server = try startServer(net)
+        defer { _ = stop(server) }
+        // The sender skips one sequence number per 1000 (at 303, 1303, ...).
+        let strict = try runSender(["\(net.addressB):9000", "--count", "10000", "--rate", "1G", "--inject-skip", "7", "--max-loss", "0"], namespace: net.a)
+        XCTAssertEqual(strict.status, 1, strict.stderr)
+        let receiver = try XCTUnwrap(strict.json?["receiver"] as? [String: Any], strict.stdout)
+        XCTAssertEqual(u64(receiver, "lost"), 7)
+        XCTAssertEqual(u64(receiver, "unique"), 9993)
+        XCTAssertEqual(u64(receiver, "expected_datagrams"), 10000)
+        XCTAssertEqual(u64(receiver, "lost_range_count"), 7)
+        XCTAssertEqual((receiver["lost_ranges"] as? [[Any]])?.first?.compactMap { ($0 as? NSNumber)?.intValue }, [303, 303])
+        XCTAssertEqual(u64(receiver, "gaps"), u64(receiver, "lost_range_count"))
+        XCTAssertEqual((receiver["lost_ranges"] as? [[Any]])?.count, Int(u64(receiver, "lost_range_count") ?? 99))
+        XCTAssertTrue(strict.stderr.contains("--max-loss"), strict.stderr)
+
+        let lenient = try runSender(["\(net.addressB):9000", "--count", "10000", "--rate", "1G", "--inject-skip", "7", "--max-loss", "0.1"], namespace: net.a)
+        XCTAssertEqual(lenient.status, 0, lenient.stderr)
+        XCTAssertEqual(u64(lenient.json?["receiver"] as? [String: Any], "lost"), 7)
+
+        let corrupt = try runSender(["\(net.addressB):9000", "--count", "5000", "--rate", "1G", "--inject-corrupt", "3", "--max-corrupt", "2"], namespace: net.a)
+        XCTAssertEqual(corrupt.status, 1, corrupt.stderr)
+        XCTAssertEqual(u64(corrupt.json?["receiver"] as? [String: Any], "corrupt"), 3)
+
+        // Nobody on port 9001: no REPORT, said plainly, and no verdict (exit 4).
+        let nobody = try runSender(["\(net.addressB):9001", "--count", "100", "--max-loss", "1", "--report-timeout", "1s"], namespace: net.a)
+        XCTAssertEqual(nobody.status, 4, nobody.stderr)
+        XCTAssertTrue(nobody.json?["receiver"] is NSNull, nobody.stdout)
+        XCTAssertNotNil(nobody.json?["receiver_missing"] as? String)
+        // Without limits a missing REPORT is not a failure.
+        let relaxed = try runSender(["\(net.addressB):9001", "--count", "100", "--report-timeout", "1s"], namespace: net.a)
+        XCTAssertEqual(relaxed.status, 0, relaxed.stderr)
+    }
+
+    func testSourceOutsideAllowGetsNothingBack() throws {
+        let net = try NamespacePair(tag: "alw", subnet: 82)
+        // Only a host that is not the sender; then the sender's /24.
+        let server = try startServer(net, ["--allow", "198.18.82.99", "--allow", "2001:db8::/32"])
+        let refused = try runSender(["\(net.addressB):9000", "--count", "500", "--max-loss", "0", "--report-timeout", "1500ms"], namespace: net.a)
+        XCTAssertEqual(refused.status, 4, refused.stderr)
+        XCTAssertTrue(refused.json?["receiver"] is NSNull, refused.stdout)
+        let result = stop(server)
+        XCTAssertEqual(lines(result.stdout).count, 0, "a refused source opened a stream: \(result.stdout)")
+        XCTAssertTrue(result.stderr.contains("not allowed 503"), result.stderr) // 500 DATA + 3 END
+
+        let open = try startServer(net, ["--allow", "198.18.82.0/24"])
+        let allowed = try runSender(["\(net.addressB):9000", "--count", "500", "--max-loss", "0"], namespace: net.a)
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertEqual(u64(allowed.json?["receiver"] as? [String: Any], "unique"), 500)
+        let done = stop(open)
+        XCTAssertEqual(lines(done.stdout).count, 1, done.stdout)
+        XCTAssertTrue(done.stderr.contains("not allowed 0"), done.stderr)
+    }
+
+    /// A Python sender (the reference implementation) sends a small stream, then waits for
+    /// anything that comes back: the REPORT can never be bigger than what the stream sent.
+    func testReportIsNeverBiggerThanWhatAskedForIt() throws {
+        let net = try NamespacePair(tag: "amp", subnet: 83)
+        let server = try startServer(net)
+        defer { _ = stop(server) }
+        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        // Streams of header-only DATA datagrams with every other sequence number missing,
+        // so the REPORT would like to list many ranges.
+        let script = """
+        import json, socket, sys, time
+        sys.path.insert(0, \(String(reflecting: tools)))
+        import zcstream as z
+        out = []
+        for count, sid in ((1, 0x1111), (4, 0x2222), (12, 0x3333), (40, 0x4444)):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect((\(String(reflecting: net.addressB)), 9000))
+            sent = 0
+            for i in range(count):
+                d = z.encode(z.FLAG_DATA, sid, 2 * i, 0, time.time_ns(), b"")
+                s.send(d); sent += len(d)
+            e = z.encode(z.FLAG_END, sid, 2 * count, 0, time.time_ns(), z.end_payload(2 * count, 0))
+            s.send(e); sent += len(e)
+            s.settimeout(2.0)
+            try:
+                reply = s.recv(4096)
+                out.append({"sent": sent, "reply": len(reply), "decoded": z.decode_report(reply)[0]})
+            except socket.timeout:
+                out.append({"sent": sent, "reply": None})
+        print(json.dumps(out))
+        """
+        let r = try Child("/usr/bin/python3", ["-c", script], namespace: net.a).wait(timeout: 30)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let results = try XCTUnwrap((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]], r.stdout)
+        XCTAssertEqual(results.count, 4)
+        for (i, entry) in results.enumerated() {
+            let sent = try XCTUnwrap(entry["sent"] as? Int)
+            if let reply = entry["reply"] as? Int {
+                XCTAssertLessThanOrEqual(reply, sent, "stream \(i): a \(reply)-byte REPORT for \(sent) bytes sent")
+                XCTAssertEqual(entry["decoded"] as? String, "valid")
+            } else {
+                // Too small a stream for even a REPORT without ranges (256 bytes): nothing.
+                XCTAssertLessThan(sent, 256, "stream \(i) sent \(sent) bytes and got no REPORT")
+            }
+        }
+        // 1 and 4 datagrams (112, 256 bytes): the first gets nothing, the second the bare REPORT;
+        // 40 datagrams (1984 bytes) would fill every listed range: 768 bytes.
+        XCTAssertTrue(results[0]["reply"] is NSNull || results[0]["reply"] == nil)
+        XCTAssertEqual(results[1]["reply"] as? Int, 256)
+        XCTAssertEqual(results[3]["reply"] as? Int, 768)
+    }
+}
