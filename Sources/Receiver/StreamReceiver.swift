@@ -281,7 +281,7 @@ public enum StreamReceiver {
         var forced = false
         var groEnabled = false
         var bound = c.listen
-        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams, maxBytes: c.outputMaxBytes) }
+        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams, maxBytes: c.outputMaxBytes, server: c.server) }
         var workers: [ReceiveWorker] = []
         var membership: MulticastMembership?
         var joinedAt: UInt64 = 0
@@ -341,7 +341,13 @@ public enum StreamReceiver {
         /// Reports (REPORT and the caller's callback) the streams the workers retired.
         func drainFinished() {
             for w in workers {
-                let done = w.finished.withLock { q in defer { q.removeAll() }; return q }
+                var done = w.finished.withLock { q in defer { q.removeAll() }; return q }
+                if let output, !done.isEmpty {
+                    // Sized, fsynced and closed here, on this thread, never a receive thread.
+                    var states = done.map(\.state)
+                    output.finalizeFinished(&states)
+                    for k in done.indices { done[k].state = states[k] }
+                }
                 for var f in done {
                     if reporter != nil { f.report = reporter!.send(f.state, kernelDrops: f.kernelDrops, socket: w.socket, now: MonotonicClock.nanoseconds()) }
                     finishedCount += 1

@@ -233,9 +233,14 @@ public struct ValidatingCore: Sendable {
     /// count as ``ReceiverStatistics/retiredStreamDatagrams``, not as a new stream.
     /// O(streams); called every few milliseconds, never per datagram.
     public mutating func retireStreams(where isFinished: (StreamState) -> Bool) -> [StreamState] {
-        guard output == nil, streams.contains(where: isFinished) else { return [] }
-        let gone = streams.filter(isFinished)
-        streams.removeAll(where: isFinished)
+        let indices = streams.indices.filter { isFinished(streams[$0]) }
+        guard !indices.isEmpty else { return [] }
+        var gone = indices.map { streams[$0] }
+        if let output {
+            // Their gathered writes go out now; their output reports leave with them.
+            for (k, report) in output.retire(indices).enumerated() { gone[k].output = report }
+        }
+        for i in indices.reversed() { streams.remove(at: i) }
         index.removeAll(keepingCapacity: true)
         for (i, s) in streams.enumerated() { index[s.key] = i }
         lastIndex = -1

@@ -317,8 +317,13 @@ enum ReceiverReportFormatter {
     }
 
     /// A server's record of one finished stream: one NDJSON line (with `--json`).
+    /// The stream's failures against the limits, and its output's problems (a server's verdict per stream).
+    static func finishedFailures(_ f: FinishedStream, limits: StreamVerdictLimits) -> [String] {
+        limits.failures(f.state) + (f.state.output?.problems.map { "output incomplete: \($0)" } ?? [])
+    }
+
     static func finishedJSON(_ f: FinishedStream, limits: StreamVerdictLimits) -> JSONValue {
-        let failures = limits.failures(f.state)
+        let failures = finishedFailures(f, limits: limits)
         let fields: [(String, JSONValue)] = [
             ("role", .string("receiver")),
             ("event", .string("stream_finished")),
@@ -335,7 +340,7 @@ enum ReceiverReportFormatter {
 
     /// A server's text block for one finished stream.
     static func finishedText(_ f: FinishedStream, limits: StreamVerdictLimits) -> String {
-        let failures = limits.failures(f.state)
+        let failures = finishedFailures(f, limits: limits)
         var lines = ["\(WallClock.rfc3339(f.wallNanoseconds)) stream \(hexID(f.state.streamID)) from \(f.state.source) finished (\(f.reason.rawValue))"]
         lines += streamLines(f.state)
         let s = f.state

@@ -59,7 +59,9 @@ struct ZCRecv: ParsableCommand {
         --idle-timeout without a datagram of its own; it is then reported on stdout (a text block, \
         or with --json one JSON object per line, NDJSON, with the stream's full record) and its \
         state is freed, so memory stays flat however many streams come and go. --streams does not \
-        apply; a stop by signal exits 0. Late copies of a finished stream's datagrams (END repeats) \
+        apply; a stop by signal exits 0. --output FILE writes each stream to FILE.<16 hex digit stream \
+        id> (never overwriting: an existing name gets .2, .3, ...), finalized, fsynced and closed \
+        as the stream finishes; its record says where. Late copies of a finished stream's datagrams (END repeats) \
         are counted apart (retired_stream_datagrams), never opened as a new stream.
 
         REPORT: when a stream finishes (a server) or the run ends, its verdict goes back to its \
@@ -182,7 +184,7 @@ struct ZCRecv: ParsableCommand {
         if !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
         if server && streams != nil { throw ValidationError("--streams does not apply to --server (a server takes any number of streams)") }
-        if server && output != nil { throw ValidationError("--output is not supported with --server yet (see README: Server)") }
+        if server && output == "-" { throw ValidationError("--output - (one stream, in order, to stdout) does not apply to --server: give a FILE (each stream writes FILE.<id>)") }
         if !(reportRate > 0 && reportRate.isFinite) { throw ValidationError("--report-rate must be a positive number of REPORTs per second") }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         if let cpu {

@@ -174,3 +174,46 @@ final class ServerReportPairTests: XCTestCase {
         XCTAssertEqual(results[3]["reply"] as? Int, 768)
     }
 }
+
+extension ServerReportPairTests {
+    /// --output in server mode: each stream its own FILE.<id>, finalized as it finishes.
+    func testServerWritesOneFilePerStream() throws {
+        let net = try NamespacePair(tag: "sout", subnet: 84)
+        let dir = NSTemporaryDirectory() + "zc-server-out-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try startServer(net, ["--output", dir + "/stream"])
+        var ids: [UInt64] = []
+        for count in [300, 700] {
+            let sent = try runSender(["\(net.addressB):9000", "--count", String(count), "--rate", "500M"], namespace: net.a)
+            XCTAssertEqual(sent.status, 0, sent.stderr)
+            ids.append(try XCTUnwrap(u64(sent.json, "stream_id")))
+        }
+        // The same stream id again (a re-run with --stream-id): a new file, nothing overwritten.
+        let again = try runSender(["\(net.addressB):9000", "--count", "10", "--stream-id", String(ids[0])], namespace: net.a)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let result = stop(server)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let records = lines(result.stdout)
+        XCTAssertEqual(records.count, 3, result.stdout)
+        for (id, count) in zip(ids, [300, 700]) {
+            let path = dir + "/stream." + String(format: "%016llx", id)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+            XCTAssertEqual(size, count * 1424, path)
+            let record = records.first { u64($0, "stream_id") == id }
+            let output = record?["output"] as? [String: Any]
+            XCTAssertEqual(output?["path"] as? String, path)
+            XCTAssertEqual(output?["ok"] as? Bool, true)
+            XCTAssertEqual(output?["synced"] as? Bool, true)
+            XCTAssertEqual(u64(output, "hole_count"), 0)
+        }
+        // The content is the pattern of its stream (checked by the Python reference).
+        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let first = dir + "/stream." + String(format: "%016llx", ids[0])
+        let check = shell("python3 -c 'import sys; sys.path.insert(0, \"\(tools)\"); import zcstream as z; d = open(\"\(first)\", \"rb\").read(); print(d == z.pattern(\(ids[0]), 0, len(d)))'")
+        XCTAssertEqual(check.output.trimmingCharacters(in: .whitespacesAndNewlines), "True", check.output)
+        let second = dir + "/stream." + String(format: "%016llx", ids[0]) + ".2"
+        XCTAssertEqual((try? FileManager.default.attributesOfItem(atPath: second)[.size] as? NSNumber)?.intValue, 10 * 1424)
+    }
+}
