@@ -128,6 +128,7 @@ public enum StreamSender {
         do {
             let socket = try UDPSocket(family: c.destination.family)
             if c.destination.isMulticast && c.engine != .packetRing { try c.multicast.apply(to: socket) }
+            if c.engine != .packetRing { try c.applySourceOptions(to: socket) }
             let awaitReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
             if awaitReport, c.engine == .packetRing, let ring = c.packetRing {
                 // The frames carry this source port: the REPORT comes back to it, and only a

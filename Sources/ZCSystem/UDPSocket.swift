@@ -143,6 +143,18 @@ public struct UDPSocket: ~Copyable {
         return (n, withUnsafeBytes(of: &storage) { SocketAddress(storage: $0.baseAddress!) })
     }
 
+    /// The IP header's traffic class on every datagram this socket sends: IP_TOS (IPv4) or
+    /// IPV6_TCLASS (IPv6); DSCP is its upper six bits.
+    ///
+    /// - Throws: ``SystemError`` from `setsockopt(2)`.
+    public func setTrafficClass(_ value: UInt8) throws(SystemError) {
+        if family == AF_INET6 {
+            try setOption(level: Int32(IPPROTO_IPV6), name: 67 /* IPV6_TCLASS */, value: Int32(value), call: "IPV6_TCLASS")
+        } else {
+            try setOption(level: Int32(IPPROTO_IP), name: IP_TOS, value: Int32(value), call: "IP_TOS")
+        }
+    }
+
     /// Pending socket error (SO_ERROR), cleared by reading.
     public func takePendingError() -> Int32 {
         (try? getOption(level: SOL_SOCKET, name: SO_ERROR, call: "SO_ERROR")) ?? 0

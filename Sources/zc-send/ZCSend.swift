@@ -118,6 +118,15 @@ struct ZCSend: ParsableCommand {
     @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
     var ringTransfer: String?
 
+    @Option(help: "Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.")
+    var bind: String?
+
+    @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS).")
+    var tos: Int?
+
+    @Option(help: "DSCP (0-63) on every datagram: the TOS byte's upper six bits (e.g. 46 for EF).")
+    var dscp: Int?
+
     @Option(help: "After END, wait this long for the receiver's REPORT (e.g. 3s, 500ms).")
     var reportTimeout: String = "3s"
 
@@ -158,6 +167,15 @@ struct ZCSend: ParsableCommand {
         if SendEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         if parsedGSO == nil { throw ValidationError("--gso '\(gso)' must be auto, off or a segment count from 1 to 64") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if let tos, !(0...255).contains(tos) { throw ValidationError("--tos must be 0...255") }
+        if let dscp, !(0...63).contains(dscp) { throw ValidationError("--dscp must be 0...63") }
+        if tos != nil && dscp != nil { throw ValidationError("--tos and --dscp set the same byte: give one") }
+        if (tos != nil || dscp != nil) && engine == SendEngineKind.packetRing.rawValue {
+            throw ValidationError("--tos/--dscp apply to the socket engines (packet-ring builds its own IPv4 header, TOS 0)")
+        }
+        if bind != nil && engine == SendEngineKind.packetRing.rawValue && (src != nil || srcPort != nil) {
+            throw ValidationError("--bind sets --src/--src-port for packet-ring: give one or the other")
+        }
         if (Units.parseDuration(reportTimeout) ?? 0) == 0 { throw ValidationError("--report-timeout '\(reportTimeout)' must be a positive duration (e.g. 3s)") }
         if let maxLoss, !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if noReport && (maxLoss != nil || maxCorrupt != nil) { throw ValidationError("--max-loss/--max-corrupt need the receiver's REPORT: drop --no-report") }
@@ -215,6 +233,15 @@ struct ZCSend: ParsableCommand {
         }
     }
 
+    /// --bind ADDR, ADDR:PORT or [IPV6]:PORT (port 0 or none: any).
+    func parsedBind() throws -> SocketAddress? {
+        guard let bind else { return nil }
+        let hasPort = bind.hasPrefix("[") ? bind.contains("]:") : bind.split(separator: ":").count == 2
+        let text = hasPort ? bind : (bind.contains(":") && !bind.hasPrefix("[") ? "[\(bind)]:0" : "\(bind):0")
+        do { return try SocketAddress.parse(text, allowPortZero: true) }
+        catch { throw ValidationError("--bind '\(bind)': \(error)") }
+    }
+
     func parseStreamID(_ s: String) -> UInt64? {
         let v = s.lowercased().hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
         return v == 0 ? nil : v
@@ -229,6 +256,7 @@ struct ZCSend: ParsableCommand {
             var c = base
             c.streamID = streamID.flatMap(parseStreamID).map { $0 &+ UInt64(i) } ?? UInt64.random(in: 1...UInt64.max)
             c.packetRing?.sourcePort &+= UInt16(truncatingIfNeeded: i) // one UDP flow per stream
+            if let b = c.bindAddress, b.port != 0 { c.bindAddress = b.withPort(b.port &+ UInt16(truncatingIfNeeded: i)) }
             switch base.rate {
             case .bitsPerSecond(let b)?: c.rate = .bitsPerSecond(b / Double(streams))
             case .packetsPerSecond(let p)?: c.rate = .packetsPerSecond(p / Double(streams))
@@ -273,20 +301,31 @@ struct ZCSend: ParsableCommand {
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
             c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
+            c.trafficClass = tos.map { UInt8($0) } ?? dscp.map { UInt8($0 << 2) }
+            if let bindAddress = try parsedBind(), c.engine != .packetRing {
+                guard bindAddress.family == address.family else {
+                    throw ValidationError("--bind \(bind!) and the destination must both be IPv4 or both IPv6")
+                }
+                c.bindAddress = bindAddress
+            }
             if c.engine != .packetRing {
                 c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
             }
             c.source = source == "pattern" ? .pattern : source == "fixed" ? .fixed : source == "-" ? .standardInput : .file(source)
             if c.engine == .packetRing, let interface {
-                c.packetRing = PacketRingOptions(interface: interface, sourceIP: src.flatMap { IPv4Address($0) },
-                                                 sourcePort: srcPort ?? PacketRingOptions.defaultSourcePort,
+                let bound = try parsedBind()
+                let bindHost = bound.flatMap { IPv4Address($0.host) }
+                if bound != nil && bindHost == nil { throw ValidationError("--bind with packet-ring must be an IPv4 address") }
+                c.packetRing = PacketRingOptions(interface: interface, sourceIP: bindHost ?? src.flatMap { IPv4Address($0) },
+                                                 sourcePort: bound.flatMap { $0.port == 0 ? nil : $0.port } ?? srcPort ?? PacketRingOptions.defaultSourcePort,
                                                  destinationMAC: dstMac.flatMap { MACAddress($0) }, qdiscBypass: qdiscBypass,
                                                  transfer: ringTransfer.flatMap { PacketRingTransfer(rawValue: $0) })
                 c.packetRing?.ttl = ttl.map { UInt8($0) }
             }
             return c
         } catch {
-            throw ValidationError(error.description)
+            if let usage = error as? ValidationError { throw usage }
+            throw ValidationError("\(error)")
         }
     }
 
