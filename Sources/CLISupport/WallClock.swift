@@ -22,3 +22,13 @@ public enum WallClock {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(msText)Z"
     }
 }
+
+extension JSONValue {
+    /// One NDJSON line of a streamed report (`--json --interval N`): `event` and a wall-clock
+    /// `timestamp` first, then the object's fields. Non-finite numbers render as null.
+    public func streamed(event: String, at ns: UInt64 = WallClock.nanoseconds()) -> String {
+        guard case .object(let fields) = self else { return rendered(pretty: false) }
+        return JSONValue.object([("event", .string(event)), ("timestamp", .string(WallClock.rfc3339(ns)))]
+                                + fields.filter { $0.0 != "event" && $0.0 != "timestamp" }).rendered(pretty: false)
+    }
+}

@@ -71,6 +71,11 @@ struct ZCRecv: ParsableCommand {
         --report-rate per second per source host (burst twice that). --no-report: never send. \
         Not for a multicast group.
 
+        --json with --interval N > 0 streams NDJSON: one object per interval ("event": "interval", \
+        with a wall-clock "timestamp") and the final report as the last line ("event": "final"); \
+        a server's finished streams are lines of their own ("event": "stream_finished"). --json \
+        --interval 0 prints the final report alone, pretty (one JSON document).
+
         Examples:
           zc-recv 9000 --server --json
           zc-recv 9000 --streams 1
@@ -251,6 +256,8 @@ struct ZCRecv: ParsableCommand {
         // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
         var printer = ReceiveProgressPrinter()
+        printer.json = json
+        printer.jsonToStandardError = output == "-"
         let report: ReceiverReport
         do {
             report = try StreamReceiver.run(configuration, progressIntervalNanoseconds: UInt64(interval * 1e9),
@@ -276,7 +283,9 @@ struct ZCRecv: ParsableCommand {
         }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         // With --output -, stdout carries the stream: the report goes to stderr.
-        let text = json ? ReceiverReportFormatter.json(report, verdict: verdict).withVersion().rendered(pretty: true)
+        let full = ReceiverReportFormatter.json(report, verdict: verdict).withVersion()
+        // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
+        let text = json ? (interval > 0 ? full.streamed(event: "final") : full.rendered(pretty: true))
                         : ReceiverReportFormatter.text(report, verdict: verdict)
         if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }

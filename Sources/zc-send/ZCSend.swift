@@ -35,6 +35,10 @@ struct ZCSend: ParsableCommand {
         time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
         permitted, 130/143 stopped by a signal.
 
+        --json with --interval N > 0 streams NDJSON on stdout: one object per interval \
+        ("event": "interval") and the final report as the last line ("event": "final"), each with \
+        a wall-clock "timestamp"; --json --interval 0 prints the final report alone, pretty.
+
         Examples:
           zc-send 127.0.0.1:9000 --duration 5 --max-loss 0.1
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
@@ -348,6 +352,7 @@ struct ZCSend: ParsableCommand {
         let exporter = try SenderMetricsExporter.start(metrics)
         StopFlag.install()
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
+        reporter.json = json
         // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
         let printEvery = UInt64(interval * 1e9)
         var nextPrint = printEvery
@@ -366,7 +371,9 @@ struct ZCSend: ParsableCommand {
             throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
         if json {
-            Output.standardOutput(SenderReportFormatter.json(reports).withVersion().rendered(pretty: true))
+            // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
+            let report = SenderReportFormatter.json(reports).withVersion()
+            Output.standardOutput(interval > 0 ? report.streamed(event: "final") : report.rendered(pretty: true))
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }

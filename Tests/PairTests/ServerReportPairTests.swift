@@ -217,3 +217,52 @@ extension ServerReportPairTests {
         XCTAssertEqual((try? FileManager.default.attributesOfItem(atPath: second)[.size] as? NSNumber)?.intValue, 10 * 1424)
     }
 }
+
+extension ServerReportPairTests {
+    /// --json --interval N: NDJSON from both tools, each line with a wall-clock timestamp, the
+    /// final report last; and the outages of a paced stream with skipped numbers.
+    func testStreamingJSONAndOutages() throws {
+        let net = try NamespacePair(tag: "ndj", subnet: 86)
+        let receiver = try Child(Binaries.recv, ["\(net.addressB):9000", "--streams", "1", "--json", "--interval", "0.3"], namespace: net.b)
+        XCTAssertNotNil(receiver.waitForLine(containing: "listening on"))
+        // 10 kpps for 1.2 s, and a 200 ms outage on the path from 0.4 s: the receiver's
+        // address leaves its interface (arriving datagrams are not local: dropped) and
+        // comes back. ~2000 datagrams lost, 200 ms of send time.
+        let (ns, interface, address) = (net.b, net.interfaceB, net.addressB)
+        let outage = Thread {
+            usleep(400_000)
+            shell("ip -n \(ns) addr del \(address)/24 dev \(interface)")
+            usleep(200_000)
+            shell("ip -n \(ns) addr add \(address)/24 dev \(interface)")
+        }
+        outage.start()
+        let sender = try Child(Binaries.send, ["\(net.addressB):9000", "--rate", "10kpps", "--duration", "1200ms",
+                                               "--json", "--interval", "0.3"], namespace: net.a).wait(timeout: 30)
+        let received = receiver.wait(timeout: 30)
+        XCTAssertEqual(sender.status, 0, sender.stderr)
+        XCTAssertEqual(received.status, 0, received.stderr)
+        for (name, text) in [("zc-send", sender.stdout), ("zc-recv", received.stdout)] {
+            XCTAssertFalse(text.contains("NaN") || text.contains("Infinity") || text.contains("inf"), "\(name): \(text)")
+            let objects = lines(text)
+            XCTAssertEqual(objects.count, text.split(separator: "\n").count, "\(name): a line that is not one JSON object")
+            XCTAssertGreaterThanOrEqual(objects.count, 3, "\(name): \(text)")
+            XCTAssertEqual(objects.last?["event"] as? String, "final", name)
+            XCTAssertTrue(objects.dropLast().allSatisfy { $0["event"] as? String == "interval" }, name)
+            XCTAssertTrue(objects.allSatisfy { ($0["timestamp"] as? String)?.hasSuffix("Z") == true }, name)
+        }
+        let final = try XCTUnwrap(lines(received.stdout).last)
+        let stream = try XCTUnwrap((final["streams"] as? [[String: Any]])?.first)
+        XCTAssertEqual(u64(stream, "gaps"), 1, "\(stream)")
+        XCTAssertGreaterThan(u64(stream, "longest_gap_datagrams") ?? 0, 1000)
+        let gapMs = try XCTUnwrap(stream["longest_gap_ms"] as? Double)
+        XCTAssertGreaterThan(gapMs, 150, "a 200 ms outage")
+        XCTAssertLessThan(gapMs, 400)
+        let span = try XCTUnwrap(stream["first_to_last_ms"] as? Double)
+        XCTAssertGreaterThan(span, 1000)
+        XCTAssertLessThan(span, 1400)
+        // The sender's final line has the receiver's REPORT with the same outages.
+        let receiverJSON = try XCTUnwrap(lines(sender.stdout).last?["receiver"] as? [String: Any])
+        XCTAssertEqual(u64(receiverJSON, "gaps"), 1)
+        XCTAssertEqual(receiverJSON["longest_gap_ms"] as? Double, gapMs)
+    }
+}
