@@ -266,3 +266,69 @@ extension ServerReportPairTests {
         XCTAssertEqual(receiverJSON["longest_gap_ms"] as? Double, gapMs)
     }
 }
+
+extension ServerReportPairTests {
+    /// No reflection: only a stream of valid datagrams is answered, and one host gets at
+    /// most --report-rate REPORTs a second (after a burst of twice that).
+    func testOnlyValidStreamsAreAnsweredAndReportsAreRateLimited() throws {
+        let net = try NamespacePair(tag: "rfl", subnet: 87)
+        let server = try startServer(net, ["--report-rate", "1"])
+        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let script = """
+        import json, socket, sys, time
+        sys.path.insert(0, \(String(reflecting: tools)))
+        import zcstream as z
+        dst = (\(String(reflecting: net.addressB)), 9000)
+
+        def stream(sid, corrupt=False, garbage=False):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect(dst)
+            for q in range(8):
+                d = z.encode(z.FLAG_DATA, sid, q, 0, time.time_ns(), bytes(100))
+                if corrupt:
+                    d = d[:60] + bytes([d[60] ^ 0xFF]) + d[61:]
+                if garbage:
+                    d = b"GARBAGE!" * 20
+                s.send(d)
+            e = z.encode(z.FLAG_END, sid, 8, 0, time.time_ns(), z.end_payload(8, 0))
+            if corrupt:
+                e = e[:60] + bytes([e[60] ^ 0xFF]) + e[61:]
+            if garbage:
+                e = b"GARBAGE!" * 8
+            for _ in range(3):
+                s.send(e)
+            return s
+
+        def replies(s, wait):
+            s.settimeout(wait)
+            got = []
+            try:
+                while True:
+                    got.append(len(s.recv(4096)))
+            except socket.timeout:
+                return got
+
+        out = {}
+        # Corrupt (bad checksums) and invalid (not zcstream): no stream, so no REPORT.
+        out["corrupt"] = replies(stream(0xC0, corrupt=True), 1.5)
+        out["garbage"] = replies(stream(0xBAD, garbage=True), 0.5)
+        # Six valid streams at once from one host: a burst of 2, then 1 a second.
+        socks = [stream(0x100 + i) for i in range(6)]
+        time.sleep(1.0)
+        out["burst"] = sum(len(replies(s, 0.05)) for s in socks)
+        print(json.dumps(out))
+        """
+        let r = try Child("/usr/bin/python3", ["-c", script], namespace: net.a).wait(timeout: 30)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let result = try XCTUnwrap((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any], r.stdout)
+        XCTAssertEqual((result["corrupt"] as? [Int])?.count, 0, "a corrupt stream was answered")
+        XCTAssertEqual((result["garbage"] as? [Int])?.count, 0, "garbage was answered")
+        XCTAssertEqual(result["burst"] as? Int, 2, "six streams within a second from one host at --report-rate 1: the burst of 2")
+        let done = stop(server)
+        let records = lines(done.stdout)
+        XCTAssertEqual(records.count, 6, "only the valid streams exist: \(done.stdout)")
+        XCTAssertEqual(records.filter { ($0["report"] as? String)?.hasPrefix("sent") == true }.count, 2)
+        XCTAssertEqual(records.filter { ($0["report"] as? String)?.contains("rate limit") == true }.count, 4)
+    }
+}
