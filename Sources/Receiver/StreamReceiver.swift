@@ -192,7 +192,8 @@ final class ReceiveWorker: @unchecked Sendable {
     }
 
     /// Moves finished streams out of the core into the queue for the coordinator.
-    func retire(_ core: inout ValidatingCore, now: UInt64, linger: UInt64, idle: UInt64, all: Bool = false) {
+    @discardableResult
+    func retire(_ core: inout ValidatingCore, now: UInt64, linger: UInt64, idle: UInt64, all: Bool = false) -> [StreamState] {
         var reasons: [StreamKey: FinishedStream.Reason] = [:]
         let gone = core.retireStreams { s in
             let reason: FinishedStream.Reason? = all ? .stopped
@@ -201,7 +202,7 @@ final class ReceiveWorker: @unchecked Sendable {
             if let reason { reasons[s.key] = reason }
             return reason != nil
         }
-        guard !gone.isEmpty else { return }
+        guard !gone.isEmpty else { return [] }
         let drops = core.statistics.kernelDrops
         let wall = MonotonicClock.wallNanoseconds()
         let done = gone.map { s in
@@ -209,6 +210,7 @@ final class ReceiveWorker: @unchecked Sendable {
                            report: nil, wallNanoseconds: wall)
         }
         finished.withLock { $0 += done }
+        return gone
     }
 
     func run() {
@@ -224,7 +226,8 @@ final class ReceiveWorker: @unchecked Sendable {
         let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
             if let retirement, now >= nextRetire {
                 nextRetire = now + 5_000_000
-                retire(&core, now: now, linger: retirement.lingerNanoseconds, idle: retirement.idleNanoseconds)
+                let gone = retire(&core, now: now, linger: retirement.lingerNanoseconds, idle: retirement.idleNanoseconds)
+                if metrics != nil && !gone.isEmpty { metricsState.noteRetired(gone) }
             }
             if let metrics, now >= nextMetrics {
                 metrics.publish(thread: metricsIndex, core: core, state: &metricsState, now: now, finished: false)
@@ -249,7 +252,10 @@ final class ReceiveWorker: @unchecked Sendable {
         } catch {
             failure = error
         }
-        if retirement != nil { retire(&core, now: MonotonicClock.nanoseconds(), linger: 0, idle: 0, all: true) }
+        if retirement != nil {
+            let gone = retire(&core, now: MonotonicClock.nanoseconds(), linger: 0, idle: 0, all: true)
+            if metrics != nil { metricsState.noteRetired(gone) }
+        }
         core.finishOutput()
         var last = WorkerSnapshot(core)
         last.finished = true

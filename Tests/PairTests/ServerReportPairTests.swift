@@ -332,3 +332,36 @@ extension ServerReportPairTests {
         XCTAssertEqual(records.filter { ($0["report"] as? String)?.contains("rate limit") == true }.count, 4)
     }
 }
+
+extension ServerReportPairTests {
+    /// A server frees finished streams, yet its Prometheus counters never go down: retired
+    /// streams stay in the totals, named series keep their final counts, the fold is the rest.
+    func testServerMetricsStayMonotonicAsStreamsAreFreed() throws {
+        let net = try NamespacePair(tag: "smx", subnet: 88)
+        let server = try startServer(net, ["--metrics", "127.0.0.1:9101"])
+        defer { _ = stop(server) }
+        func scrape() -> [String: Double] {
+            let r = shell("ip netns exec \(net.b) curl -s http://127.0.0.1:9101/metrics")
+            var values: [String: Double] = [:]
+            for line in r.output.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
+            }
+            return values
+        }
+        var last: Double = 0
+        for i in 1...3 {
+            let sent = try runSender(["\(net.addressB):9000", "--count", "2000", "--rate", "500M"], namespace: net.a)
+            XCTAssertEqual(sent.status, 0, sent.stderr)
+            usleep(500_000) // the stream is retired (linger) and a snapshot published
+            let m = scrape()
+            let total = try XCTUnwrap(m["zcstream_receiver_datagrams_total"], "\(m.keys.sorted().prefix(5))")
+            XCTAssertEqual(total, Double(2000 * i))
+            XCTAssertGreaterThanOrEqual(total, last)
+            last = total
+            XCTAssertEqual(m["zcstream_receiver_streams_ended_total"], Double(i))
+            XCTAssertEqual(m["zcstream_receiver_active_streams"], 0)
+            XCTAssertEqual(m["zcstream_receiver_stream_datagrams_total{stream=\"other\",source=\"other\"}"], 0)
+        }
+    }
+}
