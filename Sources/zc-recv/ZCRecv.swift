@@ -126,16 +126,16 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Socket receive buffer (K/M/G).")
     var rcvbuf: String = "256M"
 
-    @Flag(help: "Serve: run until stopped, report (and free) each stream as it finishes; see Server below.")
+    @Flag(help: "Serve: run until stopped, report (and free) each stream as it finishes; see Server above.")
     var server = false
 
-    @Option(help: "Accept datagrams only from this source network (CIDR or address, IPv4 or IPv6; repeatable). Others are dropped before validation, counted by source, never answered.")
+    @Option(help: ArgumentHelp("Accept datagrams only from this source network (CIDR or address, IPv4 or IPv6; repeatable). Others are dropped before validation, counted by source, never answered.", valueName: "CIDR"))
     var allow: [String] = []
 
     @Flag(help: "Send no REPORT datagram back to the senders.")
     var noReport = false
 
-    @Option(help: "REPORTs per second one source host may get (twice that in a burst).")
+    @Option(help: ArgumentHelp("REPORTs per second one source host may get (twice that in a burst).", valueName: "PER-SECOND"))
     var reportRate: Double = 20
 
     @Option(help: "Stop after this many streams have ended.")

@@ -31,7 +31,7 @@ struct ZCSend: ParsableCommand {
         do not wait (never for a multicast group). zc-recv sends a REPORT when a stream finishes \
         (--server) or when its run ends.
         Exit status: 0 ok, 1 the receiver's loss or corruption beyond --max-loss/--max-corrupt \
-        (or the receiver's own verdict FAIL with either flag), 2 runtime error, 4 no REPORT in \
+        (or the receiver's accounting not exact), 2 runtime error, 4 no REPORT in \
         time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
         permitted, 130/143 stopped by a signal.
 
@@ -122,7 +122,7 @@ struct ZCSend: ParsableCommand {
     @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
     var ringTransfer: String?
 
-    @Option(help: "Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.")
+    @Option(help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
     var bind: String?
 
     @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS).")
@@ -137,7 +137,7 @@ struct ZCSend: ParsableCommand {
     @Flag(help: "Do not wait for the receiver's REPORT.")
     var noReport = false
 
-    @Option(help: "Largest acceptable loss at the receiver, percent (from its REPORT); beyond it exit 1, no REPORT exit 4.")
+    @Option(help: ArgumentHelp("Largest acceptable loss at the receiver, percent (from its REPORT); beyond it exit 1, no REPORT exit 4.", valueName: "PCT"))
     var maxLoss: Double?
 
     @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
