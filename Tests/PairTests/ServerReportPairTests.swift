@@ -365,3 +365,40 @@ extension ServerReportPairTests {
         }
     }
 }
+
+extension ServerReportPairTests {
+    /// A stream that never sends END (its sender died) finishes after --idle-timeout of its
+    /// own silence, while another stream keeps the server busy: reported "idle", freed.
+    func testSilentStreamFinishesByItsOwnIdleTimeout() throws {
+        let net = try NamespacePair(tag: "idl", subnet: 89)
+        let server = try startServer(net, ["--idle-timeout", "700ms"])
+        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let script = """
+        import socket, sys, time
+        sys.path.insert(0, \(String(reflecting: tools)))
+        import zcstream as z
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect((\(String(reflecting: net.addressB)), 9000))
+        for q in range(20):
+            if q != 7:
+                s.send(z.encode(z.FLAG_DATA, 0x51E7, q, q * 100, time.time_ns(), bytes(100)))
+        """
+        let r = try Child("/usr/bin/python3", ["-c", script], namespace: net.a).wait(timeout: 20)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // Meanwhile a paced 2 s stream: the server is never idle as a whole.
+        let busy = try runSender(["\(net.addressB):9000", "--rate", "2kpps", "--duration", "2s"], namespace: net.a)
+        XCTAssertEqual(busy.status, 0, busy.stderr)
+        let result = stop(server)
+        let records = lines(result.stdout)
+        XCTAssertEqual(records.count, 2, result.stdout)
+        let silent = try XCTUnwrap(records.first { u64($0, "stream_id") == 0x51E7 })
+        XCTAssertEqual(silent["finished"] as? String, "idle")
+        XCTAssertEqual(silent["end_seen"] as? Bool, false)
+        XCTAssertEqual(u64(silent, "unique"), 19)
+        XCTAssertEqual(u64(silent, "lost"), 1)
+        // It finished long before the server stopped: first in the output.
+        XCTAssertEqual(u64(records.first, "stream_id"), 0x51E7)
+        XCTAssertEqual(records.last?["finished"] as? String, "end")
+    }
+}
