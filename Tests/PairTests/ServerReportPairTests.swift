@@ -15,6 +15,15 @@ final class ServerReportPairTests: XCTestCase {
         return server.child.wait(timeout: 20)
     }
 
+    /// Runs `body` with the Python reference imported (`z`, plus json, socket, sys, time),
+    /// in `namespace` when given.
+    func runPythonReference(_ body: String, namespace: String? = nil) throws -> Child.Result {
+        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let script = "import json, socket, sys, time\nsys.path.insert(0, \(String(reflecting: tools)))\nimport zcstream as z\n" + body
+        return try Child("/usr/bin/python3", ["-c", script], namespace: namespace).wait(timeout: 30)
+    }
+
     /// One JSON object per line.
     func lines(_ text: String) -> [[String: Any]] {
         text.split(separator: "\n").compactMap {
@@ -127,14 +136,9 @@ final class ServerReportPairTests: XCTestCase {
         let net = try NamespacePair(tag: "amp", subnet: 83)
         let server = try startServer(net)
         defer { _ = stop(server) }
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
         // Streams of header-only DATA datagrams with every other sequence number missing,
         // so the REPORT would like to list many ranges.
         let script = """
-        import json, socket, sys, time
-        sys.path.insert(0, \(String(reflecting: tools)))
-        import zcstream as z
         out = []
         for count, sid in ((1, 0x1111), (4, 0x2222), (12, 0x3333), (40, 0x4444)):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -153,7 +157,7 @@ final class ServerReportPairTests: XCTestCase {
                 out.append({"sent": sent, "reply": None})
         print(json.dumps(out))
         """
-        let r = try Child("/usr/bin/python3", ["-c", script], namespace: net.a).wait(timeout: 30)
+        let r = try runPythonReference(script, namespace: net.a)
         XCTAssertEqual(r.status, 0, r.stderr)
         let results = try XCTUnwrap((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]], r.stdout)
         XCTAssertEqual(results.count, 4)
@@ -208,11 +212,9 @@ extension ServerReportPairTests {
             XCTAssertEqual(u64(output, "hole_count"), 0)
         }
         // The content is the pattern of its stream (checked by the Python reference).
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
         let first = dir + "/stream." + String(format: "%016llx", ids[0])
-        let check = shell("python3 -c 'import sys; sys.path.insert(0, \"\(tools)\"); import zcstream as z; d = open(\"\(first)\", \"rb\").read(); print(d == z.pattern(\(ids[0]), 0, len(d)))'")
-        XCTAssertEqual(check.output.trimmingCharacters(in: .whitespacesAndNewlines), "True", check.output)
+        let check = try runPythonReference("d = open(\(String(reflecting: first)), \"rb\").read(); print(d == z.pattern(\(ids[0]), 0, len(d)))")
+        XCTAssertEqual(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "True", check.stderr)
         let second = dir + "/stream." + String(format: "%016llx", ids[0]) + ".2"
         XCTAssertEqual((try? FileManager.default.attributesOfItem(atPath: second)[.size] as? NSNumber)?.intValue, 10 * 1424)
     }
@@ -273,12 +275,7 @@ extension ServerReportPairTests {
     func testOnlyValidStreamsAreAnsweredAndReportsAreRateLimited() throws {
         let net = try NamespacePair(tag: "rfl", subnet: 87)
         let server = try startServer(net, ["--report-rate", "1"])
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
         let script = """
-        import json, socket, sys, time
-        sys.path.insert(0, \(String(reflecting: tools)))
-        import zcstream as z
         dst = (\(String(reflecting: net.addressB)), 9000)
 
         def stream(sid, corrupt=False, garbage=False):
@@ -319,7 +316,7 @@ extension ServerReportPairTests {
         out["burst"] = sum(len(replies(s, 0.05)) for s in socks)
         print(json.dumps(out))
         """
-        let r = try Child("/usr/bin/python3", ["-c", script], namespace: net.a).wait(timeout: 30)
+        let r = try runPythonReference(script, namespace: net.a)
         XCTAssertEqual(r.status, 0, r.stderr)
         let result = try XCTUnwrap((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any], r.stdout)
         XCTAssertEqual((result["corrupt"] as? [Int])?.count, 0, "a corrupt stream was answered")
@@ -372,19 +369,14 @@ extension ServerReportPairTests {
     func testSilentStreamFinishesByItsOwnIdleTimeout() throws {
         let net = try NamespacePair(tag: "idl", subnet: 89)
         let server = try startServer(net, ["--idle-timeout", "700ms"])
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
         let script = """
-        import socket, sys, time
-        sys.path.insert(0, \(String(reflecting: tools)))
-        import zcstream as z
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.connect((\(String(reflecting: net.addressB)), 9000))
         for q in range(20):
             if q != 7:
                 s.send(z.encode(z.FLAG_DATA, 0x51E7, q, q * 100, time.time_ns(), bytes(100)))
         """
-        let r = try Child("/usr/bin/python3", ["-c", script], namespace: net.a).wait(timeout: 20)
+        let r = try runPythonReference(script, namespace: net.a)
         XCTAssertEqual(r.status, 0, r.stderr)
         // Meanwhile a paced 2 s stream: the server is never idle as a whole.
         let busy = try runSender(["\(net.addressB):9000", "--rate", "2kpps", "--duration", "2s"], namespace: net.a)
