@@ -6,7 +6,13 @@
 --
 -- Registered on UDP port 9000 (preference "zcstream.port", 0 disables; e.g.
 -- `-o zcstream.port:5201`) and as a heuristic dissector on UDP: any UDP payload that
--- starts with "ZCST" and version 1 is taken, whatever the port.
+-- starts with "ZCST" and version 1 is taken, whatever the port (and a REPORT:
+-- version 2 with flags 0x08).
+--
+-- REPORT datagrams (SPEC §12, version 2, flags 0x08: a receiver's verdict sent back
+-- to the sender) are checked in §12.3's order; zcstream.kind is "REPORT", zcstream.status
+-- "valid" or the reason (too_short ... bad_checksum, bad_report), and the body's
+-- fields are zcstream.report.* (verdict, received, unique, lost, lost_range, ...).
 --
 -- Validation mirrors the reference implementation, in the same order and with the
 -- same names, shown in zcstream.status: valid, too_short, bad_magic,
@@ -50,6 +56,15 @@ local CHECKSUM_OFFSET = 44
 local END_PAYLOAD_SIZE = 16
 local FLAG_DATA, FLAG_END, FLAG_PATTERN = 0x01, 0x02, 0x04
 local FLAGS_KNOWN = 0x07
+local REPORT_VERSION, FLAG_REPORT = 2, 0x08
+local REPORT_FIXED_BODY, REPORT_MAX_RANGES = 208, 32
+-- The REPORT body after its 8-byte preamble, in wire order (SPEC §12.2).
+local REPORT_COUNTERS = { "received", "unique", "unique_payload_bytes", "expected_datagrams",
+    "expected_payload_bytes", "lost", "lost_range_count", "reordered", "max_reorder_distance",
+    "duplicates", "late", "beyond_end", "after_end", "corrupt", "kernel_drops", "latency_samples" }
+local REPORT_LATENCIES = { "latency_min_ns", "latency_p50_ns", "latency_p99_ns", "latency_p99_9_ns",
+    "latency_max_ns" }
+local REPORT_OUTAGES = { "gaps", "longest_gap_datagrams", "longest_gap_ns", "first_to_last_ns" }
 
 ---------------------------------------------------------------------------
 -- CRC32C (Castagnoli): reflected polynomial 0x82F63B78, init/xorout 0xFFFFFFFF
@@ -200,13 +215,38 @@ local f = {
     end_bytes = ProtoField.uint64("zcstream.end.bytes", "Total payload bytes", base.DEC),
     pattern_status = ProtoField.string("zcstream.pattern.status", "Pattern"),
     pattern_mismatch = ProtoField.uint32("zcstream.pattern.first_mismatch", "First mismatching payload byte", base.DEC),
+    kind = ProtoField.string("zcstream.kind", "Kind"),
+    report = ProtoField.bytes("zcstream.report", "REPORT body"),
+    report_fixed = ProtoField.uint16("zcstream.report.fixed_length", "Fixed body length", base.DEC),
+    report_verdict = ProtoField.string("zcstream.report.verdict", "Verdict"),
+    report_state = ProtoField.uint8("zcstream.report.state", "State", base.HEX),
+    report_end_seen = ProtoField.bool("zcstream.report.end_seen", "END seen", 8, nil, 0x01),
+    report_complete = ProtoField.bool("zcstream.report.complete", "Complete", 8, nil, 0x02),
+    report_exact = ProtoField.bool("zcstream.report.exact", "Exact", 8, nil, 0x04),
+    report_joined_late = ProtoField.bool("zcstream.report.joined_late", "Joined late", 8, nil, 0x08),
+    report_listed = ProtoField.uint16("zcstream.report.ranges_listed", "Lost ranges listed", base.DEC),
+    report_range = ProtoField.string("zcstream.report.lost_range", "Lost range"),
 }
+for _, name in ipairs(REPORT_COUNTERS) do
+    f["report_" .. name] = ProtoField.uint64("zcstream.report." .. name, name, base.DEC)
+end
+for _, name in ipairs(REPORT_LATENCIES) do
+    f["report_" .. name] = ProtoField.int64("zcstream.report." .. name, name, base.DEC)
+end
+for _, name in ipairs(REPORT_OUTAGES) do
+    f["report_" .. name] = ProtoField.uint64("zcstream.report." .. name, name, base.DEC)
+end
 zc.fields = {
     f.status, f.magic, f.version, f.flags, f.flag_data, f.flag_end, f.flag_pattern, f.flag_reserved,
     f.flag_names, f.header_length, f.stream_id, f.seq, f.offset, f.timestamp_ns, f.timestamp,
     f.payload_length, f.checksum, f.checksum_computed, f.checksum_status, f.extension, f.payload,
     f.end_datagrams, f.end_bytes, f.pattern_status, f.pattern_mismatch,
+    f.kind, f.report, f.report_fixed, f.report_verdict, f.report_state, f.report_end_seen,
+    f.report_complete, f.report_exact, f.report_joined_late, f.report_listed, f.report_range,
 }
+for _, list in ipairs({ REPORT_COUNTERS, REPORT_LATENCIES, REPORT_OUTAGES }) do
+    for _, name in ipairs(list) do zc.fields[#zc.fields + 1] = f["report_" .. name] end
+end
 
 local ex = {
     rejected = ProtoExpert.new("zcstream.rejected", "Invalid zcstream datagram",
@@ -263,9 +303,89 @@ local function declared_length(tvb, pos, avail)
     return hlen + tvb(pos + 40, 4):uint()
 end
 
+-- A REPORT candidate: "ZCST", version 2, flags 0x08 (anything else is a stream datagram).
+local function is_report(tvb, pos, len)
+    return len >= 6 and tvb(pos, 4):uint() == MAGIC and tvb(pos + 4, 1):uint() == REPORT_VERSION
+        and tvb(pos + 5, 1):uint() == FLAG_REPORT
+end
+
+-- A REPORT's outcome in SPEC §12.3's order (magic, version and flags already hold).
+local function check_report(tvb, pos, len)
+    if len < HEADER_SIZE then return "too_short" end
+    local hlen = tvb(pos + 6, 2):uint()
+    if hlen < HEADER_SIZE or hlen % 8 ~= 0 or hlen > len then return "bad_header_length" end
+    if hlen + tvb(pos + 40, 4):uint() ~= len then return "length_mismatch" end
+    if datagram_checksum(tvb:raw(pos, len)) ~= tvb(pos + CHECKSUM_OFFSET, 4):uint() then return "bad_checksum" end
+    local b, blen = pos + hlen, len - hlen
+    if blen < REPORT_FIXED_BODY then return "bad_report" end
+    local fixed, verdict, listed = tvb(b, 2):uint(), tvb(b + 2, 1):uint(), tvb(b + 4, 2):uint()
+    if fixed < REPORT_FIXED_BODY or fixed % 8 ~= 0 or verdict > 1 or listed > REPORT_MAX_RANGES
+        or blen ~= fixed + 16 * listed then
+        return "bad_report"
+    end
+    for i = 0, listed - 1 do
+        if tvb(b + fixed + 16 * i, 8):uint64() > tvb(b + fixed + 16 * i + 8, 8):uint64() then return "bad_report" end
+    end
+    return nil
+end
+
+-- Dissects a REPORT candidate. Returns the Info summary.
+local function dissect_report(tvb, pinfo, root, pos, len)
+    local tree = root:add(zc, tvb(pos, len))
+    local reason = check_report(tvb, pos, len)
+    tree:add(f.kind, tvb(pos, len), "REPORT")
+    tree:add(f.status, tvb(pos, len), reason or "valid")
+    if reason then tree:add_proto_expert_info(ex.rejected, "Invalid zcstream REPORT: " .. reason) end
+    if len < HEADER_SIZE then return "REPORT [" .. reason .. "]" end
+    tree:add(f.magic, tvb(pos, 4))
+    tree:add(f.version, tvb(pos + 4, 1))
+    tree:add(f.flags, tvb(pos + 5, 1)):append_text(" (REPORT)")
+    tree:add(f.header_length, tvb(pos + 6, 2))
+    tree:add(f.stream_id, tvb(pos + 8, 8))
+    tree:add(f.timestamp_ns, tvb(pos + 32, 8))
+    tree:add(f.payload_length, tvb(pos + 40, 4))
+    local ck = tree:add(f.checksum, tvb(pos + 44, 4))
+    local good = reason ~= "bad_checksum" and reason ~= "length_mismatch" and reason ~= "bad_header_length"
+    ck:add(f.checksum_status, tvb(pos + 44, 4), good and "good" or (reason == "bad_checksum" and "bad" or "unverified"))
+    if reason and reason ~= "bad_report" then return "REPORT [" .. reason .. "]" end
+    local hlen = tvb(pos + 6, 2):uint()
+    local b = pos + hlen
+    if len - hlen < REPORT_FIXED_BODY then return "REPORT [" .. reason .. "]" end
+    local body = tree:add(f.report, tvb(b, len - hlen))
+    local fixed = tvb(b, 2):uint()
+    body:add(f.report_fixed, tvb(b, 2))
+    body:add(f.report_verdict, tvb(b + 2, 1), tvb(b + 2, 1):uint() == 0 and "pass" or "fail")
+    local st = body:add(f.report_state, tvb(b + 3, 1))
+    st:add(f.report_end_seen, tvb(b + 3, 1))
+    st:add(f.report_complete, tvb(b + 3, 1))
+    st:add(f.report_exact, tvb(b + 3, 1))
+    st:add(f.report_joined_late, tvb(b + 3, 1))
+    local listed = tvb(b + 4, 2):uint()
+    body:add(f.report_listed, tvb(b + 4, 2))
+    local at = b + 8
+    for _, list in ipairs({ REPORT_COUNTERS, REPORT_LATENCIES, REPORT_OUTAGES }) do
+        for _, name in ipairs(list) do
+            body:add(f["report_" .. name], tvb(at, 8))
+            at = at + 8
+        end
+    end
+    if reason then return "REPORT [" .. reason .. "]" end
+    for i = 0, listed - 1 do
+        local r = b + fixed + 16 * i
+        body:add(f.report_range, tvb(r, 16), tostring(tvb(r, 8):uint64()) .. "-" .. tostring(tvb(r + 8, 8):uint64()))
+    end
+    local summary = string.format("REPORT %s received=%s lost=%s corrupt=%s",
+        tvb(b + 2, 1):uint() == 0 and "pass" or "fail", tostring(tvb(b + 8, 8):uint64()),
+        tostring(tvb(b + 48, 8):uint64()), tostring(tvb(b + 112, 8):uint64()))
+    tree:append_text(", " .. summary)
+    return summary
+end
+
 -- Dissects one datagram tvb[pos, pos+len). Returns a short summary for the Info column.
 local function dissect_one(tvb, pinfo, root, pos, len)
+    if is_report(tvb, pos, len) then return dissect_report(tvb, pinfo, root, pos, len) end
     local tree = root:add(zc, tvb(pos, len))
+    tree:add(f.kind, tvb(pos, math.min(len, 6)), "STREAM")
 
     -- The outcome first, in the spec's order: structure, checksum, END payload (size, totals).
     local reason = check_structure(tvb, pos, len)
@@ -409,7 +529,8 @@ end
 
 local function heuristic(tvb, pinfo, root)
     if tvb:len() < 5 then return false end
-    if tvb(0, 4):uint() ~= MAGIC or tvb(4, 1):uint() ~= VERSION then return false end
+    if tvb(0, 4):uint() ~= MAGIC then return false end
+    if tvb(4, 1):uint() ~= VERSION and not is_report(tvb, 0, tvb:len()) then return false end
     zc.dissector(tvb, pinfo, root)
     return true
 end

@@ -243,6 +243,158 @@ SID_B = 0xFEDCBA9876543210  # above 2^63: catches signed/double handling of u64
 TS = 1700000000123456789    # 2023-11-14T22:13:20.123456789Z
 
 
+# ---- REPORT (SPEC §12, wire format version 2) ------------------------------------
+
+REPORT_VERSION = 2
+FLAG_REPORT = 0x08
+REPORT_FIXED_BODY = 208
+REPORT_MAX_RANGES = 32
+REPORT_MIN_LENGTH = HEADER_SIZE + REPORT_FIXED_BODY
+REPORT_MAX_LENGTH = REPORT_MIN_LENGTH + 16 * REPORT_MAX_RANGES
+REPORT_REASONS = ("too_short", "bad_magic", "not_report", "bad_header_length", "bad_flags",
+                  "length_mismatch", "bad_checksum", "bad_report")
+# Body after its 8-byte preamble, in wire order: u64 counters, i64 latencies, u64 outages.
+REPORT_COUNTERS = ("received", "unique", "unique_payload_bytes", "expected_datagrams",
+                   "expected_payload_bytes", "lost", "lost_range_count", "reordered",
+                   "max_reorder_distance", "duplicates", "late", "beyond_end", "after_end",
+                   "corrupt", "kernel_drops", "latency_samples")
+REPORT_LATENCIES = ("latency_min_ns", "latency_p50_ns", "latency_p99_ns", "latency_p99_9_ns",
+                    "latency_max_ns")
+REPORT_OUTAGES = ("gaps", "longest_gap_datagrams", "longest_gap_ns", "first_to_last_ns")
+REPORT_STATE_BITS = (("end_seen", 0x01), ("complete", 0x02), ("exact", 0x04), ("joined_late", 0x08))
+
+
+def encode_report(r, limit=REPORT_MAX_LENGTH, fixed_body=REPORT_FIXED_BODY, extra=b"",
+                  version=REPORT_VERSION, flags=FLAG_REPORT, checksum=None, listed=None):
+    """A sealed REPORT from a dict of the JSON form (u64 as ints or decimal strings).
+    Lists as many lost ranges as `limit` bytes allow (the anti-amplification cap, §12.4);
+    None when even no range fits. Keyword overrides build invalid vectors."""
+    if limit < REPORT_MIN_LENGTH + len(extra):
+        return None
+    ranges = [(int(a), int(b)) for a, b in r.get("lost_ranges", [])]
+    ranges = ranges[:min(REPORT_MAX_RANGES, (limit - REPORT_MIN_LENGTH - len(extra)) // 16)]
+    state = 0
+    for name, bit in REPORT_STATE_BITS:
+        if r.get(name):
+            state |= bit
+    body = struct.pack(">HBBHH", fixed_body, 0 if r.get("verdict", "pass") == "pass" else 1, state,
+                       len(ranges) if listed is None else listed, 0)
+    body += b"".join(struct.pack(">Q", int(r.get(k, 0))) for k in REPORT_COUNTERS)
+    body += b"".join(struct.pack(">q", int(r.get(k, 0))) for k in REPORT_LATENCIES)
+    body += b"".join(struct.pack(">Q", int(r.get(k, 0))) for k in REPORT_OUTAGES)
+    body += extra
+    body += b"".join(struct.pack(">QQ", a, b) for a, b in ranges)
+    return encode(flags, int(r["stream_id"]), 0, 0, int(r.get("timestamp_ns", 0)), body,
+                  version=version, checksum=checksum)
+
+
+def decode_report(data):
+    """Checks a REPORT in the order of §12.3. Returns ("valid", report dict in the JSON form
+    of the vectors) or ("rejected", reason)."""
+    data = bytes(data)
+    n = len(data)
+    if n < HEADER_SIZE:
+        return ("rejected", "too_short")
+    h = parse_header(data)
+    if h["magic"] != MAGIC:
+        return ("rejected", "bad_magic")
+    if h["version"] != REPORT_VERSION:
+        return ("rejected", "not_report")
+    hlen = h["header_length"]
+    if hlen < HEADER_SIZE or hlen % 8 != 0 or hlen > n:
+        return ("rejected", "bad_header_length")
+    if h["flags"] != FLAG_REPORT:
+        return ("rejected", "bad_flags")
+    if hlen + h["payload_length"] != n:
+        return ("rejected", "length_mismatch")
+    if datagram_checksum(data) != h["checksum"]:
+        return ("rejected", "bad_checksum")
+    body = data[hlen:]
+    if len(body) < REPORT_FIXED_BODY:
+        return ("rejected", "bad_report")
+    fixed, verdict, state, listed, _ = struct.unpack_from(">HBBHH", body, 0)
+    if (fixed < REPORT_FIXED_BODY or fixed % 8 or verdict > 1 or listed > REPORT_MAX_RANGES
+            or len(body) != fixed + 16 * listed):
+        return ("rejected", "bad_report")
+    r = {"stream_id": str(h["stream_id"]), "timestamp_ns": str(h["timestamp_ns"]),
+         "verdict": "pass" if verdict == 0 else "fail"}
+    for name, bit in REPORT_STATE_BITS:
+        r[name] = bool(state & bit)
+    at = 8
+    for k in REPORT_COUNTERS + REPORT_LATENCIES + REPORT_OUTAGES:
+        (v,) = struct.unpack_from(">q" if k in REPORT_LATENCIES else ">Q", body, at)
+        r[k] = str(v)
+        at += 8
+    ranges = []
+    for i in range(listed):
+        lo, hi = struct.unpack_from(">QQ", body, fixed + 16 * i)
+        if lo > hi:
+            return ("rejected", "bad_report")
+        ranges.append([str(lo), str(hi)])
+    r["lost_ranges"] = ranges
+    return ("valid", r)
+
+
+def report_scenarios():
+    """(valid, invalid) REPORT vectors for reports.json."""
+    sid = 0x0123456789ABCDEF
+    clean = {"stream_id": sid, "timestamp_ns": 1700000001000000000, "verdict": "pass",
+             "end_seen": True, "complete": True, "exact": True, "received": 8, "unique": 8,
+             "unique_payload_bytes": 153, "expected_datagrams": 8, "expected_payload_bytes": 153,
+             "latency_samples": 8, "latency_min_ns": 41000, "latency_p50_ns": 52000,
+             "latency_p99_ns": 90000, "latency_p99_9_ns": 90000, "latency_max_ns": 90000,
+             "first_to_last_ns": 7000000}
+    lossy = dict(clean, verdict="fail", complete=False, received=1000, unique=990,
+                 unique_payload_bytes=990 * 1424, expected_datagrams=1000,
+                 expected_payload_bytes=1000 * 1424, lost=10, lost_range_count=2, reordered=3,
+                 max_reorder_distance=2, duplicates=1, corrupt=1, kernel_drops=4, gaps=2,
+                 longest_gap_datagrams=7, longest_gap_ns=2500000, first_to_last_ns=1000000000,
+                 lost_ranges=[[100, 102], [500, 506]])
+    skewed = dict(clean, latency_min_ns=-1500, latency_p50_ns=-200, joined_late=True,
+                  stream_id=0xFFFFFFFFFFFFFFFE, received=2 ** 64 - 1)
+    many = dict(lossy, lost=40, lost_range_count=40, gaps=40,
+                lost_ranges=[[10 * i, 10 * i] for i in range(40)])
+    valid = [
+        ("report_complete", "a complete stream, verdict pass, no ranges: the smallest REPORT (256 bytes)",
+         encode_report(clean)),
+        ("report_loss", "loss in two ranges, a corrupt datagram, verdict fail", encode_report(lossy)),
+        ("report_negative_latency", "clocks differ: negative one-way latency (i64), joined late, u64 extremes",
+         encode_report(skewed)),
+        ("report_ranges_capped", "40 loss ranges: only the first 32 are listed (768 bytes, the largest REPORT)",
+         encode_report(many)),
+        ("report_amplification_cap", "the same stream, capped to the 300 bytes it delivered: 2 ranges listed",
+         encode_report(many, limit=300)),
+        ("report_future_counters", "a later version's body: fixed length 216, one counter this version does not know (skipped)",
+         encode_report(lossy, fixed_body=216, extra=struct.pack(">Q", 77))),
+    ]
+    good = encode_report(lossy)
+
+    def resealed(data):
+        return _with_checksum_recomputed(data)
+
+    def poke(data, at, new):
+        b = bytearray(data)
+        b[at:at + len(new)] = new
+        return resealed(bytes(b))
+
+    invalid = [
+        ("report_too_short", "fewer than 48 bytes", good[:40], "too_short"),
+        ("report_bad_magic", "not ZCST", poke(good, 0, b"ZCSX"), "bad_magic"),
+        ("report_version_1", "version 1: a stream datagram, not a REPORT", encode_report(lossy, version=1), "not_report"),
+        ("report_bad_header_length", "header length 52", poke(good, 6, b"\x00\x34"), "bad_header_length"),
+        ("report_bad_flags", "REPORT with DATA set", encode_report(lossy, flags=0x09), "bad_flags"),
+        ("report_length_mismatch", "one byte more than the payload length says", resealed(good + b"\x00"), "length_mismatch"),
+        ("report_bad_checksum", "a counter changed after sealing", bytes(good[:60]) + bytes([good[60] ^ 1]) + bytes(good[61:]), "bad_checksum"),
+        ("report_body_short", "a body shorter than 208 bytes", encode(FLAG_REPORT, sid, 0, 0, 0, b"\x00\xd0" + bytes(100), version=2), "bad_report"),
+        ("report_listed_mismatch", "lists 3 ranges, carries 2", encode_report(lossy, listed=3), "bad_report"),
+        ("report_too_many_listed", "33 ranges listed", encode_report(dict(many, lost_ranges=[[i, i] for i in range(33)]), listed=33, limit=10 ** 6) or b"", "bad_report"),
+        ("report_bad_verdict", "verdict byte 2", poke(good, HEADER_SIZE + 2, b"\x02"), "bad_report"),
+        ("report_inverted_range", "a range whose first is above its last", poke(good, HEADER_SIZE + REPORT_FIXED_BODY, struct.pack(">Q", 103)), "bad_report"),
+        ("report_fixed_not_multiple_of_8", "fixed body length 212", encode_report(clean, fixed_body=212, extra=bytes(4)), "bad_report"),
+    ]
+    return valid, invalid
+
+
 def _with_checksum_recomputed(data):
     """Seals an arbitrary (possibly malformed) datagram: CRC32C with field 44..47 as 0."""
     data = bytearray(data)
@@ -532,11 +684,19 @@ def build_vectors():
                    "events": events, "expected": account(events)}
                   for name, description, events in accounting_scenarios()]
 
+    rvalid, rinvalid = report_scenarios()
+    reports = {
+        "valid": [{"name": n, "description": d, "hex": b.hex(), "report": decode_report(b)[1]} for n, d, b in rvalid],
+        "invalid": [{"name": n, "description": d, "hex": b.hex(), "reason": r} for n, d, b, r in rinvalid],
+    }
+    for n, _, b, r in rinvalid:
+        assert decode_report(b) == ("rejected", r), (n, decode_report(b))
     return {
         "valid.json": valid,
         "invalid.json": invalid,
         "crc32c.json": crc,
         "accounting.json": accounting,
+        "reports.json": reports,
     }
 
 
@@ -615,6 +775,20 @@ def check_vectors(directory, verbose=False):
         ok(int(e["received"]) == int(e["unique"]) + int(e["duplicates"]) + int(e["late"]) + int(e["beyond_end"]),
            "accounting %s: received = unique + duplicates + late + beyond_end" % v["name"])
 
+    reports = load("reports.json")
+    for v in reports["valid"]:
+        data = bytes.fromhex(v["hex"])
+        outcome, r = decode_report(data)
+        ok(outcome == "valid" and r == v["report"], "report %s" % v["name"])
+        # A stream receiver (version 1, §8) rejects every REPORT: it never enters a stream.
+        ok(reason_of(data) == "unsupported_version", "report %s: a stream receiver rejects it" % v["name"])
+        # Re-encoding the decoded report gives the same bytes (unless it carries unknown counters).
+        if int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + 2], "big") == REPORT_FIXED_BODY:
+            ok(encode_report(r, limit=len(data)) == data, "report %s: re-encodes byte for byte" % v["name"])
+    for v in reports["invalid"]:
+        got = decode_report(bytes.fromhex(v["hex"]))
+        ok(got == ("rejected", v["reason"]), "report invalid %s: expected %s, got %s" % (v["name"], v["reason"], got))
+
     # The files on disk must be exactly what this generator produces (no hand edits drift).
     for fname, obj in build_vectors().items():
         with open(os.path.join(directory, fname)) as f:
@@ -635,7 +809,13 @@ def cmd_decode(args):
     h = "".join(args.hex.split()).lower()
     if h.startswith("0x"):
         h = h[2:]
-    print(json.dumps(describe(bytes.fromhex(h)), indent=2))
+    data = bytes.fromhex(h)
+    if len(data) > 4 and data[4] == REPORT_VERSION:
+        outcome, r = decode_report(data)
+        print(json.dumps({"kind": "REPORT", "length": len(data), "outcome": outcome,
+                          ("report" if outcome == "valid" else "reason"): r}, indent=2))
+        return 0
+    print(json.dumps(describe(data), indent=2))
     return 0
 
 

@@ -44,6 +44,9 @@ public enum ExitStatus {
     /// The run completed within the limits, but the receiver's output is incomplete: bytes
     /// that arrived are not in the file (a failed write or sync, beyond the output limit).
     public static let outputIncomplete: Int32 = 3
+    /// zc-send with --max-loss/--max-corrupt: no REPORT came back in time, so the receiver's
+    /// numbers could not be checked (neither pass nor fail).
+    public static let noVerdict: Int32 = 4
     /// Bad command line (EX_USAGE).
     public static let usage: Int32 = 64
     /// Not permitted (EX_NOPERM).

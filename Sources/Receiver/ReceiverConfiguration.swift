@@ -58,6 +58,25 @@ public struct ReceiverConfiguration: Sendable {
     /// The application's view of the data: called for every new intact datagram,
     /// with its payload valid only during the call (see ``DeliveredDatagram``).
     public var delivery: DeliveryHandler?
+    /// Server mode (`zc-recv --server`): run until stopped (signal or ``timeoutNanoseconds``),
+    /// taking any number of streams at once and one after another. Each stream is finished
+    /// ``lingerNanoseconds`` after its END, or after ``idleTimeoutNanoseconds`` without a
+    /// datagram of its own; it is then reported (the `finished` callback of
+    /// ``StreamReceiver/run(_:progressIntervalNanoseconds:ready:progress:metrics:finished:)``)
+    /// and its state freed, so memory stays bounded under any number of streams.
+    /// ``streams`` does not apply.
+    public var server = false
+    /// Accept datagrams only from these sources (`--allow`); others are dropped before
+    /// validation, counted apart by host (``ValidatingCore/refusedSources``), never create
+    /// a stream, are never written nor answered with a REPORT. nil: every source.
+    public var allowList: AllowList?
+    /// Send each stream's REPORT (SPEC §12) back to its source when it finishes (a server)
+    /// or when the run ends. Never for a multicast group.
+    public var reports = true
+    /// The limits a stream's REPORT verdict (and zc-recv's exit status) is judged by.
+    public var verdictLimits = StreamVerdictLimits()
+    /// How often one source host may get a REPORT.
+    public var reportRateLimiter = ReportRateLimiter()
     /// Multicast: when ``listen`` is a group address, the receiver joins it (see
     /// ``MulticastReceiveOptions``); ignored for a unicast address.
     public var multicast = MulticastReceiveOptions()

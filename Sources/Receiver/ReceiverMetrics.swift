@@ -35,6 +35,32 @@ public struct StreamMetrics: Sendable, Equatable {
     /// Zero counters for `key`.
     public init(key: StreamKey?) { self.key = key }
 
+    /// A stream's counters as its thread has them (``lost``: the losses already final).
+    init(_ s: StreamState) {
+        key = s.key
+        datagrams = s.datagrams
+        bytes = s.bytes
+        unique = s.tracker.unique
+        reordered = s.tracker.reordered
+        duplicates = s.tracker.duplicates
+        late = s.tracker.late
+        corrupt = s.corrupt
+        beyondEnd = s.beyondEnd
+        ended = s.endSeen ? 1 : 0
+        streams = 1
+        lost = s.tracker.lostFinal
+    }
+
+    /// `self - o`, field by field, never below 0 (what a fold holds besides named entries).
+    public func subtracting(_ o: StreamMetrics) -> StreamMetrics {
+        var r = self
+        r.datagrams -= min(r.datagrams, o.datagrams); r.bytes -= min(r.bytes, o.bytes); r.unique -= min(r.unique, o.unique)
+        r.lost -= min(r.lost, o.lost); r.reordered -= min(r.reordered, o.reordered); r.duplicates -= min(r.duplicates, o.duplicates)
+        r.late -= min(r.late, o.late); r.corrupt -= min(r.corrupt, o.corrupt); r.beyondEnd -= min(r.beyondEnd, o.beyondEnd)
+        r.ended -= min(r.ended, o.ended); r.streams -= min(r.streams, o.streams)
+        return r
+    }
+
     /// Adds another entry's counters (the same stream seen by another thread, or a fold).
     public mutating func add(_ o: StreamMetrics) {
         datagrams &+= o.datagrams; bytes &+= o.bytes; unique &+= o.unique
@@ -59,6 +85,9 @@ public struct ReceiverMetricsSnapshot: Sendable {
     public var statistics = ReceiverStatistics()
     /// One-way latency of every stream, coarse buckets.
     public var latency = LatencyHistogram.ExportBuckets()
+    /// Server mode: the final counts of every stream already retired (freed), summed;
+    /// part of ``total`` so exported totals never go down.
+    public var retired = StreamMetrics(key: nil)
     /// Streams tracked so far (all threads).
     public var streamsTracked: Int = 0
     /// Streams whose END has arrived.
@@ -72,6 +101,7 @@ public struct ReceiverMetricsSnapshot: Sendable {
     /// Every stream summed, folded ones included.
     public var total: StreamMetrics {
         var t = other
+        t.add(retired)
         for s in streams { t.add(s) }
         return t
     }
@@ -85,6 +115,7 @@ public struct ReceiverMetricsSnapshot: Sendable {
             else { other.add(s) }
         }
         other.add(o.other)
+        retired.add(o.retired)
         statistics.merge(o.statistics)
         latency.add(o.latency)
         streamsTracked += o.streamsTracked
@@ -149,6 +180,24 @@ struct ThreadMetricsState {
     var finishedAt: [Int: (datagrams: UInt64, ends: UInt64, lost: UInt64)] = [:]
     /// Full loss computations per snapshot at most (each walks up to the window).
     static let finishBudget = 16
+    /// Server mode: what the streams this thread retired had counted, final, folded into
+    /// every later snapshot's `other` so exported counters never go down (Prometheus
+    /// counters must be monotonic) while the streams' state is freed.
+    var retired = StreamMetrics(key: nil)
+    var retiredLatency = LatencyHistogram.ExportBuckets()
+
+    /// Streams leave the core (server mode): keep their final counts; the per-index
+    /// loss cache is stale now (indices shifted), so it starts over.
+    mutating func noteRetired(_ streams: [StreamState]) {
+        for s in streams {
+            var m = StreamMetrics(s)
+            m.key = nil
+            m.lost = s.summary().lost
+            retired.add(m)
+            retiredLatency.add(s.latency.exportBuckets)
+        }
+        finishedAt.removeAll()
+    }
 
     mutating func snapshot(_ core: ValidatingCore, labelLimit: Int, now: UInt64, quietNanoseconds: UInt64,
                            finished: Bool) -> ReceiverMetricsSnapshot {
@@ -158,19 +207,10 @@ struct ThreadMetricsState {
         out.streamsEnded = core.streamsEnded
         out.finished = finished
         var budget = Self.finishBudget
+        out.retired = retired
+        out.latency.add(retiredLatency)
         for (i, s) in core.streams.enumerated() {
-            var m = StreamMetrics(key: s.key)
-            m.datagrams = s.datagrams
-            m.bytes = s.bytes
-            m.unique = s.tracker.unique
-            m.reordered = s.tracker.reordered
-            m.duplicates = s.tracker.duplicates
-            m.late = s.tracker.late
-            m.corrupt = s.corrupt
-            m.beyondEnd = s.beyondEnd
-            m.ended = s.endSeen ? 1 : 0
-            m.streams = 1
-            m.lost = s.tracker.lostFinal
+            var m = StreamMetrics(s)
             let quiet = finished || (s.lastArrivalNanoseconds != 0 && now > s.lastArrivalNanoseconds
                                      && now - s.lastArrivalNanoseconds >= quietNanoseconds)
             if quiet {

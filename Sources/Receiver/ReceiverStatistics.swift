@@ -14,6 +14,9 @@ public struct ReceiverStatistics: Sendable {
     /// Datagrams longer than the receive buffer (cut by the kernel): a receiver limit,
     /// not invalid (their content is unknown). Any makes the verdict fail.
     public var truncated: UInt64 = 0
+    /// Server mode: valid datagrams of a stream already reported and retired (its END
+    /// repeats, stragglers past --linger): not a new stream, not accounted again.
+    public var retiredStreamDatagrams: UInt64 = 0
     /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     public var kernelDrops: UInt64 = 0
     /// Receive calls (`recvmmsg` calls, or batches of completions reaped by the io_uring
@@ -57,6 +60,7 @@ public struct ReceiverStatistics: Sendable {
         corruptUnattributed += o.corruptUnattributed
         streamsRefusedDatagrams += o.streamsRefusedDatagrams
         truncated += o.truncated
+        retiredStreamDatagrams += o.retiredStreamDatagrams
         kernelDrops += o.kernelDrops
         receiveCalls += o.receiveCalls
         buffers += o.buffers

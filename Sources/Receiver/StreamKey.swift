@@ -43,15 +43,15 @@ public struct SourceAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// `HOST:PORT` / `[V6]:PORT`, or "unknown".
-    public var description: String {
+    /// The address to send to (a REPORT goes back here), nil when unknown.
+    public var socketAddress: SocketAddress? {
         switch Int32(family) {
         case AF_INET:
             var a = sockaddr_in()
             a.sin_family = sa_family_t(AF_INET)
             a.sin_port = port.bigEndian
             a.sin_addr.s_addr = UInt32(truncatingIfNeeded: low).bigEndian
-            return SocketAddress.v4(a).description
+            return .v4(a)
         case AF_INET6:
             var a = sockaddr_in6()
             a.sin6_family = sa_family_t(AF_INET6)
@@ -60,11 +60,14 @@ public struct SourceAddress: Hashable, Sendable, CustomStringConvertible {
                 b.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
                 b.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
             }
-            return SocketAddress.v6(a).description
+            return .v6(a)
         default:
-            return "unknown"
+            return nil
         }
     }
+
+    /// `HOST:PORT` / `[V6]:PORT`, or "unknown".
+    public var description: String { socketAddress?.description ?? "unknown" }
 }
 
 /// What identifies a stream: the id the sender picked *and* where it comes from,

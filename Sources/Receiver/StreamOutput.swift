@@ -178,11 +178,18 @@ public final class OutputTarget: Sendable {
     /// when their stream's first datagram arrives. `maxBytes` (``ReceiverConfiguration/outputMaxBytes``)
     /// bounds every stream's output: bytes at or beyond it are counted, not written.
     public init(_ destination: OutputDestination, expectedStreams: Int?,
-                maxBytes: UInt64? = ReceiverConfiguration.defaultOutputMaxBytes) {
+                maxBytes: UInt64? = ReceiverConfiguration.defaultOutputMaxBytes, server: Bool = false) {
         self.destination = destination
-        self.suffixEveryStream = (expectedStreams ?? 1) > 1
+        self.suffixEveryStream = (expectedStreams ?? 1) > 1 || server
         self.maxBytes = maxBytes
+        self.server = server
     }
+
+    /// A server's target (``ReceiverConfiguration/server``): every stream gets
+    /// `FILE.<16 hex digit stream id>`, and an existing file is never overwritten (the next
+    /// free `.2`, `.3`, ... is taken, found with O_EXCL: no name table that grows with
+    /// every stream); a stream's file is finalized and closed as soon as it finishes.
+    let server: Bool
 
     enum Claim { case file(Int32, String), unopened(String, Int32), inOrder, none }
 
@@ -195,6 +202,7 @@ public final class OutputTarget: Sendable {
             case .file(let base):
                 if let a = s.files[key] { return .file(a.fd, a.path) }
                 if let f = s.failedOpens[key] { return .unopened(f.path, f.errno) }
+                if server { return claimExclusive(base + "." + hex16(key.streamID), key: key, state: &s) }
                 var path = suffixEveryStream || !s.usedPaths.isEmpty ? base + "." + hex16(key.streamID) : base
                 if s.usedPaths.contains(path) {
                     var n = 2
@@ -212,6 +220,24 @@ public final class OutputTarget: Sendable {
                 s.files[key] = Assigned(fd: fd, path: path)
                 return .file(fd, path)
             }
+        }
+    }
+
+    /// Opens `path` (or `path.2`, `path.3`, ...: the first that does not exist) for `key`.
+    private func claimExclusive(_ path: String, key: StreamKey, state s: inout State) -> Claim {
+        var candidate = path
+        var n = 1
+        while true {
+            let fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                s.files[key] = Assigned(fd: fd, path: candidate)
+                return .file(fd, candidate)
+            }
+            let e = errno
+            if e == EEXIST && n < 1000 { n += 1; candidate = "\(path).\(n)"; continue }
+            s.openErrors.append("\(candidate): \(SystemError.describe(e))")
+            s.failedOpens[key] = (candidate, e)
+            return .unopened(candidate, e)
         }
     }
 
@@ -334,9 +360,26 @@ public final class OutputTarget: Sendable {
                 }
                 if e != 0 { s.directoryErrors.append("\(directory): directory fsync failed (\(SystemError.describe(e)))") }
             }
-            for a in s.files.values { close(a.fd) }
-            s.files.removeAll()
+            if server {
+                // Only these streams are done: close their files, forget them.
+                for st in streams {
+                    if let a = s.files.removeValue(forKey: st.key) { close(a.fd) }
+                    s.failedOpens.removeValue(forKey: st.key)
+                }
+                if s.openErrors.count > 64 { s.openErrors.removeFirst(s.openErrors.count - 64) }
+                if s.directoryErrors.count > 64 { s.directoryErrors.removeFirst(s.directoryErrors.count - 64) }
+            } else {
+                for a in s.files.values { close(a.fd) }
+                s.files.removeAll()
+            }
         }
+    }
+
+    /// A server's finished streams (each with the output report its thread handed over):
+    /// finalized like a whole run's (sized, holes, fsynced with the directory) and closed.
+    /// Called by the coordinating thread, never a receive thread.
+    public func finalizeFinished(_ streams: inout [StreamState]) {
+        finalize(&streams)
     }
 
     /// Gaps of the stream below `end` that neither were written nor failed: never arrived.
@@ -480,6 +523,20 @@ final class CoreOutput: @unchecked Sendable {
             pieces = 0
         }
         inOrder?.flushPending()
+    }
+
+    /// A server retires streams (indices into the core's streams, increasing): writes what is
+    /// gathered, and hands over and forgets their output reports (the remaining streams'
+    /// entries shift down with the core's).
+    func retire(_ indices: [Int]) -> [StreamOutputReport?] {
+        flush()
+        let out = indices.map { reports[$0] }
+        for i in indices.reversed() {
+            sinks.remove(at: i)
+            reports.remove(at: i)
+        }
+        batchStream = -1
+        return out
     }
 
     /// Ends the run for this thread: flushes, drains the in-order output (the

@@ -47,6 +47,9 @@ public struct ReceiverReport: Sendable {
     public var outputErrors: [String]
     /// The multicast membership and its timing (nil: a unicast address).
     public var multicast: MulticastReceiveReport?
+    /// What became of each stream's REPORT, in the order of ``ValidatingCore/streams``
+    /// (empty when REPORTs are off or for a multicast group).
+    public var reportOutcomes: [ReportOutcome] = []
 
     /// One receive thread's share of the run.
     public struct ThreadSummary: Sendable {
@@ -68,6 +71,30 @@ public struct ReceiverReport: Sendable {
 
     /// The socket buffer overflowed: the receiver, not the path, lost those datagrams.
     public var socketBufferWasBottleneck: Bool { core.statistics.kernelDrops > 0 }
+}
+
+/// A stream a server (``ReceiverConfiguration/server``) finished and freed: its final state,
+/// handed to the caller as it finishes.
+public struct FinishedStream: Sendable {
+    /// Why the stream counts as finished.
+    public enum Reason: String, Sendable {
+        /// Its END arrived and --linger passed.
+        case end
+        /// Nothing arrived from it for --idle-timeout (no END, or the END was lost).
+        case idle
+        /// The server stopped (signal or --timeout) while it was open.
+        case stopped
+    }
+    /// The stream's final state.
+    public var state: StreamState
+    /// Why it finished.
+    public var reason: Reason
+    /// Kernel drops on its socket while it was open (all streams of the socket share them).
+    public var kernelDrops: UInt64
+    /// What became of its REPORT (nil: REPORTs are off).
+    public var report: ReportOutcome?
+    /// CLOCK_REALTIME when it finished, ns.
+    public var wallNanoseconds: UInt64
 }
 
 /// Progress snapshot handed to the caller every interval (sums over threads).
@@ -145,6 +172,12 @@ final class ReceiveWorker: @unchecked Sendable {
     /// Metrics snapshots (`--metrics`): this thread's slot is `metricsIndex`.
     var metrics: ReceiverMetricsPublisher?
     var metricsIndex = 0
+    /// Server mode: streams are retired here when finished (END + linger, or idle) and
+    /// queued for the coordinator, which reports them (nil: not a server).
+    var retirement: (lingerNanoseconds: UInt64, idleNanoseconds: UInt64)?
+    let finished = Mutex<[FinishedStream]>([])
+    /// `--allow`: sources outside it are dropped before validation (nil: all accepted).
+    var allowList: AllowList?
 
     init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?,
          delivery: DeliveryHandler? = nil, excludeHead: Bool = false) {
@@ -158,15 +191,44 @@ final class ReceiveWorker: @unchecked Sendable {
         self.stop = Atomic(false)
     }
 
+    /// Moves finished streams out of the core into the queue for the coordinator.
+    @discardableResult
+    func retire(_ core: inout ValidatingCore, now: UInt64, linger: UInt64, idle: UInt64, all: Bool = false) -> [StreamState] {
+        var reasons: [StreamKey: FinishedStream.Reason] = [:]
+        let gone = core.retireStreams { s in
+            let reason: FinishedStream.Reason? = all ? .stopped
+                : s.endArrivalNanoseconds != 0 && now &- s.endArrivalNanoseconds >= linger ? .end
+                : now &- s.lastActivityNanoseconds >= idle ? .idle : nil
+            if let reason { reasons[s.key] = reason }
+            return reason != nil
+        }
+        guard !gone.isEmpty else { return [] }
+        let drops = core.statistics.kernelDrops
+        let wall = MonotonicClock.wallNanoseconds()
+        let done = gone.map { s in
+            FinishedStream(state: s, reason: reasons[s.key] ?? .stopped, kernelDrops: drops - min(drops, s.kernelDropsAtStart),
+                           report: nil, wallNanoseconds: wall)
+        }
+        finished.withLock { $0 += done }
+        return gone
+    }
+
     func run() {
         var core = ValidatingCore(maxStreams: maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
                                   delivery: delivery)
         core.excludeHead = excludeHead
+        if let allowList { core.allowList = allowList }
         var nextPublish: UInt64 = 0
         var publishedEnded = 0
         var nextMetrics: UInt64 = 0
+        var nextRetire: UInt64 = 0
         var metricsState = ThreadMetricsState()
         let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
+            if let retirement, now >= nextRetire {
+                nextRetire = now + 5_000_000
+                let gone = retire(&core, now: now, linger: retirement.lingerNanoseconds, idle: retirement.idleNanoseconds)
+                if metrics != nil && !gone.isEmpty { metricsState.noteRetired(gone) }
+            }
             if let metrics, now >= nextMetrics {
                 metrics.publish(thread: metricsIndex, core: core, state: &metricsState, now: now, finished: false)
                 nextMetrics = now + metrics.intervalNanoseconds
@@ -189,6 +251,10 @@ final class ReceiveWorker: @unchecked Sendable {
             }
         } catch {
             failure = error
+        }
+        if retirement != nil {
+            let gone = retire(&core, now: MonotonicClock.nanoseconds(), linger: 0, idle: 0, all: true)
+            if metrics != nil { metricsState.noteRetired(gone) }
         }
         core.finishOutput()
         var last = WorkerSnapshot(core)
@@ -214,13 +280,14 @@ public enum StreamReceiver {
     public static func run(_ c: ReceiverConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            ready: (SocketAddress, Int32, Bool) -> Void = { _, _, _ in },
                            progress: @escaping (ReceiveProgress) -> Void = { _ in },
-                           metrics: ReceiverMetricsPublisher? = nil) throws(SystemError) -> ReceiverReport {
+                           metrics: ReceiverMetricsPublisher? = nil,
+                           finished: (FinishedStream) -> Void = { _ in }) throws(SystemError) -> ReceiverReport {
         let threads = max(1, c.threads)
         var granted: Int32 = 0
         var forced = false
         var groEnabled = false
         var bound = c.listen
-        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams, maxBytes: c.outputMaxBytes) }
+        let output = c.output.map { OutputTarget($0, expectedStreams: c.streams, maxBytes: c.outputMaxBytes, server: c.server) }
         var workers: [ReceiveWorker] = []
         var membership: MulticastMembership?
         var joinedAt: UInt64 = 0
@@ -268,7 +335,32 @@ public enum StreamReceiver {
                                          delivery: c.delivery, excludeHead: c.isMulticast && !c.multicast.countHeadLoss))
         }
         metrics?.prepare(threads: workers.count)
-        for (i, w) in workers.enumerated() { w.metrics = metrics; w.metricsIndex = i }
+        for (i, w) in workers.enumerated() {
+            w.metrics = metrics; w.metricsIndex = i
+            if c.server { w.retirement = (c.lingerNanoseconds, c.idleTimeoutNanoseconds) }
+            w.allowList = c.allowList
+        }
+        // REPORTs go back from the receiving socket; not to a group's members (many
+        // receivers would answer one sender), and only when asked.
+        var reporter = c.reports && !c.isMulticast ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter) : nil
+        var finishedCount = 0
+        /// Reports (REPORT and the caller's callback) the streams the workers retired.
+        func drainFinished() {
+            for w in workers {
+                var done = w.finished.withLock { q in defer { q.removeAll() }; return q }
+                if let output, !done.isEmpty {
+                    // Sized, fsynced and closed here, on this thread, never a receive thread.
+                    var states = done.map(\.state)
+                    output.finalizeFinished(&states)
+                    for k in done.indices { done[k].state = states[k] }
+                }
+                for var f in done {
+                    if reporter != nil { f.report = reporter!.send(f.state, kernelDrops: f.kernelDrops, socket: w.socket, now: MonotonicClock.nanoseconds()) }
+                    finishedCount += 1
+                    finished(f)
+                }
+            }
+        }
         ready(bound, granted, groEnabled)
 
         let start = MonotonicClock.nanoseconds()
@@ -321,9 +413,11 @@ public enum StreamReceiver {
                 nextMetrics = now + metrics.intervalNanoseconds
                 metrics.collect(now: now, finished: false)
             }
+            if c.server { drainFinished() }
             if anyFinished { break } // a thread failed: stop the others, report the error below
             if StopFlag.isSet { reason = .signal; break }
             if let limit = c.timeoutNanoseconds, now - start >= limit { reason = .timeout; break }
+            if c.server { continue } // a server stops only on a signal or --timeout
             if let wanted = c.streams, sum.streamsEnded >= wanted {
                 if sum.endedIncomplete == 0 { reason = .streamsComplete; break }
                 if allEndedAt == 0 { allEndedAt = now }
@@ -334,6 +428,7 @@ public enum StreamReceiver {
         }
         for w in workers { w.stop.store(true, ordering: .relaxed) }
         for r in running { r.join() }
+        if c.server { drainFinished() }
         if let membership { try? workers[0].socket.leave(membership) }
         metrics?.collect(now: MonotonicClock.nanoseconds(), finished: true)
         if let failure = workers.lazy.compactMap(\.failure).first { throw failure }
@@ -352,10 +447,20 @@ public enum StreamReceiver {
                                    joinToFirstDatagramNanoseconds: merged.firstSeenNanoseconds > joinedAt ? merged.firstSeenNanoseconds - joinedAt : nil,
                                    countHeadLoss: c.multicast.countHeadLoss)
         }
+        var outcomes: [ReportOutcome] = []
+        if !c.server, reporter != nil {
+            // Not a server: every stream's REPORT goes out once the run is over.
+            let now = MonotonicClock.nanoseconds()
+            for s in merged.streams {
+                let drops = merged.statistics.kernelDrops
+                outcomes.append(reporter!.send(s, kernelDrops: drops - min(drops, s.kernelDropsAtStart), socket: workers[0].socket, now: now))
+            }
+        }
         return ReceiverReport(configuration: c, boundAddress: bound, core: merged, stopReason: reason,
                               receiveBufferBytes: granted, receiveBufferLimit: readRmemMax(), receiveBufferForced: forced,
                               groEnabled: groEnabled, wallSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-                              threads: summaries, outputErrors: output?.problems(merged.streams) ?? [], multicast: multicast)
+                              threads: summaries, outputErrors: output?.problems(merged.streams) ?? [], multicast: multicast,
+                              reportOutcomes: outcomes)
     }
 
     /// net.core.rmem_max, read from /proc.

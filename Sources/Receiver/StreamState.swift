@@ -54,6 +54,29 @@ public struct StreamState: Sendable {
     public var lastArrivalNanoseconds: UInt64 = 0
     /// One-way latency from the header timestamp (CLOCK_REALTIME on both ends).
     public var latency = LatencyHistogram()
+    /// Outages, from the senders' clock (header timestamps), so the receive path's own
+    /// jitter does not count: the earliest and latest send time of an intact datagram,
+    /// the send time of the datagram at the highest sequence so far, and the longest jump
+    /// in send time across a sequence gap as it opened (a gap later filled by reordered
+    /// datagrams still counts: an outage is when nothing came).
+    public var firstSendNanoseconds: UInt64 = 0
+    /// See ``firstSendNanoseconds``.
+    public var lastSendNanoseconds: UInt64 = 0
+    /// See ``firstSendNanoseconds``.
+    public var highestSendNanoseconds: UInt64 = 0
+    /// See ``firstSendNanoseconds``.
+    public var longestGapNanoseconds: UInt64 = 0
+    /// Monotonic time of the first valid END (0: none yet): a server retires the stream
+    /// --linger after it, so the END's repeats still find it.
+    public var endArrivalNanoseconds: UInt64 = 0
+    /// Monotonic time of the latest END or pattern-mismatched datagram (datagrams that do
+    /// not move ``lastArrivalNanoseconds``): with it, ``lastActivityNanoseconds``.
+    public var lastOtherNanoseconds: UInt64 = 0
+    /// When the stream last showed life (any valid datagram): a server retires a stream
+    /// silent for --idle-timeout.
+    public var lastActivityNanoseconds: UInt64 { max(lastArrivalNanoseconds, lastOtherNanoseconds) }
+    /// The socket's kernel drop count when the stream appeared (its drops are the growth since).
+    public var kernelDropsAtStart: UInt64 = 0
     /// What `--output` did with this stream (set when the run ends).
     public var output: StreamOutputReport?
 
@@ -119,6 +142,11 @@ public struct StreamState: Sendable {
         public var expectedDatagrams: UInt64?
     }
 
+    /// Send time from the first datagram to the last (header timestamps), ns.
+    public var firstToLastSendNanoseconds: UInt64 {
+        lastSendNanoseconds > firstSendNanoseconds ? lastSendNanoseconds - firstSendNanoseconds : 0
+    }
+
     /// Closes the books on the sequence tracker (a copy: the state is unchanged).
     public func summary() -> Summary {
         let f = tracker.finish()
@@ -182,6 +210,11 @@ public struct StreamState: Sendable {
         }
         lastArrivalNanoseconds = max(lastArrivalNanoseconds, other.lastArrivalNanoseconds)
         latency.add(other.latency)
+        if other.firstSendNanoseconds != 0 && (firstSendNanoseconds == 0 || other.firstSendNanoseconds < firstSendNanoseconds) {
+            firstSendNanoseconds = other.firstSendNanoseconds
+        }
+        lastSendNanoseconds = max(lastSendNanoseconds, other.lastSendNanoseconds)
+        longestGapNanoseconds = max(longestGapNanoseconds, other.longestGapNanoseconds)
         if let o = other.output {
             if output == nil { output = o } else { output!.merge(o) }
         }

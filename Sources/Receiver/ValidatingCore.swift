@@ -39,6 +39,24 @@ public struct ValidatingCore: Sendable {
     @inline(__always) static var endFlag: UInt8 { 0x02 }
     @inline(__always) static var patternFlag: UInt8 { 0x04 }
 
+    /// Keys of streams retired by ``retireStreams(where:)``, remembered for a while (the
+    /// last ``retiredMemory``) so late copies do not open a ghost stream.
+    private var retired = Set<StreamKey>()
+    private var retiredOrder: [StreamKey] = []
+    private var retiredNext = 0
+    /// How many retired keys a core remembers: at thousands of streams a second that is
+    /// still about a second, far longer than END repeats take.
+    public static let retiredMemory = 4096
+    /// Streams retired so far (server mode).
+    public private(set) var streamsRetired: UInt64 = 0
+
+    /// `--allow`: only these sources are accepted (checked only when ``hasAllowList``, so a
+    /// receiver without one pays one predictable branch per buffer).
+    public var allowList = AllowList([]) { didSet { hasAllowList = true } }
+    private(set) var hasAllowList = false
+    /// Datagrams dropped because their source is outside ``allowList``, by host (bounded).
+    public private(set) var refusedSources = RefusedSources()
+
     /// Where payloads go with `--output` (nil: nowhere).
     let output: CoreOutput?
     /// The application's callback for new intact datagrams (nil: none).
@@ -67,9 +85,18 @@ public struct ValidatingCore: Sendable {
         if lastIndex >= 0 && key == lastKey { return lastIndex }
         if let i = index[key] { lastKey = key; lastIndex = i; return i }
         guard create else { return nil }
-        guard streams.count < maxStreams else { return nil }
+        // A stream a server already reported (its END repeats, its stragglers): not a new stream.
+        if !retired.isEmpty && retired.contains(key) {
+            statistics.retiredStreamDatagrams &+= 1
+            return nil
+        }
+        guard streams.count < maxStreams else {
+            statistics.streamsRefusedDatagrams &+= 1
+            return nil
+        }
         var state = StreamState(key: key)
         state.excludeHead = excludeHead
+        state.kernelDropsAtStart = statistics.kernelDrops
         streams.append(state)
         let i = streams.count - 1
         index[key] = i
@@ -84,6 +111,12 @@ public struct ValidatingCore: Sendable {
     @inline(__always) @discardableResult
     public mutating func processBuffer(_ base: UnsafeRawPointer, length: Int, segment: Int, now: UInt64, wallNow: UInt64,
                                        source: SourceAddress) -> Bool {
+        // --allow: a source outside the list is dropped here, before anything is validated,
+        // accounted, written or reported (one buffer is one source, GRO or not).
+        if hasAllowList && !allowList.allows(source) {
+            refusedSources.count(source, datagrams: segment > 0 && segment < length ? UInt64((length + segment - 1) / segment) : 1)
+            return false
+        }
         guard segment > 0 && segment < length else {
             process(base, length: length, now: now, wallNow: wallNow, source: source)
             return false
@@ -107,17 +140,19 @@ public struct ValidatingCore: Sendable {
         var patternMatches = true
         switch Datagram.validate(p, length: length, patternMatches: &patternMatches) {
         case .valid(let h):
-            guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else {
-                statistics.streamsRefusedDatagrams &+= 1
-                return
-            }
+            guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else { return }
             let payload = p + Int(h.headerLength)
             if h.flags.rawValue & Self.endFlag != 0 {
-                if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) { streamsEnded += 1 }
+                streams[i].lastOtherNanoseconds = now
+                if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) {
+                    streams[i].endArrivalNanoseconds = now
+                    streamsEnded += 1
+                }
                 return
             }
             if !patternMatches {
                 streams[i].patternMismatches &+= 1
+                streams[i].lastOtherNanoseconds = now
                 return
             }
             let isNew = Self.recordData(&streams[i], h, length: length, now: now, wallNow: wallNow)
@@ -151,6 +186,9 @@ public struct ValidatingCore: Sendable {
         if s.firstArrivalNanoseconds == 0 { s.firstArrivalNanoseconds = now }
         s.lastArrivalNanoseconds = now
         s.latency.record(Int64(bitPattern: wallNow &- h.timestampNanoseconds))
+        let sent = h.timestampNanoseconds
+        if s.firstSendNanoseconds == 0 || sent < s.firstSendNanoseconds { s.firstSendNanoseconds = sent }
+        if sent > s.lastSendNanoseconds { s.lastSendNanoseconds = sent }
         if outcome == .beyondEnd {
             s.beyondEndPayloadBytes &+= UInt64(h.payloadLength)
             return false
@@ -162,7 +200,13 @@ public struct ValidatingCore: Sendable {
         switch outcome {
         case .duplicate, .late, .beyondEnd:
             return false
-        case .inOrder, .gapAhead, .reordered:
+        case .gapAhead:
+            if s.highestSendNanoseconds != 0 && sent > s.highestSendNanoseconds {
+                s.longestGapNanoseconds = max(s.longestGapNanoseconds, sent - s.highestSendNanoseconds)
+            }
+            fallthrough
+        case .inOrder, .reordered:
+            if outcome != .reordered { s.highestSendNanoseconds = sent }
             s.uniquePayloadBytes &+= UInt64(h.payloadLength)
             if h.payloadLength < s.uniquePayloadMin { s.uniquePayloadMin = h.payloadLength }
             if h.payloadLength > s.uniquePayloadMax { s.uniquePayloadMax = h.payloadLength }
@@ -181,6 +225,38 @@ public struct ValidatingCore: Sendable {
         s.expected = totals
         s.applyEnd(totals)
         return true
+    }
+
+    /// Server mode: removes the streams `isFinished` picks and returns them, freeing their
+    /// state (the core then holds only live streams, so memory stays bounded however many
+    /// streams come and go). Their keys are remembered (``retiredMemory``) so late copies
+    /// count as ``ReceiverStatistics/retiredStreamDatagrams``, not as a new stream.
+    /// O(streams); called every few milliseconds, never per datagram.
+    public mutating func retireStreams(where isFinished: (StreamState) -> Bool) -> [StreamState] {
+        let indices = streams.indices.filter { isFinished(streams[$0]) }
+        guard !indices.isEmpty else { return [] }
+        var gone = indices.map { streams[$0] }
+        if let output {
+            // Their gathered writes go out now; their output reports leave with them.
+            for (k, report) in output.retire(indices).enumerated() { gone[k].output = report }
+        }
+        for i in indices.reversed() { streams.remove(at: i) }
+        index.removeAll(keepingCapacity: true)
+        for (i, s) in streams.enumerated() { index[s.key] = i }
+        lastIndex = -1
+        for s in gone {
+            if s.expected != nil { streamsEnded -= 1 }
+            if retiredOrder.count < Self.retiredMemory {
+                retiredOrder.append(s.key)
+            } else {
+                retired.remove(retiredOrder[retiredNext])
+                retiredOrder[retiredNext] = s.key
+                retiredNext = (retiredNext + 1) % Self.retiredMemory
+            }
+            retired.insert(s.key)
+        }
+        streamsRetired &+= UInt64(gone.count)
+        return gone
     }
 
     /// Engines report each receive call: the buffers it returned and how many of them were
@@ -247,6 +323,8 @@ public struct ValidatingCore: Sendable {
             }
         }
         statistics.merge(other.statistics)
+        streamsRetired &+= other.streamsRetired
+        refusedSources.merge(other.refusedSources)
         if other.firstDataNanoseconds != 0 && (firstDataNanoseconds == 0 || other.firstDataNanoseconds < firstDataNanoseconds) {
             firstDataNanoseconds = other.firstDataNanoseconds
         }

@@ -79,6 +79,7 @@ public final class OutboundStream {
             do {
                 let socket = try UDPSocket(family: configuration.destination.family)
                 if configuration.destination.isMulticast { try configuration.multicast.apply(to: socket) }
+                try configuration.applySourceOptions(to: socket)
                 try socket.connect(to: configuration.destination)
                 socket.setBufferSize(receive: false, bytes: configuration.sendBufferBytes)
                 if configuration.segmentsPerSend > 1 { try socket.setGSOSegment(configuration.datagramSize) }

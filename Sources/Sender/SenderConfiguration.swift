@@ -166,6 +166,16 @@ public struct SenderConfiguration: Sendable {
     public var multicast = MulticastSendOptions()
     /// What ``OutboundStream/send(_:)`` does when every slot is in flight.
     public var backPressure: BackPressure = .wait
+    /// After END, wait this long for the receiver's REPORT (SPEC §12) on the sending socket
+    /// (packet-ring: a UDP socket bound to the frames' source port). nil: do not wait.
+    /// Never for a multicast destination (every member could answer).
+    public var reportTimeoutNanoseconds: UInt64? = nil
+    /// Socket engines: the local address (and port, 0: any) the datagrams leave from
+    /// (`zc-send --bind`, iperf3's `-B`). nil: the kernel's choice.
+    public var bindAddress: SocketAddress? = nil
+    /// Socket engines: the IP traffic class (TOS byte; DSCP << 2) of every datagram, END
+    /// included (IP_TOS / IPV6_TCLASS, set before the first send). nil: the kernel's default.
+    public var trafficClass: UInt8? = nil
 
     /// What a producer experiences when no slot is free.
     public enum BackPressure: Sendable {
@@ -260,5 +270,14 @@ public struct SenderConfiguration: Sendable {
         case .auto: return SenderConfiguration.segmentLimit(datagramSize: datagramSize)
         case .segments(let n): return n
         }
+    }
+}
+
+extension SenderConfiguration {
+    /// Applies the source options (``bindAddress``, ``trafficClass``) to a freshly opened
+    /// socket, before it connects or sends anything, so the first datagram has them too.
+    public func applySourceOptions(to socket: borrowing UDPSocket) throws(SystemError) {
+        if let trafficClass { try socket.setTrafficClass(trafficClass) }
+        if let bindAddress { try socket.bind(to: bindAddress) }
     }
 }

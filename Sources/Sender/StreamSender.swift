@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StreamProtocol
 import ZCSystem
 
 /// What a finished run reports.
@@ -21,6 +22,18 @@ public struct SenderReport: Sendable {
     public var sendBufferBytes: Int32
     /// Raw mode's interface, addresses and ring (only for `--engine packet-ring`).
     public var packetRing: PacketRingReport? = nil
+    /// The receiver's verdict, when the run waited for it.
+    public var receiver: ReceiverAnswer = .notAwaited
+}
+
+/// What came back from the receiver after END.
+public enum ReceiverAnswer: Sendable, Equatable {
+    /// The run did not wait (--no-report, a multicast destination).
+    case notAwaited
+    /// The REPORT for this stream, and how long after END it came.
+    case report(StreamReport, afterNanoseconds: UInt64)
+    /// Nothing within the timeout; `why` says what is known (e.g. the port was closed).
+    case none(why: String)
 }
 
 /// Why a ``StreamSender`` or ``MultiStreamSender`` run failed.
@@ -53,6 +66,44 @@ public enum SenderError: ConfigurationError {
     }
 }
 
+/// Waits for the receiver's REPORT after END.
+enum ReportWait {
+    /// Reads datagrams on `socket` until the REPORT of `streamID` from `from` arrives or the
+    /// timeout passes; anything else (another stream's REPORT, stray datagrams) is skipped.
+    static func await(on socket: borrowing UDPSocket, streamID: UInt64, from: SocketAddress, timeoutNanoseconds: UInt64) -> ReceiverAnswer {
+        let start = MonotonicClock.nanoseconds()
+        let deadline = start + timeoutNanoseconds
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        var skipped = 0
+        while true {
+            let now = MonotonicClock.nanoseconds()
+            if now >= deadline || StopFlag.isSet { break }
+            let wait = min(deadline - now, 100_000_000)
+            let result = buffer.withUnsafeMutableBytes { b in
+                Result { () throws(SystemError) in try socket.receive(into: b, timeoutNanoseconds: wait) }
+            }
+            let got: (length: Int, from: SocketAddress?)?
+            switch result {
+            case .success(let g): got = g
+            case .failure(let error):
+                // ECONNREFUSED: an ICMP port unreachable came back, nobody listens there.
+                if error.errno == ECONNREFUSED { return .none(why: "the receiver's port is closed (ICMP port unreachable)") }
+                return .none(why: "\(error)")
+            }
+            guard let got else { continue }
+            if let sender = got.from, sender.host != from.host || sender.port != from.port { skipped += 1; continue }
+            switch StreamReport.decode(Array(buffer[0..<got.length])) {
+            case .success(let r) where r.streamID == streamID:
+                return .report(r, afterNanoseconds: MonotonicClock.nanoseconds() - start)
+            default:
+                skipped += 1
+            }
+        }
+        let seconds = Double(timeoutNanoseconds) / 1e9
+        return .none(why: "no REPORT within \(seconds) s" + (skipped > 0 ? " (\(skipped) other datagrams ignored)" : ""))
+    }
+}
+
 /// Runs one stream from configuration to report on the calling thread.
 public enum StreamSender {
     /// Sends one whole stream: opens the payload source and the socket, runs the configured
@@ -78,6 +129,13 @@ public enum StreamSender {
         do {
             let socket = try UDPSocket(family: c.destination.family)
             if c.destination.isMulticast && c.engine != .packetRing { try c.multicast.apply(to: socket) }
+            if c.engine != .packetRing { try c.applySourceOptions(to: socket) }
+            let awaitReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
+            if awaitReport, c.engine == .packetRing, let ring = c.packetRing {
+                // The frames carry this source port: the REPORT comes back to it, and only a
+                // socket bound to it (any address) can take it.
+                try socket.bind(to: try! SocketAddress.parse(c.destination.family == AF_INET6 ? "[::]:\(ring.sourcePort)" : "0.0.0.0:\(ring.sourcePort)"))
+            }
             // packet-ring writes its own frames: the UDP socket stays unconnected.
             if c.engine != .packetRing { try socket.connect(to: c.destination) }
             let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
@@ -102,13 +160,19 @@ public enum StreamSender {
                 var engine = try SendmmsgEngine(configuration: c)
                 reason = try engine.run(socket: socket, input: input, writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
             case .packetRing:
-                return try PacketRingEngine.runStream(configuration: c, input: input, writer: &writer, ticker: &ticker,
-                                                      stats: &stats, start: start)
+                var report = try PacketRingEngine.runStream(configuration: c, input: input, writer: &writer, ticker: &ticker,
+                                                            stats: &stats, start: start)
+                if awaitReport { report.receiver = ReportWait.await(on: socket, streamID: c.streamID, from: c.destination, timeoutNanoseconds: c.reportTimeoutNanoseconds!) }
+                return report
             }
             let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-            return SenderReport(configuration: c, statistics: stats, injected: writer.injected,
-                                sequences: writer.nextSequence, seconds: seconds, stopReason: reason,
-                                sendBufferBytes: granted)
+            var report = SenderReport(configuration: c, statistics: stats, injected: writer.injected,
+                                      sequences: writer.nextSequence, seconds: seconds, stopReason: reason,
+                                      sendBufferBytes: granted)
+            if awaitReport && reason != .signal {
+                report.receiver = ReportWait.await(on: socket, streamID: c.streamID, from: c.destination, timeoutNanoseconds: c.reportTimeoutNanoseconds!)
+            }
+            return report
         } catch let error as SenderError {
             throw error
         } catch let error as SystemError {

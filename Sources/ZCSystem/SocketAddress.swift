@@ -83,6 +83,14 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
         throw .unresolvable(host, "no IPv4 or IPv6 address")
     }
 
+    /// The same address with another port.
+    public func withPort(_ port: UInt16) -> SocketAddress {
+        switch self {
+        case .v4(var a): a.sin_port = port.bigEndian; return .v4(a)
+        case .v6(var a): a.sin6_port = port.bigEndian; return .v6(a)
+        }
+    }
+
     /// `AF_INET` or `AF_INET6`.
     public var family: Int32 {
         switch self {

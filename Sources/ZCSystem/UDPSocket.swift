@@ -102,6 +102,59 @@ public struct UDPSocket: ~Copyable {
         return v.map(Int.init)
     }
 
+    /// Sends one datagram to `address` (an unconnected socket) or to the peer (`nil`, connected).
+    ///
+    /// - Throws: ``SystemError`` from `sendto(2)`, e.g. `EAGAIN`, `ECONNREFUSED`.
+    public func send(_ bytes: [UInt8], to address: SocketAddress? = nil) throws(SystemError) {
+        let fd = self.fd
+        let n = bytes.withUnsafeBytes { b in
+            address.map { a in a.withSockAddr { sendto(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, $1) } }
+                ?? Glibc.send(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT))
+        }
+        if n < 0 { throw SystemError(call: "sendto(\(address?.description ?? "peer"))") }
+    }
+
+    /// Waits up to `timeoutNanoseconds` for one datagram and reads it into `buffer`: its
+    /// length and sender, or nil when the time passed (or a signal interrupted the wait).
+    /// A datagram longer than `buffer` is cut (the length returned is what was kept).
+    ///
+    /// - Throws: ``SystemError`` from `poll(2)` or `recvfrom(2)`, e.g. `ECONNREFUSED` when an
+    ///   ICMP port unreachable came back for a connected socket.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutNanoseconds: UInt64) throws(SystemError) -> (length: Int, from: SocketAddress?)? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ms = Int32(min(timeoutNanoseconds / 1_000_000, UInt64(Int32.max)))
+        let ready = poll(&p, 1, ms)
+        if ready < 0 {
+            if Glibc.errno == EINTR { return nil }
+            throw SystemError(call: "poll")
+        }
+        if ready == 0 { return nil }
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let n = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &len)
+            }
+        }
+        if n < 0 {
+            if Glibc.errno == EAGAIN || Glibc.errno == EINTR { return nil }
+            throw SystemError(call: "recvfrom")
+        }
+        return (n, withUnsafeBytes(of: &storage) { SocketAddress(storage: $0.baseAddress!) })
+    }
+
+    /// The IP header's traffic class on every datagram this socket sends: IP_TOS (IPv4) or
+    /// IPV6_TCLASS (IPv6); DSCP is its upper six bits.
+    ///
+    /// - Throws: ``SystemError`` from `setsockopt(2)`.
+    public func setTrafficClass(_ value: UInt8) throws(SystemError) {
+        if family == AF_INET6 {
+            try setOption(level: Int32(IPPROTO_IPV6), name: 67 /* IPV6_TCLASS */, value: Int32(value), call: "IPV6_TCLASS")
+        } else {
+            try setOption(level: Int32(IPPROTO_IP), name: IP_TOS, value: Int32(value), call: "IP_TOS")
+        }
+    }
+
     /// Pending socket error (SO_ERROR), cleared by reading.
     public func takePendingError() -> Int32 {
         (try? getOption(level: SOL_SOCKET, name: SO_ERROR, call: "SO_ERROR")) ?? 0

@@ -10,12 +10,36 @@ struct ReceiveProgressPrinter {
     private var lastDatagrams: UInt64 = 0
     private var lastDrops: UInt64 = 0
     private var advised = false
+    /// `--json --interval N`: one JSON object per interval (NDJSON) instead of the text line,
+    /// on stdout (stderr when stdout carries the stream, `--output -`).
+    var json = false
+    var jsonToStandardError = false
 
     mutating func print(_ p: ReceiveProgress) {
         let dt = Double(p.elapsedNanoseconds - lastNanoseconds) / 1e9
         guard dt > 0 else { return }
         let gbps = Double(p.bytes - lastBytes) * 8 / dt
         let pps = Double(p.datagrams - lastDatagrams) / dt
+        if json {
+            let line = JSONValue.object([
+                ("role", .string("receiver")),
+                ("elapsed_seconds", .double(Double(p.elapsedNanoseconds) / 1e9)),
+                ("interval_seconds", .double(dt)),
+                ("gbps", .double(gbps / 1e9)),
+                ("pps", .double(pps)),
+                ("datagrams", .uint(p.datagrams)),
+                ("bytes", .uint(p.bytes)),
+                ("lost_so_far", .uint(p.lostSoFar)),
+                ("corrupt", .uint(p.corrupt)),
+                ("invalid", .uint(p.invalid)),
+                ("kernel_drops", .uint(p.kernelDrops)),
+                ("kernel_drops_interval", .uint(p.kernelDrops - min(p.kernelDrops, lastDrops))),
+                ("streams", .int(Int64(p.streams))),
+            ]).streamed(event: "interval")
+            if jsonToStandardError { Output.standardError(line) } else { Output.standardOutput(line) }
+            lastNanoseconds = p.elapsedNanoseconds; lastBytes = p.bytes; lastDatagrams = p.datagrams; lastDrops = p.kernelDrops
+            return
+        }
         let t = Units.fixed(Double(p.elapsedNanoseconds) / 1e9, 1)
         var line = "[\(String(repeating: " ", count: max(0, 6 - t.count)))\(t)s] \(Units.bitRate(gbps))  \(Units.count(pps, unit: "pps"))  received \(p.datagrams)  lost \(p.lostSoFar)  corrupt \(p.corrupt)  invalid \(p.invalid)  kernel-drops \(p.kernelDrops)"
         let newDrops = p.kernelDrops - min(p.kernelDrops, lastDrops)

@@ -32,6 +32,9 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
     private let state = Mutex(State())
     struct State {
         var streams: [StreamKey: PerStream] = [:]
+        /// What each named series was last set to: a server retires streams, and the fold
+        /// is everything else (total minus these), so it never goes down.
+        var named: [StreamKey: StreamMetrics] = [:]
         var lastNanoseconds: UInt64 = 0
         var lastBytes: UInt64 = 0
         var lastDatagrams: UInt64 = 0
@@ -97,13 +100,14 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
                     continue  // folded below
                 }
                 Self.feed(series, s)
+                st.named[key] = s
             }
-            // Streams without a series of their own, summed: the thread's fold plus any
-            // named stream that arrived after the series limit was reached.
-            var folded = snap.other
-            for s in snap.streams where s.key.map({ st.streams[$0] == nil }) ?? true { folded.add(s) }
-            Self.feed(other, folded)
+            // Streams without a series of their own: everything (retired streams included)
+            // less the named series' last values, which stay at a retired stream's final count.
             let total = snap.total
+            var namedSum = StreamMetrics(key: nil)
+            for s in st.named.values { namedSum.add(s) }
+            Self.feed(other, total.subtracting(namedSum))
             Self.feed(totals, total)
             let stats = snap.statistics
             for (i, c) in invalid.enumerated() { c.set(stats.invalid[i]) }
@@ -112,8 +116,8 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
             kernelDroppedEstimate.set(stats.kernelDroppedDatagramsEstimate)
             refused.set(stats.streamsRefusedDatagrams)
             truncated.set(stats.truncated)
-            streamsEnded.set(UInt64(snap.streamsEnded))
-            streamsTracked.set(to: Double(snap.streamsTracked))
+            streamsEnded.set(UInt64(snap.streamsEnded) + snap.retired.ended)
+            streamsTracked.set(to: Double(UInt64(snap.streamsTracked) + snap.retired.streams))
             activeStreams.set(to: Double(max(0, snap.streamsTracked - snap.streamsEnded)))
             if st.lastNanoseconds != 0 && snap.nanoseconds > st.lastNanoseconds {
                 let dt = Double(snap.nanoseconds - st.lastNanoseconds) / 1e9

@@ -62,53 +62,67 @@ enum ReceiverReportFormatter {
         ])
     }
 
+    /// One stream's record: the same keys in zc-recv's report (`streams`), in a server's
+    /// NDJSON lines, and in zc-send's `receiver` object (from the REPORT).
+    static func streamFields(_ s: StreamState) -> [(String, JSONValue)] {
+        let summary = s.summary()
+        let sSeconds = s.lastArrivalNanoseconds > s.firstArrivalNanoseconds ? Double(s.lastArrivalNanoseconds - s.firstArrivalNanoseconds) / 1e9 : 0
+        var fields: [(String, JSONValue)] = [
+            // Stream ids are u64: a string (as in the text report), so no JSON parser rounds them.
+            ("stream_id", .string(hexID(s.streamID))),
+            ("source", .string(s.source.description)),
+            ("datagrams", .uint(s.datagrams)),
+            ("received", .uint(s.datagrams)),
+            ("unique", .uint(s.tracker.unique)),
+            ("unique_payload_bytes", .uint(s.uniquePayloadBytes)),
+            ("bytes", .uint(s.bytes)),
+            ("end_seen", .bool(s.endSeen)),
+            ("expected_datagrams", .uint(s.expectedDatagrams)),
+            ("expected_payload_bytes", .uint(s.expectedPayloadBytes)),
+            ("lost", .uint(summary.lost)),
+            ("lost_ranges", .array(summary.lostRanges.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
+            ("lost_range_count", .uint(summary.lostRangeCount)),
+            ("reordered", .uint(s.tracker.reordered)),
+            ("max_reorder_distance", .uint(s.tracker.maxReorderDistance)),
+            ("duplicates", .uint(s.tracker.duplicates)),
+            ("corrupt", .uint(s.corrupt)),
+            ("checksum_errors", .uint(s.checksumErrors)),
+            ("pattern_mismatches", .uint(s.patternMismatches)),
+            ("late", .uint(s.tracker.late)),
+            ("beyond_end", .uint(s.beyondEnd)),
+            ("beyond_end_payload_bytes", .uint(s.beyondEndPayloadBytes)),
+            ("after_end", .uint(s.afterEnd)),
+            ("ends_received", .uint(s.endsReceived)),
+            ("end_mismatches", .uint(s.endMismatches)),
+            ("merge_unresolved", .uint(s.tracker.mergeUnresolved)),
+            ("exact", .bool(s.exact)),
+            ("complete", .bool(s.isComplete)),
+            ("first_sequence", s.firstSequence.map { .uint($0) } ?? .null),
+            // Multicast: the stream began before this receiver joined (its head not seen).
+            ("joined_late", .bool(s.joinedLate)),
+            ("head_not_counted", .uint(s.headNotCounted)),
+            ("seconds", .double(sSeconds)),
+            ("gbps", .double(sSeconds > 0 ? Double(s.bytes) * 8 / sSeconds / 1e9 : 0)),
+            // Outages (send-time clock): loss ranges, the longest in sequence numbers (of the
+            // listed ranges) and in ms (the send-time jump where a gap opened), first to last.
+            ("gaps", .uint(summary.lostRangeCount)),
+            ("longest_gap_datagrams", .uint(summary.lostRanges.map { $0.upperBound - $0.lowerBound + 1 }.max() ?? 0)),
+            ("longest_gap_ms", .double(Double(s.longestGapNanoseconds) / 1e6)),
+            ("first_to_last_ms", .double(Double(s.firstToLastSendNanoseconds) / 1e6)),
+        ]
+        if let l = s.latency.summary { fields.append(("latency_us", latencyJSON(l))) }
+        if let o = s.output { fields.append(("output", outputJSON(o))) }
+        return fields
+    }
+
     static func json(_ r: ReceiverReport, verdict: Verdict) -> JSONValue {
         let t = Totals(r)
         let seconds = r.dataSeconds
         let stats = r.core.statistics
         let invalidByReason: [(String, JSONValue)] = Datagram.Rejection.allCases.map { ($0.rawValue, .uint(stats.invalid[$0.index])) }
-        let streams: [JSONValue] = r.core.streams.map { s in
-            let summary = s.summary()
-            let sSeconds = s.lastArrivalNanoseconds > s.firstArrivalNanoseconds ? Double(s.lastArrivalNanoseconds - s.firstArrivalNanoseconds) / 1e9 : 0
-            var fields: [(String, JSONValue)] = [
-                // Stream ids are u64: a string (as in the text report), so no JSON parser rounds them.
-                ("stream_id", .string(hexID(s.streamID))),
-                ("source", .string(s.source.description)),
-                ("datagrams", .uint(s.datagrams)),
-                ("received", .uint(s.datagrams)),
-                ("unique", .uint(s.tracker.unique)),
-                ("unique_payload_bytes", .uint(s.uniquePayloadBytes)),
-                ("bytes", .uint(s.bytes)),
-                ("end_seen", .bool(s.endSeen)),
-                ("expected_datagrams", .uint(s.expectedDatagrams)),
-                ("expected_payload_bytes", .uint(s.expectedPayloadBytes)),
-                ("lost", .uint(summary.lost)),
-                ("lost_ranges", .array(summary.lostRanges.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
-                ("lost_range_count", .uint(summary.lostRangeCount)),
-                ("reordered", .uint(s.tracker.reordered)),
-                ("max_reorder_distance", .uint(s.tracker.maxReorderDistance)),
-                ("duplicates", .uint(s.tracker.duplicates)),
-                ("corrupt", .uint(s.corrupt)),
-                ("checksum_errors", .uint(s.checksumErrors)),
-                ("pattern_mismatches", .uint(s.patternMismatches)),
-                ("late", .uint(s.tracker.late)),
-                ("beyond_end", .uint(s.beyondEnd)),
-                ("beyond_end_payload_bytes", .uint(s.beyondEndPayloadBytes)),
-                ("after_end", .uint(s.afterEnd)),
-                ("ends_received", .uint(s.endsReceived)),
-                ("end_mismatches", .uint(s.endMismatches)),
-                ("merge_unresolved", .uint(s.tracker.mergeUnresolved)),
-                ("exact", .bool(s.exact)),
-                ("complete", .bool(s.isComplete)),
-                ("first_sequence", s.firstSequence.map { .uint($0) } ?? .null),
-                // Multicast: the stream began before this receiver joined (its head not seen).
-                ("joined_late", .bool(s.joinedLate)),
-                ("head_not_counted", .uint(s.headNotCounted)),
-                ("seconds", .double(sSeconds)),
-                ("gbps", .double(sSeconds > 0 ? Double(s.bytes) * 8 / sSeconds / 1e9 : 0)),
-            ]
-            if let l = s.latency.summary { fields.append(("latency_us", latencyJSON(l))) }
-            if let o = s.output { fields.append(("output", outputJSON(o))) }
+        let streams: [JSONValue] = r.core.streams.enumerated().map { i, s in
+            var fields = streamFields(s)
+            if i < r.reportOutcomes.count { fields.append(("report", .string(r.reportOutcomes[i].description))) }
             return .object(fields)
         }
         let expected = t.expected
@@ -148,6 +162,14 @@ enum ReceiverReportFormatter {
             ("streams_refused_datagrams", .uint(stats.streamsRefusedDatagrams)),
             // Datagrams cut by the receive buffer: content unknown.
             ("truncated", .uint(stats.truncated)),
+            // --allow: datagrams from sources outside it, dropped before validation, by host.
+            ("allow", r.configuration.allowList.map { .array($0.rules.map { .string($0.description) }) } ?? .null),
+            ("not_allowed", .uint(r.core.refusedSources.total)),
+            ("not_allowed_sources", .array(r.core.refusedSources.byHost.sorted { $0.value > $1.value }.map {
+                .object([("source", .string($0.key.socketAddress?.host ?? "unknown")), ("datagrams", .uint($0.value))])
+            })),
+            ("not_allowed_untracked", .uint(r.core.refusedSources.untracked)),
+            ("retired_stream_datagrams", .uint(stats.retiredStreamDatagrams)),
             ("reorder_window", .uint(UInt64(SequenceTracker.defaultWindow))),
             // SO_RXQ_OVFL: socket buffers the kernel dropped for lack of room at this receiver.
             ("kernel_drops", .uint(stats.kernelDrops)),
@@ -204,6 +226,55 @@ enum ReceiverReportFormatter {
         return "[\(parts.joined(separator: ", "))\(total > UInt64(min(shown, r.count)) ? ", ..." : "")]"
     }
 
+    /// One stream's lines in the text report (and a server's block per finished stream).
+    static func streamLines(_ s: StreamState) -> [String] {
+        var lines: [String] = []
+        let summary = s.summary()
+        var line = "  stream \(hexID(s.streamID)) from \(s.source): \(s.tracker.unique)/\(s.expectedDatagrams)\(s.endSeen ? "" : "+?") unique, lost \(summary.lost)"
+        if !summary.lostRanges.isEmpty {
+            let shown = summary.lostRanges.prefix(5).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
+        }
+        line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
+        if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
+        if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }
+        if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }
+        if !s.exact { line += ", INEXACT (a late END needed loss ranges no longer kept)" }
+        if s.joinedLate {
+            line += s.headNotCounted > 0 ? ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
+                                         : ", joined late at sequence \(s.firstSequence ?? 0) (head counted as lost)"
+        }
+        line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
+        lines.append(line)
+        if let o = s.output {
+            var out = "    output \(o.destination): \(Units.bytes(o.bytesWritten)) written"
+            if o.holes.count == 0 {
+                out += ", no holes"
+            } else {
+                out += o.destination == "-" ? ", not written in order: " : ", holes (zeros): "
+                out += "\(o.holes.count) (\(o.holes.bytes) bytes) \(rangesText(o.holes.ranges, total: o.holes.count))"
+                if !o.holesComplete { out += " (list incomplete)" }
+            }
+            if o.lateDatagrams > 0 { out += ", \(o.lateDatagrams) datagrams arrived after their place had passed" }
+            if o.synced { out += ", synced (fsync \(Units.fixed(o.fsyncSeconds, 3)) s\(o.intervalSyncs > 0 ? ", \(o.intervalSyncs) interval syncs" : ""))" }
+            else if o.destination != "-" || o.syncError != 0 { out += ", NOT synced" }
+            lines.append(out)
+            if o.failedRanges.bytes > 0 {
+                lines.append("    NOT WRITTEN (\(o.fileDeleted ? "file deleted" : o.openError != 0 ? "cannot open: \(SystemError.describe(o.openError))" : SystemError.describe(o.firstWriteError))): \(o.failedRanges.count) range(s) (\(o.failedRanges.bytes) bytes) \(rangesText(o.failedRanges.ranges, total: o.failedRanges.count))\(o.failedRangesComplete ? "" : " (list incomplete)")")
+            } else if !o.ok && (o.writeErrors > 0 || o.firstWriteError != 0) {
+                lines.append("    \(o.writeErrors) write errors (\(SystemError.describe(o.firstWriteError)))")
+            }
+            if o.beyondLimit.bytes > 0 {
+                lines.append("    BEYOND LIMIT (\(o.maxBytes.map { "--output-max-bytes \($0)" } ?? "no --output-max-bytes") or END total), not written: \(o.beyondLimit.count) range(s) (\(o.beyondLimit.bytes) bytes) \(rangesText(o.beyondLimit.ranges, total: o.beyondLimit.count))")
+            }
+            if o.syncError != 0 {
+                let last = o.lastSyncNanoseconds == 0 ? "never synced" : "last good sync \(Units.fixed(Double(MonotonicClock.nanoseconds() &- o.lastSyncNanoseconds) / 1e9, 1)) s ago"
+                lines.append("    FSYNC FAILED (\(SystemError.describe(o.syncError))): what was written since the last good sync may not be on disk (\(last))")
+            }
+        }
+        return lines
+    }
+
     static func text(_ r: ReceiverReport, verdict: Verdict) -> String {
         let t = Totals(r)
         let seconds = r.dataSeconds
@@ -216,6 +287,10 @@ enum ReceiverReportFormatter {
         if stats.streamsRefusedDatagrams > 0 {
             lines.append("  STREAM LIMIT: \(stats.streamsRefusedDatagrams) valid datagrams of streams beyond --max-streams \(r.configuration.maxStreams) were not accounted (raise --max-streams)")
         }
+        if r.core.refusedSources.total > 0 {
+            let top = r.core.refusedSources.byHost.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key.socketAddress?.host ?? "?") \($0.value)" }
+            lines.append("  NOT ALLOWED: \(r.core.refusedSources.total) datagrams from sources outside --allow dropped unread (\(top.joined(separator: ", "))\(r.core.refusedSources.byHost.count > 5 ? ", ..." : ""))")
+        }
         if stats.truncated > 0 {
             lines.append("  TRUNCATED: \(stats.truncated) datagrams were longer than the receive buffer and cut (content unknown)")
         }
@@ -226,51 +301,7 @@ enum ReceiverReportFormatter {
             let reasons = Datagram.Rejection.allCases.filter { stats.invalid[$0.index] > 0 }.map { "\($0.rawValue) \(stats.invalid[$0.index])" }
             lines.append("  invalid: \(reasons.joined(separator: ", "))")
         }
-        for s in r.core.streams {
-            let summary = s.summary()
-            var line = "  stream \(hexID(s.streamID)) from \(s.source): \(s.tracker.unique)/\(s.expectedDatagrams)\(s.endSeen ? "" : "+?") unique, lost \(summary.lost)"
-            if !summary.lostRanges.isEmpty {
-                let shown = summary.lostRanges.prefix(5).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
-                line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
-            }
-            line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
-            if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
-            if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }
-            if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }
-            if !s.exact { line += ", INEXACT (a late END needed loss ranges no longer kept)" }
-            if s.joinedLate {
-                line += s.headNotCounted > 0 ? ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
-                                             : ", joined late at sequence \(s.firstSequence ?? 0) (head counted as lost)"
-            }
-            line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
-            lines.append(line)
-            if let o = s.output {
-                var out = "    output \(o.destination): \(Units.bytes(o.bytesWritten)) written"
-                if o.holes.count == 0 {
-                    out += ", no holes"
-                } else {
-                    out += o.destination == "-" ? ", not written in order: " : ", holes (zeros): "
-                    out += "\(o.holes.count) (\(o.holes.bytes) bytes) \(rangesText(o.holes.ranges, total: o.holes.count))"
-                    if !o.holesComplete { out += " (list incomplete)" }
-                }
-                if o.lateDatagrams > 0 { out += ", \(o.lateDatagrams) datagrams arrived after their place had passed" }
-                if o.synced { out += ", synced (fsync \(Units.fixed(o.fsyncSeconds, 3)) s\(o.intervalSyncs > 0 ? ", \(o.intervalSyncs) interval syncs" : ""))" }
-                else if o.destination != "-" || o.syncError != 0 { out += ", NOT synced" }
-                lines.append(out)
-                if o.failedRanges.bytes > 0 {
-                    lines.append("    NOT WRITTEN (\(o.fileDeleted ? "file deleted" : o.openError != 0 ? "cannot open: \(SystemError.describe(o.openError))" : SystemError.describe(o.firstWriteError))): \(o.failedRanges.count) range(s) (\(o.failedRanges.bytes) bytes) \(rangesText(o.failedRanges.ranges, total: o.failedRanges.count))\(o.failedRangesComplete ? "" : " (list incomplete)")")
-                } else if !o.ok && (o.writeErrors > 0 || o.firstWriteError != 0) {
-                    lines.append("    \(o.writeErrors) write errors (\(SystemError.describe(o.firstWriteError)))")
-                }
-                if o.beyondLimit.bytes > 0 {
-                    lines.append("    BEYOND LIMIT (\(o.maxBytes.map { "--output-max-bytes \($0)" } ?? "no --output-max-bytes") or END total), not written: \(o.beyondLimit.count) range(s) (\(o.beyondLimit.bytes) bytes) \(rangesText(o.beyondLimit.ranges, total: o.beyondLimit.count))")
-                }
-                if o.syncError != 0 {
-                    let last = o.lastSyncNanoseconds == 0 ? "never synced" : "last good sync \(Units.fixed(Double(MonotonicClock.nanoseconds() &- o.lastSyncNanoseconds) / 1e9, 1)) s ago"
-                    lines.append("    FSYNC FAILED (\(SystemError.describe(o.syncError))): what was written since the last good sync may not be on disk (\(last))")
-                }
-            }
-        }
+        for s in r.core.streams { lines += streamLines(s) }
         if r.configuration.output != nil {
             lines.append(r.outputOK
                 ? "  output: complete\(r.outputSynced ? ", synced to disk" : "")"
@@ -282,6 +313,45 @@ enum ReceiverReportFormatter {
         }
         lines += bottleneckAdvice(r, lost: t.lost)
         lines.append(verdict.ok ? "  verdict: ok" : "  verdict: FAIL (\(verdict.failures.joined(separator: "; ")))")
+        return lines.joined(separator: "\n")
+    }
+
+    /// A server's record of one finished stream: one NDJSON line (with `--json`).
+    /// The stream's failures against the limits, and its output's problems (a server's verdict per stream).
+    static func finishedFailures(_ f: FinishedStream, limits: StreamVerdictLimits) -> [String] {
+        limits.failures(f.state) + (f.state.output?.problems.map { "output incomplete: \($0)" } ?? [])
+    }
+
+    static func finishedJSON(_ f: FinishedStream, limits: StreamVerdictLimits) -> JSONValue {
+        let failures = finishedFailures(f, limits: limits)
+        let fields: [(String, JSONValue)] = [
+            ("role", .string("receiver")),
+            ("event", .string("stream_finished")),
+            ("timestamp", .string(WallClock.rfc3339(f.wallNanoseconds))),
+            ("finished", .string(f.reason.rawValue)),
+        ] + streamFields(f.state) + [
+            ("kernel_drops", .uint(f.kernelDrops)),
+            ("report", f.report.map { .string($0.description) } ?? .null),
+            ("ok", .bool(failures.isEmpty)),
+            ("failures", .array(failures.map { .string($0) })),
+        ]
+        return JSONValue.object(fields).withVersion()
+    }
+
+    /// A server's text block for one finished stream.
+    static func finishedText(_ f: FinishedStream, limits: StreamVerdictLimits) -> String {
+        let failures = finishedFailures(f, limits: limits)
+        var lines = ["\(WallClock.rfc3339(f.wallNanoseconds)) stream \(hexID(f.state.streamID)) from \(f.state.source) finished (\(f.reason.rawValue))"]
+        lines += streamLines(f.state)
+        let s = f.state
+        if s.longestGapNanoseconds > 0 || s.firstToLastSendNanoseconds > 0 {
+            lines.append("    outages: \(s.summary().lostRangeCount) gap(s), longest \(Units.fixed(Double(s.longestGapNanoseconds) / 1e6, 3)) ms; first to last datagram \(Units.fixed(Double(s.firstToLastSendNanoseconds) / 1e6, 3)) ms")
+        }
+        if let l = s.latency.summary {
+            lines.append("    latency p50 \(microseconds(l.p50))  p99 \(microseconds(l.p99))  p99.9 \(microseconds(l.p999))  max \(microseconds(l.maxMicroseconds))")
+        }
+        lines.append("    kernel drops \(f.kernelDrops); REPORT \(f.report?.description ?? "off")")
+        lines.append(failures.isEmpty ? "    verdict: ok" : "    verdict: FAIL (\(failures.joined(separator: "; ")))")
         return lines.joined(separator: "\n")
     }
 

@@ -54,7 +54,30 @@ struct ZCRecv: ParsableCommand {
         counts as usual and also as after_end. Stream ids are printed as 0x + 16 hex digits, also in \
         the JSON (a string).
 
+        Server (--server): runs until SIGINT/SIGTERM (or --timeout), taking any number of streams \
+        at once and one after another. A stream is finished --linger after its END, or after \
+        --idle-timeout without a datagram of its own; it is then reported on stdout (a text block, \
+        or with --json one JSON object per line, NDJSON, with the stream's full record) and its \
+        state is freed, so memory stays flat however many streams come and go. --streams does not \
+        apply; a stop by signal exits 0. --output FILE writes each stream to FILE.<16 hex digit stream \
+        id> (never overwriting: an existing name gets .2, .3, ...), finalized, fsynced and closed \
+        as the stream finishes; its record says where. Late copies of a finished stream's datagrams (END repeats) \
+        are counted apart (retired_stream_datagrams), never opened as a new stream.
+
+        REPORT: when a stream finishes (a server) or the run ends, its verdict goes back to its \
+        source address and port as one REPORT datagram (Protocol/SPEC.md §12), from the receiving \
+        socket; zc-send waits for it and prints it. Only a source whose stream delivered valid \
+        datagrams gets one, never larger than what that stream delivered, at most \
+        --report-rate per second per source host (burst twice that). --no-report: never send. \
+        Not for a multicast group.
+
+        --json with --interval N > 0 streams NDJSON: one object per interval ("event": "interval", \
+        with a wall-clock "timestamp") and the final report as the last line ("event": "final"); \
+        a server's finished streams are lines of their own ("event": "stream_finished"). --json \
+        --interval 0 prints the final report alone, pretty (one JSON document).
+
         Examples:
+          zc-recv 9000 --server --json
           zc-recv 9000 --streams 1
           zc-recv [::]:9000 --json --interval 0
           zc-recv 9000 --engine uring --threads 2 --cpu 0,1 --streams 2
@@ -102,6 +125,18 @@ struct ZCRecv: ParsableCommand {
 
     @Option(help: "Socket receive buffer (K/M/G).")
     var rcvbuf: String = "256M"
+
+    @Flag(help: "Serve: run until stopped, report (and free) each stream as it finishes; see Server above.")
+    var server = false
+
+    @Option(help: ArgumentHelp("Accept datagrams only from this source network (CIDR or address, IPv4 or IPv6; repeatable). Others are dropped before validation, counted by source, never answered.", valueName: "CIDR"))
+    var allow: [String] = []
+
+    @Flag(help: "Send no REPORT datagram back to the senders.")
+    var noReport = false
+
+    @Option(help: ArgumentHelp("REPORTs per second one source host may get (twice that in a burst).", valueName: "PER-SECOND"))
+    var reportRate: Double = 20
 
     @Option(help: "Stop after this many streams have ended.")
     var streams: Int?
@@ -153,6 +188,9 @@ struct ZCRecv: ParsableCommand {
         if Units.parseDuration(linger) == nil { throw ValidationError("--linger '\(linger)' must be a duration (e.g. 300ms)") }
         if !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if server && streams != nil { throw ValidationError("--streams does not apply to --server (a server takes any number of streams)") }
+        if server && output == "-" { throw ValidationError("--output - (one stream, in order, to stdout) does not apply to --server: give a FILE (each stream writes FILE.<id>)") }
+        if !(reportRate > 0 && reportRate.isFinite) { throw ValidationError("--report-rate must be a positive number of REPORTs per second") }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         if let cpu {
             guard let list = Units.parseCPUList(cpu), !list.isEmpty else { throw ValidationError("--cpu '\(cpu)' must be a CPU list like 0,1 or 0-3") }
@@ -196,6 +234,16 @@ struct ZCRecv: ParsableCommand {
         }
         c.outputMaxBytes = outputMaxBytes == "none" ? nil : Units.parseBytes(outputMaxBytes)
         c.fsyncIntervalNanoseconds = fsyncInterval.flatMap(Units.parseDuration)
+        c.server = server
+        if !allow.isEmpty {
+            switch AllowList.parse(allow) {
+            case .success(let list): c.allowList = list
+            case .failure(let bad): throw ValidationError("--allow \(bad)")
+            }
+        }
+        c.reports = !noReport
+        c.verdictLimits = StreamVerdictLimits(maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
+        c.reportRateLimiter = ReportRateLimiter(perSecond: reportRate, burst: reportRate * 2)
         // The library's own range checks, as the last word (the flags above are
         // checked first so each message names the flag as typed).
         do { return try c.validated() } catch { throw ValidationError(error.describe { Self.flags[$0] ?? $0 }) }
@@ -216,6 +264,8 @@ struct ZCRecv: ParsableCommand {
         // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
         var printer = ReceiveProgressPrinter()
+        printer.json = json
+        printer.jsonToStandardError = output == "-"
         let report: ReceiverReport
         do {
             report = try StreamReceiver.run(configuration, progressIntervalNanoseconds: UInt64(interval * 1e9),
@@ -223,14 +273,27 @@ struct ZCRecv: ParsableCommand {
                     Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))), \(configuration.threads) thread(s))")
                 },
                 progress: { printer.print($0) },
-                metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } })
+                metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } },
+                finished: { [json] f in
+                    // One line per stream with --json (NDJSON), else a text block.
+                    Output.standardOutput(json ? ReceiverReportFormatter.finishedJSON(f, limits: configuration.verdictLimits).rendered(pretty: false)
+                                               : ReceiverReportFormatter.finishedText(f, limits: configuration.verdictLimits))
+                })
         } catch {
             Output.standardError("zc-recv: \(error)")
             throw ExitCode(ExitStatus.failure)
         }
+        if server {
+            // Every stream was reported as it finished; the server itself stopped cleanly.
+            let stats = report.core.statistics
+            Output.standardError("zc-recv: server stopped (\(report.stopReason.rawValue)) after \(report.core.streamsRetired) stream(s); invalid \(stats.invalidTotal), corrupt unattributed \(stats.corruptUnattributed), retired-stream datagrams \(stats.retiredStreamDatagrams), not allowed \(report.core.refusedSources.total), streams refused \(stats.streamsRefusedDatagrams), kernel drops \(stats.kernelDrops)")
+            return
+        }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         // With --output -, stdout carries the stream: the report goes to stderr.
-        let text = json ? ReceiverReportFormatter.json(report, verdict: verdict).withVersion().rendered(pretty: true)
+        let full = ReceiverReportFormatter.json(report, verdict: verdict).withVersion()
+        // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
+        let text = json ? (interval > 0 ? full.streamed(event: "final") : full.rendered(pretty: true))
                         : ReceiverReportFormatter.text(report, verdict: verdict)
         if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }

@@ -9,6 +9,9 @@ struct SendProgressPrinter {
     private var lastBytes: UInt64 = 0
     private var lastDatagrams: UInt64 = 0
 
+    /// `--json --interval N`: one JSON object per interval (NDJSON) on stdout instead of the line.
+    var json = false
+
     init(zeroCopy: Bool) { self.zeroCopy = zeroCopy }
 
     mutating func print(_ p: SendProgress) {
@@ -17,6 +20,23 @@ struct SendProgressPrinter {
         let s = p.statistics
         let gbps = Double(s.bytes - lastBytes) * 8 / dt
         let pps = Double(s.datagrams - lastDatagrams) / dt
+        if json {
+            Output.standardOutput(JSONValue.object([
+                ("role", .string("sender")),
+                ("elapsed_seconds", .double(Double(p.elapsedNanoseconds) / 1e9)),
+                ("interval_seconds", .double(dt)),
+                ("gbps", .double(gbps / 1e9)),
+                ("pps", .double(pps)),
+                ("datagrams", .uint(s.datagrams)),
+                ("bytes", .uint(s.bytes)),
+                ("notifications", .uint(s.notifications)),
+                ("copied", .uint(s.copied)),
+                ("slots_in_flight", .int(Int64(p.slotsInFlight))),
+                ("errors", .uint(s.errorCount)),
+            ]).streamed(event: "interval"))
+            lastNanoseconds = p.elapsedNanoseconds; lastBytes = s.bytes; lastDatagrams = s.datagrams
+            return
+        }
         var line = "[\(Units.fixed(Double(p.elapsedNanoseconds) / 1e9, 1).leftPadded(6))s] \(Units.bitRate(gbps).leftPadded(14))  \(Units.count(pps, unit: "pps").leftPadded(12))  sent \(s.datagrams)"
         if zeroCopy {
             let copiedShare = s.notifications == 0 ? 0 : Double(s.copied) / Double(s.notifications) * 100

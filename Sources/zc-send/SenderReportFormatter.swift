@@ -9,7 +9,7 @@ enum SenderReportFormatter {
     /// report), and every stream's own report in `streams`.
     static func json(_ reports: [SenderReport]) -> JSONValue {
         guard case .object(var fields) = json(combined(reports)) else { return .null }
-        fields.removeAll { $0.0 == "stream_id" && reports.count > 1 }
+        fields.removeAll { ($0.0 == "stream_id" || $0.0 == "receiver") && reports.count > 1 }
         fields.append(("stream_count", .int(Int64(reports.count))))
         fields.append(("streams", .array(reports.map { json($0) })))
         return .object(fields)
@@ -108,6 +108,13 @@ enum SenderReportFormatter {
                 ("frames_in_flight_at_exit", .int(Int64(p.framesInFlightAtExit))),
             ])))
         }
+        switch r.receiver {
+        case .notAwaited: break
+        case .report(let report, let after): fields.append(("receiver", receiverJSON(report, afterNanoseconds: after)))
+        case .none(let why):
+            fields.append(("receiver", .null))
+            fields.append(("receiver_missing", .string(why)))
+        }
         if let rate = c.rate { fields.append(("rate", .string(rate.description))) }
         if !c.faults.isEmpty {
             fields.append(("injected", .object([
@@ -155,7 +162,74 @@ enum SenderReportFormatter {
             lines.append("  errors   \(s.errorCount) failed sends (\(s.datagramsFailed) datagrams)\(list.isEmpty ? "" : ": " + list); \(s.retries) retried")
         }
         lines.append("  end      \(s.endsSent) END datagrams; stopped by \(r.stopReason.rawValue)")
+        if title == nil { lines += receiverText(r.receiver) }
         return lines.joined(separator: "\n")
+    }
+
+    /// The receiver's REPORT with the keys of zc-recv's stream record.
+    static func receiverJSON(_ r: StreamReport, afterNanoseconds: UInt64) -> JSONValue {
+        func us(_ ns: Int64) -> JSONValue { .double(Double(ns) / 1e3) }
+        var fields: [(String, JSONValue)] = [
+            ("stream_id", .string(hex(r.streamID))),
+            ("received", .uint(r.received)),
+            ("unique", .uint(r.unique)),
+            ("unique_payload_bytes", .uint(r.uniquePayloadBytes)),
+            ("end_seen", .bool(r.endSeen)),
+            ("expected_datagrams", .uint(r.expectedDatagrams)),
+            ("expected_payload_bytes", .uint(r.expectedPayloadBytes)),
+            ("lost", .uint(r.lost)),
+            ("lost_ranges", .array(r.lostRanges.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
+            ("lost_range_count", .uint(r.lostRangeCount)),
+            ("reordered", .uint(r.reordered)),
+            ("max_reorder_distance", .uint(r.maxReorderDistance)),
+            ("duplicates", .uint(r.duplicates)),
+            ("corrupt", .uint(r.corrupt)),
+            ("late", .uint(r.late)),
+            ("beyond_end", .uint(r.beyondEnd)),
+            ("after_end", .uint(r.afterEnd)),
+            ("exact", .bool(r.exact)),
+            ("complete", .bool(r.complete)),
+            ("joined_late", .bool(r.joinedLate)),
+            ("gaps", .uint(r.gaps)),
+            ("longest_gap_datagrams", .uint(r.longestGapDatagrams)),
+            ("longest_gap_ms", .double(Double(r.longestGapNanoseconds) / 1e6)),
+            ("first_to_last_ms", .double(Double(r.firstToLastNanoseconds) / 1e6)),
+            ("kernel_drops", .uint(r.kernelDrops)),
+        ]
+        if r.latencySamples > 0 {
+            fields.append(("latency_us", .object([
+                ("samples", .uint(r.latencySamples)), ("min", us(r.latencyMinNanoseconds)), ("p50", us(r.latencyP50Nanoseconds)),
+                ("p99", us(r.latencyP99Nanoseconds)), ("p99_9", us(r.latencyP999Nanoseconds)), ("max", us(r.latencyMaxNanoseconds)),
+            ])))
+        }
+        fields.append(("ok", .bool(r.pass)))
+        fields.append(("report_after_ms", .double(Double(afterNanoseconds) / 1e6)))
+        return .object(fields)
+    }
+
+    /// The receiver's REPORT in a line or two, beside the sender's own summary.
+    static func receiverText(_ answer: ReceiverAnswer) -> [String] {
+        switch answer {
+        case .notAwaited: return []
+        case .none(let why): return ["  receiver NO REPORT: \(why); the receiver's verdict is unknown"]
+        case .report(let r, let after):
+            let loss = r.expectedDatagrams == 0 ? 0 : Double(r.lost) / Double(r.expectedDatagrams) * 100
+            var line = "  receiver \(r.unique)/\(r.expectedDatagrams)\(r.endSeen ? "" : "+?") unique, lost \(r.lost) (\(Units.fixed(loss, 4))%)"
+            if !r.lostRanges.isEmpty {
+                let shown = r.lostRanges.prefix(5).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+                line += " [\(shown.joined(separator: ", "))\(r.lostRangeCount > 5 ? ", ..." : "")]"
+            }
+            line += ", reordered \(r.reordered), duplicates \(r.duplicates), corrupt \(r.corrupt), kernel drops \(r.kernelDrops)"
+            line += r.complete ? ", complete" : r.endSeen ? "" : ", no END seen"
+            var lines = [line]
+            var detail = "           verdict \(r.pass ? "ok" : "FAIL") (receiver's limits); REPORT after \(Units.fixed(Double(after) / 1e6, 1)) ms"
+            if r.latencySamples > 0 {
+                detail += "; latency p50 \(Units.fixed(Double(r.latencyP50Nanoseconds) / 1e3, 1)) µs p99 \(Units.fixed(Double(r.latencyP99Nanoseconds) / 1e3, 1)) µs"
+            }
+            if r.gaps > 0 { detail += "; \(r.gaps) gap(s), longest \(r.longestGapDatagrams) datagrams / \(Units.fixed(Double(r.longestGapNanoseconds) / 1e6, 3)) ms" }
+            lines.append(detail)
+            return lines
+        }
     }
 
     /// A stream id as both tools print it: 0x and 16 hex digits.

@@ -23,8 +23,24 @@ struct ZCSend: ParsableCommand {
         On loopback and veth the kernel must copy zero-copy pages delivered to a local socket; the \
         summary reports how many sends it copied.
 
+        After END, zc-send waits up to --report-timeout for the receiver's REPORT (Protocol/SPEC.md \
+        §12) on the socket it sent from (packet-ring: a UDP socket bound to --src-port) and prints \
+        it beside its own summary, in JSON as "receiver" (the keys of zc-recv's stream record). \
+        --max-loss PCT / --max-corrupt N judge the receiver's numbers as zc-recv does. No REPORT \
+        in time: said plainly, JSON "receiver": null and "receiver_missing" (why). --no-report: \
+        do not wait (never for a multicast group). zc-recv sends a REPORT when a stream finishes \
+        (--server) or when its run ends.
+        Exit status: 0 ok, 1 the receiver's loss or corruption beyond --max-loss/--max-corrupt \
+        (or the receiver's accounting not exact), 2 runtime error, 4 no REPORT in \
+        time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
+        permitted, 130/143 stopped by a signal.
+
+        --json with --interval N > 0 streams NDJSON on stdout: one object per interval \
+        ("event": "interval") and the final report as the last line ("event": "final"), each with \
+        a wall-clock "timestamp"; --json --interval 0 prints the final report alone, pretty.
+
         Examples:
-          zc-send 127.0.0.1:9000 --duration 5
+          zc-send 127.0.0.1:9000 --duration 5 --max-loss 0.1
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
           zc-send 198.18.0.2:9000 --engine packet-ring --interface veth0 --count 1000000
         """,
@@ -109,6 +125,27 @@ struct ZCSend: ParsableCommand {
     @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
     var ringTransfer: String?
 
+    @Option(help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
+    var bind: String?
+
+    @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS).")
+    var tos: Int?
+
+    @Option(help: "DSCP (0-63) on every datagram: the TOS byte's upper six bits (e.g. 46 for EF).")
+    var dscp: Int?
+
+    @Option(help: "After END, wait this long for the receiver's REPORT (e.g. 3s, 500ms).")
+    var reportTimeout: String = "3s"
+
+    @Flag(help: "Do not wait for the receiver's REPORT.")
+    var noReport = false
+
+    @Option(help: ArgumentHelp("Largest acceptable loss at the receiver, percent (from its REPORT); beyond it exit 1, no REPORT exit 4.", valueName: "PCT"))
+    var maxLoss: Double?
+
+    @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
+    var maxCorrupt: UInt64?
+
     @Flag(help: "Print the final report as JSON on stdout.")
     var json = false
 
@@ -138,6 +175,18 @@ struct ZCSend: ParsableCommand {
         if SendEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         if parsedGSO == nil { throw ValidationError("--gso '\(gso)' must be auto, off or a segment count from 1 to 64") }
         if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if let tos, !(0...255).contains(tos) { throw ValidationError("--tos must be 0...255") }
+        if let dscp, !(0...63).contains(dscp) { throw ValidationError("--dscp must be 0...63") }
+        if tos != nil && dscp != nil { throw ValidationError("--tos and --dscp set the same byte: give one") }
+        if (tos != nil || dscp != nil) && engine == SendEngineKind.packetRing.rawValue {
+            throw ValidationError("--tos/--dscp apply to the socket engines (packet-ring builds its own IPv4 header, TOS 0)")
+        }
+        if bind != nil && engine == SendEngineKind.packetRing.rawValue && (src != nil || srcPort != nil) {
+            throw ValidationError("--bind sets --src/--src-port for packet-ring: give one or the other")
+        }
+        if (Units.parseDuration(reportTimeout) ?? 0) == 0 { throw ValidationError("--report-timeout '\(reportTimeout)' must be a positive duration (e.g. 3s)") }
+        if let maxLoss, !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
+        if noReport && (maxLoss != nil || maxCorrupt != nil) { throw ValidationError("--max-loss/--max-corrupt need the receiver's REPORT: drop --no-report") }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
         if Units.parseBytes(sndbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--sndbuf '\(sndbuf)' must be a size from 1 byte to 2G") }
         if ErrorPolicy(rawValue: onError) == nil { throw ValidationError("--on-error '\(onError)' must be continue or stop") }
@@ -192,6 +241,15 @@ struct ZCSend: ParsableCommand {
         }
     }
 
+    /// --bind ADDR, ADDR:PORT or [IPV6]:PORT (port 0 or none: any).
+    func parsedBind() throws -> SocketAddress? {
+        guard let bind else { return nil }
+        let hasPort = bind.hasPrefix("[") ? bind.contains("]:") : bind.split(separator: ":").count == 2
+        let text = hasPort ? bind : (bind.contains(":") && !bind.hasPrefix("[") ? "[\(bind)]:0" : "\(bind):0")
+        do { return try SocketAddress.parse(text, allowPortZero: true) }
+        catch { throw ValidationError("--bind '\(bind)': \(error)") }
+    }
+
     func parseStreamID(_ s: String) -> UInt64? {
         let v = s.lowercased().hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
         return v == 0 ? nil : v
@@ -206,6 +264,7 @@ struct ZCSend: ParsableCommand {
             var c = base
             c.streamID = streamID.flatMap(parseStreamID).map { $0 &+ UInt64(i) } ?? UInt64.random(in: 1...UInt64.max)
             c.packetRing?.sourcePort &+= UInt16(truncatingIfNeeded: i) // one UDP flow per stream
+            if let b = c.bindAddress, b.port != 0 { c.bindAddress = b.withPort(b.port &+ UInt16(truncatingIfNeeded: i)) }
             switch base.rate {
             case .bitsPerSecond(let b)?: c.rate = .bitsPerSecond(b / Double(streams))
             case .packetsPerSecond(let p)?: c.rate = .packetsPerSecond(p / Double(streams))
@@ -250,13 +309,24 @@ struct ZCSend: ParsableCommand {
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
             c.flushIntervalNanoseconds = Units.parseDuration(flushInterval)!
+            c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
+            c.trafficClass = tos.map { UInt8($0) } ?? dscp.map { UInt8($0 << 2) }
+            if let bindAddress = try parsedBind(), c.engine != .packetRing {
+                guard bindAddress.family == address.family else {
+                    throw ValidationError("--bind \(bind!) and the destination must both be IPv4 or both IPv6")
+                }
+                c.bindAddress = bindAddress
+            }
             if c.engine != .packetRing {
                 c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
             }
             c.source = source == "pattern" ? .pattern : source == "fixed" ? .fixed : source == "-" ? .standardInput : .file(source)
             if c.engine == .packetRing, let interface {
-                c.packetRing = PacketRingOptions(interface: interface, sourceIP: src.flatMap { IPv4Address($0) },
-                                                 sourcePort: srcPort ?? PacketRingOptions.defaultSourcePort,
+                let bound = try parsedBind()
+                let bindHost = bound.flatMap { IPv4Address($0.host) }
+                if bound != nil && bindHost == nil { throw ValidationError("--bind with packet-ring must be an IPv4 address") }
+                c.packetRing = PacketRingOptions(interface: interface, sourceIP: bindHost ?? src.flatMap { IPv4Address($0) },
+                                                 sourcePort: bound.flatMap { $0.port == 0 ? nil : $0.port } ?? srcPort ?? PacketRingOptions.defaultSourcePort,
                                                  destinationMAC: dstMac.flatMap { MACAddress($0) }, qdiscBypass: qdiscBypass,
                                                  transfer: ringTransfer.flatMap { PacketRingTransfer(rawValue: $0) })
                 c.packetRing?.ttl = ttl.map { UInt8($0) }
@@ -265,7 +335,8 @@ struct ZCSend: ParsableCommand {
         } catch let error as any ConfigurationError {
             throw ValidationError(error.describe(naming: Self.flag))
         } catch {
-            throw ValidationError(error.description)
+            if let usage = error as? ValidationError { throw usage }
+            throw ValidationError("\(error)")
         }
     }
 
@@ -294,6 +365,7 @@ struct ZCSend: ParsableCommand {
         let exporter = try SenderMetricsExporter.start(metrics)
         StopFlag.install()
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
+        reporter.json = json
         // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
         let printEvery = UInt64(interval * 1e9)
         var nextPrint = printEvery
@@ -312,7 +384,9 @@ struct ZCSend: ParsableCommand {
             throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
         if json {
-            Output.standardOutput(SenderReportFormatter.json(reports).withVersion().rendered(pretty: true))
+            // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
+            let report = SenderReportFormatter.json(reports).withVersion()
+            Output.standardOutput(interval > 0 ? report.streamed(event: "final") : report.rendered(pretty: true))
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
@@ -325,6 +399,30 @@ struct ZCSend: ParsableCommand {
         if reports.contains(where: { $0.stopReason == .error }) {
             Output.standardError("zc-send: stopped after a failed send (--on-error stop)")
             throw ExitCode(ExitStatus.failure)
+        }
+        try judgeReceiver(reports)
+    }
+
+    /// --max-loss / --max-corrupt against the receiver's REPORTs (zc-recv's meaning).
+    func judgeReceiver(_ reports: [SenderReport]) throws {
+        guard maxLoss != nil || maxCorrupt != nil else { return }
+        var failures: [String] = []
+        var missing = 0
+        for r in reports {
+            guard case .report(let report, _) = r.receiver else { missing += 1; continue }
+            let id = SenderReportFormatter.hex(report.streamID)
+            let loss = report.expectedDatagrams == 0 ? 0 : Double(report.lost) / Double(report.expectedDatagrams) * 100
+            if let maxLoss, loss > maxLoss { failures.append("stream \(id): receiver loss \(Units.fixed(loss, 4))% > --max-loss \(maxLoss)%") }
+            if let maxCorrupt, report.corrupt > maxCorrupt { failures.append("stream \(id): \(report.corrupt) corrupt at the receiver > --max-corrupt \(maxCorrupt)") }
+            if !report.exact { failures.append("stream \(id): the receiver's accounting is not exact") }
+        }
+        if !failures.isEmpty {
+            Output.standardError("zc-send: FAIL: " + failures.joined(separator: "; "))
+            throw ExitCode(ExitStatus.validationFailed)
+        }
+        if missing > 0 {
+            Output.standardError("zc-send: no verdict: \(missing) stream(s) got no REPORT from the receiver in time (--report-timeout \(reportTimeout))")
+            throw ExitCode(ExitStatus.noVerdict)
         }
     }
 }

@@ -87,6 +87,8 @@ final class PacketRingPairTests: XCTestCase {
         XCTAssertEqual(u64(r, "lost"), 0, "lost", file: file, line: line)
         XCTAssertEqual(u64(r, "corrupt"), 0, "corrupt", file: file, line: line)
         XCTAssertEqual(u64(r, "invalid"), 0, "invalid", file: file, line: line)
+        // The receiver's REPORT came back to the frames' source port (a UDP socket bound to it).
+        XCTAssertEqual(u64(s["receiver"] as? [String: Any], "unique"), 100_000, "REPORT: \(s["receiver_missing"] ?? "")", file: file, line: line)
         print("packet-ring pair (\(expectMACFrom)): sent \(u64(s, "datagrams") ?? 0), received \(u64(r, "datagrams") ?? 0), "
               + "lost \(u64(r, "lost") ?? 0), corrupt \(u64(r, "corrupt") ?? 0), transfer \(ring?["transfer"] ?? "?")")
     }

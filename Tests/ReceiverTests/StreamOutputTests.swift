@@ -12,25 +12,11 @@ final class StreamOutputTests: XCTestCase {
     let payload = 1000
 
     private func datagram(seq: UInt64, payload n: Int? = nil) -> [UInt8] {
-        let n = n ?? payload
-        var bytes = [UInt8](repeating: 0, count: DatagramHeader.size + n)
-        bytes.withUnsafeMutableBytes { buf in
-            let offset = seq * UInt64(payload)
-            PayloadPattern.fill(buf.baseAddress! + DatagramHeader.size, count: n, streamID: stream, offset: offset)
-            Datagram.encode(DatagramHeader(flags: [.data, .pattern], streamID: stream, sequence: seq, offset: offset,
-                                           timestampNanoseconds: 1, payloadLength: UInt32(n)), at: buf.baseAddress!)
-        }
-        return bytes
+        TestDatagrams.data(stream: stream, seq: seq, payload: n ?? payload, offset: seq * UInt64(payload))
     }
 
     private func end(datagrams: UInt64, bytes: UInt64) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: DatagramHeader.size + EndOfStream.payloadSize)
-        out.withUnsafeMutableBytes { buf in
-            EndOfStream(datagrams: datagrams, bytes: bytes).write(to: buf.baseAddress! + DatagramHeader.size)
-            Datagram.encode(DatagramHeader(flags: [.end], streamID: stream, sequence: datagrams, offset: bytes,
-                                           timestampNanoseconds: 1, payloadLength: 16), at: buf.baseAddress!)
-        }
-        return out
+        TestDatagrams.end(stream: stream, datagrams: datagrams, bytes: bytes)
     }
 
     private func feed(_ core: inout ValidatingCore, _ bytes: [UInt8]) {

@@ -8,24 +8,11 @@ import XCTest
 final class ValidatingCoreTests: XCTestCase {
     /// A sealed PATTERN datagram for (stream, seq) with `payload` bytes.
     private func datagram(stream: UInt64, seq: UInt64, payload: Int = 100) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: DatagramHeader.size + payload)
-        bytes.withUnsafeMutableBytes { buf in
-            let offset = seq * UInt64(payload)
-            PayloadPattern.fill(buf.baseAddress! + DatagramHeader.size, count: payload, streamID: stream, offset: offset)
-            Datagram.encode(DatagramHeader(flags: [.data, .pattern], streamID: stream, sequence: seq, offset: offset,
-                                           timestampNanoseconds: 1, payloadLength: UInt32(payload)), at: buf.baseAddress!)
-        }
-        return bytes
+        TestDatagrams.data(stream: stream, seq: seq, payload: payload)
     }
 
     private func end(stream: UInt64, datagrams: UInt64, bytes: UInt64) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: DatagramHeader.size + EndOfStream.payloadSize)
-        out.withUnsafeMutableBytes { buf in
-            EndOfStream(datagrams: datagrams, bytes: bytes).write(to: buf.baseAddress! + DatagramHeader.size)
-            Datagram.encode(DatagramHeader(flags: [.end], streamID: stream, sequence: datagrams, offset: bytes,
-                                           timestampNanoseconds: 1, payloadLength: 16), at: buf.baseAddress!)
-        }
-        return out
+        TestDatagrams.end(stream: stream, datagrams: datagrams, bytes: bytes)
     }
 
     private func feed(_ core: inout ValidatingCore, _ bytes: [UInt8], source: SourceAddress = .unknown, wallNow: UInt64 = 2) {
