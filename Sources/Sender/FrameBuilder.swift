@@ -153,7 +153,44 @@ public struct FrameBuilder: Sendable {
     /// Returns the frame length.
     @inline(__always)
     public func finish(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
-        withUnsafeBytes(of: template) { frame.copyMemory(from: $0.baseAddress!, byteCount: headerLength) }
+        let udpLength = writeHeaders(frame, payloadLength: payloadLength, ipID: ipID)
+        // UDP checksum: pseudo-header (addresses, protocol, UDP length) + UDP header + payload.
+        let sum = pseudoConstantSum &+ UInt64(udpLength.bigEndian)
+            &+ FrameBuilder.onesComplementSum(UnsafeRawPointer(frame + udpOffset), count: FrameBuilder.udpHeaderSize + payloadLength)
+        var check = ~FrameBuilder.fold(sum)
+        if check == 0 { check = 0xFFFF } // 0 means "no checksum" over IPv4, and is forbidden over IPv6
+        frame.storeBytes(of: check, toByteOffset: udpOffset + 6, as: UInt16.self)
+        return headerLength + payloadLength
+    }
+
+    /// Completes a super-frame for UDP segmentation after the ring (GSO): the UDP
+    /// payload is several whole datagrams back to back, the headers carry the total
+    /// lengths, and the UDP checksum field holds the pseudo-header sum only (not
+    /// complemented), as the kernel's own UDP GSO leaves it (CHECKSUM_PARTIAL):
+    /// the segmenter rewrites each segment's lengths, adjusts that sum and completes
+    /// every segment's checksum over its own bytes. Returns the frame length.
+    @inline(__always)
+    public func finishForSegmentation(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
+        let udpLength = writeHeaders(frame, payloadLength: payloadLength, ipID: ipID)
+        let pseudo = FrameBuilder.fold(pseudoConstantSum &+ UInt64(udpLength.bigEndian))
+        frame.storeBytes(of: pseudo, toByteOffset: udpOffset + 6, as: UInt16.self)
+        return headerLength + payloadLength
+    }
+
+    /// The header template, lengths, IPv4 id and IPv4 header checksum. Returns the UDP length.
+    @inline(__always)
+    private func writeHeaders(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> UInt16 {
+        // Whole 8-byte words, then one more ending exactly at headerLength
+        // (overlapping the last): no memcpy call for a length not known at compile time.
+        withUnsafeBytes(of: template) { t in
+            var i = 0
+            while i &+ 8 <= headerLength {
+                frame.storeBytes(of: t.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+            let last = headerLength &- 8
+            frame.storeBytes(of: t.loadUnaligned(fromByteOffset: last, as: UInt64.self), toByteOffset: last, as: UInt64.self)
+        }
         let udpLength = UInt16(truncatingIfNeeded: FrameBuilder.udpHeaderSize + payloadLength)
         if isIPv6 {
             frame.storeBytes(of: udpLength.bigEndian, toByteOffset: networkOffset + 4, as: UInt16.self) // payload length
@@ -165,13 +202,7 @@ public struct FrameBuilder: Sendable {
             frame.storeBytes(of: ~FrameBuilder.fold(ipSum), toByteOffset: networkOffset + 10, as: UInt16.self)
         }
         frame.storeBytes(of: udpLength.bigEndian, toByteOffset: udpOffset + 4, as: UInt16.self)
-        // UDP checksum: pseudo-header (addresses, protocol, UDP length) + UDP header + payload.
-        let sum = pseudoConstantSum &+ UInt64(udpLength.bigEndian)
-            &+ FrameBuilder.onesComplementSum(UnsafeRawPointer(frame + udpOffset), count: FrameBuilder.udpHeaderSize + payloadLength)
-        var check = ~FrameBuilder.fold(sum)
-        if check == 0 { check = 0xFFFF } // 0 means "no checksum" over IPv4, and is forbidden over IPv6
-        frame.storeBytes(of: check, toByteOffset: udpOffset + 6, as: UInt16.self)
-        return headerLength + payloadLength
+        return udpLength
     }
 
     /// Ones-complement partial sum of `count` bytes as little-endian words, in a

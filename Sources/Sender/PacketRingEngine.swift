@@ -96,14 +96,19 @@ public struct PacketRingTarget: Sendable {
 
     /// The next hop the frames go to ("198.18.70.2 (on-link)", "198.18.71.1 (gateway for 198.18.72.2)").
     public var nextHop: String
+    /// Datagrams per frame, and why.
+    public var segmentation: PacketRingSegmentation
+    /// Frames start with a virtio_net_hdr (PACKET_VNET_HDR): it carries the copy
+    /// length (copy mode) and the segmentation request (GSO).
+    var usesVirtioNetHeader: Bool { transfer == .copy || segmentation.segments > 1 }
 
     /// Looks up the interface, the kernel's route to the destination (next hop and
     /// source address) and the next hop's MAC (making the kernel resolve it when it
     /// has no entry, waiting `resolveTimeoutNanoseconds`), checks sizes against the
     /// MTU, and checks that this process may open an AF_PACKET socket. Sends no
     /// datagram (resolving may send an ARP/NDP solicitation).
-    public static func resolve(_ o: PacketRingOptions, destination: SocketAddress,
-                               datagramSize: Int) throws(PacketRingSetupError) -> PacketRingTarget {
+    public static func resolve(_ o: PacketRingOptions, destination: SocketAddress, datagramSize: Int,
+                               gso: GSOSetting = .off) throws(PacketRingSetupError) -> PacketRingTarget {
         func bad(_ m: String, _ e: Int32 = EINVAL) -> PacketRingSetupError { .init(kind: .badInput, message: m, errno: e) }
         func unreachable(_ m: String, _ e: Int32) -> PacketRingSetupError { .init(kind: .unreachable, message: m, errno: e) }
         let destinationIP = IPAddress(destination)
@@ -129,6 +134,7 @@ public struct PacketRingTarget: Sendable {
         let ipv6: Bool = { if case .v6 = destinationIP { return true } else { return false } }()
         let headerLength = FrameBuilder.headerLength(ipv6: ipv6, vlan: o.vlan != nil)
         let frameLength = headerLength + datagramSize
+        let segmentation = PacketRingSegmentation.choose(gso: gso, datagramSize: datagramSize)
         let linkBytes = FrameBuilder.ethernetHeaderSize + (o.vlan != nil ? FrameBuilder.vlanTagSize : 0)
         guard frameLength <= dev.mtu + linkBytes else {
             let ipUDP = headerLength - linkBytes
@@ -213,11 +219,11 @@ public struct PacketRingTarget: Sendable {
                                          destination: destinationIP, sourcePort: o.sourcePort, destinationPort: destination.port,
                                          ttl: o.ttl ?? 64, vlan: o.vlan)
         return PacketRingTarget(interface: dev, addressing: addressing, destinationMACSource: macSource,
-                                maxFrameLength: frameLength, qdiscBypass: o.qdiscBypass,
+                                maxFrameLength: headerLength + segmentation.segments * datagramSize, qdiscBypass: o.qdiscBypass,
                                 transfer: o.transfer ?? (dev.isVirtual ? .copy : .zerocopy),
                                 transferChoice: o.transfer != nil ? "--ring-transfer"
                                     : dev.isVirtual ? "auto (virtual device)" : "auto (hardware device)",
-                                nextHop: hopText)
+                                nextHop: hopText, segmentation: segmentation)
     }
 }
 
@@ -235,6 +241,9 @@ public struct PacketRingReport: Sendable {
     public var dontFragment: Bool
     /// The 802.1Q tag ("ID:PCP"); nil: untagged.
     public var vlan: String?
+    /// Datagrams per frame (more than 1: the kernel segments them after the ring), and why.
+    public var segmentsPerFrame: Int
+    public var gso: String
     /// Always "software": the engine computes IPv4 and UDP checksums itself.
     public var udpChecksum = "software"
     public var qdiscBypass: Bool
@@ -289,8 +298,15 @@ public final class PacketRingEngine {
     /// The UDP payload (our datagram) starts here in each frame: after the
     /// Ethernet (+ VLAN) + IP + UDP headers.
     let payloadOffset: Int
-    /// Per frame: the UDP payload length, and whether it is an END datagram.
+    /// Per frame: the UDP payload length, its datagrams, and whether it is an END datagram.
     private let frameUDPLength: UnsafeMutablePointer<Int32>
+    private let frameDatagrams: UnsafeMutablePointer<Int32>
+    /// Datagrams a frame carries at most (more than 1: GSO after the ring).
+    let segmentsPerFrame: Int
+    /// The segment size the kernel cuts GSO frames at: one whole datagram.
+    let datagramSize: Int
+    /// Copy mode: the kernel copies the whole frame into the skb; else only the headers.
+    let copiesWholeFrame: Bool
     private let frameIsEnd: UnsafeMutablePointer<Bool>
     /// Room for two datagrams: a reorder/duplicate fault writes a pair at once.
     private let scratch: UnsafeMutableRawPointer
@@ -320,10 +336,15 @@ public final class PacketRingEngine {
         self.target = target
         builder = FrameBuilder(target.addressing)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        vnetBytes = target.transfer == .copy ? Int(zc_virtio_net_hdr_size) : 0
+        segmentsPerFrame = target.segmentation.segments
+        datagramSize = c.datagramSize
+        copiesWholeFrame = target.transfer == .copy
+        vnetBytes = target.usesVirtioNetHeader ? VirtioNetHeader.size : 0
         ethernetOffset = Int(zc_tpacket2_data_offset) + vnetBytes
         payloadOffset = ethernetOffset + builder.headerLength
-        let g = Self.geometry(poolSlots: c.poolSlots, maxFrameLength: target.maxFrameLength + vnetBytes, pageSize: page)
+        // A GSO frame holds up to 64 KiB: fewer frames hold as many datagrams (32 frames: 2 MiB).
+        let slots = segmentsPerFrame > 1 ? max(32, c.poolSlots / segmentsPerFrame) : c.poolSlots
+        let g = Self.geometry(poolSlots: slots, maxFrameLength: target.maxFrameLength + vnetBytes, pageSize: page)
         frameSize = g.frameSize; blockSize = g.blockSize; frameCount = g.frames
         ringBytes = g.blockSize * g.blocks
 
@@ -334,6 +355,7 @@ public final class PacketRingEngine {
         geometry = g
         requestedSendBuffer = c.sendBufferBytes
         frameUDPLength = .allocate(capacity: g.frames); frameUDPLength.initialize(repeating: 0, count: g.frames)
+        frameDatagrams = .allocate(capacity: g.frames); frameDatagrams.initialize(repeating: 0, count: g.frames)
         frameIsEnd = .allocate(capacity: g.frames); frameIsEnd.initialize(repeating: false, count: g.frames)
         scratch = .allocate(byteCount: 2 * c.datagramSize + 64, alignment: 64)
         kickBatch = max(1, min(Self.batch, g.frames / 4))
@@ -344,6 +366,7 @@ public final class PacketRingEngine {
                                   destinationMACSource: target.destinationMACSource, nextHop: target.nextHop,
                                   source: a.isIPv6 ? "[\(a.source)]:\(a.sourcePort)" : "\(a.source):\(a.sourcePort)",
                                   dontFragment: a.dontFragment && !a.isIPv6, vlan: a.vlan?.description,
+                                  segmentsPerFrame: target.segmentation.segments, gso: target.segmentation.note,
                                   qdiscBypass: target.qdiscBypass, transfer: target.transfer,
                                   transferChoice: target.transferChoice, maxFrameLength: target.maxFrameLength,
                                   frameSize: g.frameSize, frames: g.frames, blockSize: g.blockSize)
@@ -364,7 +387,7 @@ public final class PacketRingEngine {
         }
         try option(zc_packet_version, zc_tpacket_v2, "PACKET_VERSION TPACKET_V2")
         if target.qdiscBypass { try option(zc_packet_qdisc_bypass, 1, "PACKET_QDISC_BYPASS") }
-        if target.transfer == .copy { try option(zc_packet_vnet_hdr, 1, "PACKET_VNET_HDR") }
+        if target.usesVirtioNetHeader { try option(zc_packet_vnet_hdr, 1, "PACKET_VNET_HDR") }
         // Every frame in flight is charged to the socket (skb + frame bytes): make
         // the send buffer hold the whole ring so it never throttles the kicks.
         let wanted = Int64(g.frames) * Int64(target.maxFrameLength + 1024)
@@ -393,7 +416,7 @@ public final class PacketRingEngine {
     deinit {
         munmap(ring, ringBytes)
         close(fd)
-        frameUDPLength.deallocate(); frameIsEnd.deallocate(); scratch.deallocate()
+        frameUDPLength.deallocate(); frameDatagrams.deallocate(); frameIsEnd.deallocate(); scratch.deallocate()
     }
 
     @inline(__always) private func frame(_ i: Int) -> UnsafeMutableRawPointer { ring + i &* frameSize }
@@ -412,7 +435,7 @@ public final class PacketRingEngine {
             throw SystemError(call: "--engine packet-ring needs --interface", errno: EINVAL)
         }
         let target: PacketRingTarget
-        do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize) }
+        do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }
         catch { throw error.systemError }
         let engine = try PacketRingEngine(configuration: c, target: target)
         let reason = try engine.run(writer: &writer, input: input, configuration: c, ticker: &ticker, stats: &stats)
@@ -470,14 +493,14 @@ public final class PacketRingEngine {
                 guard headAvailable else { break }
                 let bytes: Int, n: Int
                 if let input {
-                    let r = writer.fill(payload(head), maxSegments: 1) { dst, len, offset in
+                    let r = writer.fill(payload(head), maxSegments: segmentsPerFrame) { dst, len, offset in
                         let got = input.seekable ? pread(input.fd, dst, len, off_t(offset)) : read(input.fd, dst, len)
                         return got >= 0 ? got : -Int(errno)
                     }
                     if r.error != 0 { throw SystemError(call: "read(source)", errno: r.error) }
                     (bytes, n) = (r.bytes, r.datagrams)
                 } else {
-                    (bytes, n) = writer.fill(payload(head), maxSegments: 1)
+                    (bytes, n) = writer.fill(payload(head), maxSegments: segmentsPerFrame)
                 }
                 if n == 0 {
                     if writer.isExhausted { producing = false; break }
@@ -488,9 +511,9 @@ public final class PacketRingEngine {
                     }
                     filled += 2
                 } else {
-                    publish(head, udpLength: bytes, isEnd: false)
+                    publish(head, udpLength: bytes, datagrams: n, isEnd: false)
                     stats.sends &+= 1
-                    pacer?.charge(datagrams: 1, bytes: bytes)
+                    pacer?.charge(datagrams: n, bytes: bytes)
                     filled += 1
                 }
                 if writer.isExhausted { producing = false; break }
@@ -499,7 +522,7 @@ public final class PacketRingEngine {
             // END goes after the last data frame, through the ring too, a few times, 1 ms apart.
             if !producing && endsRemaining > 0 && now >= nextEndAt && headAvailable {
                 let len = writer.writeEnd(at: payload(head))
-                publish(head, udpLength: len, isEnd: true)
+                publish(head, udpLength: len, datagrams: 1, isEnd: true)
                 stats.sends &+= 1
                 endsRemaining -= 1
                 nextEndAt = now + 1_000_000
@@ -602,7 +625,7 @@ public final class PacketRingEngine {
     func commit(_ i: Int, udpLength: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SystemError) {
         precondition(i == head && headAvailable, "commit(\(i)): not the acquired frame")
         if submitted == 0 { lastProgress = MonotonicClock.nanoseconds() }  // a stall counts from here
-        publish(i, udpLength: udpLength, isEnd: isEnd)
+        publish(i, udpLength: udpLength, datagrams: 1, isEnd: isEnd)
         stats.sends &+= 1
         if unkicked >= kickBatch { _ = try service(now: MonotonicClock.nanoseconds(), stats: &stats) }
     }
@@ -633,27 +656,36 @@ public final class PacketRingEngine {
         }
     }
 
-    /// Headers, checksums, tp_len, then SEND_REQUEST with release ordering.
+    /// Headers, checksums, tp_len, then SEND_REQUEST with release ordering. A frame
+    /// of several datagrams (`udpLength` bytes of back-to-back whole datagrams, all
+    /// `datagramSize` but the last) asks the kernel to segment it.
     @inline(__always)
-    private func publish(_ i: Int, udpLength: Int, isEnd: Bool) {
+    private func publish(_ i: Int, udpLength: Int, datagrams: Int, isEnd: Bool) {
         let f = frame(i)
-        let length = builder.finish(f + ethernetOffset, payloadLength: udpLength, ipID: ipID)
-        ipID &+= 1
-        if vnetBytes > 0 {
-            // virtio_net_hdr: no offloads, and hdr_len = the whole frame, so the
-            // kernel copies all of it into the skb's linear buffer.
-            (f + dataOffset).storeBytes(of: 0, as: UInt64.self)
-            (f + dataOffset + 8).storeBytes(of: 0, as: UInt16.self)
-            (f + dataOffset + 2).storeBytes(of: UInt16(truncatingIfNeeded: length).littleEndian, as: UInt16.self)
+        let length: Int
+        if datagrams > 1 {
+            length = builder.finishForSegmentation(f + ethernetOffset, payloadLength: udpLength, ipID: ipID)
+            ipID &+= UInt16(truncatingIfNeeded: datagrams) // the kernel numbers the segments from here
+            VirtioNetHeader.writeSegmentation(at: f + dataOffset, linearBytes: linearBytes(length), segmentSize: datagramSize,
+                                              udpOffset: builder.udpOffset)
+        } else {
+            length = builder.finish(f + ethernetOffset, payloadLength: udpLength, ipID: ipID)
+            ipID &+= 1
+            if vnetBytes > 0 { VirtioNetHeader.writePlain(at: f + dataOffset, linearBytes: linearBytes(length)) }
         }
         zc_tp_set_len(f, UInt32(length + vnetBytes))
         frameUDPLength[i] = Int32(udpLength)
+        frameDatagrams[i] = Int32(datagrams)
         frameIsEnd[i] = isEnd
         zc_tp_status_store(f, zc_tp_status_send_request)
         head = next(i)
         submitted += 1
         unkicked += 1
     }
+
+    /// How much of a frame the kernel copies into the skb's own buffer (hdr_len):
+    /// all of it in copy mode; else the headers, the payload staying in the ring's pages.
+    @inline(__always) private func linearBytes(_ frameLength: Int) -> Int { copiesWholeFrame ? frameLength : builder.headerLength }
 
     /// The rare fault path: the writer emits two datagrams (a swapped pair or a
     /// duplicate) into scratch memory; each is copied into its own frame.
@@ -667,7 +699,7 @@ public final class PacketRingEngine {
         for k in 0..<n {
             let length = k < n - 1 ? size : bytes - (n - 1) * size
             payload(head).copyMemory(from: scratch + k * size, byteCount: length)
-            publish(head, udpLength: length, isEnd: false)
+            publish(head, udpLength: length, datagrams: 1, isEnd: false)
             stats.sends &+= 1
             pacer?.charge(datagrams: 1, bytes: length)
         }
@@ -712,7 +744,7 @@ public final class PacketRingEngine {
             } else if frameIsEnd[tail] {
                 stats.endsSent &+= 1
             } else {
-                stats.datagrams &+= 1
+                stats.datagrams &+= UInt64(frameDatagrams[tail])
                 stats.bytes &+= UInt64(frameUDPLength[tail])
             }
             tail = next(tail)
@@ -741,7 +773,7 @@ public final class PacketRingEngine {
                 endsRemaining += 1  // never sent: send it again through the new ring
             } else {
                 stats.errors[code, default: 0] += 1
-                stats.datagramsFailed &+= 1
+                stats.datagramsFailed &+= UInt64(frameDatagrams[i])
             }
             i = next(i)
         }

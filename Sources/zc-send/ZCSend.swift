@@ -275,7 +275,7 @@ struct ZCSend: ParsableCommand {
             // sent, and resolves the next hop's MAC once for every stream.
             do {
                 let target = try PacketRingTarget.resolve(ring, destination: configurations[0].destination,
-                                                          datagramSize: configurations[0].datagramSize)
+                                                          datagramSize: configurations[0].datagramSize, gso: configurations[0].gso)
                 for i in configurations.indices where configurations[i].packetRing?.destinationMAC == nil {
                     configurations[i].packetRing?.destinationMAC = target.addressing.destinationMAC
                     configurations[i].packetRing?.destinationMACSource = target.destinationMACSource
@@ -316,8 +316,9 @@ struct ZCSend: ParsableCommand {
         }
         if reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
         if let ring = reports.first(where: { ($0.packetRing?.wrongFormat ?? 0) > 0 })?.packetRing {
+            let why = ring.segmentsPerFrame > 1 ? "did it refuse UDP segmentation? try --gso off" : "did its MTU shrink?"
             Output.standardError("zc-send: stopped: the kernel rejected a frame of \(ring.maxFrameLength) bytes on \(ring.interface) "
-                                 + "(TP_STATUS_WRONG_FORMAT; did its MTU shrink?); END went out through a fresh ring")
+                                 + "(TP_STATUS_WRONG_FORMAT; \(why)); END went out through a fresh ring")
             throw ExitCode(ExitStatus.failure)
         }
         if reports.contains(where: { $0.stopReason == .error }) {

@@ -152,6 +152,48 @@ final class FrameBuilderTests: XCTestCase {
                        + "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324")
     }
 
+    /// A GSO super-frame: total lengths in the headers, a correct IPv4 header
+    /// checksum, and in the UDP checksum field the pseudo-header sum (not
+    /// complemented) for the kernel to finish per segment; the virtio_net_hdr asks
+    /// for UDP_L4 segmentation at the datagram size with the checksum at UDP + 6.
+    func testSegmentationFrameAndVirtioHeader() throws {
+        let addressing = FrameAddressing(
+            sourceMAC: MACAddress("02:00:00:00:00:01")!, destinationMAC: MACAddress("02:00:00:00:00:02")!,
+            sourceIP: IPv4Address("198.18.70.1")!, destinationIP: IPv4Address("198.18.70.2")!,
+            sourcePort: 40000, destinationPort: 9000)
+        let builder = FrameBuilder(addressing)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8192, alignment: 64)
+        defer { buffer.deallocate() }
+        memset(buffer, 0xEE, 8192)
+        let length = builder.finishForSegmentation(buffer, payloadLength: 3000, ipID: 7)
+        XCTAssertEqual(length, 42 + 3000)
+        let f = Array(UnsafeRawBufferPointer(start: buffer, count: 42))
+        func be16(_ i: Int) -> UInt16 { UInt16(f[i]) << 8 | UInt16(f[i + 1]) }
+        XCTAssertEqual(be16(16), 3028, "IPv4 total length of the whole super-frame")
+        XCTAssertEqual(be16(24), 0x16ea, "IPv4 header checksum (Python)")
+        XCTAssertEqual(be16(38), 3008, "UDP length")
+        XCTAssertEqual(be16(40), 0x23fa, "pseudo-header sum: ~csum_tcpudp_magic, as the kernel's UDP GSO leaves it")
+
+        let vnet = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        defer { vnet.deallocate() }
+        VirtioNetHeader.writeSegmentation(at: vnet, linearBytes: 42, segmentSize: 1500, udpOffset: 34)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: vnet, count: 10)),
+                       [1, 5, 42, 0, 0xDC, 0x05, 34, 0, 6, 0], "flags NEEDS_CSUM, GSO_UDP_L4, hdr_len, gso_size, csum_start, csum_offset (LE)")
+        VirtioNetHeader.writePlain(at: vnet, linearBytes: 1514)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: vnet, count: 10)), [0, 0, 0xEA, 0x05, 0, 0, 0, 0, 0, 0])
+    }
+
+    func testSegmentationChoice() {
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .auto, datagramSize: 1472, kernelRelease: "6.18.4").segments, 44)
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .auto, datagramSize: 8972, kernelRelease: "6.18.4").segments, 7)
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .segments(8), datagramSize: 1472, kernelRelease: "6.2.0").segments, 8)
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .off, datagramSize: 1472, kernelRelease: "6.18.4").segments, 1)
+        let old = PacketRingSegmentation.choose(gso: .auto, datagramSize: 1472, kernelRelease: "6.1.0-13-amd64")
+        XCTAssertEqual(old.segments, 1)
+        XCTAssertTrue(old.note.hasPrefix("off: kernel 6.1.0-13-amd64"), old.note)
+        XCTAssertEqual(VirtioNetHeader.kernelSegmentsPacketFrames(release: "5.15.0"), false)
+    }
+
     func testVLANTagParsing() {
         XCTAssertEqual(VLANTag("100")?.tagControl, 100)
         XCTAssertEqual(VLANTag("100:5")?.tagControl, 0xA064)
