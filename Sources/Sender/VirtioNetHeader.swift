@@ -32,6 +32,21 @@ public enum VirtioNetHeader {
         (p + 8).storeBytes(of: UInt16(6).littleEndian, as: UInt16.self) // offsetof(struct udphdr, check)
     }
 
+    /// One datagram whose UDP checksum the kernel (or the NIC) completes from the
+    /// pseudo-header sum at `udpOffset` + 6: CHECKSUM_PARTIAL, as the kernel's own
+    /// UDP sends it. Paths that deliver locally (veth into a socket) trust it without
+    /// computing it at all; a NIC fills it in; the kernel does it in software only
+    /// where neither can.
+    @inline(__always)
+    public static func writeChecksumOffload(at p: UnsafeMutableRawPointer, linearBytes: Int, udpOffset: Int) {
+        p.storeBytes(of: needsChecksum, as: UInt8.self)
+        (p + 1).storeBytes(of: 0, as: UInt8.self)                 // VIRTIO_NET_HDR_GSO_NONE
+        (p + 2).storeBytes(of: UInt16(truncatingIfNeeded: linearBytes).littleEndian, as: UInt16.self)
+        (p + 4).storeBytes(of: 0, as: UInt16.self)
+        (p + 6).storeBytes(of: UInt16(truncatingIfNeeded: udpOffset).littleEndian, as: UInt16.self)
+        (p + 8).storeBytes(of: UInt16(6).littleEndian, as: UInt16.self)
+    }
+
     /// UDP segmentation of packet-socket frames (virtio_net_hdr GSO_UDP_L4) arrived
     /// in Linux 6.2; older kernels refuse such frames (EINVAL, TP_STATUS_WRONG_FORMAT).
     /// nil when the kernel release cannot be read.

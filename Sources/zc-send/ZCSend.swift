@@ -20,7 +20,7 @@ struct ZCSend: ParsableCommand {
         kernel's notification), uring (io_uring SEND, copying), sendmmsg (copying baseline), \
         packet-ring (raw mode, root: whole Ethernet (802.1Q with --vlan) + IPv4 or IPv6 + UDP frames written \
         into an AF_PACKET TX ring on --interface, to the next hop the kernel's route and neighbour table give; \
-        one datagram per frame, checksums computed in software).
+        one datagram per frame, or with --gso up to 64 KiB of datagrams the kernel segments after the ring; UDP checksums offloaded).
         On loopback and veth the kernel must copy zero-copy pages delivered to a local socket; the \
         summary reports how many sends it copied.
 
@@ -53,7 +53,7 @@ struct ZCSend: ParsableCommand {
     @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var engine: String = SendEngineKind.uringZC.rawValue
 
-    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count.")
+    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).")
     var gso: String = "auto"
 
     @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
