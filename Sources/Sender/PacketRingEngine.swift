@@ -481,6 +481,12 @@ public final class PacketRingEngine {
         endsRemaining = c.endRepeats
         var nextEndAt: UInt64 = 0
         lastProgress = start
+        if writer.isFixedPayload {
+            // --source fixed: ring frames are memory we keep, like a pool's slots: the
+            // one payload goes into every datagram position once; fills write headers.
+            // (ENDs overwrite a frame's payload, but only after the last data frame.)
+            for i in 0..<frameCount { writer.prepareSlot(payload(i), maxSegments: segmentsPerFrame) }
+        }
 
         while true {
             let now = MonotonicClock.nanoseconds()

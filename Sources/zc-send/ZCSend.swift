@@ -154,9 +154,6 @@ struct ZCSend: ParsableCommand {
         if source != "pattern" && (injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0) {
             throw ValidationError("--inject-* need --source pattern")
         }
-        if source == "fixed" && engine == SendEngineKind.packetRing.rawValue {
-            throw ValidationError("--source fixed needs a pool engine (uring-zc, uring, sendmmsg)")
-        }
         if source != "pattern" && source != "fixed" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
