@@ -1,73 +1,100 @@
 import ZCSystem
 
-/// Who a raw frame is from and to: both ends' link and IPv4 addresses, UDP ports,
-/// and the few IPv4 header choices the packet-ring engine makes.
+/// Who a raw frame is from and to: both ends' link and IP addresses, UDP ports, an
+/// optional 802.1Q tag, and the few IP header choices the packet-ring engine makes.
 public struct FrameAddressing: Equatable, Sendable {
     /// The Ethernet source: the sending interface's address.
     public var sourceMAC: MACAddress
     /// The Ethernet destination: the receiver's or the next hop's address.
     public var destinationMAC: MACAddress
-    /// The IPv4 source address.
-    public var sourceIP: IPv4Address
-    /// The IPv4 destination address.
-    public var destinationIP: IPv4Address
+    /// The IP source address (IPv4 or IPv6, the same family as `destination`).
+    public var source: IPAddress
+    /// The IP destination address.
+    public var destination: IPAddress
     /// The UDP source port, host byte order.
     public var sourcePort: UInt16
     /// The UDP destination port, host byte order.
     public var destinationPort: UInt16
-    /// The IPv4 time to live.
+    /// The IPv4 time to live, or the IPv6 hop limit.
     public var ttl: UInt8
     /// Sets IPv4 DF. Frames never exceed the interface MTU (checked at start), so
     /// nothing on the first hop fragments them; DF keeps a smaller MTU further on
     /// from fragmenting silently, as the kernel's own UDP does with PMTU discovery.
+    /// (IPv6 routers never fragment.)
     public var dontFragment: Bool
+    /// An 802.1Q tag after the Ethernet addresses; nil: untagged.
+    public var vlan: VLANTag?
 
-    /// Addressing with the given ends; TTL 64 and DF set unless told otherwise.
-    public init(sourceMAC: MACAddress, destinationMAC: MACAddress, sourceIP: IPv4Address, destinationIP: IPv4Address,
-                sourcePort: UInt16, destinationPort: UInt16, ttl: UInt8 = 64, dontFragment: Bool = true) {
+    /// Addressing with the given ends (both IPv4 or both IPv6); TTL 64 and DF set unless told otherwise.
+    public init(sourceMAC: MACAddress, destinationMAC: MACAddress, source: IPAddress, destination: IPAddress,
+                sourcePort: UInt16, destinationPort: UInt16, ttl: UInt8 = 64, dontFragment: Bool = true, vlan: VLANTag? = nil) {
+        precondition(source.family == destination.family, "FrameAddressing: \(source) and \(destination) are different families")
         self.sourceMAC = sourceMAC
         self.destinationMAC = destinationMAC
-        self.sourceIP = sourceIP
-        self.destinationIP = destinationIP
+        self.source = source
+        self.destination = destination
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort
         self.ttl = ttl
         self.dontFragment = dontFragment
+        self.vlan = vlan
     }
+
+    /// IPv4 addressing with the given ends; TTL 64 and DF set unless told otherwise.
+    public init(sourceMAC: MACAddress, destinationMAC: MACAddress, sourceIP: IPv4Address, destinationIP: IPv4Address,
+                sourcePort: UInt16, destinationPort: UInt16, ttl: UInt8 = 64, dontFragment: Bool = true, vlan: VLANTag? = nil) {
+        self.init(sourceMAC: sourceMAC, destinationMAC: destinationMAC, source: .v4(sourceIP), destination: .v4(destinationIP),
+                  sourcePort: sourcePort, destinationPort: destinationPort, ttl: ttl, dontFragment: dontFragment, vlan: vlan)
+    }
+
+    /// IPv6 frames (else IPv4).
+    public var isIPv6: Bool { if case .v6 = source { return true } else { return false } }
 }
 
-/// Writes Ethernet II + IPv4 + UDP headers in front of a UDP payload that is
-/// already in place, and computes both checksums in software.
+/// Writes Ethernet II (optionally 802.1Q-tagged) + IPv4 or IPv6 + UDP headers in
+/// front of a UDP payload that is already in place, and computes the checksums in
+/// software (IPv4 header and UDP; UDP's is mandatory over IPv6).
 ///
-/// Layout of a frame (byte offsets): Ethernet 0..<14 (dst MAC, src MAC, 0x0800),
-/// IPv4 14..<34 (IHL 5, TOS 0, no options), UDP 34..<42, payload from 42.
+/// Layout of a frame (byte offsets, N = 14, or 18 with a VLAN tag): Ethernet 0..<12
+/// (dst MAC, src MAC), [0x8100, TCI at 12..<16], EtherType at N-2 (0x0800 / 0x86DD);
+/// IPv4 N..<N+20 (IHL 5, no options) or IPv6 N..<N+40 (no extension headers);
+/// UDP 8 bytes; payload from `headerLength` (42, 46, 62 or 66).
 ///
 /// Checksums are ones-complement sums of little-endian loads (RFC 1071: the sum is
 /// byte-order independent up to a final swap), so storing the complemented result
 /// natively puts the right bytes on the wire. No allocation, no ARC: a value type
-/// with a 42-byte template copied per frame and three fields patched.
+/// with a header template copied per frame and a few fields patched.
 public struct FrameBuilder: Sendable {
     /// Ethernet II header bytes (no VLAN tag).
     public static let ethernetHeaderSize = 14
+    /// An 802.1Q tag's bytes.
+    public static let vlanTagSize = 4
     /// IPv4 header bytes (no options).
     public static let ipv4HeaderSize = 20
+    /// IPv6 header bytes (no extension headers).
+    public static let ipv6HeaderSize = 40
     /// UDP header bytes.
     public static let udpHeaderSize = 8
-    /// Bytes in front of the UDP payload.
+    /// Bytes in front of the UDP payload of an untagged IPv4 frame.
     public static let headerSize = 42
-    /// Offsets of the per-frame fields.
-    static let ipTotalLengthOffset = 16
-    static let ipIDOffset = 18
-    static let ipChecksumOffset = 24
-    static let udpOffset = 34
-    static let udpLengthOffset = 38
-    static let udpChecksumOffset = 40
+
+    /// Bytes in front of the UDP payload: link (with tag) + network + UDP headers.
+    public static func headerLength(ipv6: Bool, vlan: Bool) -> Int {
+        ethernetHeaderSize + (vlan ? vlanTagSize : 0) + (ipv6 ? ipv6HeaderSize : ipv4HeaderSize) + udpHeaderSize
+    }
 
     /// The addresses every frame carries.
     public let addressing: FrameAddressing
-    /// The 42 constant header bytes (length, id and checksums zero), padded to 48.
-    private let template: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-    /// Ones-complement partial sum of the IPv4 header's constant words.
+    /// Bytes in front of the UDP payload in this builder's frames.
+    public let headerLength: Int
+    /// Where the IP header starts (14, or 18 after a VLAN tag).
+    public let networkOffset: Int
+    /// Where the UDP header starts.
+    public let udpOffset: Int
+    private let isIPv6: Bool
+    /// The constant header bytes (lengths, id and checksums zero), padded to 80.
+    private let template: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+    /// Ones-complement partial sum of the IPv4 header's constant words (0 for IPv6: no header checksum).
     private let ipConstantSum: UInt64
     /// Partial sum of the UDP pseudo-header's constant part (addresses, protocol).
     private let pseudoConstantSum: UInt64
@@ -75,53 +102,107 @@ public struct FrameBuilder: Sendable {
     /// Precomputes the constant header bytes and checksum parts for `a`.
     public init(_ a: FrameAddressing) {
         addressing = a
-        var h = [UInt8](repeating: 0, count: 48)
+        isIPv6 = a.isIPv6
+        networkOffset = FrameBuilder.ethernetHeaderSize + (a.vlan == nil ? 0 : FrameBuilder.vlanTagSize)
+        udpOffset = networkOffset + (isIPv6 ? FrameBuilder.ipv6HeaderSize : FrameBuilder.ipv4HeaderSize)
+        headerLength = udpOffset + FrameBuilder.udpHeaderSize
+        var h = [UInt8](repeating: 0, count: 80)
         for (i, b) in a.destinationMAC.array.enumerated() { h[i] = b }
         for (i, b) in a.sourceMAC.array.enumerated() { h[6 + i] = b }
-        h[12] = 0x08; h[13] = 0x00                        // EtherType IPv4
-        h[14] = 0x45                                      // version 4, IHL 5
-        h[15] = 0                                         // DSCP/ECN
-        h[20] = a.dontFragment ? 0x40 : 0; h[21] = 0      // flags, fragment offset
-        h[22] = a.ttl
-        h[23] = 17                                        // UDP
-        for i in 0..<4 {
-            h[26 + i] = UInt8(truncatingIfNeeded: a.sourceIP.value >> (24 - 8 * UInt32(i)))
-            h[30 + i] = UInt8(truncatingIfNeeded: a.destinationIP.value >> (24 - 8 * UInt32(i)))
+        if let tag = a.vlan {
+            h[12] = 0x81; h[13] = 0x00                    // TPID 802.1Q
+            h[14] = UInt8(tag.tagControl >> 8); h[15] = UInt8(tag.tagControl & 255)
         }
-        h[34] = UInt8(a.sourcePort >> 8); h[35] = UInt8(a.sourcePort & 255)
-        h[36] = UInt8(a.destinationPort >> 8); h[37] = UInt8(a.destinationPort & 255)
-        var t: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+        let l3 = networkOffset
+        let source = a.source.bytes, destination = a.destination.bytes
+        let addressesAt: Int
+        if isIPv6 {
+            h[l3 - 2] = 0x86; h[l3 - 1] = 0xDD            // EtherType IPv6
+            h[l3] = 0x60                                  // version 6, traffic class 0, flow label 0
+            h[l3 + 6] = 17                                // next header: UDP
+            h[l3 + 7] = a.ttl                             // hop limit
+            addressesAt = l3 + 8
+        } else {
+            h[l3 - 2] = 0x08; h[l3 - 1] = 0x00            // EtherType IPv4
+            h[l3] = 0x45                                  // version 4, IHL 5
+            h[l3 + 6] = a.dontFragment ? 0x40 : 0         // flags, fragment offset
+            h[l3 + 8] = a.ttl
+            h[l3 + 9] = 17                                // UDP
+            addressesAt = l3 + 12
+        }
+        for (i, b) in (source + destination).enumerated() { h[addressesAt + i] = b }
+        let u = udpOffset
+        h[u] = UInt8(a.sourcePort >> 8); h[u + 1] = UInt8(a.sourcePort & 255)
+        h[u + 2] = UInt8(a.destinationPort >> 8); h[u + 3] = UInt8(a.destinationPort & 255)
+        var t: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &t) { dst in h.withUnsafeBytes { dst.copyMemory(from: $0) } }
         template = t
-        ipConstantSum = h.withUnsafeBytes { FrameBuilder.onesComplementSum($0.baseAddress! + 14, count: 20) }
-        pseudoConstantSum = h.withUnsafeBytes { FrameBuilder.onesComplementSum($0.baseAddress! + 26, count: 8) }
+        let v6 = isIPv6
+        ipConstantSum = v6 ? 0 : h.withUnsafeBytes { FrameBuilder.onesComplementSum($0.baseAddress! + l3, count: 20) }
+        // The pseudo-header's next-header/protocol word (0x0011) counts as in IPv4;
+        // IPv6's 32-bit upper-layer length has zero high half, so both add the 16-bit length.
+        pseudoConstantSum = h.withUnsafeBytes { FrameBuilder.onesComplementSum($0.baseAddress! + addressesAt, count: 2 * source.count) }
             &+ UInt64(UInt16(17).bigEndian)
     }
 
     /// Frame length for a UDP payload of `payloadLength` bytes.
-    @inline(__always) public static func frameLength(payloadLength: Int) -> Int { headerSize + payloadLength }
+    @inline(__always) public func frameLength(payloadLength: Int) -> Int { headerLength + payloadLength }
 
     /// Completes the frame at `frame` whose UDP payload (`payloadLength` bytes) is
-    /// already written at `frame + headerSize`: headers, IPv4 id, both checksums.
+    /// already written at `frame + headerLength`: headers, IPv4 id, checksums.
     /// Returns the frame length.
     @inline(__always)
     public func finish(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
-        withUnsafeBytes(of: template) { frame.copyMemory(from: $0.baseAddress!, byteCount: FrameBuilder.headerSize) }
-        let ipLength = UInt16(truncatingIfNeeded: FrameBuilder.ipv4HeaderSize + FrameBuilder.udpHeaderSize + payloadLength)
-        let udpLength = UInt16(truncatingIfNeeded: FrameBuilder.udpHeaderSize + payloadLength)
-        frame.storeBytes(of: ipLength.bigEndian, toByteOffset: FrameBuilder.ipTotalLengthOffset, as: UInt16.self)
-        frame.storeBytes(of: ipID.bigEndian, toByteOffset: FrameBuilder.ipIDOffset, as: UInt16.self)
-        let ipSum = ipConstantSum &+ UInt64(ipLength.bigEndian) &+ UInt64(ipID.bigEndian)
-        frame.storeBytes(of: ~FrameBuilder.fold(ipSum), toByteOffset: FrameBuilder.ipChecksumOffset, as: UInt16.self)
-        frame.storeBytes(of: udpLength.bigEndian, toByteOffset: FrameBuilder.udpLengthOffset, as: UInt16.self)
+        let udpLength = writeHeaders(frame, payloadLength: payloadLength, ipID: ipID)
         // UDP checksum: pseudo-header (addresses, protocol, UDP length) + UDP header + payload.
         let sum = pseudoConstantSum &+ UInt64(udpLength.bigEndian)
-            &+ FrameBuilder.onesComplementSum(UnsafeRawPointer(frame + FrameBuilder.udpOffset),
-                                              count: FrameBuilder.udpHeaderSize + payloadLength)
+            &+ FrameBuilder.onesComplementSum(UnsafeRawPointer(frame + udpOffset), count: FrameBuilder.udpHeaderSize + payloadLength)
         var check = ~FrameBuilder.fold(sum)
-        if check == 0 { check = 0xFFFF } // 0 means "no checksum" in UDP over IPv4
-        frame.storeBytes(of: check, toByteOffset: FrameBuilder.udpChecksumOffset, as: UInt16.self)
-        return FrameBuilder.headerSize + payloadLength
+        if check == 0 { check = 0xFFFF } // 0 means "no checksum" over IPv4, and is forbidden over IPv6
+        frame.storeBytes(of: check, toByteOffset: udpOffset + 6, as: UInt16.self)
+        return headerLength + payloadLength
+    }
+
+    /// Completes a super-frame for UDP segmentation after the ring (GSO): the UDP
+    /// payload is several whole datagrams back to back, the headers carry the total
+    /// lengths, and the UDP checksum field holds the pseudo-header sum only (not
+    /// complemented), as the kernel's own UDP GSO leaves it (CHECKSUM_PARTIAL):
+    /// the segmenter rewrites each segment's lengths, adjusts that sum and completes
+    /// every segment's checksum over its own bytes. Returns the frame length.
+    @inline(__always)
+    public func finishForSegmentation(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
+        let udpLength = writeHeaders(frame, payloadLength: payloadLength, ipID: ipID)
+        let pseudo = FrameBuilder.fold(pseudoConstantSum &+ UInt64(udpLength.bigEndian))
+        frame.storeBytes(of: pseudo, toByteOffset: udpOffset + 6, as: UInt16.self)
+        return headerLength + payloadLength
+    }
+
+    /// The header template, lengths, IPv4 id and IPv4 header checksum. Returns the UDP length.
+    @inline(__always)
+    private func writeHeaders(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> UInt16 {
+        // Whole 8-byte words, then one more ending exactly at headerLength
+        // (overlapping the last): no memcpy call for a length not known at compile time.
+        withUnsafeBytes(of: template) { t in
+            var i = 0
+            while i &+ 8 <= headerLength {
+                frame.storeBytes(of: t.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+            let last = headerLength &- 8
+            frame.storeBytes(of: t.loadUnaligned(fromByteOffset: last, as: UInt64.self), toByteOffset: last, as: UInt64.self)
+        }
+        let udpLength = UInt16(truncatingIfNeeded: FrameBuilder.udpHeaderSize + payloadLength)
+        if isIPv6 {
+            frame.storeBytes(of: udpLength.bigEndian, toByteOffset: networkOffset + 4, as: UInt16.self) // payload length
+        } else {
+            let ipLength = UInt16(truncatingIfNeeded: FrameBuilder.ipv4HeaderSize) &+ udpLength
+            frame.storeBytes(of: ipLength.bigEndian, toByteOffset: networkOffset + 2, as: UInt16.self)
+            frame.storeBytes(of: ipID.bigEndian, toByteOffset: networkOffset + 4, as: UInt16.self)
+            let ipSum = ipConstantSum &+ UInt64(ipLength.bigEndian) &+ UInt64(ipID.bigEndian)
+            frame.storeBytes(of: ~FrameBuilder.fold(ipSum), toByteOffset: networkOffset + 10, as: UInt16.self)
+        }
+        frame.storeBytes(of: udpLength.bigEndian, toByteOffset: udpOffset + 4, as: UInt16.self)
+        return udpLength
     }
 
     /// Ones-complement partial sum of `count` bytes as little-endian words, in a

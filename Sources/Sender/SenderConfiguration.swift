@@ -21,7 +21,8 @@ public enum SendEngineKind: String, CaseIterable, Sendable, Codable {
     /// Batched `sendmmsg` (copies): the classic fast path, the baseline.
     case sendmmsg = "sendmmsg"
     /// Raw mode: whole Ethernet/IPv4/UDP frames in an AF_PACKET TX ring (needs
-    /// `packetRing` options: the interface). One datagram per frame, no GSO.
+    /// `packetRing` options: the interface). One datagram per frame, or with GSO
+    /// several that the kernel segments after the ring (PacketRingSegmentation).
     case packetRing = "packet-ring"
 }
 
@@ -264,7 +265,7 @@ public struct SenderConfiguration: Sendable {
 
     /// Datagrams per send after resolving `auto`.
     public var segmentsPerSend: Int {
-        if engine == .packetRing { return 1 } // one datagram per frame
+        if engine == .packetRing { return PacketRingSegmentation.choose(gso: gso, datagramSize: datagramSize).segments }
         switch gso {
         case .off: return 1
         case .auto: return SenderConfiguration.segmentLimit(datagramSize: datagramSize)

@@ -2,53 +2,116 @@
 import Glibc
 #endif
 
-/// The kernel's IPv4 neighbour (ARP) table, as /proc/net/arp shows it for the
-/// caller's network namespace. Read on demand; nothing is cached.
+/// The kernel's neighbour table (ARP for IPv4, NDP for IPv6) through netlink:
+/// look an entry up (RTM_GETNEIGH), or make the kernel resolve one (RTM_NEWNEIGH
+/// with NTF_USE, as its own stack does when a packet waits) and wait for it.
+/// Nothing is cached: every call asks the kernel.
 public enum NeighbourTable {
-    /// One line of the table: an IPv4 neighbour as the kernel resolved it on one device.
+    /// One neighbour entry on one interface.
     public struct Entry: Equatable, Sendable {
-        /// The neighbour's IPv4 address.
-        public var address: IPv4Address
-        /// Its link-layer address; all zeros while unresolved.
-        public var mac: MACAddress
-        /// ATF_* flags: 0x2 complete, 0x4 permanent.
-        public var flags: UInt32
-        /// The interface the entry belongs to, e.g. `eth0`.
-        public var device: String
+        public var address: IPAddress
+        public var interfaceIndex: Int32
+        /// NUD_* state bits.
+        public var state: UInt16
+        /// The link-layer address; nil while unresolved.
+        public var mac: MACAddress?
 
-        /// A usable entry: resolved (ATF_COM) with a non-zero address.
-        public var isComplete: Bool { flags & 0x2 != 0 && !mac.isZero }
-    }
-
-    /// Parses the text of /proc/net/arp:
-    /// `IP address  HW type  Flags  HW address  Mask  Device`, one entry a line.
-    public static func parse(_ text: String) -> [Entry] {
-        var entries: [Entry] = []
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard f.count >= 6, let ip = IPv4Address(String(f[0])), let mac = MACAddress(String(f[3])) else { continue }
-            let flagText = f[2].hasPrefix("0x") ? f[2].dropFirst(2) : f[2]
-            guard let flags = UInt32(flagText, radix: 16) else { continue }
-            entries.append(Entry(address: ip, mac: mac, flags: flags, device: String(f[5])))
+        /// Frames may go to `mac`: resolved (reachable, stale, being re-probed),
+        /// permanent, or a NOARP device; and the address is there.
+        public var isUsable: Bool {
+            guard let mac, !mac.isZero else { return false }
+            return state & Self.usableStates != 0
         }
-        return entries
-    }
 
-    /// Every entry the kernel has now.
-    public static func read(path: String = "/proc/net/arp") -> [Entry] {
-        guard let f = fopen(path, "r") else { return [] }
-        defer { fclose(f) }
-        var text = ""
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), f) != nil {
-            text += buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        /// NUD_REACHABLE | STALE | DELAY | PROBE | NOARP | PERMANENT: a STALE entry
+        /// is still the kernel's answer (it sends to it and re-probes in passing).
+        static let usableStates: UInt16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80
+        static let failedState: UInt16 = 0x20
+
+        /// Reads an RTM_NEWNEIGH body: `ndmsg` (family, pads, ifindex, state,
+        /// flags, type), then NDA_DST (1) and NDA_LLADDR (2).
+        public init?(netlinkBody body: [UInt8]) {
+            guard body.count >= 12 else { return nil }
+            let a = NetlinkSocket.Message(type: NetlinkSocket.newNeighbour, body: body).attributes(after: 12)
+            guard let dst = a[1].flatMap({ IPAddress(bytes: $0) }) else { return nil }
+            address = dst
+            interfaceIndex = Int32(bitPattern: body.load32(at: 4))
+            state = body.load16(at: 8)
+            mac = a[2].flatMap { MACAddress(bytes: $0) }
         }
-        return parse(text)
     }
 
-    /// The resolved MAC of `address` on `device`, or nil when the kernel has no
-    /// complete entry for it (never resolved, failed, or incomplete).
-    public static func lookup(_ address: IPv4Address, device: String, in entries: [Entry]? = nil) -> MACAddress? {
-        (entries ?? read()).first { $0.address == address && $0.device == device && $0.isComplete }?.mac
+    /// ndmsg for `address` on interface `index`, with `state` and `flags`, and NDA_DST.
+    static func request(_ address: IPAddress, interface index: Int32, state: UInt16 = 0, flags: UInt8 = 0) -> [UInt8] {
+        var body: [UInt8] = [UInt8(address.family), 0, 0, 0]
+        body.append32(UInt32(bitPattern: index))
+        body.append16(state)
+        body += [flags, 0]
+        NetlinkSocket.appendAttribute(1, address.bytes, to: &body) // NDA_DST
+        return body
+    }
+
+    /// The kernel's entry for `address` on interface `index`; nil when it has none.
+    public static func lookup(_ address: IPAddress, interface index: Int32, using netlink: NetlinkSocket) throws(SystemError) -> Entry? {
+        do {
+            let answers = try netlink.ask(NetlinkSocket.getNeighbour, flags: 0, body: request(address, interface: index),
+                                          what: "neighbour \(address) (RTM_GETNEIGH)")
+            return answers.lazy.compactMap { Entry(netlinkBody: $0.body) }.first
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+    }
+
+    /// How a link-layer address was found.
+    public enum Resolution: Equatable, Sendable {
+        /// The kernel had a usable entry already.
+        case cached(MACAddress)
+        /// No entry: the kernel resolved it (ARP/NDP) while we waited.
+        case resolved(MACAddress, waitedNanoseconds: UInt64)
+        /// Nothing answered within the time allowed; the entry's last state.
+        case unresolved(state: UInt16?)
+    }
+
+    /// The MAC of `address` on interface `index`, asking the kernel to resolve it
+    /// when it has no usable entry, and waiting up to `timeoutNanoseconds` (polling
+    /// every 10 ms). The kernel is nudged with RTM_NEWNEIGH + NTF_USE (it creates an
+    /// INCOMPLETE entry and sends a solicitation, as for a queued packet); if it
+    /// refuses that, an empty UDP datagram to `probe` through an ordinary socket
+    /// makes its stack resolve the next hop itself.
+    public static func resolve(_ address: IPAddress, interface index: Int32, probe: SocketAddress?,
+                               timeoutNanoseconds: UInt64, using netlink: NetlinkSocket) throws(SystemError) -> Resolution {
+        if let e = try lookup(address, interface: index, using: netlink), e.isUsable, let mac = e.mac { return .cached(mac) }
+        let start = MonotonicClock.nanoseconds()
+        do {
+            let use: UInt8 = 0x01 // NTF_USE
+            _ = try netlink.ask(NetlinkSocket.newNeighbour,
+                                flags: NetlinkSocket.create | NetlinkSocket.replace | NetlinkSocket.acknowledge,
+                                body: request(address, interface: index, flags: use), what: "resolve \(address) (RTM_NEWNEIGH NTF_USE)")
+        } catch {
+            if let probe { sendProbe(to: probe, interface: index) }
+        }
+        var last: Entry? = nil
+        while true {
+            last = try lookup(address, interface: index, using: netlink)
+            if let e = last, e.isUsable, let mac = e.mac {
+                return .resolved(mac, waitedNanoseconds: MonotonicClock.nanoseconds() - start)
+            }
+            if MonotonicClock.nanoseconds() - start >= timeoutNanoseconds { return .unresolved(state: last?.state) }
+            MonotonicClock.sleep(nanoseconds: 10_000_000)
+        }
+    }
+
+    /// One empty UDP datagram to port `probe` (the discard port, if the caller
+    /// picked it) through the kernel's stack, which resolves the next hop on the way.
+    private static func sendProbe(to probe: SocketAddress, interface index: Int32) {
+        let family = IPAddress(probe).family
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
+        if if_indextoname(UInt32(index), &name) != nil {
+            _ = setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, socklen_t(strlen(name)))
+        }
+        probe.withSockAddr { sa, len in _ = sendto(fd, nil, 0, Int32(MSG_DONTWAIT), sa, len) }
     }
 }

@@ -90,6 +90,10 @@ enum SenderReportFormatter {
                 ("src_mac", .string(p.sourceMAC.description)),
                 ("dst_mac", .string(p.destinationMAC.description)),
                 ("dst_mac_from", .string(p.destinationMACSource)),
+                ("next_hop", .string(p.nextHop)),
+                ("vlan", p.vlan.map { .string($0) } ?? .null),
+                ("gso", .string(p.gso)),
+                ("gso_segments", .int(Int64(p.segmentsPerFrame))),
                 ("src", .string(p.source)),
                 ("ipv4_df", .bool(p.dontFragment)),
                 ("udp_checksum", .string(p.udpChecksum)),
@@ -152,7 +156,8 @@ enum SenderReportFormatter {
             }
         }
         if let p = r.packetRing {
-            lines.append("  raw      \(p.interface) \(p.sourceMAC) -> \(p.destinationMAC) (\(p.destinationMACSource)), from \(p.source); "
+            lines.append("  raw      \(p.interface) \(p.sourceMAC) -> \(p.destinationMAC) (\(p.destinationMACSource)), next hop \(p.nextHop), "
+                         + (p.vlan.map { "VLAN \($0), " } ?? "") + "from \(p.source); GSO \(p.gso); "
                          + "\(p.maxFrameLength) B frames, ring \(p.frames) x \(p.frameSize) B, \(p.kicks) kicks; "
                          + "UDP checksum \(p.udpChecksum); transfer \(p.transfer.rawValue); qdisc bypass \(p.qdiscBypass ? "on" : "off")"
                          + (p.wrongFormat > 0 ? "; \(p.wrongFormat) frames WRONG_FORMAT" : ""))

@@ -18,8 +18,9 @@ struct ZCSend: ParsableCommand {
 
         Engines: uring-zc (io_uring SEND_ZC from registered buffers; a buffer is reused only after the \
         kernel's notification), uring (io_uring SEND, copying), sendmmsg (copying baseline), \
-        packet-ring (raw mode, root: whole Ethernet/IPv4/UDP frames written into an AF_PACKET TX ring on \
-        --interface; IPv4 only, one datagram per frame, UDP checksum computed in software).
+        packet-ring (raw mode, root: whole Ethernet (802.1Q with --vlan) + IPv4 or IPv6 + UDP frames written \
+        into an AF_PACKET TX ring on --interface, to the next hop the kernel's route and neighbour table give; \
+        one datagram per frame, or with --gso up to 64 KiB of datagrams the kernel segments after the ring; UDP checksums offloaded).
         On loopback and veth the kernel must copy zero-copy pages delivered to a local socket; the \
         summary reports how many sends it copied.
 
@@ -68,7 +69,7 @@ struct ZCSend: ParsableCommand {
     @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).")
     var engine: String = SendEngineKind.auto.rawValue
 
-    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count.")
+    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).")
     var gso: String = "auto"
 
     @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
@@ -110,14 +111,17 @@ struct ZCSend: ParsableCommand {
     @Option(help: "Multicast: on or off, whether this host's own sockets get a copy (kernel default on).")
     var multicastLoop: String?
 
-    @Option(help: "packet-ring: source IPv4 address. Default: the interface's primary IPv4 address.")
+    @Option(help: "packet-ring: source IPv4 address. Default: the source the kernel's route to the destination prefers (IPv6: always that).")
     var src: String?
 
     @Option(help: "packet-ring: UDP source port (default \(PacketRingOptions.defaultSourcePort)).")
     var srcPort: UInt16?
 
-    @Option(help: "packet-ring: destination MAC (aa:bb:cc:dd:ee:ff). Default: the kernel's neighbour entry for the destination.")
+    @Option(help: "packet-ring: destination MAC (aa:bb:cc:dd:ee:ff). Default: the next hop's (the gateway's, or the destination's when on-link) from the kernel's route and neighbour table, resolved by ARP/NDP (up to 1 s) when the kernel has no entry.")
     var dstMac: String?
+
+    @Option(help: "packet-ring: an 802.1Q tag in every frame, VLAN ID (0-4094) and optional priority (0-7), e.g. 100 or 100:5.")
+    var vlan: String?
 
     @Flag(help: "packet-ring: PACKET_QDISC_BYPASS, frames go straight to the driver (no qdisc, no tc shaping).")
     var qdiscBypass = false
@@ -203,9 +207,6 @@ struct ZCSend: ParsableCommand {
         if source != "pattern" && (injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0) {
             throw ValidationError("--inject-* need --source pattern")
         }
-        if source == "fixed" && engine == SendEngineKind.packetRing.rawValue {
-            throw ValidationError("--source fixed needs a pool engine (uring-zc, uring, sendmmsg)")
-        }
         if source != "pattern" && source != "fixed" && streams > 1 { throw ValidationError("--streams > 1 needs --source pattern (one file is one stream)") }
         if unsafeRecycleOnSend && engine != SendEngineKind.uringZC.rawValue {
             throw ValidationError("--unsafe-recycle-on-send applies only to --engine uring-zc")
@@ -219,11 +220,12 @@ struct ZCSend: ParsableCommand {
             // --interface with a socket engine is for multicast; checked once the address is parsed.
             for (flag, given) in [("--src", src != nil), ("--src-port", srcPort != nil),
                                   ("--dst-mac", dstMac != nil), ("--qdisc-bypass", qdiscBypass),
-                                  ("--ring-transfer", ringTransfer != nil)] where given {
+                                  ("--ring-transfer", ringTransfer != nil), ("--vlan", vlan != nil)] where given {
                 throw ValidationError("\(flag) applies only to --engine packet-ring")
             }
         }
-        if let src, IPv4Address(src) == nil { throw ValidationError("--src '\(src)' is not an IPv4 address (packet-ring sends IPv4 only)") }
+        if let src, IPv4Address(src) == nil { throw ValidationError("--src '\(src)' is not an IPv4 address (an IPv6 source is the route's preferred source)") }
+        if let vlan, VLANTag(vlan) == nil { throw ValidationError("--vlan '\(vlan)' is not ID[:PCP] with ID 0-4094 and PCP 0-7") }
         if let srcPort, srcPort == 0 { throw ValidationError("--src-port must be 1...65535") }
         if let ringTransfer, ringTransfer != "auto" && PacketRingTransfer(rawValue: ringTransfer) == nil {
             throw ValidationError("--ring-transfer '\(ringTransfer)' must be auto, zerocopy or copy")
@@ -330,6 +332,7 @@ struct ZCSend: ParsableCommand {
                                                  destinationMAC: dstMac.flatMap { MACAddress($0) }, qdiscBypass: qdiscBypass,
                                                  transfer: ringTransfer.flatMap { PacketRingTransfer(rawValue: $0) })
                 c.packetRing?.ttl = ttl.map { UInt8($0) }
+                c.packetRing?.vlan = vlan.flatMap { VLANTag($0) }
             }
             return c
         } catch let error as any ConfigurationError {
@@ -347,18 +350,23 @@ struct ZCSend: ParsableCommand {
     }
 
     func run() throws {
-        let configurations = try makeConfigurations()
+        var configurations = try makeConfigurations()
         if let ring = configurations[0].packetRing {
-            // Raw mode checks the interface, addresses and privilege before anything is sent.
+            // Raw mode checks the interface, addresses and privilege before anything is
+            // sent, and resolves the next hop's MAC once for every stream.
             do {
-                _ = try PacketRingTarget.resolve(ring, destination: configurations[0].destination,
-                                                 datagramSize: configurations[0].datagramSize)
+                let target = try PacketRingTarget.resolve(ring, destination: configurations[0].destination,
+                                                          datagramSize: configurations[0].datagramSize, gso: configurations[0].gso)
+                for i in configurations.indices where configurations[i].packetRing?.destinationMAC == nil {
+                    configurations[i].packetRing?.destinationMAC = target.addressing.destinationMAC
+                    configurations[i].packetRing?.destinationMACSource = target.destinationMACSource
+                }
             } catch {
                 Output.standardError("zc-send: \(error)")
                 switch error.kind {
                 case .badInput: throw ExitCode(ExitStatus.usage)
                 case .noPermission: throw ExitCode(ExitStatus.noPermission)
-                case .system: throw ExitCode(ExitStatus.failure)
+                case .system, .unreachable: throw ExitCode(ExitStatus.failure)
                 }
             }
         }
@@ -392,8 +400,9 @@ struct ZCSend: ParsableCommand {
         }
         if reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
         if let ring = reports.first(where: { ($0.packetRing?.wrongFormat ?? 0) > 0 })?.packetRing {
+            let why = ring.segmentsPerFrame > 1 ? "did it refuse UDP segmentation? try --gso off" : "did its MTU shrink?"
             Output.standardError("zc-send: stopped: the kernel rejected a frame of \(ring.maxFrameLength) bytes on \(ring.interface) "
-                                 + "(TP_STATUS_WRONG_FORMAT; did its MTU shrink?); END went out through a fresh ring")
+                                 + "(TP_STATUS_WRONG_FORMAT; \(why)); END went out through a fresh ring")
             throw ExitCode(ExitStatus.failure)
         }
         if reports.contains(where: { $0.stopReason == .error }) {

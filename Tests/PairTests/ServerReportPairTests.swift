@@ -25,7 +25,7 @@ final class ServerReportPairTests: XCTestCase {
     }
 
     /// One JSON object per line.
-    func lines(_ text: String) -> [[String: Any]] {
+    func jsonLines(_ text: String) -> [[String: Any]] {
         text.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
         }
@@ -60,7 +60,7 @@ final class ServerReportPairTests: XCTestCase {
         XCTAssertTrue(server.child.process.isRunning, "the server ended after the concurrent streams")
         let result = stop(server)
         XCTAssertEqual(result.status, 0, result.stderr)
-        let finished = lines(result.stdout)
+        let finished = jsonLines(result.stdout)
         XCTAssertEqual(finished.count, 5, result.stdout)
         XCTAssertEqual(Set(finished.compactMap { u64($0, "stream_id") }), ids)
         for f in finished {
@@ -118,7 +118,7 @@ final class ServerReportPairTests: XCTestCase {
         XCTAssertEqual(refused.status, 4, refused.stderr)
         XCTAssertTrue(refused.json?["receiver"] is NSNull, refused.stdout)
         let result = stop(server)
-        XCTAssertEqual(lines(result.stdout).count, 0, "a refused source opened a stream: \(result.stdout)")
+        XCTAssertEqual(jsonLines(result.stdout).count, 0, "a refused source opened a stream: \(result.stdout)")
         XCTAssertTrue(result.stderr.contains("not allowed 503"), result.stderr) // 500 DATA + 3 END
 
         let open = try startServer(net, ["--allow", "198.18.82.0/24"])
@@ -126,7 +126,7 @@ final class ServerReportPairTests: XCTestCase {
         XCTAssertEqual(allowed.status, 0, allowed.stderr)
         XCTAssertEqual(u64(allowed.json?["receiver"] as? [String: Any], "unique"), 500)
         let done = stop(open)
-        XCTAssertEqual(lines(done.stdout).count, 1, done.stdout)
+        XCTAssertEqual(jsonLines(done.stdout).count, 1, done.stdout)
         XCTAssertTrue(done.stderr.contains("not allowed 0"), done.stderr)
     }
 
@@ -198,7 +198,7 @@ extension ServerReportPairTests {
         XCTAssertEqual(again.status, 0, again.stderr)
         let result = stop(server)
         XCTAssertEqual(result.status, 0, result.stderr)
-        let records = lines(result.stdout)
+        let records = jsonLines(result.stdout)
         XCTAssertEqual(records.count, 3, result.stdout)
         for (id, count) in zip(ids, [300, 700]) {
             let path = dir + "/stream." + String(format: "%016llx", id)
@@ -245,14 +245,14 @@ extension ServerReportPairTests {
         XCTAssertEqual(received.status, 0, received.stderr)
         for (name, text) in [("zc-send", sender.stdout), ("zc-recv", received.stdout)] {
             XCTAssertFalse(text.contains("NaN") || text.contains("Infinity") || text.contains("inf"), "\(name): \(text)")
-            let objects = lines(text)
+            let objects = jsonLines(text)
             XCTAssertEqual(objects.count, text.split(separator: "\n").count, "\(name): a line that is not one JSON object")
             XCTAssertGreaterThanOrEqual(objects.count, 3, "\(name): \(text)")
             XCTAssertEqual(objects.last?["event"] as? String, "final", name)
             XCTAssertTrue(objects.dropLast().allSatisfy { $0["event"] as? String == "interval" }, name)
             XCTAssertTrue(objects.allSatisfy { ($0["timestamp"] as? String)?.hasSuffix("Z") == true }, name)
         }
-        let final = try XCTUnwrap(lines(received.stdout).last)
+        let final = try XCTUnwrap(jsonLines(received.stdout).last)
         let stream = try XCTUnwrap((final["streams"] as? [[String: Any]])?.first)
         XCTAssertEqual(u64(stream, "gaps"), 1, "\(stream)")
         XCTAssertGreaterThan(u64(stream, "longest_gap_datagrams") ?? 0, 1000)
@@ -263,7 +263,7 @@ extension ServerReportPairTests {
         XCTAssertGreaterThan(span, 1000)
         XCTAssertLessThan(span, 1400)
         // The sender's final line has the receiver's REPORT with the same outages.
-        let receiverJSON = try XCTUnwrap(lines(sender.stdout).last?["receiver"] as? [String: Any])
+        let receiverJSON = try XCTUnwrap(jsonLines(sender.stdout).last?["receiver"] as? [String: Any])
         XCTAssertEqual(u64(receiverJSON, "gaps"), 1)
         XCTAssertEqual(receiverJSON["longest_gap_ms"] as? Double, gapMs)
     }
@@ -323,7 +323,7 @@ extension ServerReportPairTests {
         XCTAssertEqual((result["garbage"] as? [Int])?.count, 0, "garbage was answered")
         XCTAssertEqual(result["burst"] as? Int, 2, "six streams within a second from one host at --report-rate 1: the burst of 2")
         let done = stop(server)
-        let records = lines(done.stdout)
+        let records = jsonLines(done.stdout)
         XCTAssertEqual(records.count, 6, "only the valid streams exist: \(done.stdout)")
         XCTAssertEqual(records.filter { ($0["report"] as? String)?.hasPrefix("sent") == true }.count, 2)
         XCTAssertEqual(records.filter { ($0["report"] as? String)?.contains("rate limit") == true }.count, 4)
@@ -382,7 +382,7 @@ extension ServerReportPairTests {
         let busy = try runSender(["\(net.addressB):9000", "--rate", "2kpps", "--duration", "2s"], namespace: net.a)
         XCTAssertEqual(busy.status, 0, busy.stderr)
         let result = stop(server)
-        let records = lines(result.stdout)
+        let records = jsonLines(result.stdout)
         XCTAssertEqual(records.count, 2, result.stdout)
         let silent = try XCTUnwrap(records.first { u64($0, "stream_id") == 0x51E7 })
         XCTAssertEqual(silent["finished"] as? String, "idle")

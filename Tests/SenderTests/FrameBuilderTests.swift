@@ -121,21 +121,117 @@ final class FrameBuilderTests: XCTestCase {
         XCTAssertTrue(IPv4Address("198.18.0.1")!.sameSubnet(as: IPv4Address("198.19.1.1")!, prefixLength: 15))
     }
 
-    func testNeighbourTableParse() {
-        let text = """
-        IP address       HW type     Flags       HW address            Mask     Device
-        198.18.0.2       0x1         0x2         5a:89:05:d4:e9:46     *        veth0
-        198.18.0.3       0x1         0x0         00:00:00:00:00:00     *        veth0
-        198.18.9.2       0x1         0x6         02:00:00:00:00:02     *        sink0
-        192.0.2.1        0x1         0x2         02:fc:00:00:00:05     *        eth0
+    /// IPv6 + UDP behind an 802.1Q tag (VID 100, PCP 5), odd payload length: every
+    /// byte, the mandatory UDP checksum included, as an independent Python
+    /// implementation (RFC 8200 §8.1 pseudo-header) computed them.
+    func testIPv6FrameWithVLANTag() throws {
+        let addressing = FrameAddressing(
+            sourceMAC: MACAddress("02:00:00:00:00:01")!, destinationMAC: MACAddress("02:00:00:00:00:02")!,
+            source: IPAddress("2001:2:70::1")!, destination: IPAddress("2001:2:70::2")!,
+            sourcePort: 40000, destinationPort: 9000, ttl: 64, vlan: VLANTag("100:5"))
+        let builder = FrameBuilder(addressing)
+        XCTAssertEqual(builder.headerLength, 66)
+        XCTAssertEqual(FrameBuilder.headerLength(ipv6: true, vlan: true), 66)
+        let got = try build(builder, payload: (0..<37).map(UInt8.init), ipID: 7)
+        XCTAssertEqual(hex(got), "0200000000020200000000018100a06486dd60000000002d11402001000200700000000000000000000120010002"
+                       + "0070000000000000000000029c402328002da7fd000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324")
+        XCTAssertEqual(UInt16(got[12]) << 8 | UInt16(got[13]), 0x8100, "TPID")
+        XCTAssertEqual(got[14] >> 5, 5, "PCP")
+        XCTAssertEqual((UInt16(got[14]) << 8 | UInt16(got[15])) & 0x0FFF, 100, "VID")
+    }
 
-        """
-        let entries = NeighbourTable.parse(text)
-        XCTAssertEqual(entries.count, 4)
-        XCTAssertEqual(NeighbourTable.lookup(IPv4Address("198.18.0.2")!, device: "veth0", in: entries)?.description, "5a:89:05:d4:e9:46")
-        XCTAssertNil(NeighbourTable.lookup(IPv4Address("198.18.0.3")!, device: "veth0", in: entries), "incomplete entry")
-        XCTAssertEqual(NeighbourTable.lookup(IPv4Address("198.18.9.2")!, device: "sink0", in: entries)?.description, "02:00:00:00:00:02")
-        XCTAssertNil(NeighbourTable.lookup(IPv4Address("198.18.9.2")!, device: "veth0", in: entries), "other device")
+    /// IPv4 behind a tag with VID 4094, PCP 0: the IPv4 header moves 4 bytes on and
+    /// both checksums stay right (independent Python computation).
+    func testIPv4FrameWithVLANTag() throws {
+        let addressing = FrameAddressing(
+            sourceMAC: MACAddress("02:00:00:00:00:01")!, destinationMAC: MACAddress("02:00:00:00:00:02")!,
+            sourceIP: IPv4Address("198.18.70.1")!, destinationIP: IPv4Address("198.18.70.2")!,
+            sourcePort: 40000, destinationPort: 9000, vlan: VLANTag(id: 4094))
+        let got = try build(FrameBuilder(addressing), payload: (0..<37).map(UInt8.init), ipID: 0x1234)
+        XCTAssertEqual(hex(got), "02000000000202000000000181000ffe0800450000411234400040111050c6124601c61246029c402328002dd0bd"
+                       + "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324")
+    }
+
+    /// A GSO super-frame: total lengths in the headers, a correct IPv4 header
+    /// checksum, and in the UDP checksum field the pseudo-header sum (not
+    /// complemented) for the kernel to finish per segment; the virtio_net_hdr asks
+    /// for UDP_L4 segmentation at the datagram size with the checksum at UDP + 6.
+    func testSegmentationFrameAndVirtioHeader() throws {
+        let addressing = FrameAddressing(
+            sourceMAC: MACAddress("02:00:00:00:00:01")!, destinationMAC: MACAddress("02:00:00:00:00:02")!,
+            sourceIP: IPv4Address("198.18.70.1")!, destinationIP: IPv4Address("198.18.70.2")!,
+            sourcePort: 40000, destinationPort: 9000)
+        let builder = FrameBuilder(addressing)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8192, alignment: 64)
+        defer { buffer.deallocate() }
+        memset(buffer, 0xEE, 8192)
+        let length = builder.finishForSegmentation(buffer, payloadLength: 3000, ipID: 7)
+        XCTAssertEqual(length, 42 + 3000)
+        let f = Array(UnsafeRawBufferPointer(start: buffer, count: 42))
+        func be16(_ i: Int) -> UInt16 { UInt16(f[i]) << 8 | UInt16(f[i + 1]) }
+        XCTAssertEqual(be16(16), 3028, "IPv4 total length of the whole super-frame")
+        XCTAssertEqual(be16(24), 0x16ea, "IPv4 header checksum (Python)")
+        XCTAssertEqual(be16(38), 3008, "UDP length")
+        XCTAssertEqual(be16(40), 0x23fa, "pseudo-header sum: ~csum_tcpudp_magic, as the kernel's UDP GSO leaves it")
+
+        let vnet = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        defer { vnet.deallocate() }
+        VirtioNetHeader.writeSegmentation(at: vnet, linearBytes: 42, segmentSize: 1500, udpOffset: 34)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: vnet, count: 10)),
+                       [1, 5, 42, 0, 0xDC, 0x05, 34, 0, 6, 0], "flags NEEDS_CSUM, GSO_UDP_L4, hdr_len, gso_size, csum_start, csum_offset (LE)")
+        VirtioNetHeader.writePlain(at: vnet, linearBytes: 1514)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: vnet, count: 10)), [0, 0, 0xEA, 0x05, 0, 0, 0, 0, 0, 0])
+    }
+
+    func testSegmentationChoice() {
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .auto, datagramSize: 1472, kernelRelease: "6.18.4").segments, 44)
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .auto, datagramSize: 8972, kernelRelease: "6.18.4").segments, 7)
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .segments(8), datagramSize: 1472, kernelRelease: "6.2.0").segments, 8)
+        XCTAssertEqual(PacketRingSegmentation.choose(gso: .off, datagramSize: 1472, kernelRelease: "6.18.4").segments, 1)
+        let old = PacketRingSegmentation.choose(gso: .auto, datagramSize: 1472, kernelRelease: "6.1.0-13-amd64")
+        XCTAssertEqual(old.segments, 1)
+        XCTAssertTrue(old.note.hasPrefix("off: kernel 6.1.0-13-amd64"), old.note)
+        XCTAssertEqual(VirtioNetHeader.kernelSegmentsPacketFrames(release: "5.15.0"), false)
+    }
+
+    func testVLANTagParsing() {
+        XCTAssertEqual(VLANTag("100")?.tagControl, 100)
+        XCTAssertEqual(VLANTag("100:5")?.tagControl, 0xA064)
+        XCTAssertNil(VLANTag("4095"))
+        XCTAssertNil(VLANTag("10:8"))
+        XCTAssertNil(VLANTag("x"))
+        XCTAssertNil(VLANTag("1:2:3"))
+    }
+
+    /// An RTM_NEWNEIGH body as the kernel sends it: ndmsg, NDA_DST, NDA_LLADDR.
+    func testNeighbourEntryFromNetlink() {
+        var body: [UInt8] = [UInt8(AF_INET), 0, 0, 0]
+        withUnsafeBytes(of: Int32(7)) { body += $0 }
+        withUnsafeBytes(of: UInt16(0x02)) { body += $0 }          // NUD_REACHABLE
+        body += [0, 1]
+        NetlinkSocket.appendAttribute(1, [198, 18, 70, 2], to: &body)
+        NetlinkSocket.appendAttribute(2, [0x5a, 0x89, 0x05, 0xd4, 0xe9, 0x46], to: &body)
+        let e = NeighbourTable.Entry(netlinkBody: body)
+        XCTAssertEqual(e?.address, IPAddress("198.18.70.2"))
+        XCTAssertEqual(e?.interfaceIndex, 7)
+        XCTAssertEqual(e?.mac?.description, "5a:89:05:d4:e9:46")
+        XCTAssertEqual(e?.isUsable, true)
+        body[8] = 0x20                                             // NUD_FAILED
+        XCTAssertEqual(NeighbourTable.Entry(netlinkBody: body)?.isUsable, false)
+        XCTAssertEqual(IPAddress("2001:2:70::2")?.bytes.count, 16)
+        XCTAssertEqual(IPAddress(bytes: IPAddress("2001:2:70::2")!.bytes)?.description, "2001:2:70::2")
+        XCTAssertEqual(IPv6Address("fe80::2")?.isLinkLocal, true)
+    }
+
+    private func build(_ builder: FrameBuilder, payload: [UInt8], ipID: UInt16) throws -> [UInt8] {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
+        defer { buffer.deallocate() }
+        memset(buffer, 0xEE, 4096)
+        let frame = buffer + 1
+        payload.withUnsafeBytes { (frame + builder.headerLength).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let length = builder.finish(frame, payloadLength: payload.count, ipID: ipID)
+        XCTAssertEqual(length, builder.headerLength + payload.count)
+        return Array(UnsafeRawBufferPointer(start: frame, count: length))
     }
 
     func testRingGeometry() {
