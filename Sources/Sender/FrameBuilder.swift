@@ -24,6 +24,8 @@ public struct FrameAddressing: Equatable, Sendable {
     public var dontFragment: Bool
     /// An 802.1Q tag after the Ethernet addresses; nil: untagged.
     public var vlan: VLANTag?
+    /// The IPv4 TOS byte / IPv6 traffic class (DSCP << 2 | ECN), as `--tos`/`--dscp` set it.
+    public var trafficClass: UInt8 = 0
 
     /// Addressing with the given ends (both IPv4 or both IPv6); TTL 64 and DF set unless told otherwise.
     public init(sourceMAC: MACAddress, destinationMAC: MACAddress, source: IPAddress, destination: IPAddress,
@@ -118,13 +120,15 @@ public struct FrameBuilder: Sendable {
         let addressesAt: Int
         if isIPv6 {
             h[l3 - 2] = 0x86; h[l3 - 1] = 0xDD            // EtherType IPv6
-            h[l3] = 0x60                                  // version 6, traffic class 0, flow label 0
+            h[l3] = 0x60 | (a.trafficClass >> 4)          // version 6, traffic class (high nibble)
+            h[l3 + 1] = (a.trafficClass & 0x0F) << 4      // traffic class (low nibble), flow label 0
             h[l3 + 6] = 17                                // next header: UDP
             h[l3 + 7] = a.ttl                             // hop limit
             addressesAt = l3 + 8
         } else {
             h[l3 - 2] = 0x08; h[l3 - 1] = 0x00            // EtherType IPv4
             h[l3] = 0x45                                  // version 4, IHL 5
+            h[l3 + 1] = a.trafficClass                    // TOS (DSCP, ECN); in the header checksum
             h[l3 + 6] = a.dontFragment ? 0x40 : 0         // flags, fragment offset
             h[l3 + 8] = a.ttl
             h[l3 + 9] = 17                                // UDP

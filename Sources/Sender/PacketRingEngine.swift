@@ -27,6 +27,8 @@ public struct PacketRingOptions: Equatable, Sendable {
     public var ttl: UInt8?
     /// An 802.1Q tag in every frame (`--vlan ID[:PCP]`); nil: untagged.
     public var vlan: VLANTag?
+    /// The frames' IPv4 TOS / IPv6 traffic class (`--tos`, `--dscp`); nil: 0.
+    public var trafficClass: UInt8?
     /// How long to wait for the kernel to resolve the next hop's MAC.
     public var resolveTimeoutNanoseconds: UInt64 = 1_000_000_000
 
@@ -218,9 +220,10 @@ public struct PacketRingTarget: Sendable {
             throw PacketRingSetupError(kind: .system, message: "socket(AF_PACKET, SOCK_RAW): \(SystemError.describe(e))", errno: e)
         }
         close(probe)
-        let addressing = FrameAddressing(sourceMAC: dev.mac, destinationMAC: destinationMAC, source: source,
+        var addressing = FrameAddressing(sourceMAC: dev.mac, destinationMAC: destinationMAC, source: source,
                                          destination: destinationIP, sourcePort: o.sourcePort, destinationPort: destination.port,
                                          ttl: o.ttl ?? 64, vlan: o.vlan)
+        addressing.trafficClass = o.trafficClass ?? 0
         return PacketRingTarget(interface: dev, addressing: addressing, destinationMACSource: macSource,
                                 maxFrameLength: headerLength + segmentation.segments * datagramSize, qdiscBypass: o.qdiscBypass,
                                 transfer: o.transfer ?? (dev.isVirtual ? .copy : .zerocopy),

@@ -132,7 +132,7 @@ struct ZCSend: ParsableCommand {
     @Option(help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
     var bind: String?
 
-    @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS).")
+    @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS; packet-ring writes it into every frame's IP header).")
     var tos: Int?
 
     @Option(help: "DSCP (0-63) on every datagram: the TOS byte's upper six bits (e.g. 46 for EF).")
@@ -182,9 +182,6 @@ struct ZCSend: ParsableCommand {
         if let tos, !(0...255).contains(tos) { throw ValidationError("--tos must be 0...255") }
         if let dscp, !(0...63).contains(dscp) { throw ValidationError("--dscp must be 0...63") }
         if tos != nil && dscp != nil { throw ValidationError("--tos and --dscp set the same byte: give one") }
-        if (tos != nil || dscp != nil) && engine == SendEngineKind.packetRing.rawValue {
-            throw ValidationError("--tos/--dscp apply to the socket engines (packet-ring builds its own IPv4 header, TOS 0)")
-        }
         if bind != nil && engine == SendEngineKind.packetRing.rawValue && (src != nil || srcPort != nil) {
             throw ValidationError("--bind sets --src/--src-port for packet-ring: give one or the other")
         }
@@ -333,6 +330,7 @@ struct ZCSend: ParsableCommand {
                                                  transfer: ringTransfer.flatMap { PacketRingTransfer(rawValue: $0) })
                 c.packetRing?.ttl = ttl.map { UInt8($0) }
                 c.packetRing?.vlan = vlan.flatMap { VLANTag($0) }
+                c.packetRing?.trafficClass = c.trafficClass
             }
             return c
         } catch let error as any ConfigurationError {

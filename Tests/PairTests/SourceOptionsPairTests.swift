@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// zc-send --bind and --tos/--dscp, seen on the wire: tshark captures in the receiver's
-/// namespace and every datagram (END included) of every socket engine must carry them.
+/// namespace and every datagram (END included) of every engine must carry them (the
+/// socket engines through IP_TOS, packet-ring in the IPv4 header it writes).
 final class SourceOptionsPairTests: XCTestCase {
     func testBindAndTrafficClassOnEveryDatagramOfEverySocketEngine() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") else { throw XCTSkip("needs tshark (Tools/bootstrap)") }
@@ -21,10 +22,12 @@ final class SourceOptionsPairTests: XCTestCase {
         let runs: [(String, String, String, Int, Int)] = [
             ("uring-zc", "--dscp", "46", 0xB8, 40001), ("uring", "--tos", "40", 0x28, 40002),
             ("sendmmsg", "--dscp", "24", 0x60, 40003), ("auto", "--tos", "4", 0x04, 40004),
+            ("packet-ring", "--dscp", "10", 0x28, 40005),  // written into each frame's IPv4 header
         ]
         for (engine, flag, value, _, port) in runs {
+            let ring = engine == "packet-ring" ? ["--interface", net.interfaceA] : []
             let sent = try runSender(["\(net.addressB):9000", "--engine", engine, "--count", "200", "--gso", "off",
-                                      "--bind", "\(second):\(port)", flag, value], namespace: net.a)
+                                      "--bind", "\(second):\(port)", flag, value] + ring, namespace: net.a)
             XCTAssertEqual(sent.status, 0, "\(engine): \(sent.stderr)")
             // The REPORT came back to the bound port.
             XCTAssertEqual(u64(sent.json?["receiver"] as? [String: Any], "unique"), 200, "\(engine): \(sent.stdout)")
@@ -59,6 +62,6 @@ final class SourceOptionsPairTests: XCTestCase {
         let others = byPort.filter { !runs.map(\.4).contains($0.key) }.values.flatMap { $0 }
         XCTAssertEqual(others.count, 53, "the --bind ADDR run (any port)")
         XCTAssertTrue(others.allSatisfy { $0.0 == second && $0.1 == 0x20 }, "\(others.prefix(3))")
-        XCTAssertEqual(total, 4 * 203 + 53)
+        XCTAssertEqual(total, runs.count * 203 + 53)
     }
 }

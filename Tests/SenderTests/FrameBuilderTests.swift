@@ -152,6 +152,25 @@ final class FrameBuilderTests: XCTestCase {
                        + "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324")
     }
 
+    /// --tos/--dscp with packet-ring: the byte lands in the IPv4 TOS field (inside the header
+    /// checksum) and in the IPv6 traffic class (split over the first two bytes).
+    func testTrafficClassInIPv4AndIPv6Headers() throws {
+        var v4 = FrameAddressing(sourceMAC: MACAddress(2, 0, 0, 0, 0, 1), destinationMAC: MACAddress(2, 0, 0, 0, 0, 2),
+                                 sourceIP: IPv4Address("198.18.0.1")!, destinationIP: IPv4Address("198.18.0.2")!,
+                                 sourcePort: 40000, destinationPort: 9100)
+        v4.trafficClass = 0xB8 // DSCP 46 (EF)
+        let four = try build(FrameBuilder(v4), payload: Array(repeating: 7, count: 100), ipID: 9)
+        XCTAssertEqual(four[15], 0xB8)
+        XCTAssertEqual(four.withUnsafeBytes { FrameBuilder.internetChecksum($0.baseAddress! + 14, count: 20) }, 0, "IPv4 header checksum")
+        var v6 = FrameAddressing(sourceMAC: MACAddress(2, 0, 0, 0, 0, 1), destinationMAC: MACAddress(2, 0, 0, 0, 0, 2),
+                                 source: IPAddress("2001:2:70::1")!, destination: IPAddress("2001:2:70::2")!,
+                                 sourcePort: 40000, destinationPort: 9000)
+        v6.trafficClass = 0xB8
+        let six = try build(FrameBuilder(v6), payload: Array(repeating: 7, count: 100), ipID: 9)
+        XCTAssertEqual(six[14], 0x6B, "version 6, traffic class high nibble")
+        XCTAssertEqual(six[15], 0x80, "traffic class low nibble, flow label 0")
+    }
+
     /// A GSO super-frame: total lengths in the headers, a correct IPv4 header
     /// checksum, and in the UDP checksum field the pseudo-header sum (not
     /// complemented) for the kernel to finish per segment; the virtio_net_hdr asks
