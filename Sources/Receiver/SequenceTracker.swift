@@ -120,13 +120,7 @@ public struct SequenceTracker: Sendable {
             return .beyondEnd
         }
         if !started {
-            // Streams start at 0: anything before the first arrival was lost.
-            started = true
-            if s > 0 { advance(to: s, from: nil) }
-            highest = s
-            lowest = s
-            set(s)
-            unique += 1
+            begin(at: s)
             return s == 0 ? .inOrder : .gapAhead
         }
         if s > highest {
@@ -316,16 +310,22 @@ public struct SequenceTracker: Sendable {
         self = base
     }
 
+    /// The stream's first intact arrival. Streams start at 0: anything before it was lost.
+    @inline(__always)
+    private mutating func begin(at s: UInt64) {
+        started = true
+        if s > 0 { advance(to: s, from: nil) }
+        highest = s
+        lowest = s
+        set(s)
+        unique += 1
+    }
+
     /// Like `record`, for a replayed arrival: no reorder accounting.
     private mutating func absorb(_ s: UInt64) {
         if s >= limit { beyondEnd &+= 1; return }
         if !started {
-            started = true
-            if s > 0 { advance(to: s, from: nil) }
-            highest = s
-            lowest = s
-            set(s)
-            unique += 1
+            begin(at: s)
             return
         }
         if s > highest {

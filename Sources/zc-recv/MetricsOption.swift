@@ -7,12 +7,7 @@ extension ZCRecv {
     func startMetrics(_ listen: String?, program: String) throws -> ReceiverMetricsExporter? {
         guard let listen else { return nil }
         let exporter = ReceiverMetricsExporter()
-        do {
-            let server = try MetricsServer.start(listen, registry: exporter.metrics)
-            MetricsServers.keep(server)
-            Output.standardError("\(program): metrics on http://\(server.boundAddress)/metrics")
-        } catch {
-            Output.standardError("\(program): \(error)")
+        guard MetricsServers.serveForRun(listen, registry: exporter.metrics, program: program) else {
             throw ExitCode(ExitStatus.failure)
         }
         return exporter

@@ -60,12 +60,7 @@ final class SenderMetricsExporter: @unchecked Sendable {
     static func start(_ listen: String?) throws -> SenderMetricsExporter? {
         guard let listen else { return nil }
         let exporter = SenderMetricsExporter()
-        do {
-            let server = try MetricsServer.start(listen, registry: exporter.metrics)
-            MetricsServers.keep(server)
-            Output.standardError("zc-send: metrics on http://\(server.boundAddress)/metrics")
-        } catch {
-            Output.standardError("zc-send: \(error)")
+        guard MetricsServers.serveForRun(listen, registry: exporter.metrics, program: "zc-send") else {
             throw ExitCode(ExitStatus.failure)
         }
         return exporter
