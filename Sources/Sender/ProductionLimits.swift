@@ -4,11 +4,11 @@ import ZCSystem
 /// every engine, checked once per loop turn (never per datagram). In order: a stop
 /// signal, a failed send under `--on-error stop` (or an engine that cannot go on),
 /// the end of the stream (count, bytes, end of input), the `--duration` deadline.
-struct ProductionLimits {
+package struct ProductionLimits {
     let deadline: UInt64?
     let stopOnError: Bool
 
-    init(_ c: SenderConfiguration, start: UInt64) {
+    package init(_ c: SenderConfiguration, start: UInt64) {
         deadline = c.limit.durationNanoseconds.map { start + $0 }
         stopOnError = c.onError == .stop
     }
@@ -16,7 +16,7 @@ struct ProductionLimits {
     /// Why to stop producing now, or nil to go on. `engineFailed`: the engine itself
     /// can send no more (e.g. the packet ring rejected a frame).
     @inline(__always)
-    func reasonToStop(now: UInt64, writer: borrowing DatagramWriter, stats: borrowing SenderStatistics,
+    package func reasonToStop(now: UInt64, writer: borrowing DatagramWriter, stats: borrowing SenderStatistics,
                       engineFailed: Bool = false) -> StopReason? {
         if StopFlag.isSet { return .signal }
         if (stopOnError && stats.errorCount > 0) || engineFailed { return .error }

@@ -5,23 +5,32 @@ import CLinux
 import StreamProtocol
 import ZCSystem
 
-/// The copying baseline: batches of `sendmmsg` on a blocking socket. Each message is
-/// one slot (a GSO super-buffer when GSO is on). The kernel copies at the call, so a
-/// slot is free again as soon as the call returns.
-struct SendmmsgEngine: ~Copyable {
+/// The copying baseline: batches of `sendmmsg` on a blocking socket. Each slot is one
+/// message of the batch (a GSO super-buffer when GSO is on). The kernel copies at the
+/// call, so every slot is free again as soon as the call returns.
+final class SendmmsgEngine: SendEngine {
     static let batch = 64
-    var pool: BufferPool
-    let segmentsPerSend: Int
+    private var pool: BufferPool
+    let segmentsPerSlot: Int
+    private let fd: Int32
     private let messages: UnsafeMutablePointer<zc_mmsghdr>
     private let iovecs: UnsafeMutablePointer<iovec>
     private let datagrams: UnsafeMutablePointer<Int32>
+    private let isEnd: UnsafeMutablePointer<Bool>
+    /// Messages committed since the last `sendmmsg`: slots `0..<queued`.
+    private(set) var queued = 0
+    /// Slots lent and not committed (0 or 1: slots are lent in order).
+    private var lent = 0
 
-    init(configuration c: SenderConfiguration) throws(SystemError) {
-        segmentsPerSend = c.segmentsPerSend
-        pool = try BufferPool(slots: Self.batch, slotBytes: segmentsPerSend * c.datagramSize)
+    /// `socket` must stay open for the engine's life (the caller owns it).
+    init(configuration c: SenderConfiguration, socket: borrowing UDPSocket) throws(SystemError) {
+        segmentsPerSlot = c.segmentsPerSend
+        fd = socket.fd
+        pool = try BufferPool(slots: Self.batch, slotBytes: segmentsPerSlot * c.datagramSize)
         messages = .allocate(capacity: Self.batch)
         iovecs = .allocate(capacity: Self.batch)
         datagrams = .allocate(capacity: Self.batch)
+        isEnd = .allocate(capacity: Self.batch)
         for i in 0..<Self.batch {
             iovecs[i] = iovec(iov_base: pool.address(of: i), iov_len: 0)
             messages[i] = zc_mmsghdr()
@@ -31,91 +40,87 @@ struct SendmmsgEngine: ~Copyable {
     }
 
     deinit {
-        messages.deallocate(); iovecs.deallocate(); datagrams.deallocate()
+        messages.deallocate(); iovecs.deallocate(); datagrams.deallocate(); isEnd.deallocate()
     }
 
-    mutating func run(socket: borrowing UDPSocket, input: PayloadInput?, writer: inout DatagramWriter, configuration c: SenderConfiguration,
-                      ticker: inout ProgressTicker, stats: inout SenderStatistics) throws(SystemError) -> StopReason {
-        var pacer = Pacer(rate: c.rate)
-        let start = MonotonicClock.nanoseconds()
-        let limits = ProductionLimits(c, start: start)
-        var reason = StopReason.limit
-        if writer.isFixedPayload {
-            for slot in 0..<pool.count { writer.prepareSlot(pool.address(of: slot), maxSegments: segmentsPerSend) }
-        }
-        while true {
-            let now = MonotonicClock.nanoseconds()
-            if let stop = limits.reasonToStop(now: now, writer: writer, stats: stats) { reason = stop; break }
-            var count = 0
-            while count < Self.batch {
-                if pacer != nil {
-                    let d = pacer!.delay(now: MonotonicClock.nanoseconds())
-                    if d > 0 {
-                        if count == 0 { MonotonicClock.sleep(nanoseconds: min(d, 1_000_000)) }
-                        break
-                    }
-                }
-                let bytes: Int, n: Int
-                if let input {
-                    // Payloads read straight into place (pread for files; pipes polled, flushed after the interval).
-                    let reader = SourceReader(input, flushIntervalNanoseconds: c.flushIntervalNanoseconds)
-                    let r = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend) {
-                        reader.read(into: $0, count: $1, streamOffset: $2)
-                    }
-                    if r.error != 0 { throw SystemError(call: "read(source)", errno: r.error) }
-                    (bytes, n) = (r.bytes, r.datagrams)
-                } else {
-                    (bytes, n) = writer.fill(pool.address(of: count), maxSegments: segmentsPerSend)
-                }
-                if n == 0 { break }
-                iovecs[count].iov_len = bytes
-                datagrams[count] = Int32(n)
-                pacer?.charge(datagrams: n, bytes: bytes)
-                count += 1
-                if writer.isExhausted { break }
-            }
-            try send(count: count, socket: socket, stats: &stats)
-            ticker.tick(now: now, start: start, statistics: stats, inFlight: 0)
-        }
-        // END, a few times, 1 ms apart.
-        for i in 0..<c.endRepeats {
-            if i > 0 { MonotonicClock.sleep(nanoseconds: 1_000_000) }
-            let len = writer.writeEnd(at: pool.address(of: 0))
-            stats.sends &+= 1
-            if Glibc.send(socket.fd, pool.address(of: 0), len, 0) == len { stats.endsSent += 1 }
-        }
-        return reason
+    var slotCount: Int { Self.batch }
+    @inline(__always) func address(of slot: Int) -> UnsafeMutableRawPointer { pool.address(of: slot) }
+    var hasFreeSlot: Bool { queued < Self.batch }
+    /// Nothing stays with the kernel after a call; a lent slot counts until committed.
+    var inFlight: Int { queued + lent }
+    /// Without GSO a slot is one datagram: a pushed stream batches them; with GSO each goes at once.
+    var pushBatch: Int { segmentsPerSlot > 1 ? 1 : Self.batch }
+
+    /// The next message of the batch.
+    @inline(__always)
+    func lend() -> Int? {
+        guard queued < Self.batch else { return nil }
+        lent = 1
+        return queued
     }
 
-    /// Sends messages [0, count), retrying transient errors, skipping a message the
-    /// kernel refused for good (and counting it).
-    private func send(count: Int, socket: borrowing UDPSocket, stats: inout SenderStatistics) throws(SystemError) {
+    func giveBack(_ slot: Int) { lent = 0 }
+
+    @inline(__always)
+    func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd end: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
+        iovecs[slot].iov_len = length
+        datagrams[slot] = Int32(n)
+        isEnd[slot] = end
+        queued += 1
+        lent = 0
+        stats.sends &+= 1
+    }
+
+    /// Sends the batch (the kernel copies it, so it is done when the call returns);
+    /// with nothing queued, `.upTo` just waits.
+    func service(_ wait: ServiceWait, stats: inout SenderStatistics) throws(SendEngineError) {
+        if queued > 0 {
+            send(stats: &stats)
+        } else if case .upTo(let ns) = wait {
+            MonotonicClock.sleep(nanoseconds: ns)
+        }
+    }
+
+    /// Sends messages [0, queued), retrying transient errors, skipping a message the
+    /// kernel refused for good (and counting it). A stop request while the call is
+    /// blocked fails the rest of the batch (counted) so the stream winds down.
+    private func send(stats: inout SenderStatistics) {
         var first = 0
+        let count = queued
+        queued = 0
         while first < count {
-            let rc = zc_sendmmsg(socket.fd, messages + first, UInt32(count - first), 0)
+            let rc = zc_sendmmsg(fd, messages + first, UInt32(count - first), 0)
             if rc > 0 {
-                for i in first..<(first + Int(rc)) {
-                    stats.datagrams &+= UInt64(datagrams[i])
-                    stats.bytes &+= UInt64(iovecs[i].iov_len)
-                }
-                stats.sends &+= UInt64(rc)
+                for i in first..<(first + Int(rc)) { account(i, stats: &stats) }
                 first += Int(rc)
                 continue
             }
             let code = errno
             switch code {
             case EINTR:
-                if StopFlag.isSet { stats.datagramsFailed &+= UInt64((first..<count).reduce(0) { $0 + Int(datagrams[$1]) }); return }
+                if StopFlag.isSet {
+                    for i in first..<count where !isEnd[i] { stats.datagramsFailed &+= UInt64(datagrams[i]) }
+                    return
+                }
             case ENOBUFS, EAGAIN, ENOMEM:
                 stats.retries &+= 1
                 MonotonicClock.sleep(nanoseconds: 10_000)
             default:
                 // This message failed (ECONNREFUSED, EMSGSIZE, ...): count it and move on.
                 stats.errors[code, default: 0] += 1
-                stats.datagramsFailed &+= UInt64(datagrams[first])
-                stats.sends &+= 1
+                if !isEnd[first] { stats.datagramsFailed &+= UInt64(datagrams[first]) }
                 first += 1
             }
+        }
+    }
+
+    @inline(__always)
+    private func account(_ i: Int, stats: inout SenderStatistics) {
+        if isEnd[i] {
+            stats.endsSent &+= 1
+        } else {
+            stats.datagrams &+= UInt64(datagrams[i])
+            stats.bytes &+= UInt64(iovecs[i].iov_len)
         }
     }
 }

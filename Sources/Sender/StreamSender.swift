@@ -45,11 +45,19 @@ public enum SenderError: ConfigurationError {
     case source(PayloadInput.OpenError)
     /// The path cannot carry the configured datagrams (found only once connected).
     case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
+    /// packet-ring could not start: interface, addresses, MTU, privilege
+    /// (``PacketRingSetupError/kind`` says which). Nothing was sent.
+    case packetRingSetup(PacketRingSetupError)
+    /// Sending failed for a reason other than a system call (a drain that timed out,
+    /// a file that changed, a rejected frame).
+    case engine(SendEngineError)
 
     /// One line for the user; usage errors name the property to change (through `name`).
     public func describe(naming name: (String) -> String) -> String {
         switch self {
         case .system(let e): return e.description
+        case .engine(let e): return e.description
+        case .packetRingSetup(let e): return e.message
         case .source(let e): return e.describe(naming: name)
         case .pathMTU(let mtu, let size, let headers):
             return "\(name("datagramSize")) \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes "
@@ -61,7 +69,8 @@ public enum SenderError: ConfigurationError {
     public var isUsageError: Bool {
         switch self {
         case .pathMTU, .source: return true
-        case .system: return false
+        case .packetRingSetup(let e): return e.kind == .badInput
+        case .system, .engine: return false
         }
     }
 }
@@ -106,9 +115,9 @@ enum ReportWait {
 
 /// Runs one stream from configuration to report on the calling thread.
 public enum StreamSender {
-    /// Sends one whole stream: opens the payload source and the socket, runs the configured
-    /// engine until the limit, the source's end or a stop, sends END and waits for every
-    /// notification.
+    /// Sends one whole stream: opens the payload source, the socket and the engine,
+    /// and lets a ``StreamDriver`` fill what the engine lends until the limit, the
+    /// source's end or a stop, send END and wait until the kernel is done with every slot.
     ///
     /// - Parameters:
     ///   - configuration: The stream to send.
@@ -126,59 +135,86 @@ public enum StreamSender {
             // A regular file's size bounds the stream; END will carry it.
             c.limit.payloadBytes = min(c.limit.payloadBytes ?? size, size)
         }
+        let awaitReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
+        let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
+                                    faults: c.faults, patternPayload: input == nil, fixedPayload: c.source == .fixed)
+        func drive<Engine: SendEngine>(_ engine: Engine, sendBufferBytes: Int32) throws(SendEngineError) -> SenderReport {
+            try StreamSender.drive(engine, writer: writer, input: input, configuration: c, sendBufferBytes: sendBufferBytes,
+                                   progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress)
+        }
+        func awaitAnswer(_ report: inout SenderReport, on socket: borrowing UDPSocket) {
+            guard awaitReport && report.stopReason != .signal else { return }
+            report.receiver = ReportWait.await(on: socket, streamID: c.streamID, from: c.destination, timeoutNanoseconds: c.reportTimeoutNanoseconds!)
+        }
         do {
-            let socket = try UDPSocket(family: c.destination.family)
-            if c.destination.isMulticast && c.engine != .packetRing { try c.multicast.apply(to: socket) }
-            if c.engine != .packetRing { try c.applySourceOptions(to: socket) }
-            let awaitReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
-            if awaitReport, c.engine == .packetRing, let ring = c.packetRing {
-                // The frames carry this source port: the REPORT comes back to it, and only a
-                // socket bound to it (any address) can take it.
-                try socket.bind(to: try! SocketAddress.parse(c.destination.family == AF_INET6 ? "[::]:\(ring.sourcePort)" : "0.0.0.0:\(ring.sourcePort)"))
-            }
-            // packet-ring writes its own frames: the UDP socket stays unconnected.
-            if c.engine != .packetRing { try socket.connect(to: c.destination) }
-            let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
-            if c.segmentsPerSend > 1 {
-                // GSO segments are never fragmented: each must fit the path MTU.
-                if let mtu = socket.pathMTU(), c.datagramSize + c.destination.ipUDPHeaderBytes > mtu {
-                    throw SenderError.pathMTU(mtu: mtu, datagramSize: c.datagramSize, headers: c.destination.ipUDPHeaderBytes)
+            if c.engine == .packetRing {
+                // packet-ring writes its own frames: a UDP socket only takes the REPORT back.
+                guard let options = c.packetRing else {
+                    throw SenderError.packetRingSetup(.init(kind: .badInput, message: "engine packet-ring needs configuration.packetRing (the interface)", errno: EINVAL))
                 }
-                try socket.setGSOSegment(c.datagramSize)
-            }
-            var writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
-                                        faults: c.faults, patternPayload: input == nil, fixedPayload: c.source == .fixed)
-            var stats = SenderStatistics()
-            let start = MonotonicClock.nanoseconds()
-            var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: start, report: progress)
-            let reason: StopReason
-            switch c.engine {
-            case .uringZC, .uring, .auto:
-                let engine = try UringSendEngine.make(configuration: c, socket: socket, input: input)
-                reason = try engine.run(writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
-            case .sendmmsg:
-                var engine = try SendmmsgEngine(configuration: c)
-                reason = try engine.run(socket: socket, input: input, writer: &writer, configuration: c, ticker: &ticker, stats: &stats)
-            case .packetRing:
-                var report = try PacketRingEngine.runStream(configuration: c, input: input, writer: &writer, ticker: &ticker,
-                                                            stats: &stats, start: start)
-                if awaitReport { report.receiver = ReportWait.await(on: socket, streamID: c.streamID, from: c.destination, timeoutNanoseconds: c.reportTimeoutNanoseconds!) }
+                let target: PacketRingTarget
+                do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }
+                catch { throw SenderError.packetRingSetup(error) }
+                let engine = try PacketRingEngine(configuration: c, target: target)
+                guard awaitReport else { return try drive(engine, sendBufferBytes: engine.sendBufferBytes) }
+                // The frames carry this source port: the REPORT comes back to it, and only a
+                // socket bound to it (any address) can take it, bound before the first frame.
+                let socket = try UDPSocket(family: c.destination.family)
+                try socket.bind(to: try! SocketAddress.parse(c.destination.family == AF_INET6 ? "[::]:\(options.sourcePort)" : "0.0.0.0:\(options.sourcePort)"))
+                var report = try drive(engine, sendBufferBytes: engine.sendBufferBytes)
+                awaitAnswer(&report, on: socket)
                 return report
             }
-            let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-            var report = SenderReport(configuration: c, statistics: stats, injected: writer.injected,
-                                      sequences: writer.nextSequence, seconds: seconds, stopReason: reason,
-                                      sendBufferBytes: granted)
-            if awaitReport && reason != .signal {
-                report.receiver = ReportWait.await(on: socket, streamID: c.streamID, from: c.destination, timeoutNanoseconds: c.reportTimeoutNanoseconds!)
+            let socket = try openSocket(c)
+            let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
+            var report: SenderReport
+            switch c.engine {
+            case .uringZC, .uring, .auto:
+                report = try drive(UringSendEngine.make(configuration: c, socket: socket), sendBufferBytes: granted)
+            case .sendmmsg:
+                report = try drive(SendmmsgEngine(configuration: c, socket: socket), sendBufferBytes: granted)
+            case .packetRing:
+                preconditionFailure("handled above")
             }
+            awaitAnswer(&report, on: socket)
             return report
         } catch let error as SenderError {
             throw error
         } catch let error as SystemError {
             throw .system(error)
+        } catch let error as SendEngineError {
+            if case .system(let e) = error { throw .system(e) }
+            throw .engine(error)
         } catch {
             fatalError("unexpected error \(error)")
         }
+    }
+
+    /// The UDP socket of the socket engines: source options, connected, GSO set up.
+    private static func openSocket(_ c: SenderConfiguration) throws -> UDPSocket {
+        let socket = try UDPSocket(family: c.destination.family)
+        if c.destination.isMulticast { try c.multicast.apply(to: socket) }
+        try c.applySourceOptions(to: socket)
+        try socket.connect(to: c.destination)
+        if c.segmentsPerSend > 1 {
+            // GSO segments are never fragmented: each must fit the path MTU.
+            if let mtu = socket.pathMTU(), c.datagramSize + c.destination.ipUDPHeaderBytes > mtu {
+                throw SenderError.pathMTU(mtu: mtu, datagramSize: c.datagramSize, headers: c.destination.ipUDPHeaderBytes)
+            }
+            try socket.setGSOSegment(c.datagramSize)
+        }
+        return socket
+    }
+
+    /// The one run loop, specialised per engine.
+    private static func drive<Engine: SendEngine>(_ engine: Engine, writer: consuming DatagramWriter, input: PayloadInput?,
+                                                  configuration c: SenderConfiguration, sendBufferBytes: Int32,
+                                                  progressIntervalNanoseconds: UInt64,
+                                                  progress: @escaping (SendProgress) -> Void) throws(SendEngineError) -> SenderReport {
+        var driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats)
+        var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: driver.start, report: progress)
+        let reason = try driver.run(source: input, limits: ProductionLimits(c, start: driver.start),
+                                    flushIntervalNanoseconds: c.flushIntervalNanoseconds, ticker: &ticker)
+        return driver.report(configuration: c, reason: reason, sendBufferBytes: sendBufferBytes)
     }
 }

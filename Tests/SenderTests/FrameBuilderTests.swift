@@ -255,19 +255,19 @@ final class FrameBuilderTests: XCTestCase {
 
     func testRingGeometry() {
         // 1472-byte datagrams: 1514-byte frames + 32-byte tpacket2 header -> 2048-byte frames, two a page.
-        let g = PacketRingEngine.geometry(poolSlots: 256, maxFrameLength: 1514, pageSize: 4096)
+        let g = PacketRingGeometry(slots: 256, maxFrameLength: 1514, pageSize: 4096)
         XCTAssertEqual(g.frameSize, 2048)
         XCTAssertEqual(g.blockSize, 4096)
         XCTAssertEqual(g.frames, 256)
         XCTAssertEqual(g.blocks * (g.blockSize / g.frameSize), g.frames)
         // Jumbo: 9014 + 32 -> 16 KiB frames, one a block.
-        let j = PacketRingEngine.geometry(poolSlots: 3, maxFrameLength: 9014, pageSize: 4096)
+        let j = PacketRingGeometry(slots: 3, maxFrameLength: 9014, pageSize: 4096)
         XCTAssertEqual(j.frameSize, 16384)
         XCTAssertEqual(j.blockSize, 16384)
         XCTAssertEqual(j.frames, 3)
         // Odd pool sizes round up to whole blocks; at least two frames.
-        XCTAssertEqual(PacketRingEngine.geometry(poolSlots: 5, maxFrameLength: 1514, pageSize: 4096).frames, 6)
-        XCTAssertEqual(PacketRingEngine.geometry(poolSlots: 1, maxFrameLength: 100, pageSize: 4096).frames, 16)
+        XCTAssertEqual(PacketRingGeometry(slots: 5, maxFrameLength: 1514, pageSize: 4096).frames, 6)
+        XCTAssertEqual(PacketRingGeometry(slots: 1, maxFrameLength: 100, pageSize: 4096).frames, 16)
     }
 
     // MARK: helpers

@@ -1,0 +1,379 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import StreamProtocol
+import ZCSystem
+
+/// One stream over one ``SendEngine``: the only place that knows limits, pacing, END
+/// and its repeats, draining, progress and the report. Engines only move bytes.
+///
+/// Two ways in, one state:
+/// - **Pull** (``run(source:limits:flushIntervalNanoseconds:ticker:)``, for
+///   ``StreamSender``): the driver fills every slot the engine lends from its
+///   ``DatagramWriter`` (the payload pattern, `--source fixed`, a file or a pipe), then
+///   enters the kernel once per turn.
+/// - **Push** (``lendPayload(wait:)`` … ``finish()``, for ``OutboundStream``): the
+///   application writes each payload in place and the driver packs, seals, paces and
+///   commits.
+///
+/// Generic over the engine (specialised, never an existential), so the per-datagram
+/// path is direct calls into the concrete engine. `~Copyable`: it owns scratch memory.
+package struct StreamDriver<Engine: SendEngine>: ~Copyable {
+    package let engine: Engine
+    package var writer: DatagramWriter
+    package var stats = SenderStatistics()
+    package var pacer: Pacer?
+    /// Monotonic start of the run.
+    package let start: UInt64
+    /// END datagrams still to send (repeats, and any a rejected ring swallowed).
+    package private(set) var endsRemaining: Int
+    /// How long the end of the run waits for the kernel to hand back every slot.
+    package let drainTimeoutNanoseconds: UInt64
+    /// Gap between END repeats.
+    package static var endGapNanoseconds: UInt64 { 1_000_000 }
+    /// Longest single sleep while pacing, so progress and stop requests stay timely.
+    package static var maxSleepNanoseconds: UInt64 { 1_000_000 }
+
+    /// A reorder/duplicate fault writes two datagrams at once; when a slot holds one,
+    /// they are written here and copied into slots of their own.
+    private let scratch: UnsafeMutableRawPointer
+    private var scratchDatagrams = 0
+    private var scratchNext = 0
+    private var scratchBytes = 0
+    /// Regular files read by the engine (READ_FIXED): slots waiting for their reads.
+    private var plan: FileReadPlan
+
+    // Push: the slot being packed (-1: none), its bytes and datagrams.
+    private var current = -1
+    private var currentBytes = 0
+    private var currentDatagrams = 0
+
+    package init(engine: Engine, writer: consuming DatagramWriter, rate: Rate?, endRepeats: Int,
+         drainTimeoutNanoseconds: UInt64 = 10_000_000_000) {
+        self.engine = engine
+        self.writer = writer
+        self.pacer = Pacer(rate: rate)
+        self.start = MonotonicClock.nanoseconds()
+        self.endsRemaining = endRepeats
+        self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+        let size = self.writer.datagramSize
+        scratch = .allocate(byteCount: 2 * size + 64, alignment: 64)
+        plan = FileReadPlan(capacity: engine.slotCount)
+        if self.writer.isFixedPayload {
+            // --source fixed: slots are memory we keep; the one payload goes into every
+            // datagram position once, and fills write headers only.
+            for slot in 0..<engine.slotCount { self.writer.prepareSlot(engine.address(of: slot), maxSegments: engine.segmentsPerSlot) }
+            self.writer.prepareSlot(scratch, maxSegments: 2)
+        }
+    }
+
+    deinit { scratch.deallocate() }
+
+    package var datagramSize: Int { writer.datagramSize }
+    package var elapsedNanoseconds: UInt64 { MonotonicClock.nanoseconds() - start }
+
+    // MARK: - Pull
+
+    /// Sends the whole stream: fills what the engine lends until a limit, the end of
+    /// the source or a stop, then sends END (``endsRemaining`` times, 1 ms apart) and
+    /// waits until the engine holds nothing. Returns why production stopped.
+    package mutating func run(source input: PayloadInput?, limits: ProductionLimits, flushIntervalNanoseconds: UInt64,
+                      ticker: inout ProgressTicker) throws(SendEngineError) -> StopReason {
+        let reader = input.map { SourceReader($0, flushIntervalNanoseconds: flushIntervalNanoseconds) }
+        let readFD: Int32? = input.flatMap { $0.seekable && engine.readsFilesAsynchronously ? $0.fd : nil }
+        var producing = true
+        var reason = StopReason.limit
+        var nextEndAt: UInt64 = 0
+        var drainDeadline: UInt64 = .max
+
+        while true {
+            let now = MonotonicClock.nanoseconds()
+            if producing, let stop = limits.reasonToStop(now: now, writer: writer, stats: stats, engineFailed: engine.halted) {
+                producing = false
+                reason = stop
+            }
+            // The drain is bounded from the turn production stopped, whatever stopped it.
+            if !producing && drainDeadline == .max { drainDeadline = now + drainTimeoutNanoseconds }
+            endsRemaining += engine.takeLostEnds()
+            if !plan.isEmpty { try sendReadSlots() }
+
+            var paceWait: UInt64 = 0
+            if producing {
+                (paceWait, producing) = try produce(reader: reader, readFD: readFD)
+            }
+
+            // END goes after the last data, a few times, 1 ms apart.
+            if !producing && plan.isEmpty && endsRemaining > 0 && now >= nextEndAt, let slot = engine.lend() {
+                try sendEnd(in: slot)
+                nextEndAt = now + Self.endGapNanoseconds
+            }
+
+            let inFlight = engine.inFlight
+            if !producing && endsRemaining == 0 && inFlight == 0 { break }
+            if !producing && now >= drainDeadline {
+                throw .drainTimeout(slotsOwed: inFlight, seconds: Double(drainTimeoutNanoseconds) / 1e9)
+            }
+
+            // Enter the kernel once per turn, and wait only when there is nothing else to do.
+            if paceWait > 0 && engine.hasFreeSlot {
+                // Ahead of schedule with slots to spare: hand over what is queued, then
+                // sleep rather than be woken by every completion.
+                try engine.service(.none, stats: &stats)
+                MonotonicClock.sleep(nanoseconds: min(paceWait, Self.maxSleepNanoseconds))
+            } else if paceWait > 0 {
+                try engine.service(.upTo(nanoseconds: paceWait), stats: &stats)
+            } else if !producing && endsRemaining > 0 && inFlight == 0 {
+                try engine.service(.upTo(nanoseconds: nextEndAt > now ? nextEndAt - now : 1), stats: &stats)
+            } else if !engine.hasFreeSlot || !producing {
+                try engine.service(inFlight > 0 ? .untilSlotFree : .none, stats: &stats)
+            } else {
+                try engine.service(.none, stats: &stats)
+            }
+            ticker.tick(now: now, start: start, statistics: stats, inFlight: engine.inFlight)
+        }
+        engine.settle()
+        return reason
+    }
+
+    /// Fills and commits every slot the engine lends until the pacer, the engine or
+    /// the source says stop for this turn. Returns the pacing wait (0: none) and
+    /// whether the stream goes on producing.
+    @inline(__always)
+    private mutating func produce(reader: SourceReader?, readFD: Int32?) throws(SendEngineError) -> (paceWait: UInt64, producing: Bool) {
+        let segments = engine.segmentsPerSlot
+        while true {
+            if pacer != nil {
+                let d = pacer!.delay(now: MonotonicClock.nanoseconds())
+                if d > 0 { return (d, true) }
+            }
+            if scratchDatagrams > 0 {
+                guard try sendScratchDatagram() else { return (0, true) }
+                if scratchDatagrams == 0 && writer.isExhausted { return (0, false) }
+                continue
+            }
+            if let readFD {
+                // Reads first; the send follows when they complete (sendReadSlots).
+                guard engine.readCapacity >= segments, let slot = engine.lend() else { return (0, true) }
+                let planned = planReads(slot: slot, fd: readFD)
+                if planned == 0 { engine.giveBack(slot); return (0, false) }
+                let bytes = planned * datagramSize
+                pacer?.charge(datagrams: planned, bytes: bytes)
+                if writer.isExhausted { return (0, false) }
+                continue
+            }
+            guard let slot = engine.lend() else { return (0, true) }
+            let base = engine.address(of: slot)
+            let bytes: Int, datagrams: Int
+            if let reader {
+                // Payloads read straight into place (pread for files; pipes polled, flushed after the interval).
+                let r = writer.fill(base, maxSegments: segments) { reader.read(into: $0, count: $1, streamOffset: $2) }
+                if r.error != 0 {
+                    engine.giveBack(slot)
+                    throw .system(SystemError(call: "read(source)", errno: r.error))
+                }
+                (bytes, datagrams) = (r.bytes, r.datagrams)
+            } else {
+                (bytes, datagrams) = writer.fill(base, maxSegments: segments)
+            }
+            if datagrams == 0 {
+                engine.giveBack(slot)
+                if writer.isExhausted { return (0, false) }
+                if reader != nil { return (0, true) }  // a live source with nothing new for now
+                // A scheduled reorder/duplicate needs two datagrams at once and a slot
+                // holds one: write the pair aside, then send each in a slot of its own.
+                let pair = writer.fill(scratch, maxSegments: 2)
+                if pair.datagrams == 0 { return (0, !writer.isExhausted) }
+                (scratchDatagrams, scratchNext, scratchBytes) = (pair.datagrams, 0, pair.bytes)
+                continue
+            }
+            try engine.commit(slot, length: bytes, datagrams: datagrams, isEnd: false, stats: &stats)
+            pacer?.charge(datagrams: datagrams, bytes: bytes)
+            if writer.isExhausted { return (0, false) }
+        }
+    }
+
+    /// Copies the next datagram written aside into a slot of its own and commits it.
+    /// False when no slot is free now.
+    private mutating func sendScratchDatagram() throws(SendEngineError) -> Bool {
+        guard let slot = engine.lend() else { return false }
+        let k = scratchNext
+        let size = datagramSize
+        let length = k < scratchDatagrams - 1 ? size : scratchBytes - k * size
+        engine.address(of: slot).copyMemory(from: scratch + k * size, byteCount: length)
+        try engine.commit(slot, length: length, datagrams: 1, isEnd: false, stats: &stats)
+        pacer?.charge(datagrams: 1, bytes: length)
+        scratchNext += 1
+        if scratchNext == scratchDatagrams { scratchDatagrams = 0 }
+        return true
+    }
+
+    /// Reserves the slot's sequence numbers and queues one read per datagram, each
+    /// straight into the payload area behind that datagram's header. Returns the
+    /// datagrams planned.
+    private mutating func planReads(slot: Int, fd: Int32) -> Int {
+        let (first, count) = writer.reserve(maxSegments: engine.segmentsPerSlot)
+        guard count > 0 else { return 0 }
+        let base = engine.address(of: slot)
+        for k in 0..<count {
+            let (at, length, offset) = writer.layout(first: first, index: k)
+            engine.queueRead(into: base + at + DatagramHeader.size, count: length, fileOffset: offset, fd: fd, slot: slot)
+        }
+        plan.append(slot: slot, first: first, count: count)
+        return count
+    }
+
+    /// Seals and commits, in plan order, every slot whose reads all completed.
+    private mutating func sendReadSlots() throws(SendEngineError) {
+        while let entry = plan.oldest {
+            let slot = Int(entry.slot)
+            let progress = engine.readProgress(of: slot)
+            guard progress.pending == 0 else { return }
+            if progress.bytes < 0 { throw .system(SystemError(call: "read(source)", errno: Int32(-progress.bytes))) }
+            var expected = 0
+            for k in 0..<Int(entry.count) { expected += writer.layout(first: entry.first, index: k).payloadLength }
+            if progress.bytes != expected { throw .sourceChanged(read: progress.bytes, expected: expected) }
+            let length = writer.seal(engine.address(of: slot), first: entry.first, count: Int(entry.count))
+            try engine.commit(slot, length: length, datagrams: Int(entry.count), isEnd: false, stats: &stats)
+            plan.removeOldest()
+        }
+    }
+
+    /// Writes END (the totals so far) into `slot` and commits it.
+    private mutating func sendEnd(in slot: Int) throws(SendEngineError) {
+        let length = writer.writeEnd(at: engine.address(of: slot))
+        try engine.commit(slot, length: length, datagrams: 0, isEnd: true, stats: &stats)
+        endsRemaining -= 1
+    }
+
+    // MARK: - Push
+
+    /// Largest payload one datagram carries.
+    package var maxPayload: Int { datagramSize - DatagramHeader.size }
+
+    /// A free slot: lent at once if there is one; otherwise the engine is serviced
+    /// (waiting, with `wait`, until the kernel hands one back). Nil without `wait`
+    /// when none is free, or when a stop is requested while waiting.
+    package mutating func acquire(wait: Bool) throws(SendEngineError) -> Int? {
+        if let slot = engine.lend() { return slot }
+        while true {
+            try engine.service(wait ? .untilSlotFree : .none, stats: &stats)
+            if let slot = engine.lend() { return slot }
+            if !wait || StopFlag.isSet { return nil }
+        }
+    }
+
+    /// Where the next pushed datagram goes (its header first, the payload
+    /// ``DatagramHeader/size`` bytes on); nil when no slot is free and `wait` is false.
+    @inline(__always)
+    package mutating func lendDatagram(wait: Bool) throws(SendEngineError) -> UnsafeMutableRawPointer? {
+        if let e = engine.haltError { throw e }
+        if current < 0 {
+            guard let slot = try acquire(wait: wait) else { return nil }
+            current = slot
+        }
+        return engine.address(of: current) + currentBytes
+    }
+
+    /// Seals the datagram whose `payload` bytes the producer wrote behind the header
+    /// at the address ``lendDatagram(wait:)`` gave. A short datagram, or a full slot,
+    /// goes at once (GSO cuts a send at the segment size: only its last may be short).
+    @inline(__always)
+    package mutating func sealPushed(payload: Int) throws(SendEngineError) {
+        currentBytes += writer.append(at: engine.address(of: current) + currentBytes, payload: payload,
+                                      timestamp: MonotonicClock.wallNanoseconds())
+        currentDatagrams += 1
+        if payload < maxPayload || currentDatagrams == engine.segmentsPerSlot { try commitPushed() }
+    }
+
+    /// A datagram was lent but not written (the producer failed): a slot holding
+    /// nothing else goes back unsent.
+    package mutating func abandonPushed() {
+        if current >= 0 && currentDatagrams == 0 {
+            engine.giveBack(current)
+            current = -1
+            currentBytes = 0
+        }
+    }
+
+    /// Paces, then commits the slot being packed; enters the kernel once the engine's
+    /// push batch is queued.
+    package mutating func commitPushed() throws(SendEngineError) {
+        guard current >= 0, currentDatagrams > 0 else { return }
+        if var p = pacer {
+            var d = p.delay(now: MonotonicClock.nanoseconds())
+            if d > 0 {
+                // What is queued goes before the sleep.
+                try engine.service(.none, stats: &stats)
+                while d > 0 {
+                    MonotonicClock.sleep(nanoseconds: min(d, Self.maxSleepNanoseconds))
+                    try engine.service(.none, stats: &stats)
+                    d = p.delay(now: MonotonicClock.nanoseconds())
+                }
+            }
+            p.charge(datagrams: currentDatagrams, bytes: currentBytes)
+            pacer = p
+        }
+        let (slot, bytes, datagrams) = (current, currentBytes, currentDatagrams)
+        (current, currentBytes, currentDatagrams) = (-1, 0, 0)
+        if let e = engine.haltError {
+            // The engine failed while this slot waited (the ring was replaced under it): it never goes.
+            stats.errors[e.errno, default: 0] += 1
+            stats.datagramsFailed &+= UInt64(datagrams)
+            throw e
+        }
+        try engine.commit(slot, length: bytes, datagrams: datagrams, isEnd: false, stats: &stats)
+        if engine.queued >= engine.pushBatch { try engine.service(.none, stats: &stats) }
+    }
+
+    /// Commits the slot being packed and hands everything queued to the kernel.
+    package mutating func flush() throws(SendEngineError) {
+        try commitPushed()
+        try engine.service(.none, stats: &stats)
+    }
+
+    /// Ends a pushed stream: flush, END ``endsRemaining`` times 1 ms apart (and again
+    /// for any the engine lost), then the drain.
+    package mutating func finish() throws(SendEngineError) {
+        try flush()
+        var first = true
+        while true {
+            endsRemaining += engine.takeLostEnds()
+            if endsRemaining == 0 { break }
+            if !first { MonotonicClock.sleep(nanoseconds: Self.endGapNanoseconds) }
+            first = false
+            guard let slot = try acquire(wait: true) else { break }
+            try sendEnd(in: slot)
+            try engine.service(.none, stats: &stats)
+            if endsRemaining == 0 {
+                // A rejected ring shows itself once its frames are accounted: drain, then look again.
+                try drain()
+            }
+        }
+        try drain()
+    }
+
+    /// Waits until the engine holds nothing (every completion and notification in),
+    /// then lets the engine settle. Throws after ``drainTimeoutNanoseconds``.
+    package mutating func drain() throws(SendEngineError) {
+        let deadline = MonotonicClock.nanoseconds() + drainTimeoutNanoseconds
+        while engine.inFlight > 0 {
+            try engine.service(.upTo(nanoseconds: 10_000_000), stats: &stats)
+            if engine.inFlight > 0 && MonotonicClock.nanoseconds() > deadline {
+                throw .drainTimeout(slotsOwed: engine.inFlight, seconds: Double(drainTimeoutNanoseconds) / 1e9)
+            }
+        }
+        engine.settle()
+    }
+
+    // MARK: - The report
+
+    /// The run's report, built once for every engine and both ways in.
+    package func report(configuration: SenderConfiguration, reason: StopReason, sendBufferBytes: Int32) -> SenderReport {
+        var report = SenderReport(configuration: configuration, statistics: stats, injected: writer.injected,
+                                  sequences: writer.nextSequence, seconds: Double(elapsedNanoseconds) / 1e9,
+                                  stopReason: engine.halted && reason == .limit ? .error : reason,
+                                  sendBufferBytes: sendBufferBytes)
+        engine.annotate(&report)
+        return report
+    }
+}
