@@ -124,7 +124,7 @@ do {
     }
 } catch {
     let line = "daq-producer: \(error)\n"
-    _ = line.withCString { write(2, $0, strlen($0)) }
+    _ = line.withCString { try? FileCalls.write(2, $0, count: strlen($0)) }
     // packet-ring set-up: bad interface/addresses 64, no CAP_NET_RAW 77.
     if case .packetRingSetup(let e)? = error as? OutboundStreamError {
         exit(e.kind == .badInput ? 64 : e.kind == .noPermission ? 77 : 2)

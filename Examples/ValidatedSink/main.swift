@@ -15,7 +15,7 @@ import ZCSystem
 /// Prints a line at once (stdout may be a pipe, where print() would buffer it).
 func say(_ line: String) {
     let text = line + "\n"
-    _ = text.withCString { write(1, $0, strlen($0)) }
+    _ = text.withCString { try? FileCalls.write(1, $0, count: strlen($0)) }
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
@@ -37,9 +37,10 @@ while let flag = args.first {
 }
 guard streams > 0, idle > 0 else { say("validated-sink: --streams and --idle-timeout must be positive"); exit(64) }
 
-let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-guard fd >= 0 else { say("validated-sink: cannot open \(path): \(SystemError.describe(errno))"); exit(66) }
-defer { close(fd) }
+let fd: Int32
+do { fd = try FileCalls.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o644) }
+catch { say("validated-sink: cannot open \(path): \(SystemError.describe(error.errno))"); exit(66) }
+defer { FileCalls.close(fd) }
 
 do {
     var configuration = ReceiverConfiguration(listen: try SocketAddress.parse(listen, defaultHost: "0.0.0.0", allowPortZero: true))
@@ -49,9 +50,8 @@ do {
     configuration.delivery = { datagram in
         var done = 0
         while done < datagram.payload.count {
-            let n = pwrite(fd, datagram.payload.baseAddress! + done, datagram.payload.count - done,
-                           off_t(datagram.offset) + off_t(done))
-            if n <= 0 { break }
+            guard let n = try? FileCalls.pwrite(fd, datagram.payload.baseAddress! + done, count: datagram.payload.count - done,
+                                                offset: Int64(datagram.offset) + Int64(done)), n > 0 else { break }
             done += n
         }
     }
@@ -65,7 +65,7 @@ do {
     }
     if let expected = report.core.streams.first?.expected {
         // Lost tail data would leave the file short: make its length the stream's.
-        _ = ftruncate(fd, off_t(expected.bytes))
+        try? FileCalls.ftruncate(fd, length: Int64(expected.bytes))
     }
     exit(report.core.streams.allSatisfy { $0.isComplete && $0.corrupt == 0 } ? 0 : 1)
 } catch {

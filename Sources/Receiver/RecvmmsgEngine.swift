@@ -49,15 +49,14 @@ final class RecvmmsgEngine {
                 messages[i].msg_hdr.msg_namelen = socklen_t(Self.nameBytes)
             }
             // MSG_WAITFORONE: block for the first datagram only, then take what is queued.
-            let n = zc_recvmmsg(socket.fd, messages, UInt32(Self.batch), Int32(MSG_WAITFORONE))
+            // Nothing within the receive timeout (nil), or a stop interrupted the wait: check.
+            let received: Int?
+            do { received = try SocketCalls.receiveMessages(socket.fd, messages, count: Self.batch, flags: Int32(MSG_WAITFORONE)) }
+            catch where error.isStopInterruption { received = nil }
             let now = MonotonicClock.nanoseconds()
-            if n < 0 {
-                let code = errno
-                if code == EAGAIN || code == EINTR {
-                    if shouldStop(&core, now) { return }
-                    continue
-                }
-                throw SystemError(call: "recvmmsg", errno: code)
+            guard let n = received else {
+                if shouldStop(&core, now) { return }
+                continue
             }
             let wallNow = MonotonicClock.wallNanoseconds()
             var coalesced: UInt64 = 0

@@ -210,9 +210,9 @@ public final class OutputTarget: Sendable {
                     path = "\(path).\(n)"
                 }
                 s.usedPaths.insert(path)
-                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-                if fd < 0 {
-                    let e = errno
+                let fd: Int32
+                do throws(SystemError) { fd = try FileCalls.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o644) } catch {
+                    let e = error.errno
                     s.openErrors.append("\(path): \(SystemError.describe(e))")
                     s.failedOpens[key] = (path, e)
                     return .unopened(path, e)
@@ -228,12 +228,14 @@ public final class OutputTarget: Sendable {
         var candidate = path
         var n = 1
         while true {
-            let fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if fd >= 0 {
+            let e: Int32
+            do throws(SystemError) {
+                let fd = try FileCalls.open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o644)
                 s.files[key] = Assigned(fd: fd, path: candidate)
                 return .file(fd, candidate)
+            } catch {
+                e = error.errno
             }
-            let e = errno
             if e == EEXIST && n < 1000 { n += 1; candidate = "\(path).\(n)"; continue }
             s.openErrors.append("\(candidate): \(SystemError.describe(e))")
             s.failedOpens[key] = (candidate, e)
@@ -257,8 +259,8 @@ public final class OutputTarget: Sendable {
         let fds = state.withLock { s in s.files.map { ($0.key, $0.value.fd) } }
         var results: [(StreamKey, Int32, UInt64)] = []
         for (key, fd) in fds {
-            let r = fdatasync(fd)
-            results.append((key, r == 0 ? 0 : errno, MonotonicClock.nanoseconds()))
+            let e = SystemError.code { () throws(SystemError) in try FileCalls.fdatasync(fd) }
+            results.append((key, e, MonotonicClock.nanoseconds()))
         }
         state.withLock { s in
             for (key, e, at) in results {
@@ -294,8 +296,7 @@ public final class OutputTarget: Sendable {
                 // one beyond it does not stretch the file to the limit.
                 let end = streams[i].expected.map { $0.bytes <= (maxBytes ?? .max) ? max($0.bytes, kept) : kept } ?? kept
                 if case .file = destination, let a = s.files[streams[i].key] {
-                    var st = stat()
-                    if fstat(a.fd, &st) == 0 && st.st_nlink == 0 {
+                    if let st = try? FileCalls.fstat(a.fd), st.st_nlink == 0 {
                         // Unlinked (its directory removed, say): nothing written can be found.
                         out.fileDeleted = true
                         for r in out.coverage.spans { out.failedSet.insert(r.lower, r.upper) }
@@ -303,18 +304,20 @@ public final class OutputTarget: Sendable {
                         out.length = 0
                         out.holes = Self.holes(out, below: end)
                     } else {
-                        if fstat(a.fd, &st) == 0, UInt64(st.st_size) != end, end <= UInt64(Int64.max) {
-                            if ftruncate(a.fd, off_t(end)) != 0 && out.firstWriteError == 0 { out.firstWriteError = errno }
+                        if let st = try? FileCalls.fstat(a.fd), UInt64(st.st_size) != end, end <= UInt64(Int64.max) {
+                            let e = SystemError.code { () throws(SystemError) in try FileCalls.ftruncate(a.fd, length: Int64(end)) }
+                            if e != 0 && out.firstWriteError == 0 { out.firstWriteError = e }
                         }
-                        out.length = fstat(a.fd, &st) == 0 ? UInt64(st.st_size) : end
+                        out.length = (try? FileCalls.fstat(a.fd)).map { UInt64($0.st_size) } ?? end
                         out.holes = Self.holes(out, below: end)
                         out.holesComplete = !out.coverage.overflowed && !out.failedSet.overflowed
                         let t0 = MonotonicClock.nanoseconds()
-                        if fsync(a.fd) == 0 {
+                        let e = SystemError.code { () throws(SystemError) in try FileCalls.fsync(a.fd) }
+                        if e == 0 {
                             out.synced = true
                             out.lastSyncNanoseconds = MonotonicClock.nanoseconds()
                         } else if out.syncError == 0 {
-                            out.syncError = errno
+                            out.syncError = e
                         }
                         out.fsyncSeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
                         directories[Self.directory(of: a.path), default: []].append(i)
@@ -324,11 +327,10 @@ public final class OutputTarget: Sendable {
                     if out.lastSyncNanoseconds == 0 { out.lastSyncNanoseconds = a.lastSync }
                 } else if case .inOrder(let fd, _) = destination, out.destination == "-" {
                     let t0 = MonotonicClock.nanoseconds()
-                    let r = fsync(fd)
-                    let e = errno
+                    let e = SystemError.code { () throws(SystemError) in try FileCalls.fsync(fd) }
                     out.fsyncSeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
                     // A pipe or terminal cannot be synced: not an error, just not synced.
-                    if r == 0 { out.synced = true; out.lastSyncNanoseconds = MonotonicClock.nanoseconds() }
+                    if e == 0 { out.synced = true; out.lastSyncNanoseconds = MonotonicClock.nanoseconds() }
                     else if e != EINVAL && e != EROFS && e != ENOTSUP && out.syncError == 0 { out.syncError = e }
                 } else if case .file = destination, out.openError != 0 {
                     out.holes = Self.holes(out, below: end)
@@ -344,11 +346,10 @@ public final class OutputTarget: Sendable {
             // A new file's name is durable only once its directory is synced.
             for (directory, members) in directories {
                 let t0 = MonotonicClock.nanoseconds()
-                let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                var e: Int32 = 0
-                if dfd < 0 { e = errno } else {
-                    if fsync(dfd) != 0 { e = errno }
-                    close(dfd)
+                let e = SystemError.code { () throws(SystemError) in
+                    let dfd = try FileCalls.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                    defer { FileCalls.close(dfd) }
+                    try FileCalls.fsync(dfd)
                 }
                 let seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
                 for i in members {
@@ -363,13 +364,13 @@ public final class OutputTarget: Sendable {
             if server {
                 // Only these streams are done: close their files, forget them.
                 for st in streams {
-                    if let a = s.files.removeValue(forKey: st.key) { close(a.fd) }
+                    if let a = s.files.removeValue(forKey: st.key) { FileCalls.close(a.fd) }
                     s.failedOpens.removeValue(forKey: st.key)
                 }
                 if s.openErrors.count > 64 { s.openErrors.removeFirst(s.openErrors.count - 64) }
                 if s.directoryErrors.count > 64 { s.directoryErrors.removeFirst(s.directoryErrors.count - 64) }
             } else {
-                for a in s.files.values { close(a.fd) }
+                for a in s.files.values { FileCalls.close(a.fd) }
                 s.files.removeAll()
             }
         }
@@ -498,10 +499,9 @@ final class CoreOutput: @unchecked Sendable {
             var remaining = Int(batchEnd - batchStart)
             var first = 0
             while remaining > 0 {
-                let n = pwritev(batchFD, iov + first, Int32(pieces - first), off_t(position))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    reports[batchStream]!.noteFailed(position, batchEnd, errno: errno)
+                let n: Int
+                do { n = try FileCalls.pwritev(batchFD, iov + first, count: pieces - first, offset: Int64(position)) } catch {
+                    reports[batchStream]!.noteFailed(position, batchEnd, errno: error.errno)
                     break
                 }
                 if n == 0 { // cannot happen for a regular file; never loop on it
@@ -666,8 +666,8 @@ final class InOrderWriter {
     private func writeAll(_ p: UnsafeRawPointer, _ count: Int) {
         var done = 0
         while done < count && failed == 0 {
-            let n = Glibc.write(fd, p + done, count - done)
-            if n < 0 { if errno == EINTR { continue }; failed = errno; break }
+            let n: Int
+            do { n = try FileCalls.write(fd, p + done, count: count - done) } catch { failed = error.errno; break }
             done += n
             written += UInt64(n)
         }
@@ -678,8 +678,8 @@ final class InOrderWriter {
         var first = 0
         var remaining = pendingBytes
         while remaining > 0 && failed == 0 {
-            let n = writev(fd, iov + first, Int32(pieces - first))
-            if n < 0 { if errno == EINTR { continue }; failed = errno; break }
+            let n: Int
+            do { n = try FileCalls.writev(fd, iov + first, count: pieces - first) } catch { failed = error.errno; break }
             written += UInt64(n)
             remaining -= n
             var left = n

@@ -307,10 +307,8 @@ public enum StreamReceiver {
                 groEnabled = (try? socket.setOption(level: Int32(IPPROTO_UDP), name: zc_udp_gro, value: 1, call: "UDP_GRO")) != nil
             }
             try socket.setOption(level: SOL_SOCKET, name: zc_so_rxq_ovfl, value: 1, call: "SO_RXQ_OVFL")
-            var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
-            if setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-                throw SystemError(call: "setsockopt(SO_RCVTIMEO)")
-            }
+            try SocketCalls.setOption(socket.fd, level: SOL_SOCKET, name: SO_RCVTIMEO,
+                                      bytes: timeval(tv_sec: 0, tv_usec: 100_000), call: "setsockopt(SO_RCVTIMEO)")
             // The first socket may bind port 0; the others join its port.
             try socket.bind(to: t == 0 ? c.listen : bound)
             if t == 0 { bound = try socket.localAddress() }
@@ -465,12 +463,10 @@ public enum StreamReceiver {
 
     /// net.core.rmem_max, read from /proc.
     static func readRmemMax() -> Int? {
-        let fd = open("/proc/sys/net/core/rmem_max", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let fd = try? FileCalls.open("/proc/sys/net/core/rmem_max", O_RDONLY | O_CLOEXEC) else { return nil }
+        defer { FileCalls.close(fd) }
         var buffer = [UInt8](repeating: 0, count: 32)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
+        guard let n = buffer.withUnsafeMutableBytes({ try? FileCalls.read(fd, into: $0) }), n > 0 else { return nil }
         return Int(String(decoding: buffer[0..<n].filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self))
     }
 }

@@ -99,6 +99,8 @@ final class UringRecvEngine {
                 }
                 if cqe.res < 0 {
                     if cqe.res == -zc_enobufs { core.noteBufferShortage(); continue }
+                    // A CQE's result, not a system call's: the request ended (no F_MORE, so it is
+                    // re-armed below); the wait itself went through Ring.submit's EINTR policy.
                     if cqe.res == -EINTR || cqe.res == -EAGAIN { continue }
                     throw SystemError(call: "io_uring recvmsg", errno: -cqe.res)
                 }

@@ -106,11 +106,20 @@ public struct Ring: ~Copyable {
     @inline(__always) public var pendingSubmissions: UInt32 { io_uring_sq_ready(ring) }
 
     /// Submits what is queued; with `waitFor > 0` also waits for that many CQEs.
-    /// EINTR (a stop signal) and ETIME return 0 so loops re-check their flags;
-    /// EBUSY/EAGAIN (completion queue overflow) also return, for the caller to reap.
+    ///
+    /// io_uring_enter follows the one EINTR policy (``Interruption``): EINTR without a stop
+    /// request enters again; with one (a stop signal) it returns 0 so loops re-check their
+    /// flags, as do ETIME and EBUSY/EAGAIN (completion queue overflow: the caller reaps).
     @discardableResult
     public func submit(waitFor: UInt32 = 0) throws(SystemError) -> Int {
-        let rc = waitFor > 0 ? io_uring_submit_and_wait(ring, waitFor) : io_uring_submit(ring)
+        try Self.entered { waitFor > 0 ? io_uring_submit_and_wait(ring, waitFor) : io_uring_submit(ring) }
+    }
+
+    /// Runs one io_uring_enter (through liburing, which returns `-errno`) under the EINTR
+    /// policy: its result, 0 for a stop interruption, ETIME, EBUSY or EAGAIN, or a ``SystemError``.
+    @inline(__always)
+    static func entered(_ enter: () -> Int32) throws(SystemError) -> Int {
+        let rc = Interruption.attemptReturningErrno(enter)
         if rc >= 0 { return Int(rc) }
         switch -rc {
         case EINTR, ETIME, EBUSY, EAGAIN: return 0
@@ -122,24 +131,14 @@ public struct Ring: ~Copyable {
     /// so completions are reaped even under DEFER_TASKRUN.
     @discardableResult
     public func submitAndGetEvents() throws(SystemError) -> Int {
-        let rc = io_uring_submit_and_get_events(ring)
-        if rc >= 0 { return Int(rc) }
-        switch -rc {
-        case EINTR, ETIME, EBUSY, EAGAIN: return 0
-        default: throw SystemError(call: "io_uring_enter", errno: -rc)
-        }
+        try Self.entered { io_uring_submit_and_get_events(ring) }
     }
 
     /// Waits up to `timeoutNanoseconds` for at least one CQE (after submitting).
     public func submit(waitTimeoutNanoseconds ns: UInt64) throws(SystemError) {
         var ts = __kernel_timespec(tv_sec: Int64(ns / 1_000_000_000), tv_nsec: Int64(ns % 1_000_000_000))
         var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
-        let rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
-        if rc >= 0 { return }
-        switch -rc {
-        case EINTR, ETIME, EBUSY, EAGAIN: return
-        default: throw SystemError(call: "io_uring_enter", errno: -rc)
-        }
+        _ = try Self.entered { io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil) }
     }
 
     /// Copies ready completions into `into` (caller-owned, reused every call) and
@@ -164,8 +163,7 @@ public struct Ring: ~Copyable {
     /// for buffer group `group`; returns the ring, initialised and empty.
     public func registerBufferRing(entries: UInt32, group: UInt16) throws(SystemError) -> UnsafeMutablePointer<io_uring_buf_ring> {
         let bytes = Int(entries) * MemoryLayout<io_uring_buf>.stride
-        let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0)
-        guard let memory, memory != MAP_FAILED else { throw SystemError(call: "mmap(buffer ring)") }
+        let memory = try MemoryMap.anonymous(bytes: bytes, call: "mmap(buffer ring)")
         let br = memory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
         zc_buf_ring_init(br)
         var reg = io_uring_buf_reg()
@@ -174,7 +172,7 @@ public struct Ring: ~Copyable {
         reg.bgid = group
         let rc = io_uring_register_buf_ring(ring, &reg, 0)
         if rc < 0 {
-            munmap(memory, bytes)
+            MemoryMap.unmap(memory, bytes: bytes)
             throw SystemError(call: "io_uring_register_buf_ring", errno: -rc)
         }
         return br
@@ -183,7 +181,7 @@ public struct Ring: ~Copyable {
     /// Unregisters buffer group `group` and unmaps its ring.
     public func unregisterBufferRing(_ br: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) {
         _ = io_uring_unregister_buf_ring(ring, Int32(group))
-        munmap(UnsafeMutableRawPointer(br), Int(entries) * MemoryLayout<io_uring_buf>.stride)
+        MemoryMap.unmap(UnsafeMutableRawPointer(br), bytes: Int(entries) * MemoryLayout<io_uring_buf>.stride)
     }
 }
 

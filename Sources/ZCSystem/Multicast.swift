@@ -97,9 +97,7 @@ extension UDPSocket {
         }
         var m = ip_mreqn()
         m.imr_ifindex = Int32(index)
-        if setsockopt(fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, &m, socklen_t(MemoryLayout<ip_mreqn>.size)) != 0 {
-            throw SystemError(call: "setsockopt(IP_MULTICAST_IF)")
-        }
+        try SocketCalls.setOption(fd, level: Int32(IPPROTO_IP), name: IP_MULTICAST_IF, bytes: m, call: "setsockopt(IP_MULTICAST_IF)")
     }
 
     /// Hops a multicast datagram may take (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0...255).
@@ -139,27 +137,29 @@ extension UDPSocket {
 
     private func membership(_ m: MulticastMembership, join: Bool) throws(MulticastError) {
         guard m.group.family == family else { throw .familyMismatch("group \(m.group.host) is not of this socket's address family") }
-        let rc: Int32
-        let call: String
-        if let source = m.source {
-            guard source.family == m.group.family else {
-                throw .familyMismatch("source \(source.host) and group \(m.group.host) are of different address families")
-            }
-            var req = group_source_req()
-            req.gsr_interface = m.interfaceIndex
-            Self.store(m.group, into: &req.gsr_group)
-            Self.store(source, into: &req.gsr_source)
-            call = join ? "MCAST_JOIN_SOURCE_GROUP" : "MCAST_LEAVE_SOURCE_GROUP"
-            rc = setsockopt(fd, ipLevel, join ? mcastJoinSourceGroup : mcastLeaveSourceGroup, &req,
-                            socklen_t(MemoryLayout<group_source_req>.size))
-        } else {
-            var req = group_req()
-            req.gr_interface = m.interfaceIndex
-            Self.store(m.group, into: &req.gr_group)
-            call = join ? "MCAST_JOIN_GROUP" : "MCAST_LEAVE_GROUP"
-            rc = setsockopt(fd, ipLevel, join ? mcastJoinGroup : mcastLeaveGroup, &req, socklen_t(MemoryLayout<group_req>.size))
+        if let source = m.source, source.family != m.group.family {
+            throw .familyMismatch("source \(source.host) and group \(m.group.host) are of different address families")
         }
-        if rc != 0 { throw .system(SystemError(call: "setsockopt(\(call) \(m))")) }
+        do {
+            if let source = m.source {
+                var req = group_source_req()
+                req.gsr_interface = m.interfaceIndex
+                Self.store(m.group, into: &req.gsr_group)
+                Self.store(source, into: &req.gsr_source)
+                let call = join ? "MCAST_JOIN_SOURCE_GROUP" : "MCAST_LEAVE_SOURCE_GROUP"
+                try SocketCalls.setOption(fd, level: ipLevel, name: join ? mcastJoinSourceGroup : mcastLeaveSourceGroup,
+                                          bytes: req, call: "setsockopt(\(call) \(m))")
+            } else {
+                var req = group_req()
+                req.gr_interface = m.interfaceIndex
+                Self.store(m.group, into: &req.gr_group)
+                let call = join ? "MCAST_JOIN_GROUP" : "MCAST_LEAVE_GROUP"
+                try SocketCalls.setOption(fd, level: ipLevel, name: join ? mcastJoinGroup : mcastLeaveGroup,
+                                          bytes: req, call: "setsockopt(\(call) \(m))")
+            }
+        } catch {
+            throw .system(error)
+        }
     }
 
     private static func store(_ address: SocketAddress, into storage: inout sockaddr_storage) {

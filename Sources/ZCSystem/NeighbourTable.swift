@@ -105,13 +105,14 @@ public enum NeighbourTable {
     /// picked it) through the kernel's stack, which resolves the next hop on the way.
     private static func sendProbe(to probe: SocketAddress, interface index: Int32) {
         let family = IPAddress(probe).family
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
+        guard let fd = try? SocketCalls.socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) else { return }
+        defer { FileCalls.close(fd) }
         var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
         if if_indextoname(UInt32(index), &name) != nil {
-            _ = setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, socklen_t(strlen(name)))
+            try? SocketCalls.setOption(fd, level: SOL_SOCKET, name: SO_BINDTODEVICE, raw: name, length: strlen(name), call: "SO_BINDTODEVICE")
         }
-        probe.withSockAddr { sa, len in _ = sendto(fd, nil, 0, Int32(MSG_DONTWAIT), sa, len) }
+        _ = try? probe.withSockAddr { (sa, len) throws(SystemError) in
+            try SocketCalls.send(fd, UnsafeRawBufferPointer(start: nil, count: 0), flags: Int32(MSG_DONTWAIT), to: sa, length: len)
+        }
     }
 }

@@ -43,14 +43,13 @@ public final class NetlinkSocket {
 
     /// Opens the socket (no multicast groups: answers to our own requests only).
     public init() throws(SystemError) {
-        fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */)
-        guard fd >= 0 else { throw SystemError(call: "socket(AF_NETLINK, NETLINK_ROUTE)") }
+        fd = try SocketCalls.socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */,
+                                    call: "socket(AF_NETLINK, NETLINK_ROUTE)")
         // An answer that never comes must not hang the sender.
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try? SocketCalls.setOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO, bytes: timeval(tv_sec: 2, tv_usec: 0), call: "SO_RCVTIMEO")
     }
 
-    deinit { close(fd) }
+    deinit { FileCalls.close(fd) }
 
     /// Appends one attribute (type, value) to `message`, padded to 4 bytes.
     public static func appendAttribute(_ type: UInt16, _ value: [UInt8], to message: inout [UInt8]) {
@@ -76,21 +75,25 @@ public final class NetlinkSocket {
         // struct sockaddr_nl (Glibc's module lacks it): family, pad, port id 0 (the kernel), groups.
         var kernel: [UInt8] = []
         kernel.append16(UInt16(AF_NETLINK)); kernel.append16(0); kernel.append32(0); kernel.append32(0)
-        let sent = message.withUnsafeBytes { bytes in
-            kernel.withUnsafeBytes {
-                sendto(fd, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        // (Array.withUnsafeBytes rethrows untyped: the typed error travels in a Result.)
+        let sent = try message.withUnsafeBytes { bytes in
+            kernel.withUnsafeBytes { k in
+                Result { () throws(SystemError) in
+                    try SocketCalls.send(fd, bytes, flags: 0, to: k.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                                         length: socklen_t(k.count), call: "sendto(netlink, \(what))")
+                }
             }
-        }
-        guard sent == message.count else { throw SystemError(call: "sendto(netlink, \(what))") }
+        }.get()
+        guard sent == message.count else { throw SystemError(call: "sendto(netlink, \(what))", errno: sent == nil ? EAGAIN : EMSGSIZE) }
 
         var answers: [Message] = []
         var buffer = [UInt8](repeating: 0, count: 32 * 1024)
         while true {
-            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(call: "recv(netlink, \(what))")
-            }
+            // SO_RCVTIMEO: no answer within 2 s is EAGAIN, an error here.
+            let received = try buffer.withUnsafeMutableBytes { b in
+                Result { () throws(SystemError) in try SocketCalls.receive(fd, into: b, flags: 0, call: "recv(netlink, \(what))") }
+            }.get()
+            guard let got = received else { throw SystemError(call: "recv(netlink, \(what))", errno: EAGAIN) }
             var i = 0
             var finished = false
             while i + 16 <= got {

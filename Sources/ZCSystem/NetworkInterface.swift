@@ -146,18 +146,19 @@ public struct NetworkInterface: Sendable {
             if errno == ENODEV || errno == ENXIO || errno == ENOENT { throw .noSuchInterface(name) }
             throw .system(name, SystemError(call: "if_nametoindex"))
         }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(name, SystemError(call: "socket(AF_INET)")) }
-        defer { close(fd) }
+        let fd: Int32
+        do { fd = try SocketCalls.socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), call: "socket(AF_INET)") }
+        catch { throw .system(name, error) }
+        defer { FileCalls.close(fd) }
 
         func request(_ code: Int, _ what: String) throws(LookupError) -> ifreq {
             var r = ifreq()
             withUnsafeMutableBytes(of: &r.ifr_ifrn.ifrn_name) { dst in
                 for (i, b) in utf8.enumerated() { dst[i] = b }
             }
-            if ioctl(fd, UInt(code), &r) != 0 {
-                if errno == ENODEV { throw .noSuchInterface(name) }
-                throw .system(name, SystemError(call: "ioctl(\(what))"))
+            do throws(SystemError) { try FileCalls.ioctl(fd, UInt(code), &r, call: "ioctl(\(what))") } catch {
+                if error.errno == ENODEV { throw .noSuchInterface(name) }
+                throw .system(name, error)
             }
             return r
         }

@@ -131,15 +131,15 @@ public enum SocketAddress: Sendable, CustomStringConvertible, Equatable {
     }
 
     /// Calls `body` with a `sockaddr` view of this address.
-    public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
+    public func withSockAddr<R, E: Error>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R) throws(E) -> R {
         switch self {
         case .v4(var a):
-            return try withUnsafePointer(to: &a) {
-                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            return try withUnsafePointer(to: &a) { (p) throws(E) in
+                try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { (s) throws(E) in try body(s, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
         case .v6(var a):
-            return try withUnsafePointer(to: &a) {
-                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            return try withUnsafePointer(to: &a) { (p) throws(E) in
+                try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { (s) throws(E) in try body(s, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
             }
         }
     }

@@ -6,7 +6,8 @@ import Musl
 
 /// A failed system call: which call, and the errno it set (or returned, for
 /// io_uring which reports `-errno`). Every syscall in zcstream turns its failure
-/// into this type in exactly one place: `retryingOnInterrupt` or `SystemError(call:)`.
+/// into this type in one place: ``systemCall(_:stopRequested:_:)`` and the wrappers
+/// built on it (``FileCalls``, ``SocketCalls``, ``MemoryMap``), under one EINTR policy (``Interruption``).
 public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The call that failed, with context where useful, e.g. `connect(198.18.0.2:9000)`.
     public let call: String
@@ -29,6 +30,13 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
         "\(call): \(SystemError.describe(errno))"
     }
 
+    /// Runs `body` and answers 0, or the errno of the ``SystemError`` it threw: for callers
+    /// that record a failure's code rather than stop at it (output files, fsync).
+    @inline(__always)
+    public static func code(of body: () throws(SystemError) -> Void) -> Int32 {
+        do { try body(); return 0 } catch { return error.errno }
+    }
+
     /// `strerror`, and the symbolic name for the errors people see most.
     public static func describe(_ code: Int32) -> String {
         let text = String(cString: strerror(code))
@@ -46,17 +54,12 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
     ]
 }
 
-/// Runs a libc call that returns -1 and sets errno on failure, retrying on EINTR
-/// unless a stop was requested (then EINTR surfaces so the caller can wind down).
+/// Runs a libc call that returns -1 and sets errno on failure under the one EINTR
+/// policy (``Interruption``): retried on EINTR unless a stop was requested (then EINTR
+/// surfaces so the caller can wind down). The older name of ``systemCall(_:stopRequested:_:)``.
 @inline(__always)
 public func retryingOnInterrupt<T: BinaryInteger>(
     _ call: String, _ body: () -> T
 ) throws(SystemError) -> T {
-    while true {
-        let result = body()
-        if result != -1 { return result }
-        let code = Glibc.errno
-        if code == EINTR && !StopFlag.isSet { continue }
-        throw SystemError(call: call, errno: code)
-    }
+    try systemCall(call, body)
 }

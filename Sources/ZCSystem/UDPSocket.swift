@@ -14,37 +14,31 @@ public struct UDPSocket: ~Copyable {
     ///
     /// - Throws: ``SystemError`` from `socket(2)`.
     public init(family: Int32) throws(SystemError) {
-        let fd = try retryingOnInterrupt("socket") { socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try SocketCalls.socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
         self.fd = fd
         self.family = family
     }
 
-    deinit { close(fd) }
+    deinit { FileCalls.close(fd) }
 
     /// Fixes the peer: plain sends go to `address`, and only its datagrams are received.
     ///
     /// - Throws: ``SystemError`` from `connect(2)`, e.g. `ENETUNREACH`.
     public func connect(to address: SocketAddress) throws(SystemError) {
-        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
-        if rc != 0 { throw SystemError(call: "connect(\(address))") }
+        try address.withSockAddr { (a, n) throws(SystemError) in try SocketCalls.connect(fd, a, n, call: "connect(\(address))") }
     }
 
     /// Binds the local address; port 0 lets the kernel choose (see ``localAddress()``).
     ///
     /// - Throws: ``SystemError`` from `bind(2)`, e.g. `EADDRINUSE`.
     public func bind(to address: SocketAddress) throws(SystemError) {
-        let rc = address.withSockAddr { Glibc.bind(fd, $0, $1) }
-        if rc != 0 { throw SystemError(call: "bind(\(address))") }
+        try address.withSockAddr { (a, n) throws(SystemError) in try SocketCalls.bind(fd, a, n, call: "bind(\(address))") }
     }
 
     /// The locally bound address (after `bind` to port 0, the port the kernel chose).
     public func localAddress() throws(SystemError) -> SocketAddress {
         var storage = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        if rc != 0 { throw SystemError(call: "getsockname") }
+        try SocketCalls.localAddress(fd, into: &storage)
         return withUnsafeBytes(of: &storage) { SocketAddress(storage: $0.baseAddress!)! }
     }
 
@@ -57,10 +51,7 @@ public struct UDPSocket: ~Copyable {
     ///   - call: The option's name for the error message.
     /// - Throws: ``SystemError`` from `setsockopt(2)`.
     public func setOption(level: Int32, name: Int32, value: Int32, call: String) throws(SystemError) {
-        var v = value
-        if setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            throw SystemError(call: "setsockopt(\(call))")
-        }
+        try SocketCalls.setOption(fd, level: level, name: name, value: value, call: "setsockopt(\(call))")
     }
 
     /// Reads an `int`-valued socket option.
@@ -71,10 +62,7 @@ public struct UDPSocket: ~Copyable {
     ///   - call: The option's name for the error message.
     /// - Throws: ``SystemError`` from `getsockopt(2)`.
     public func getOption(level: Int32, name: Int32, call: String) throws(SystemError) -> Int32 {
-        var v: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        if getsockopt(fd, level, name, &v, &len) != 0 { throw SystemError(call: "getsockopt(\(call))") }
-        return v
+        try SocketCalls.option(fd, level: level, name: name, call: "getsockopt(\(call))")
     }
 
     /// Sets a socket buffer size: the *FORCE variant first (root may exceed
@@ -107,39 +95,42 @@ public struct UDPSocket: ~Copyable {
     /// - Throws: ``SystemError`` from `sendto(2)`, e.g. `EAGAIN`, `ECONNREFUSED`.
     public func send(_ bytes: [UInt8], to address: SocketAddress? = nil) throws(SystemError) {
         let fd = self.fd
-        let n = bytes.withUnsafeBytes { b in
-            address.map { a in a.withSockAddr { sendto(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, $1) } }
-                ?? Glibc.send(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT))
-        }
-        if n < 0 { throw SystemError(call: "sendto(\(address?.description ?? "peer"))") }
+        let call = { "sendto(\(address?.description ?? "peer"))" }
+        // (Array.withUnsafeBytes rethrows untyped: the typed error travels in a Result.)
+        let sent = try bytes.withUnsafeBytes { b in
+            Result { () throws(SystemError) -> Int? in
+                guard let address else { return try SocketCalls.send(fd, b, flags: Int32(MSG_DONTWAIT), call: call()) }
+                return try address.withSockAddr { (a, n) throws(SystemError) in
+                    try SocketCalls.send(fd, b, flags: Int32(MSG_DONTWAIT), to: a, length: n, call: call())
+                }
+            }
+        }.get()
+        // MSG_DONTWAIT: a full send buffer is EAGAIN, which this method reports as an error.
+        if sent == nil { throw SystemError(call: call(), errno: EAGAIN) }
     }
 
     /// Waits up to `timeoutNanoseconds` for one datagram and reads it into `buffer`: its
-    /// length and sender, or nil when the time passed (or a signal interrupted the wait).
+    /// length and sender, or nil when the time passed (or a stop was requested, see ``Interruption``).
     /// A datagram longer than `buffer` is cut (the length returned is what was kept).
     ///
     /// - Throws: ``SystemError`` from `poll(2)` or `recvfrom(2)`, e.g. `ECONNREFUSED` when an
     ///   ICMP port unreachable came back for a connected socket.
     public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutNanoseconds: UInt64) throws(SystemError) -> (length: Int, from: SocketAddress?)? {
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let ms = Int32(min(timeoutNanoseconds / 1_000_000, UInt64(Int32.max)))
-        let ready = poll(&p, 1, ms)
-        if ready < 0 {
-            if Glibc.errno == EINTR { return nil }
-            throw SystemError(call: "poll")
-        }
-        if ready == 0 { return nil }
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let n = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &len)
+        let n: Int?
+        do {
+            if try FileCalls.poll(fd, events: Int16(POLLIN), timeoutMilliseconds: ms) == 0 { return nil }
+            n = try withUnsafeMutablePointer(to: &storage) { (s) throws(SystemError) in
+                try s.withMemoryRebound(to: sockaddr.self, capacity: 1) { (a) throws(SystemError) in
+                    try SocketCalls.receive(fd, into: buffer, flags: Int32(MSG_DONTWAIT), from: a, length: &len)
+                }
             }
+        } catch where error.isStopInterruption {
+            return nil // a stop was requested: the caller winds down
         }
-        if n < 0 {
-            if Glibc.errno == EAGAIN || Glibc.errno == EINTR { return nil }
-            throw SystemError(call: "recvfrom")
-        }
+        guard let n else { return nil }
         return (n, withUnsafeBytes(of: &storage) { SocketAddress(storage: $0.baseAddress!) })
     }
 
