@@ -30,9 +30,7 @@ public struct BufferPool: ~Copyable {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let slotBytes = (requested + page - 1) / page * page
         let total = slotBytes * count
-        let mem = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
-        guard let mem, mem != MAP_FAILED else { throw SystemError(call: "mmap(\(total) bytes)") }
-        self.base = mem
+        self.base = try MemoryMap.anonymous(bytes: total, extraFlags: MAP_POPULATE, call: "mmap(\(total) bytes)")
         self.slotBytes = slotBytes
         self.count = count
         self.totalBytes = total
@@ -43,7 +41,7 @@ public struct BufferPool: ~Copyable {
     }
 
     deinit {
-        munmap(base, totalBytes)
+        MemoryMap.unmap(base, bytes: totalBytes)
         freeStack.deallocate()
     }
 

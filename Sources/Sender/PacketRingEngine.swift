@@ -169,9 +169,9 @@ final class PacketRingEngine: SendEngine {
         case .none:
             return
         case .untilSlotFree:
-            if submitted > 0 && !headAvailable { _ = zc_poll_out(socket.fd, 1) }
+            if submitted > 0 && !headAvailable { socket.waitForFrame(milliseconds: 1) }
         case .upTo(let ns):
-            if submitted > 0 && !headAvailable { _ = zc_poll_out(socket.fd, 1) }
+            if submitted > 0 && !headAvailable { socket.waitForFrame(milliseconds: 1) }
             else { MonotonicClock.sleep(nanoseconds: min(ns, 1_000_000)) }
         }
     }
@@ -186,7 +186,7 @@ final class PacketRingEngine: SendEngine {
                 report.framesInFlightAtExit = held
                 return
             }
-            _ = zc_poll_out(socket.fd, 1)
+            socket.waitForFrame(milliseconds: 1)
         }
     }
 
@@ -256,9 +256,13 @@ final class PacketRingEngine: SendEngine {
     /// to take frames for now (ENOBUFS/EAGAIN): they stay queued for the next kick.
     private func kick(stats: inout SenderStatistics) throws(SendEngineError) -> Bool {
         report.kicks &+= 1
-        let rc = zc_packet_kick(socket.fd)
-        if rc >= 0 { unkicked = 0; return false }
-        let e = errno
+        let e: Int32
+        do {
+            if try SocketCalls.kickPacketRing(socket.fd) != nil { unkicked = 0; return false }
+            e = EAGAIN
+        } catch {
+            e = error.errno
+        }
         lastKickError = e
         switch e {
         case ENOBUFS, EAGAIN, ENOMEM:
@@ -266,7 +270,7 @@ final class PacketRingEngine: SendEngine {
             stats.retries &+= 1
             return true
         case EINTR:
-            // Interrupted before the kernel took anything: the frames stay queued for the next kick.
+            // A stop interrupted the kick: the frames stay queued for the next one.
             return false
         case EMSGSIZE, EINVAL:
             // A frame the kernel could not send: it is marked WRONG_FORMAT, and

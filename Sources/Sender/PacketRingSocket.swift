@@ -42,47 +42,54 @@ struct PacketRingSocket: ~Copyable {
     /// the whole ring, PACKET_TX_RING, one MAP_POPULATE mapping, bound to the interface
     /// (protocol 0: send only).
     init(target: PacketRingTarget, geometry g: PacketRingGeometry, sendBufferBytes: Int32) throws(SystemError) {
-        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError(call: "socket(AF_PACKET, SOCK_RAW)") }
+        let fd = try SocketCalls.socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0,
+                                        call: "socket(AF_PACKET, SOCK_RAW)")
+        do throws(SystemError) {
+            (self.ring, self.sendBufferBytes) = try Self.setUp(fd, target: target, geometry: g, sendBufferBytes: sendBufferBytes)
+        } catch {
+            _ = FileCalls.close(fd)
+            throw error
+        }
+        self.fd = fd
+        self.ringBytes = g.ringBytes
+    }
+
+    private static func setUp(_ fd: Int32, target: PacketRingTarget, geometry g: PacketRingGeometry,
+                              sendBufferBytes: Int32) throws(SystemError) -> (UnsafeMutableRawPointer, Int32) {
         func option(_ name: Int32, _ value: Int32, _ what: String) throws(SystemError) {
-            var v = value
-            if setsockopt(fd, zc_sol_packet, name, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-                let e = SystemError(call: "setsockopt(\(what))"); close(fd); throw e
-            }
+            try SocketCalls.setOption(fd, level: zc_sol_packet, name: name, value: value, call: "setsockopt(\(what))")
         }
         try option(zc_packet_version, zc_tpacket_v2, "PACKET_VERSION TPACKET_V2")
         if target.qdiscBypass { try option(zc_packet_qdisc_bypass, 1, "PACKET_QDISC_BYPASS") }
         if target.usesVirtioNetHeader { try option(zc_packet_vnet_hdr, 1, "PACKET_VNET_HDR") }
         // Every frame in flight is charged to the socket (skb + frame bytes): make
         // the send buffer hold the whole ring so it never throttles the kicks.
+        // SO_SNDBUFFORCE passes the sysctl cap with CAP_NET_ADMIN; without it, SO_SNDBUF.
         let wanted = Int64(g.frames) * Int64(target.maxFrameLength + 1024)
-        var v = Int32(clamping: max(Int64(sendBufferBytes), min(wanted, Int64(Int32.max / 2))))
-        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, socklen_t(MemoryLayout<Int32>.size))
+        let size = Int32(clamping: max(Int64(sendBufferBytes), min(wanted, Int64(Int32.max / 2))))
+        do { try SocketCalls.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUFFORCE, value: size, call: "setsockopt(SO_SNDBUFFORCE)") }
+        catch { try? SocketCalls.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, value: size, call: "setsockopt(SO_SNDBUF)") }
+        let granted = (try? SocketCalls.option(fd, level: SOL_SOCKET, name: SO_SNDBUF, call: "getsockopt(SO_SNDBUF)")) ?? 0
+        _ = try systemCall("setsockopt(PACKET_TX_RING \(g.frames) frames of \(g.frameSize) B in \(g.blocks) blocks of \(g.blockSize) B)") {
+            zc_packet_set_tx_ring(fd, UInt32(g.blockSize), UInt32(g.blocks), UInt32(g.frameSize), UInt32(g.frames))
         }
-        var granted: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        _ = getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &granted, &len)
-        if zc_packet_set_tx_ring(fd, UInt32(g.blockSize), UInt32(g.blocks), UInt32(g.frameSize), UInt32(g.frames)) != 0 {
-            let e = SystemError(call: "setsockopt(PACKET_TX_RING \(g.frames) frames of \(g.frameSize) B in \(g.blocks) blocks of \(g.blockSize) B)")
-            close(fd); throw e
+        let ring = try MemoryMap.map(bytes: g.ringBytes, flags: MAP_SHARED | MAP_POPULATE, fd: fd, call: "mmap(TX ring, \(g.ringBytes) bytes)")
+        do {
+            _ = try systemCall("bind(AF_PACKET, \(target.interface.name))") { zc_packet_bind(fd, target.interface.index, 0) }
+        } catch {
+            MemoryMap.unmap(ring, bytes: g.ringBytes)
+            throw error
         }
-        let mem = mmap(nil, g.ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)
-        guard let mem, mem != MAP_FAILED else {
-            let e = SystemError(call: "mmap(TX ring, \(g.ringBytes) bytes)"); close(fd); throw e
-        }
-        if zc_packet_bind(fd, target.interface.index, 0) != 0 {
-            let e = SystemError(call: "bind(AF_PACKET, \(target.interface.name))")
-            munmap(mem, g.ringBytes); close(fd); throw e
-        }
-        self.fd = fd
-        self.ring = mem
-        self.ringBytes = g.ringBytes
-        self.sendBufferBytes = granted
+        return (ring, granted)
+    }
+
+    /// Waits up to `milliseconds` for the kernel to hand a frame back (POLLOUT).
+    func waitForFrame(milliseconds: Int32) {
+        _ = try? FileCalls.poll(fd, events: Int16(POLLOUT), timeoutMilliseconds: milliseconds, call: "poll(packet ring)")
     }
 
     deinit {
-        munmap(ring, ringBytes)
-        close(fd)
+        MemoryMap.unmap(ring, bytes: ringBytes)
+        _ = FileCalls.close(fd)
     }
 }

@@ -209,9 +209,10 @@ public struct PacketRingTarget: Sendable {
             }
         }
         // Privilege: the same socket the engine will open, closed at once.
-        let probe = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if probe < 0 {
-            let e = errno
+        do {
+            _ = FileCalls.close(try SocketCalls.socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+        } catch {
+            let e = error.errno
             if e == EPERM || e == EACCES {
                 throw PacketRingSetupError(kind: .noPermission,
                                            message: "--engine packet-ring needs CAP_NET_RAW (run as root): socket(AF_PACKET, SOCK_RAW): \(SystemError.describe(e))",
@@ -219,7 +220,6 @@ public struct PacketRingTarget: Sendable {
             }
             throw PacketRingSetupError(kind: .system, message: "socket(AF_PACKET, SOCK_RAW): \(SystemError.describe(e))", errno: e)
         }
-        close(probe)
         var addressing = FrameAddressing(sourceMAC: dev.mac, destinationMAC: destinationMAC, source: source,
                                          destination: destinationIP, sourcePort: o.sourcePort, destinationPort: destination.port,
                                          ttl: o.ttl ?? 64, vlan: o.vlan)

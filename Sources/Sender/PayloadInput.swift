@@ -66,18 +66,19 @@ public struct PayloadInput: Sendable {
         case .standardInput:
             return describe(fd: 0, owns: false)
         case .file(let path):
-            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw .cannotOpen(path, SystemError(call: "open")) }
-            var st = stat()
-            if fstat(fd, &st) != 0 { let e = SystemError(call: "fstat"); _ = Glibc.close(fd); throw .cannotOpen(path, e) }
-            if st.st_mode & S_IFMT == S_IFDIR { _ = Glibc.close(fd); throw .cannotOpen(path, SystemError(call: "open", errno: EISDIR)) }
+            let fd: Int32
+            do { fd = try FileCalls.open(path, O_RDONLY | O_CLOEXEC) } catch { throw .cannotOpen(path, error) }
+            let st: stat
+            do { st = try FileCalls.fstat(fd) } catch { _ = FileCalls.close(fd); throw .cannotOpen(path, error) }
+            if st.st_mode & S_IFMT == S_IFDIR { _ = FileCalls.close(fd); throw .cannotOpen(path, SystemError(call: "open", errno: EISDIR)) }
             return describe(fd: fd, owns: true)
         }
     }
 
     private static func describe(fd: Int32, owns: Bool) -> PayloadInput {
-        var st = stat()
-        let known = fstat(fd, &st) == 0
+        let status = try? FileCalls.fstat(fd)
+        let known = status != nil
+        let st = status ?? stat()
         let kind = st.st_mode & S_IFMT
         let regular = known && kind == S_IFREG
         var original: Int32?
@@ -93,6 +94,6 @@ public struct PayloadInput: Sendable {
     /// (standard input stays open).
     public func close() {
         if let originalFlags { _ = fcntl(fd, F_SETFL, originalFlags) }
-        if ownsDescriptor { _ = Glibc.close(fd) }
+        if ownsDescriptor { _ = FileCalls.close(fd) }
     }
 }

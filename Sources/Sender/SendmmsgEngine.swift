@@ -89,19 +89,23 @@ final class SendmmsgEngine: SendEngine {
         let count = queued
         queued = 0
         while first < count {
-            let rc = zc_sendmmsg(fd, messages + first, UInt32(count - first), 0)
-            if rc > 0 {
-                for i in first..<(first + Int(rc)) { account(i, stats: &stats) }
-                first += Int(rc)
-                continue
+            let code: Int32
+            do {
+                if let sent = try SocketCalls.sendMessages(fd, messages + first, count: count - first, flags: 0), sent > 0 {
+                    for i in first..<(first + sent) { account(i, stats: &stats) }
+                    first += sent
+                    continue
+                }
+                code = EAGAIN
+            } catch {
+                code = error.errno
             }
-            let code = errno
             switch code {
             case EINTR:
-                if StopFlag.isSet {
-                    for i in first..<count where !isEnd[i] { stats.datagramsFailed &+= UInt64(datagrams[i]) }
-                    return
-                }
+                // Only a stop gets here (the wrapper retries any other interruption):
+                // the rest of the batch is counted failed and the stream winds down.
+                for i in first..<count where !isEnd[i] { stats.datagramsFailed &+= UInt64(datagrams[i]) }
+                return
             case ENOBUFS, EAGAIN, ENOMEM:
                 stats.retries &+= 1
                 MonotonicClock.sleep(nanoseconds: 10_000)

@@ -32,35 +32,35 @@ struct SourceReader {
     /// ``DatagramWriter/noMoreForNow`` when the caller should send what it has, or
     /// `-errno` on a failure. The contract of ``DatagramWriter/fill(_:maxSegments:reading:)``.
     func read(into destination: UnsafeMutableRawPointer, count: Int, streamOffset: UInt64) -> Int {
-        if input.seekable {
+        let buffer = UnsafeMutableRawBufferPointer(start: destination, count: count)
+        // The wrappers retry EINTR unless a stop was requested; a stop's interruption
+        // means: send what is in hand (noMoreForNow), the driver winds down after it.
+        do {
+            if input.seekable {
+                return try FileCalls.pread(input.fd, into: buffer, offset: Int64(streamOffset), call: "pread(source)")
+            }
             while true {
-                let n = pread(input.fd, destination, count, off_t(streamOffset))
-                if n >= 0 { return n }
-                if errno != EINTR { return -Int(errno) }
+                if input.nonBlocking {
+                    // A pipe: read first (one syscall per read while bytes flow), wait only when empty.
+                    if let n = try nonBlockingSystemCall("read(source)", { Glibc.read(input.fd, destination, count) }) { return n }
+                }
+                // Once a stop is requested, take only what is already there.
+                let ready: Int16
+                do {
+                    ready = try FileCalls.poll(input.fd, events: Int16(POLLIN), timeoutMilliseconds: StopFlag.isSet ? 0 : flushMilliseconds,
+                                               call: "poll(source)")
+                } catch where error.isStopInterruption {
+                    continue  // the next poll takes only what is there
+                }
+                if ready == 0 { return DatagramWriter.noMoreForNow }
+                if input.nonBlocking { continue }
+                // A terminal or device: readable, hung up (end of input follows) or an error the read reports.
+                if let n = try nonBlockingSystemCall("read(source)", { Glibc.read(input.fd, destination, count) }) { return n }
             }
-        }
-        while true {
-            if input.nonBlocking {
-                // A pipe: read first (one syscall per read while bytes flow), wait only when empty.
-                let n = Glibc.read(input.fd, destination, count)
-                if n >= 0 { return n }
-                if errno == EINTR { continue }
-                if errno != EAGAIN { return -Int(errno) }
-            }
-            // Once a stop is requested, take only what is already there.
-            var descriptor = pollfd(fd: input.fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, StopFlag.isSet ? 0 : flushMilliseconds)
-            if ready == 0 { return DatagramWriter.noMoreForNow }
-            if ready < 0 {
-                if errno == EINTR { continue }  // the next poll sees the stop request, if any
-                return -Int(errno)
-            }
-            if input.nonBlocking { continue }
-            // A terminal or device: readable, hung up (end of input follows) or an error the read reports.
-            let n = Glibc.read(input.fd, destination, count)
-            if n >= 0 { return n }
-            if errno == EINTR || errno == EAGAIN { continue }
-            return -Int(errno)
+        } catch where error.isStopInterruption {
+            return DatagramWriter.noMoreForNow
+        } catch {
+            return -Int(error.errno)
         }
     }
 }
