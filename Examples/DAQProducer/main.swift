@@ -11,7 +11,7 @@
 // CAP_NET_RAW); the destination MAC comes from --dst-mac or the neighbour table.
 //
 //   daq-producer HOST:PORT [--seconds 5] [--sample-rate 10000000] [--block 704] [--copy]
-//                [--engine uring-zc|uring|packet-ring] [--interface IF] [--dst-mac MAC] [--pool SLOTS]
+//                [--engine uring-zc|uring|sendmmsg|packet-ring] [--interface IF] [--dst-mac MAC] [--pool SLOTS]
 //
 // The receiving side (zc-recv, or the validated-sink example) checks every
 // datagram's sequence number and checksum.
@@ -32,6 +32,7 @@ struct Options {
     var interface: String?
     var destinationMAC: MACAddress?
     var badMAC = false
+    var badEngine = false
     var poolSlots = 256               // registered slots, or TX ring frames
 }
 
@@ -45,7 +46,9 @@ func parse() -> Options? {
         case "--block": o.samplesPerDatagram = Int(args.popFirst() ?? "") ?? -1
         case "--copy": o.copy = true
         case "--json": o.json = true
-        case "--engine": o.engine = SendEngineKind(rawValue: args.popFirst() ?? "") ?? .sendmmsg  // refused below
+        case "--engine":
+            o.engine = SendEngineKind(rawValue: args.popFirst() ?? "") ?? .auto
+            o.badEngine = o.engine == .auto
         case "--interface": o.interface = args.popFirst()
         case "--pool": o.poolSlots = Int(args.popFirst() ?? "") ?? -1
         case "--dst-mac":
@@ -56,7 +59,7 @@ func parse() -> Options? {
         }
     }
     guard !o.destination.isEmpty, o.seconds > 0, o.sampleRate >= 0,
-          (1...32_000).contains(o.samplesPerDatagram), o.engine != .sendmmsg, !o.badMAC, (2...65536).contains(o.poolSlots),
+          (1...32_000).contains(o.samplesPerDatagram), !o.badEngine, !o.badMAC, (2...65536).contains(o.poolSlots),
           (o.engine == .packetRing) == (o.interface != nil) else { return nil }
     return o
 }
@@ -84,7 +87,7 @@ struct SimulatedADC {
 
 guard let options = parse() else {
     print("usage: daq-producer HOST:PORT [--seconds S] [--sample-rate SPS (0: max)] [--block SAMPLES] [--copy] [--json]\n"
-          + "                    [--engine uring-zc|uring|packet-ring] [--interface IF (packet-ring)] [--dst-mac MAC] [--pool SLOTS]")
+          + "                    [--engine uring-zc|uring|sendmmsg|packet-ring] [--interface IF (packet-ring)] [--dst-mac MAC] [--pool SLOTS]")
     exit(64)
 }
 

@@ -88,7 +88,7 @@ public final class OutboundStream {
             }
         case .packetRing:
             guard let options = c.packetRing else {
-                throw .packetRingSetup(PacketRingSetupError(kind: .badInput, message: "engine packet-ring needs configuration.packetRing (the interface)",
+                throw .packetRingSetup(PacketRingSetupError(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}",
                                                             errno: EINVAL))
             }
             let target: PacketRingTarget
@@ -180,7 +180,10 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
     override var slotsInFlight: Int { driver.engine.inFlight }
     override var sequence: UInt64 { driver.writer.nextSequence }
 
+    // The vtable entry is generic; these make it jump to code specialised for each engine.
     @_specialize(where Engine == UringSendEngine)
+    @_specialize(where Engine == SendmmsgEngine)
+    @_specialize(where Engine == PacketRingEngine)
     override func send(_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) {
         guard !finished else { throw .finished }
         let datagram: UnsafeMutableRawPointer?

@@ -59,27 +59,47 @@ public enum PacketRingTransfer: String, CaseIterable, Equatable, Sendable {
     case copy
 }
 
-/// Why a packet-ring run cannot start: the user's input, or missing privilege.
-public struct PacketRingSetupError: Error, CustomStringConvertible, Equatable {
+/// Why a packet-ring run cannot start: the configuration, missing privilege, the
+/// kernel, or the path. Described in the library's terms: configuration properties
+/// by their Swift names (`datagramSize`, `packetRing.sourceIP`); a program names its
+/// own flags through ``describe(naming:)``.
+public struct PacketRingSetupError: ConfigurationError, Equatable, Sendable {
     public enum Kind: Sendable, Equatable {
-        /// The command line (interface, addresses, sizes): exit 64.
+        /// The configuration (interface, addresses, sizes): a CLI's usage error.
         case badInput
-        /// Not allowed to open AF_PACKET sockets (needs CAP_NET_RAW): exit 77.
+        /// Not allowed to open AF_PACKET sockets (needs CAP_NET_RAW).
         case noPermission
         /// The kernel refused something else.
         case system
         /// No route to the destination, or its next hop did not answer ARP/NDP in
-        /// time: nothing was sent (exit 2).
+        /// time: nothing was sent.
         case unreachable
     }
     public var kind: Kind
-    public var message: String
+    /// The message with each configuration property it names written `{property}`.
+    public var template: String
     public var errno: Int32
 
-    public var description: String { message }
+    /// `message` names properties as `{property}` (e.g. `{datagramSize}`), filled in by ``describe(naming:)``.
+    public init(kind: Kind, message: String, errno: Int32) {
+        self.kind = kind
+        self.template = message
+        self.errno = errno
+    }
 
-    /// As a `SystemError`, for the engine's typed throws.
-    public var systemError: SystemError { SystemError(call: message, errno: errno) }
+    /// The message in the library's terms.
+    public var message: String { describe { $0 } }
+
+    public func describe(naming name: (String) -> String) -> String {
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            out += rest[..<open]
+            out += name(String(rest[rest.index(after: open)..<close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
 }
 
 /// Everything resolved before the first frame: interface, both ends' addresses,
@@ -131,10 +151,10 @@ public struct PacketRingTarget: Sendable {
             throw bad("interface '\(dev.name)' is down: bring it up with `ip link set \(dev.name) up`", ENETDOWN)
         }
         if case .v6(let sin6) = destination, sin6.sin6_scope_id != 0, Int32(bitPattern: sin6.sin6_scope_id) != dev.index {
-            throw bad("\(destination.host) is scoped to another interface than --interface \(dev.name)", EINVAL)
+            throw bad("\(destination.host) is scoped to another interface than {packetRing.interface} \(dev.name)", EINVAL)
         }
         if case .v6 = destinationIP, o.sourceIP != nil {
-            throw bad("--src takes an IPv4 address; for IPv6 the source is the route's preferred source", EINVAL)
+            throw bad("{packetRing.sourceIP} takes an IPv4 address; for IPv6 the source is the route's preferred source", EINVAL)
         }
         let ipv6: Bool = { if case .v6 = destinationIP { return true } else { return false } }()
         let headerLength = FrameBuilder.headerLength(ipv6: ipv6, vlan: o.vlan != nil)
@@ -143,8 +163,8 @@ public struct PacketRingTarget: Sendable {
         let linkBytes = FrameBuilder.ethernetHeaderSize + (o.vlan != nil ? FrameBuilder.vlanTagSize : 0)
         guard frameLength <= dev.mtu + linkBytes else {
             let ipUDP = headerLength - linkBytes
-            throw bad("--size \(datagramSize) makes \(frameLength)-byte frames, more than '\(dev.name)' carries (MTU \(dev.mtu) + \(linkBytes)): "
-                      + "use --size \(dev.mtu - ipUDP) or less, or raise the MTU (`ip link set \(dev.name) mtu \(datagramSize + ipUDP)`)", EMSGSIZE)
+            throw bad("{datagramSize} \(datagramSize) makes \(frameLength)-byte frames, more than '\(dev.name)' carries (MTU \(dev.mtu) + \(linkBytes)): "
+                      + "use {datagramSize} \(dev.mtu - ipUDP) or less, or raise the MTU (`ip link set \(dev.name) mtu \(datagramSize + ipUDP)`)", EMSGSIZE)
         }
 
         // The route, as the kernel's own UDP would take it from this interface.
@@ -166,7 +186,7 @@ public struct PacketRingTarget: Sendable {
             source = .v4(primary)
         } else {
             throw bad("interface '\(dev.name)' has no \(ipv6 ? "IPv6" : "IPv4") source address for \(destinationIP)"
-                      + (ipv6 ? " (`ip -6 addr add IP/LEN dev \(dev.name)`)" : ": pass --src IP (or `ip addr add IP/LEN dev \(dev.name)`)"), EADDRNOTAVAIL)
+                      + (ipv6 ? " (`ip -6 addr add IP/LEN dev \(dev.name)`)" : ": pass {packetRing.sourceIP} IP (or `ip addr add IP/LEN dev \(dev.name)`)"), EADDRNOTAVAIL)
         }
         let hop = route.nextHop(for: destinationIP)
         let hopText = route.gateway != nil ? "\(hop) (gateway for \(destinationIP))" : "\(hop) (on-link)"
@@ -205,7 +225,7 @@ public struct PacketRingTarget: Sendable {
                 let what = state.map { $0 & 0x20 != 0 ? "FAILED" : $0 & 0x01 != 0 ? "INCOMPLETE" : "state \($0)" } ?? "no entry"
                 throw unreachable("next hop \(hopText) did not answer \(hop.resolutionProtocol) on '\(dev.name)' within "
                                   + "\(o.resolveTimeoutNanoseconds / 1_000_000) ms (\(what)): nothing sent; check the address and the link, "
-                                  + "or pass --dst-mac MAC", EHOSTUNREACH)
+                                  + "or pass {packetRing.destinationMAC} MAC", EHOSTUNREACH)
             }
         }
         // Privilege: the same socket the engine will open, closed at once.
@@ -215,7 +235,7 @@ public struct PacketRingTarget: Sendable {
             let e = error.errno
             if e == EPERM || e == EACCES {
                 throw PacketRingSetupError(kind: .noPermission,
-                                           message: "--engine packet-ring needs CAP_NET_RAW (run as root): socket(AF_PACKET, SOCK_RAW): \(SystemError.describe(e))",
+                                           message: "{engine} packet-ring needs CAP_NET_RAW (run as root): socket(AF_PACKET, SOCK_RAW): \(SystemError.describe(e))",
                                            errno: e)
             }
             throw PacketRingSetupError(kind: .system, message: "socket(AF_PACKET, SOCK_RAW): \(SystemError.describe(e))", errno: e)

@@ -57,7 +57,7 @@ public enum SenderError: ConfigurationError {
         switch self {
         case .system(let e): return e.description
         case .engine(let e): return e.description
-        case .packetRingSetup(let e): return e.message
+        case .packetRingSetup(let e): return e.describe(naming: name)
         case .source(let e): return e.describe(naming: name)
         case .pathMTU(let mtu, let size, let headers):
             return "\(name("datagramSize")) \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes "
@@ -150,7 +150,7 @@ public enum StreamSender {
             if c.engine == .packetRing {
                 // packet-ring writes its own frames: a UDP socket only takes the REPORT back.
                 guard let options = c.packetRing else {
-                    throw SenderError.packetRingSetup(.init(kind: .badInput, message: "engine packet-ring needs configuration.packetRing (the interface)", errno: EINVAL))
+                    throw SenderError.packetRingSetup(.init(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}", errno: EINVAL))
                 }
                 let target: PacketRingTarget
                 do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }

@@ -343,7 +343,9 @@ struct ZCSend: ParsableCommand {
 
     /// The flag that sets a SenderConfiguration property, for the library's messages.
     static func flag(_ property: String) -> String {
-        let flags = ["datagramSize": "--size", "gso": "--gso", "poolSlots": "--pool", "ringDepth": "--depth", "source": "--source"]
+        let flags = ["datagramSize": "--size", "gso": "--gso", "poolSlots": "--pool", "ringDepth": "--depth", "source": "--source",
+                     "engine": "--engine", "packetRing.interface": "--interface", "packetRing.sourceIP": "--src",
+                     "packetRing.destinationMAC": "--dst-mac"]
         return flags[property] ?? property
     }
 
@@ -360,7 +362,7 @@ struct ZCSend: ParsableCommand {
                     configurations[i].packetRing?.destinationMACSource = target.destinationMACSource
                 }
             } catch {
-                Output.standardError("zc-send: \(error)")
+                Output.standardError("zc-send: \(error.describe(naming: Self.flag))")
                 switch error.kind {
                 case .badInput: throw ExitCode(ExitStatus.usage)
                 case .noPermission: throw ExitCode(ExitStatus.noPermission)

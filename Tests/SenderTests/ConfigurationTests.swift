@@ -66,4 +66,23 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(mtu.description.hasPrefix("datagramSize 1472 is out of range with GSO on this path"), mtu.description)
         XCTAssertFalse(mtu.description.contains("--"), mtu.description)
     }
+
+    /// packet-ring set-up errors too: properties in the library, flags through the CLI's map.
+    func testPacketRingSetupErrorsSpeakLibraryTerms() throws {
+        let e = PacketRingSetupError(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}", errno: EINVAL)
+        XCTAssertEqual(e.description, "engine packet-ring needs packetRing.interface")
+        let flags = ["engine": "--engine", "packetRing.interface": "--interface"]
+        XCTAssertEqual(e.describe { flags[$0] ?? $0 }, "--engine packet-ring needs --interface")
+        // A real one, from resolving: an interface that does not exist names no flag.
+        let dst = try SocketAddress.parse("198.18.0.2:9000")
+        XCTAssertThrowsError(try PacketRingTarget.resolve(PacketRingOptions(interface: "zcnone0"), destination: dst, datagramSize: 1472)) {
+            let error = $0 as! PacketRingSetupError
+            XCTAssertEqual(error.kind, .badInput)
+            XCTAssertFalse(error.description.contains("--"), error.description)
+        }
+        // Through SenderError as the CLI prints it.
+        let viaSender = SenderError.packetRingSetup(e)
+        XCTAssertEqual(viaSender.describe { flags[$0] ?? $0 }, "--engine packet-ring needs --interface")
+        XCTAssertTrue(viaSender.isUsageError)
+    }
 }
