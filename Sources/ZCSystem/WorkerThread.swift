@@ -27,8 +27,13 @@ public final class WorkerThread: @unchecked Sendable {
         }
     }
 
-    /// Waits for the thread to finish.
+    private var joined = false
+
+    /// Waits for the thread to finish. Joining again returns at once (a pthread may be
+    /// joined only once).
     public func join() {
+        guard !joined else { return }
+        joined = true
         pthread_join(thread, nil)
     }
 

@@ -135,7 +135,6 @@ final class SystemTests: XCTestCase {
             var byte: UInt8 = 0x5A
             _ = write(writeEnd, &byte, 1)
         }
-        defer { helper.join() }
         var buffer = [UInt8](repeating: 0, count: 8)
         let result = buffer.withUnsafeMutableBytes { read(fds[0], $0) }
         helper.join()
