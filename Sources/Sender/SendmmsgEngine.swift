@@ -50,6 +50,8 @@ final class SendmmsgEngine: SendEngine {
     var inFlight: Int { queued + lent }
     /// Without GSO a slot is one datagram: a pushed stream batches them; with GSO each goes at once.
     var pushBatch: Int { segmentsPerSlot > 1 ? 1 : Self.batch }
+    /// 32 messages a call: see ``SendEngineTuning/socketSlotsPerTurn``.
+    var slotsPerTurn: Int { SendEngineTuning.socketSlotsPerTurn }
 
     /// The next message of the batch.
     @inline(__always)

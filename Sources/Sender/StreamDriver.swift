@@ -141,7 +141,11 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     @inline(__always)
     private mutating func produce(reader: SourceReader?, readFD: Int32?) throws(SendEngineError) -> (paceWait: UInt64, producing: Bool) {
         let segments = engine.segmentsPerSlot
+        let turnLimit = engine.slotsPerTurn
+        var slots = 0
         while true {
+            if slots >= turnLimit { return (0, true) }
+            slots += 1
             if pacer != nil {
                 let d = pacer!.delay(now: MonotonicClock.nanoseconds())
                 if d > 0 { return (d, true) }

@@ -72,6 +72,8 @@ final class UringSendEngine: SendEngine {
     var queued: Int { Int(ring.pendingSubmissions) }
     /// Each slot is a whole GSO send: it goes at once.
     var pushBatch: Int { 1 }
+    /// See ``SendEngineTuning/socketSlotsPerTurn``.
+    var slotsPerTurn: Int { SendEngineTuning.socketSlotsPerTurn }
 
     /// Sends the kernel refused for lack of memory go again first, in order.
     @inline(__always)
