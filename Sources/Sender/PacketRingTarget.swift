@@ -29,6 +29,10 @@ public struct PacketRingOptions: Equatable, Sendable {
     public var vlan: VLANTag?
     /// The frames' IPv4 TOS / IPv6 traffic class (`--tos`, `--dscp`); nil: 0.
     public var trafficClass: UInt8?
+    /// A target resolved before for these options (zc-send resolves once to check the
+    /// interface, addresses and privilege before any stream starts): used as it is, with
+    /// this stream's ``sourcePort``, instead of resolving again per stream.
+    public var resolvedTarget: PacketRingTarget?
     /// How long to wait for the kernel to resolve the next hop's MAC.
     public var resolveTimeoutNanoseconds: UInt64 = 1_000_000_000
 
@@ -104,7 +108,7 @@ public struct PacketRingSetupError: ConfigurationError, Equatable, Sendable {
 
 /// Everything resolved before the first frame: interface, both ends' addresses,
 /// frame sizes. Resolving sends nothing.
-public struct PacketRingTarget: Sendable {
+public struct PacketRingTarget: Sendable, Equatable {
     public var interface: NetworkInterface
     public var addressing: FrameAddressing
     /// "--dst-mac", "multicast group", "neighbour table", or "resolved by ARP/NDP in N ms".

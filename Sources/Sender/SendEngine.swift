@@ -128,6 +128,9 @@ public enum SendEngineError: Error, Equatable, CustomStringConvertible, Sendable
     /// The packet ring's interface rejected a frame (longer than its MTU allows
     /// now): the stream can only be finished.
     case frameRejected(interface: String)
+    /// The io_uring submission queue was still full right after the kernel consumed it
+    /// (a bug: the engine checks for room before it lends a slot).
+    case submissionQueueFull
 
     /// The errno a failed datagram is counted under.
     public var errno: Int32 {
@@ -136,6 +139,7 @@ public enum SendEngineError: Error, Equatable, CustomStringConvertible, Sendable
         case .drainTimeout: return ETIMEDOUT
         case .sourceChanged: return EIO
         case .frameRejected: return EMSGSIZE
+        case .submissionQueueFull: return EBUSY
         }
     }
 
@@ -146,6 +150,8 @@ public enum SendEngineError: Error, Equatable, CustomStringConvertible, Sendable
             return "drain: the kernel still held \(owed) slots after \(seconds) s (completions or zero-copy notifications never came)"
         case .sourceChanged(let read, let expected):
             return "read(source): short read (\(read) of \(expected) bytes): the file changed while it was being sent"
+        case .submissionQueueFull:
+            return "io_uring: the submission queue was still full right after submitting"
         case .frameRejected(let interface):
             return "packet ring: '\(interface)' rejected a frame (TP_STATUS_WRONG_FORMAT: longer than the MTU allows now?); the stream can only be finished"
         }

@@ -152,9 +152,14 @@ public enum StreamSender {
                 guard let options = c.packetRing else {
                     throw SenderError.packetRingSetup(.init(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}", errno: EINVAL))
                 }
-                let target: PacketRingTarget
-                do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }
-                catch { throw SenderError.packetRingSetup(error) }
+                var target: PacketRingTarget
+                if let resolved = options.resolvedTarget {
+                    target = resolved
+                    target.addressing.sourcePort = options.sourcePort
+                } else {
+                    do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }
+                    catch { throw SenderError.packetRingSetup(error) }
+                }
                 let engine = try PacketRingEngine(configuration: c, target: target)
                 guard awaitReport else { return try drive(engine, sendBufferBytes: engine.sendBufferBytes) }
                 // The frames carry this source port: the REPORT comes back to it, and only a

@@ -138,7 +138,7 @@ final class UringSendEngine: SendEngine {
             sqe = ring.nextSubmission()
         }
         // The kernel consumed the queue at the submit above: an entry must be free now.
-        guard let sqe else { throw .system(SystemError(call: "io_uring_get_sqe (submission queue still full after submitting)", errno: EBUSY)) }
+        guard let sqe else { throw .submissionQueueFull }
         let address = pool.address(of: slot)
         let length = Int(slots[slot].length)
         let userData = UringUserData.encode(.send, slot: slot)

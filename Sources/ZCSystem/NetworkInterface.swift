@@ -86,7 +86,7 @@ public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertibl
 
 /// What the kernel says about one network interface: index, link-layer address,
 /// MTU, flags and IPv4 addresses. Read once, at start; nothing here is live.
-public struct NetworkInterface: Sendable {
+public struct NetworkInterface: Sendable, Equatable {
     /// The interface name, e.g. `eth0` or `veth1`.
     public let name: String
     /// The kernel's interface index (`if_nametoindex`), as `sockaddr_ll.sll_ifindex` wants it.
@@ -103,6 +103,12 @@ public struct NetworkInterface: Sendable {
     public let ipv4: [(address: IPv4Address, prefixLength: Int)]
     /// No hardware behind it (veth, bridge, dummy...): /sys/class/net/NAME/device is absent.
     public let isVirtual: Bool
+
+    public static func == (a: NetworkInterface, b: NetworkInterface) -> Bool {
+        a.name == b.name && a.index == b.index && a.hardwareType == b.hardwareType && a.mac == b.mac && a.mtu == b.mtu
+            && a.flags == b.flags && a.isVirtual == b.isVirtual
+            && a.ipv4.elementsEqual(b.ipv4) { $0.address == $1.address && $0.prefixLength == $1.prefixLength }
+    }
 
     /// Administratively up (`IFF_UP`).
     public var isUp: Bool { flags & Int32(IFF_UP) != 0 }

@@ -357,10 +357,8 @@ struct ZCSend: ParsableCommand {
             do {
                 let target = try PacketRingTarget.resolve(ring, destination: configurations[0].destination,
                                                           datagramSize: configurations[0].datagramSize, gso: configurations[0].gso)
-                for i in configurations.indices where configurations[i].packetRing?.destinationMAC == nil {
-                    configurations[i].packetRing?.destinationMAC = target.addressing.destinationMAC
-                    configurations[i].packetRing?.destinationMACSource = target.destinationMACSource
-                }
+                // Every stream uses this resolution (with its own source port): no second lookup.
+                for i in configurations.indices { configurations[i].packetRing?.resolvedTarget = target }
             } catch {
                 Output.standardError("zc-send: \(error.describe(naming: Self.flag))")
                 switch error.kind {
