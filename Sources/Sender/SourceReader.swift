@@ -33,6 +33,10 @@ struct SourceReader {
     /// `-errno` on a failure. The contract of ``DatagramWriter/fill(_:maxSegments:reading:)``.
     func read(into destination: UnsafeMutableRawPointer, count: Int, streamOffset: UInt64) -> Int {
         let buffer = UnsafeMutableRawBufferPointer(start: destination, count: count)
+        /// One read of what is there now; nil when a non-blocking pipe is empty.
+        func readAvailable() throws(SystemError) -> Int? {
+            try nonBlockingSystemCall("read(source)") { Glibc.read(input.fd, destination, count) }
+        }
         // The wrappers retry EINTR unless a stop was requested; a stop's interruption
         // means: send what is in hand (noMoreForNow), the driver winds down after it.
         do {
@@ -42,7 +46,7 @@ struct SourceReader {
             while true {
                 if input.nonBlocking {
                     // A pipe: read first (one syscall per read while bytes flow), wait only when empty.
-                    if let n = try nonBlockingSystemCall("read(source)", { Glibc.read(input.fd, destination, count) }) { return n }
+                    if let n = try readAvailable() { return n }
                 }
                 // Once a stop is requested, take only what is already there.
                 let ready: Int16
@@ -55,7 +59,7 @@ struct SourceReader {
                 if ready == 0 { return DatagramWriter.noMoreForNow }
                 if input.nonBlocking { continue }
                 // A terminal or device: readable, hung up (end of input follows) or an error the read reports.
-                if let n = try nonBlockingSystemCall("read(source)", { Glibc.read(input.fd, destination, count) }) { return n }
+                if let n = try readAvailable() { return n }
             }
         } catch where error.isStopInterruption {
             return DatagramWriter.noMoreForNow

@@ -339,21 +339,24 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// for any the engine lost), then the drain.
     package mutating func finish() throws(SendEngineError) {
         try flush()
-        var first = true
+        endsRemaining += engine.takeLostEnds()
         while true {
-            endsRemaining += engine.takeLostEnds()
-            if endsRemaining == 0 { break }
-            if !first { MonotonicClock.sleep(nanoseconds: Self.endGapNanoseconds) }
-            first = false
-            guard let slot = try acquire(wait: true) else { break }
-            try sendEnd(in: slot)
-            try engine.service(.none, stats: &stats)
-            if endsRemaining == 0 {
-                // A rejected ring shows itself once its frames are accounted: drain, then look again.
-                try drain()
+            var gap = false
+            while endsRemaining > 0 {
+                if gap { MonotonicClock.sleep(nanoseconds: Self.endGapNanoseconds) }
+                gap = true
+                // nil: a stop was requested while every slot was held; drain what went.
+                guard let slot = try acquire(wait: true) else { return try drain() }
+                try sendEnd(in: slot)
+                try engine.service(.none, stats: &stats)
             }
+            // A rejected ring shows itself once its frames are accounted: drain, then
+            // send again any END it took down.
+            try drain()
+            let lost = engine.takeLostEnds()
+            if lost == 0 { return }
+            endsRemaining += lost
         }
-        try drain()
     }
 
     /// Waits until the engine holds nothing (every completion and notification in),

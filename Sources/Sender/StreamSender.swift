@@ -65,6 +65,11 @@ public enum SenderError: ConfigurationError {
         }
     }
 
+    /// A failed system call stays ``system(_:)``; the rest are ``engine(_:)``.
+    init(_ error: SendEngineError) {
+        if case .system(let e) = error { self = .system(e) } else { self = .engine(error) }
+    }
+
     /// True when the error is the user's configuration, not the system.
     public var isUsageError: Bool {
         switch self {
@@ -188,8 +193,7 @@ public enum StreamSender {
         } catch let error as SystemError {
             throw .system(error)
         } catch let error as SendEngineError {
-            if case .system(let e) = error { throw .system(e) }
-            throw .engine(error)
+            throw SenderError(error)
         } catch {
             fatalError("unexpected error \(error)")
         }

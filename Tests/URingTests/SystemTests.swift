@@ -116,28 +116,39 @@ final class SystemTests: XCTestCase {
     /// Blocks in `read` on an empty pipe while another thread sends SIGUSR1 to this thread
     /// after 100 ms and writes one byte after 250 ms. Returns what `read` returned.
     private func readInterrupted(_ read: (Int32, UnsafeMutableRawBufferPointer) -> Result<Int, SystemError>) throws -> (Result<Int, SystemError>, signals: Int32) {
+        try withEmptyPipeAndCountedUSR1 { fds in
+            let reader = pthread_self(), writeEnd = fds[1]
+            let helper = try WorkerThread {
+                usleep(100_000)
+                pthread_kill(reader, SIGUSR1)
+                usleep(150_000)
+                var byte: UInt8 = 0x5A
+                _ = write(writeEnd, &byte, 1)
+            }
+            var buffer = [UInt8](repeating: 0, count: 8)
+            let result = buffer.withUnsafeMutableBytes { read(fds[0], $0) }
+            helper.join()
+            return result
+        }
+    }
+
+    /// Runs `body` with an empty pipe (read end, write end) and a SIGUSR1 handler
+    /// installed without SA_RESTART (so a blocked call returns EINTR) that counts the
+    /// signals; restores the old handler and closes the pipe after. Returns what `body`
+    /// returned and how many SIGUSR1s arrived meanwhile.
+    private func withEmptyPipeAndCountedUSR1<T>(_ body: ([Int32]) throws -> T) throws -> (T, signals: Int32) {
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in usr1Count &+= 1 }
         sigemptyset(&action.sa_mask)
-        action.sa_flags = 0 // no SA_RESTART: the blocked read returns EINTR
+        action.sa_flags = 0 // no SA_RESTART
         var old = sigaction()
         XCTAssertEqual(sigaction(SIGUSR1, &action, &old), 0)
         defer { sigaction(SIGUSR1, &old, nil) }
         let before = usr1Count
-        let reader = pthread_self(), writeEnd = fds[1]
-        let helper = try WorkerThread {
-            usleep(100_000)
-            pthread_kill(reader, SIGUSR1)
-            usleep(150_000)
-            var byte: UInt8 = 0x5A
-            _ = write(writeEnd, &byte, 1)
-        }
-        var buffer = [UInt8](repeating: 0, count: 8)
-        let result = buffer.withUnsafeMutableBytes { read(fds[0], $0) }
-        helper.join()
+        let result = try body(fds)
         return (result, usr1Count - before)
     }
 
@@ -176,24 +187,16 @@ final class SystemTests: XCTestCase {
     }
 
     func testInterruptedPollWaitsOutItsTimeout() throws {
-        var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        defer { close(fds[0]); close(fds[1]) }
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in usr1Count &+= 1 }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0
-        var old = sigaction()
-        XCTAssertEqual(sigaction(SIGUSR1, &action, &old), 0)
-        defer { sigaction(SIGUSR1, &old, nil) }
-        let before = usr1Count
-        let reader = pthread_self()
-        let helper = try WorkerThread { usleep(50_000); pthread_kill(reader, SIGUSR1) }
-        let start = MonotonicClock.nanoseconds()
-        let events = try FileCalls.poll(fds[0], events: Int16(POLLIN), timeoutMilliseconds: 300)
-        let elapsed = MonotonicClock.nanoseconds() - start
-        helper.join()
-        XCTAssertEqual(usr1Count - before, 1)
+        let ((events, elapsed), signals) = try withEmptyPipeAndCountedUSR1 { fds in
+            let reader = pthread_self()
+            let helper = try WorkerThread { usleep(50_000); pthread_kill(reader, SIGUSR1) }
+            let start = MonotonicClock.nanoseconds()
+            let events = try FileCalls.poll(fds[0], events: Int16(POLLIN), timeoutMilliseconds: 300)
+            let elapsed = MonotonicClock.nanoseconds() - start
+            helper.join()
+            return (events, elapsed)
+        }
+        XCTAssertEqual(signals, 1)
         XCTAssertEqual(events, 0, "nothing was written: nothing ready")
         // Retried with what was left: neither cut short at the signal nor restarted in full.
         XCTAssertGreaterThanOrEqual(elapsed, 290_000_000)
