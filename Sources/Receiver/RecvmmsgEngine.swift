@@ -2,16 +2,28 @@
 import Glibc
 #endif
 import CLinux
+import StreamProtocol
 import ZCSystem
 
-/// Batched receive: one `recvmmsg` fills up to `batch` buffers of 64 KiB. With
+/// Batched receive: one `recvmmsg` fills up to ``messagesPerCall`` buffers of 64 KiB. With
 /// UDP GRO a buffer holds several datagrams of one flow back to back; the
 /// UDP_GRO control message gives their size and the buffer is split here.
 final class RecvmmsgEngine {
-    static let batch = 64
     static let bufferBytes = 65_536
+    /// Buffers start this far into a cache line so the payload behind a 48-byte header
+    /// starts on one: with full-size datagrams a multiple of 64 bytes long (1472), every
+    /// payload of a coalesced buffer is line-aligned, and the fused check's 64-byte loads
+    /// never straddle two lines.
+    static let leadBytes = (64 - DatagramHeader.size % 64) % 64
+    /// Distance between buffers: whole lines, so every buffer has the same lead.
+    static let bufferStride = (bufferBytes + leadBytes + 63) / 64 * 64
     static let controlBytes = 64
     static let nameBytes = MemoryLayout<sockaddr_in6>.size
+    /// Buffers one call may fill. The kernel copies into them and validation reads them
+    /// right after, so what one call fills should stay in L2: with GRO each buffer may take
+    /// 64 KiB (8 of them: 512 KiB; 64 were 4 MiB, and a receiver behind the sender got 64
+    /// full ones per call and checked lines long evicted); without it each holds one datagram.
+    let messagesPerCall: Int
 
     private let buffers: UnsafeMutableRawPointer
     private let controls: UnsafeMutableRawPointer
@@ -19,19 +31,25 @@ final class RecvmmsgEngine {
     private let messages: UnsafeMutablePointer<zc_mmsghdr>
     private let iovecs: UnsafeMutablePointer<iovec>
 
-    init() {
-        buffers = .allocate(byteCount: Self.batch * Self.bufferBytes, alignment: 4096)
-        controls = .allocate(byteCount: Self.batch * Self.controlBytes, alignment: 8)
-        names = .allocate(byteCount: Self.batch * Self.nameBytes, alignment: 8)
-        messages = .allocate(capacity: Self.batch)
-        iovecs = .allocate(capacity: Self.batch)
-        for i in 0..<Self.batch {
-            iovecs[i] = iovec(iov_base: buffers + i * Self.bufferBytes, iov_len: Self.bufferBytes)
+    /// `coalescing`: UDP_GRO is on for the socket.
+    init(coalescing: Bool) {
+        messagesPerCall = coalescing ? 8 : 64
+        buffers = .allocate(byteCount: messagesPerCall * Self.bufferStride, alignment: 4096)
+        controls = .allocate(byteCount: messagesPerCall * Self.controlBytes, alignment: 8)
+        names = .allocate(byteCount: messagesPerCall * Self.nameBytes, alignment: 8)
+        messages = .allocate(capacity: messagesPerCall)
+        iovecs = .allocate(capacity: messagesPerCall)
+        for i in 0..<messagesPerCall {
+            iovecs[i] = iovec(iov_base: buffer(i), iov_len: Self.bufferBytes)
             messages[i] = zc_mmsghdr()
             messages[i].msg_hdr.msg_iov = iovecs + i
             messages[i].msg_hdr.msg_iovlen = 1
         }
     }
+
+    /// Where buffer `i`'s first byte goes.
+    @inline(__always)
+    private func buffer(_ i: Int) -> UnsafeMutableRawPointer { buffers + i * Self.bufferStride + Self.leadBytes }
 
     deinit {
         buffers.deallocate(); controls.deallocate(); names.deallocate(); messages.deallocate(); iovecs.deallocate()
@@ -42,7 +60,7 @@ final class RecvmmsgEngine {
     func run(socket: borrowing UDPSocket, core: inout ValidatingCore,
              shouldStop: (inout ValidatingCore, UInt64) -> Bool) throws(SystemError) {
         while true {
-            for i in 0..<Self.batch {
+            for i in 0..<messagesPerCall {
                 messages[i].msg_hdr.msg_control = controls + i * Self.controlBytes
                 messages[i].msg_hdr.msg_controllen = Self.controlBytes
                 messages[i].msg_hdr.msg_name = names + i * Self.nameBytes
@@ -51,7 +69,7 @@ final class RecvmmsgEngine {
             // MSG_WAITFORONE: block for the first datagram only, then take what is queued.
             // Nothing within the receive timeout (nil), or a stop interrupted the wait: check.
             let received: Int?
-            do { received = try SocketCalls.receiveMessages(socket.fd, messages, count: Self.batch, flags: Int32(MSG_WAITFORONE)) }
+            do { received = try SocketCalls.receiveMessages(socket.fd, messages, count: messagesPerCall, flags: Int32(MSG_WAITFORONE)) }
             catch where error.isStopInterruption { received = nil }
             let now = MonotonicClock.nanoseconds()
             guard let n = received else {
@@ -62,7 +80,7 @@ final class RecvmmsgEngine {
             var coalesced: UInt64 = 0
             for i in 0..<Int(n) {
                 let length = Int(messages[i].msg_len)
-                let base = UnsafeRawPointer(buffers + i * Self.bufferBytes)
+                let base = UnsafeRawPointer(buffer(i))
                 let segment = Int(zc_cmsg_gro_segment(&messages[i].msg_hdr))
                 let drops = zc_cmsg_rxq_ovfl(&messages[i].msg_hdr)
                 if drops >= 0 { core.noteKernelDrops(UInt64(drops)) }

@@ -158,6 +158,8 @@ struct WorkerSnapshot: Sendable {
 final class ReceiveWorker: @unchecked Sendable {
     let socket: UDPSocket
     let engine: ReceiveEngineKind
+    /// UDP_GRO is on: a receive buffer may hold up to 64 KiB of coalesced datagrams.
+    let coalescing: Bool
     let cpu: Int?
     let maxStreams: Int
     let output: OutputTarget?
@@ -179,8 +181,9 @@ final class ReceiveWorker: @unchecked Sendable {
     /// `--allow`: sources outside it are dropped before validation (nil: all accepted).
     var allowList: AllowList?
 
-    init(socket: consuming UDPSocket, engine: ReceiveEngineKind, cpu: Int?, maxStreams: Int, output: OutputTarget?,
+    init(socket: consuming UDPSocket, engine: ReceiveEngineKind, coalescing: Bool, cpu: Int?, maxStreams: Int, output: OutputTarget?,
          delivery: DeliveryHandler? = nil, excludeHead: Bool = false) {
+        self.coalescing = coalescing
         self.delivery = delivery
         self.excludeHead = excludeHead
         self.socket = socket
@@ -244,7 +247,7 @@ final class ReceiveWorker: @unchecked Sendable {
         do {
             switch engine {
             case .recvmmsg:
-                try RecvmmsgEngine().run(socket: socket, core: &core, shouldStop: shouldStop)
+                try RecvmmsgEngine(coalescing: coalescing).run(socket: socket, core: &core, shouldStop: shouldStop)
             case .uring:
                 let e = try UringRecvEngine()
                 try e.run(socket: socket, core: &core, shouldStop: shouldStop)
@@ -329,7 +332,7 @@ public enum StreamReceiver {
                 joinedAt = MonotonicClock.nanoseconds()
             }
             let cpu = c.cpus.flatMap { $0.isEmpty ? nil : $0[t % $0.count] }
-            workers.append(ReceiveWorker(socket: socket, engine: c.engine, cpu: cpu, maxStreams: c.maxStreams, output: output,
+            workers.append(ReceiveWorker(socket: socket, engine: c.engine, coalescing: groEnabled, cpu: cpu, maxStreams: c.maxStreams, output: output,
                                          delivery: c.delivery, excludeHead: c.isMulticast && !c.multicast.countHeadLoss))
         }
         metrics?.prepare(threads: workers.count)

@@ -26,7 +26,8 @@ final class SendmmsgEngine: SendEngine {
     init(configuration c: SenderConfiguration, socket: borrowing UDPSocket) throws(SystemError) {
         segmentsPerSlot = c.segmentsPerSend
         fd = socket.fd
-        pool = try BufferPool(slots: Self.batch, slotBytes: segmentsPerSlot * c.datagramSize)
+        pool = try BufferPool(slots: Self.batch, slotBytes: segmentsPerSlot * c.datagramSize,
+                              leadBytes: BufferPool.payloadAlignedLead)
         messages = .allocate(capacity: Self.batch)
         iovecs = .allocate(capacity: Self.batch)
         datagrams = .allocate(capacity: Self.batch)

@@ -40,7 +40,8 @@ final class UringSendEngine: SendEngine {
         // Every send may owe two CQEs (completion + notification).
         let cq = UInt32(max(c.poolSlots, c.ringDepth) * 2)
         let ring = try Ring(.init(entries: UInt32(c.ringDepth), completionEntries: cq))
-        let pool = try BufferPool(slots: c.poolSlots, slotBytes: c.segmentsPerSend * c.datagramSize)
+        let pool = try BufferPool(slots: c.poolSlots, slotBytes: c.segmentsPerSend * c.datagramSize,
+                                  leadBytes: BufferPool.payloadAlignedLead)
         try ring.registerBuffer(pool.region)
         try ring.registerFiles([socket.fd])
         ring.registerRingFD()
