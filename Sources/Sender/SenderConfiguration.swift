@@ -104,6 +104,21 @@ public enum Rate: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// IORING_SETUP_SQPOLL for the io_uring engines (`zc-send --sqpoll`): the kernel's
+/// submission thread spins on the queue while sends keep coming and sleeps after
+/// `idleMilliseconds` without any. It costs a core: worth it when one is free and the
+/// kernel's per-send work (the stack, the driver) is a large part of the sender's time.
+public struct SubmissionPolling: Equatable, Sendable {
+    /// The CPU to pin the kernel thread to; nil: the scheduler's choice.
+    public var cpu: Int?
+    /// Idle time before the kernel thread sleeps.
+    public var idleMilliseconds: UInt32
+    public init(cpu: Int? = nil, idleMilliseconds: UInt32 = 100) {
+        self.cpu = cpu
+        self.idleMilliseconds = idleMilliseconds
+    }
+}
+
 /// Test-only damage the sender does on purpose, so tests can prove the receiver
 /// detects it. Each count is exact: the receiver must report exactly that many.
 public struct FaultInjection: Equatable, Sendable {
@@ -145,6 +160,10 @@ public struct SenderConfiguration: Sendable {
     public var poolSlots: Int
     /// Submission queue entries.
     public var ringDepth: Int
+    /// io_uring engines: a kernel thread takes the submissions (SQPOLL) and runs the send
+    /// path on its own core, leaving this thread only the filling. nil: this thread
+    /// enters the kernel itself. Other engines ignore it (zc-send refuses the mix).
+    public var submissionPolling: SubmissionPolling? = nil
     /// The stream id in every header; random unless given.
     public var streamID: UInt64
     /// Test-only damage to inject.

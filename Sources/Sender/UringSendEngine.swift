@@ -39,7 +39,8 @@ final class UringSendEngine: SendEngine {
     static func make(configuration c: SenderConfiguration, socket: borrowing UDPSocket) throws(SystemError) -> UringSendEngine {
         // Every send may owe two CQEs (completion + notification).
         let cq = UInt32(max(c.poolSlots, c.ringDepth) * 2)
-        let ring = try Ring(.init(entries: UInt32(c.ringDepth), completionEntries: cq))
+        let thread = c.submissionPolling.map { Ring.SubmissionThread(idleMilliseconds: $0.idleMilliseconds, cpu: $0.cpu) }
+        let ring = try Ring(.init(entries: UInt32(c.ringDepth), completionEntries: cq, submissionThread: thread))
         let pool = try BufferPool(slots: c.poolSlots, slotBytes: c.segmentsPerSend * c.datagramSize,
                                   leadBytes: BufferPool.payloadAlignedLead)
         try ring.registerBuffer(pool.region)
@@ -134,7 +135,11 @@ final class UringSendEngine: SendEngine {
     private func submitSend(of slot: Int, stats: inout SenderStatistics) throws(SendEngineError) {
         var sqe = ring.nextSubmission()
         if sqe == nil {
-            do { try ring.submitAndGetEvents() } catch { throw .system(error) }
+            do {
+                try ring.submitAndGetEvents()
+                // SQPOLL: the kernel thread empties the queue on its own time.
+                if ring.pollsSubmissions && io_uring_sq_space_left(ring.raw) == 0 { try ring.waitForSubmissionSpace() }
+            } catch { throw .system(error) }
             reapAll(stats: &stats)
             sqe = ring.nextSubmission()
         }

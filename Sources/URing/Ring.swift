@@ -23,30 +23,63 @@ public struct Ring: ~Copyable {
         /// Completion queue entries (`IORING_SETUP_CQSIZE`); nil takes the kernel's default of twice ``entries``.
         /// Size it for every CQE that may be outstanding at once: a `SEND_ZC` yields two.
         public var completionEntries: UInt32?
+        /// A kernel thread that takes submissions off the queue itself (IORING_SETUP_SQPOLL);
+        /// nil: the owner submits with io_uring_enter.
+        public var submissionThread: SubmissionThread?
         /// Geometry with `entries` submission entries and, when given, `completionEntries` completion entries.
-        public init(entries: UInt32, completionEntries: UInt32? = nil) {
+        public init(entries: UInt32, completionEntries: UInt32? = nil, submissionThread: SubmissionThread? = nil) {
             self.entries = entries
             self.completionEntries = completionEntries
+            self.submissionThread = submissionThread
+        }
+    }
+
+    /// IORING_SETUP_SQPOLL: a kernel thread polls the submission queue and issues what it
+    /// finds, so the work of each request (for a send: the whole network stack down to the
+    /// driver) runs on that thread's core, not the owner's. It spins while requests keep
+    /// coming and sleeps after ``idleMilliseconds`` without any (the next submit wakes it).
+    public struct SubmissionThread: Sendable, Equatable {
+        /// Idle time before the thread sleeps.
+        public var idleMilliseconds: UInt32
+        /// The CPU to pin it to (IORING_SETUP_SQ_AFF); nil: where the scheduler puts it.
+        public var cpu: Int?
+        public init(idleMilliseconds: UInt32 = 100, cpu: Int? = nil) {
+            self.idleMilliseconds = idleMilliseconds
+            self.cpu = cpu
         }
     }
 
     /// Creates a ring, trying SINGLE_ISSUER|DEFER_TASKRUN (6.1+), then
-    /// COOP_TASKRUN (5.19+), then no flags: older kernels answer EINVAL.
+    /// COOP_TASKRUN (5.19+), then no flags: older kernels answer EINVAL. With a
+    /// ``SubmissionThread``: SQPOLL with SINGLE_ISSUER, then SQPOLL alone (DEFER_TASKRUN
+    /// needs the owner to submit, so it never goes with SQPOLL); a kernel that refuses
+    /// SQPOLL (EPERM before 5.11 without CAP_SYS_NICE) fails the call rather than
+    /// quietly giving a ring without it.
     public init(_ options: Options) throws(SystemError) {
         let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
-        let base: UInt32 = options.completionEntries != nil ? zc_setup_cqsize : 0
-        let attempts: [UInt32] = [
-            base | zc_setup_single_issuer | zc_setup_defer_taskrun | zc_setup_submit_all,
-            base | zc_setup_coop_taskrun | zc_setup_submit_all,
-            base,
-        ]
+        var base: UInt32 = options.completionEntries != nil ? zc_setup_cqsize : 0
+        let attempts: [UInt32]
+        if let thread = options.submissionThread {
+            base |= zc_setup_sqpoll | (thread.cpu != nil ? zc_setup_sq_aff : 0)
+            attempts = [base | zc_setup_single_issuer | zc_setup_submit_all, base | zc_setup_submit_all, base]
+        } else {
+            attempts = [
+                base | zc_setup_single_issuer | zc_setup_defer_taskrun | zc_setup_submit_all,
+                base | zc_setup_coop_taskrun | zc_setup_submit_all,
+                base,
+            ]
+        }
         var lastError: Int32 = 0
         var accepted: UInt32? = nil
         for flags in attempts {
             var params = io_uring_params()
             params.flags = flags
             if let cq = options.completionEntries { params.cq_entries = cq }
+            if let thread = options.submissionThread {
+                params.sq_thread_idle = thread.idleMilliseconds
+                if let cpu = thread.cpu { params.sq_thread_cpu = UInt32(cpu) }
+            }
             let rc = io_uring_queue_init_params(options.entries, ring, &params)
             if rc == 0 { accepted = flags; break }
             lastError = -rc
@@ -64,6 +97,18 @@ public struct Ring: ~Copyable {
     deinit {
         io_uring_queue_exit(ring)
         ring.deallocate()
+    }
+
+    /// True when a kernel thread takes the submissions (SQPOLL): a submit only wakes it
+    /// if it sleeps, and the queue empties on its own time, not at the submit.
+    public var pollsSubmissions: Bool { setupFlags & zc_setup_sqpoll != 0 }
+
+    /// SQPOLL: waits until the kernel thread has taken at least one entry off a full
+    /// submission queue (io_uring_sqring_wait). Without SQPOLL there is nothing to wait
+    /// for: a submit empties the queue.
+    public func waitForSubmissionSpace() throws(SystemError) {
+        guard pollsSubmissions else { return }
+        _ = try Self.entered { io_uring_sqring_wait(ring) }
     }
 
     /// True when the kernel runs completions only when we enter it (DEFER_TASKRUN).

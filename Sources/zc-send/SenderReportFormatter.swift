@@ -64,6 +64,7 @@ enum SenderReportFormatter {
             ("source", .string(c.source.description)),
             ("sndbuf", .int(Int64(r.sendBufferBytes))),
             ("pool_slots", .int(Int64(c.poolSlots))),
+            ("sqpoll", c.submissionPolling.map { p in .object([("cpu", p.cpu.map { .int(Int64($0)) } ?? .null)]) } ?? .null),
         ]
         if c.engine.usesZeroCopy {
             var zc: [(String, JSONValue)] = [
@@ -154,6 +155,9 @@ enum SenderReportFormatter {
                     lines.append("  auto     stayed zero-copy (notifications did not report copies)")
                 }
             }
+        }
+        if let p = c.submissionPolling {
+            lines.append("  sqpoll   a kernel thread (IORING_SETUP_SQPOLL\(p.cpu.map { ", CPU \($0)" } ?? "")) took the sends; this thread only filled")
         }
         if let p = r.packetRing {
             lines.append("  raw      \(p.interface) \(p.sourceMAC) -> \(p.destinationMAC) (\(p.destinationMACSource)), next hop \(p.nextHop), "

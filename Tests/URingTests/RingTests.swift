@@ -25,6 +25,39 @@ final class RingTests: XCTestCase {
         XCTAssertEqual(seen.sorted(), [100, 101, 102, 103])
     }
 
+    /// SQPOLL: the kernel thread takes entries off the queue by itself; more entries than
+    /// the queue holds go through once it makes room (waitForSubmissionSpace), and every
+    /// one completes.
+    func testSubmissionThreadTakesEntriesWithoutEnter() throws {
+        let options = Ring.Options(entries: 4, completionEntries: 64, submissionThread: .init(idleMilliseconds: 50, cpu: 0))
+        do { _ = try Ring(options) } catch { throw XCTSkip("the kernel refused IORING_SETUP_SQPOLL here: \(error)") }
+        let ring = try Ring(options)
+        XCTAssertTrue(ring.pollsSubmissions)
+        XCTAssertFalse(ring.defersTaskRun, "DEFER_TASKRUN needs the owner to submit: never with SQPOLL")
+        let completions = UnsafeMutableBufferPointer<Completion>.allocate(capacity: 64)
+        defer { completions.deallocate() }
+        var seen: [UInt64] = []
+        for i in 0..<40 {
+            var sqe = ring.nextSubmission()
+            if sqe == nil {
+                try ring.submit()
+                try ring.waitForSubmissionSpace()
+                sqe = ring.nextSubmission()
+            }
+            zc_prep_nop(try XCTUnwrap(sqe, "no room after waitForSubmissionSpace"), UInt64(1000 + i))
+            try ring.submit()
+            let n = ring.reap(into: completions)
+            seen += (0..<n).map { completions[$0].user_data }
+        }
+        let deadline = MonotonicClock.nanoseconds() + 5_000_000_000
+        while seen.count < 40 && MonotonicClock.nanoseconds() < deadline {
+            try ring.submit(waitFor: 1)
+            let n = ring.reap(into: completions)
+            seen += (0..<n).map { completions[$0].user_data }
+        }
+        XCTAssertEqual(seen.sorted(), (0..<40).map { UInt64(1000 + $0) })
+    }
+
     /// SEND_ZC from a registered buffer to a local socket: the send CQE carries F_MORE,
     /// then a notification arrives, and (loopback) reports that the kernel copied.
     func testSendZCPostsNotificationAfterCompletion() throws {

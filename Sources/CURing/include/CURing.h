@@ -45,6 +45,8 @@ static const uint32_t zc_setup_defer_taskrun = IORING_SETUP_DEFER_TASKRUN;
 static const uint32_t zc_setup_coop_taskrun = IORING_SETUP_COOP_TASKRUN;
 static const uint32_t zc_setup_submit_all = IORING_SETUP_SUBMIT_ALL;
 static const uint32_t zc_setup_cqsize = IORING_SETUP_CQSIZE;
+static const uint32_t zc_setup_sqpoll = IORING_SETUP_SQPOLL;
+static const uint32_t zc_setup_sq_aff = IORING_SETUP_SQ_AFF;
 static const uint32_t zc_sqe_fixed_file = IOSQE_FIXED_FILE;
 static const uint32_t zc_sqe_buffer_select = IOSQE_BUFFER_SELECT;
 
