@@ -594,16 +594,6 @@ uint32_t zc_crc32c_pattern_fill(int variant, uint32_t crc, void *dst, size_t len
     int v = variant < 0 ? current() : (current(), variant);
     return variants[v].fill(crc, dst, len, id, off);
 }
-uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t id, uint64_t off) {
-    int v = variant < 0 ? current() : (current(), variant);
-    uint8_t *p = datagram;
-    uint32_t crc = variants[v].crc(0, p, 48);
-    crc = variants[v].fill(crc, p + 48, payload_len, id, off);
-    uint32_t be = __builtin_bswap32(crc);
-    memcpy(p + 44, &be, 4);
-    return crc;
-}
-
 #if defined(__x86_64__)
 // The header is six aligned qwords: six dependent crc32 instructions beat any folding setup.
 __attribute__((target("sse4.2")))
@@ -613,6 +603,20 @@ static uint32_t crc_header48(const uint8_t *p) {
     return ~(uint32_t)c;
 }
 #endif
+
+uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t id, uint64_t off) {
+    int v = variant < 0 ? current() : (current(), variant);
+    uint8_t *p = datagram;
+#if defined(__x86_64__)
+    uint32_t crc = v >= ZC_CRC32C_SSE42 ? crc_header48(p) : variants[v].crc(0, p, 48);
+#else
+    uint32_t crc = variants[v].crc(0, p, 48);
+#endif
+    crc = variants[v].fill(crc, p + 48, payload_len, id, off);
+    uint32_t be = __builtin_bswap32(crc);
+    memcpy(p + 44, &be, 4);
+    return crc;
+}
 
 uint32_t zc_crc32c_seal_fixed(void *datagram, uint32_t payload_crc, const uint32_t *t) {
     uint8_t *p = datagram;

@@ -101,6 +101,16 @@ package enum SendEngineTuning {
     /// uring-zc `--source pattern` 115 -> 149 Gbit/s, `--source fixed` 317 -> 371,
     /// sendmmsg 72 -> 83 (16: 88; 64: below 32 for uring-zc).
     static let socketSlotsPerTurn = 32
+    /// With SQPOLL the kernel thread takes each slot as soon as the queue's tail moves
+    /// (no system call per turn), so small turns keep the slots in flight, and so the
+    /// memory the filler touches, few enough to stay in L2 (8 x 64 KiB). Sink, uring-zc
+    /// `--source pattern --sqpoll`, interleaved medians of 3: 32 a turn 164 Gbit/s, 8: 209,
+    /// 4: 177-216, 2: 205, 1: 183 (the fill runs near its hot-cache speed from 4 to 8).
+    static let submissionThreadSlotsPerTurn = 8
+    /// With SQPOLL: completion-queue polls before a thread waiting for a slot sleeps in
+    /// the kernel (the kernel thread posts notifications within microseconds; a few µs of
+    /// PAUSE loops cost less than a sleep and a wake-up, measured no slower than none).
+    static let submissionThreadSpin = 2000
 }
 
 /// How long ``SendEngine/service(_:stats:)`` may wait after handing over the queue.

@@ -55,6 +55,7 @@ final class UringSendEngine: SendEngine {
         segmentsPerSlot = c.segmentsPerSend
         datagramSize = c.datagramSize
         recycleOnSendCompletion = c.faults.recycleOnSendCompletion && zeroCopy
+        slotsPerTurn = ring.pollsSubmissions ? SendEngineTuning.submissionThreadSlotsPerTurn : SendEngineTuning.socketSlotsPerTurn
         self.ring = ring
         self.pool = pool
         slots = UringSlotTable(count: c.poolSlots)
@@ -74,8 +75,8 @@ final class UringSendEngine: SendEngine {
     var queued: Int { Int(ring.pendingSubmissions) }
     /// Each slot is a whole GSO send: it goes at once.
     var pushBatch: Int { 1 }
-    /// See ``SendEngineTuning/socketSlotsPerTurn``.
-    var slotsPerTurn: Int { SendEngineTuning.socketSlotsPerTurn }
+    /// See ``SendEngineTuning/socketSlotsPerTurn``; with SQPOLL ``SendEngineTuning/submissionThreadSlotsPerTurn``.
+    let slotsPerTurn: Int
 
     /// Sends the kernel refused for lack of memory go again first, in order.
     @inline(__always)
@@ -98,8 +99,18 @@ final class UringSendEngine: SendEngine {
         try resubmitRetries(stats: &stats)
         do {
             switch wait {
+            case .none where ring.pollsSubmissions:
+                // The kernel thread posts completions itself: publishing the queue is a
+                // store (a system call only to wake the thread when it sleeps).
+                try ring.submit()
             case .none:
                 try ring.submitAndGetEvents()
+            case .untilSlotFree where ring.pollsSubmissions:
+                try ring.submit()
+                // Completions arrive while we look: spin briefly before sleeping in the kernel.
+                if pool.inUse > 0 && !ring.awaitCompletion(spinning: SendEngineTuning.submissionThreadSpin) {
+                    try ring.submit(waitFor: 1)
+                }
             case .untilSlotFree:
                 if pool.inUse > 0 { try ring.submit(waitFor: 1) } else { try ring.submitAndGetEvents() }
             case .upTo(let ns):

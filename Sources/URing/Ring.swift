@@ -111,6 +111,17 @@ public struct Ring: ~Copyable {
         _ = try Self.entered { io_uring_sqring_wait(ring) }
     }
 
+    /// Polls the completion queue up to `spinning` times without entering the kernel;
+    /// true once a completion is ready. For rings whose completions are posted without
+    /// us (SQPOLL), where a short spin beats a sleep and a wake-up.
+    public func awaitCompletion(spinning: Int) -> Bool {
+        for _ in 0..<spinning {
+            if io_uring_cq_ready(ring) > 0 { return true }
+            zc_cpu_relax()
+        }
+        return io_uring_cq_ready(ring) > 0
+    }
+
     /// True when the kernel runs completions only when we enter it (DEFER_TASKRUN).
     public var defersTaskRun: Bool { setupFlags & zc_setup_defer_taskrun != 0 }
 

@@ -30,6 +30,15 @@ final class RecyclingProofTests: XCTestCase {
         XCTAssertEqual(u64(safe.recv, "corrupt"), 0, "waiting for the notification must never corrupt")
         XCTAssertEqual(u64(safe.recv, "lost"), 0)
 
+        // The same with the kernel's submission thread sending: notifications still gate reuse.
+        let polled = try stream(["--sqpoll"])
+        XCTAssertEqual(u64(polled.send, "datagrams"), 800)
+        XCTAssertNotNil(polled.send["sqpoll"] as? [String: Any], "the report says SQPOLL was used")
+        XCTAssertEqual(u64(polled.send, "zc", "notifications"), u64(polled.send, "zc", "sends"))
+        XCTAssertEqual(u64(polled.recv, "datagrams"), 800)
+        XCTAssertEqual(u64(polled.recv, "corrupt"), 0, "with SQPOLL too, waiting for the notification must never corrupt")
+        XCTAssertEqual(u64(polled.recv, "lost"), 0)
+
         let unsafe = try stream(["--unsafe-recycle-on-send"])
         XCTAssertEqual(u64(unsafe.send, "datagrams"), 800)
         XCTAssertGreaterThan(u64(unsafe.send, "zc", "recycled_early") ?? 0, 0)

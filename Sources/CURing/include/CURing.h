@@ -52,6 +52,16 @@ static const uint32_t zc_sqe_buffer_select = IOSQE_BUFFER_SELECT;
 
 // --- sqe / cqe helpers -------------------------------------------------------
 
+/// A spin-wait hint (PAUSE on x86): lets the sibling thread run and saves power while
+/// a loop polls memory another core writes.
+static inline void zc_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /// SEND_ZC from a registered buffer, with the kernel asked to report whether it
 /// had to copy after all (IORING_SEND_ZC_REPORT_USAGE, carried in sqe->ioprio).
 static inline void zc_prep_send_zc_fixed(struct io_uring_sqe *sqe, int fd,
