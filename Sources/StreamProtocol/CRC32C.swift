@@ -82,7 +82,7 @@ public enum CRC32C {
     public struct Combiner: Sendable {
         /// The length of B this combiner shifts over.
         public let lengthB: Int
-        private let table: [UInt32]  // 4 x 256
+        @usableFromInline let table: [UInt32]  // 4 x 256
 
         /// Builds the zeros operator for `lengthB` bytes (1024 table entries, once).
         public init(lengthB: Int) {
@@ -94,7 +94,7 @@ public enum CRC32C {
 
         /// Seals a datagram whose payload (``lengthB`` bytes) has CRC `payloadCRC`: the
         /// header's CRC, shifted past the payload and combined, in the checksum field.
-        @inline(__always)
+        @inlinable @inline(__always)
         public func seal(_ datagram: UnsafeMutableRawPointer, payloadCRC: UInt32) {
             table.withUnsafeBufferPointer { _ = zc_crc32c_seal_fixed(datagram, payloadCRC, $0.baseAddress!) }
         }

@@ -43,7 +43,7 @@ public enum Datagram {
     /// pattern payload for stream bytes `[offset, offset + payloadLength)` behind it and
     /// stores the checksum, generating and checksumming the payload in one pass (one call
     /// into the CRC32C kernel per datagram). Returns the checksum.
-    @inline(__always) @discardableResult
+    @inlinable @inline(__always) @discardableResult
     public static func sealPattern(_ p: UnsafeMutableRawPointer, payloadLength: Int, streamID: UInt64, offset: UInt64) -> UInt32 {
         if PayloadPattern.crossesEnd(count: payloadLength, offset: offset) {
             let head = CRC32C.checksum(UnsafeRawPointer(p), count: DatagramHeader.size)

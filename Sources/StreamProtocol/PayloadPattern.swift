@@ -30,7 +30,7 @@ public enum PayloadPattern {
     }
 
     /// True when stream bytes `[offset, offset + count)` run past 2^64.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func crossesEnd(count: Int, offset: UInt64) -> Bool {
         count > 0 && offset > UInt64.max - UInt64(count - 1)
     }
@@ -99,7 +99,7 @@ public enum PayloadPattern {
 
     /// Prefetches `count` cache lines `stride` bytes apart from `p` for writing (headers
     /// of a slot about to be rewritten).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func prefetchForWrite(_ p: UnsafeMutableRawPointer, stride: Int, count: Int) {
         zc_prefetch_for_write(p, stride, count)
     }
