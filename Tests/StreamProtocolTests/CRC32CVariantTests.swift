@@ -174,6 +174,13 @@ final class CRC32CVariantTests: XCTestCase {
                 var ok = false
                 let v = d.withUnsafeBytes { Datagram.validate($0.baseAddress!, length: $0.count, patternMatches: &ok) }
                 guard case .valid = v, ok else { XCTFail("\(variant) \(payload): intact datagram refused"); continue }
+                // A damaged header byte (sequence, timestamp) fails the checksum too.
+                for i in [20, 36] {
+                    d[i] ^= 0x01
+                    let hurt = d.withUnsafeBytes { Datagram.validate($0.baseAddress!, length: $0.count, patternMatches: &ok) }
+                    if case .badChecksum = hurt {} else { XCTFail("\(variant) \(payload): header damage at \(i) not caught") }
+                    d[i] ^= 0x01
+                }
                 guard payload > 0 else { continue }
                 d[DatagramHeader.size + payload / 2] ^= 0x40
                 let bad = d.withUnsafeBytes { Datagram.validate($0.baseAddress!, length: $0.count, patternMatches: &ok) }

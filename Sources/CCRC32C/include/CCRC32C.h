@@ -52,6 +52,13 @@ uint32_t zc_crc32c_pattern_check(int variant, uint32_t crc, const void *src, siz
 /// one pass, and the result is stored big-endian in the checksum field (bytes 44..47).
 /// Returns the checksum. The range must not run past stream byte 2^64.
 uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t stream_id, uint64_t offset);
+/// The receiver's per-datagram work for a PATTERN datagram with a 48-byte header, in one
+/// call: the header's CRC with its checksum field (bytes 44..47) taken as zero, continued
+/// through the `payload_len` bytes behind it while they are compared with the pattern
+/// for stream bytes [offset, offset + payload_len) (*mismatch: 1 when they differ). Returns
+/// the CRC to compare with the checksum field. The range must not run past stream byte 2^64.
+uint32_t zc_crc32c_check_pattern_datagram(int variant, const void *datagram, size_t payload_len,
+                                          uint64_t stream_id, uint64_t offset, int *mismatch);
 /// `--source fixed`: seals a datagram whose payload CRC is known. The 48-byte header's CRC
 /// (checksum field zero) is shifted past the payload with `shift_table` (from
 /// zc_crc32c_shift_table for the payload length) and combined with `payload_crc`; the
