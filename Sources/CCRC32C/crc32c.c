@@ -596,47 +596,42 @@ uint32_t zc_crc32c_pattern_fill(int variant, uint32_t crc, void *dst, size_t len
 }
 #if defined(__x86_64__)
 // The header is six aligned qwords: six dependent crc32 instructions beat any folding setup.
-// `last_mask` is and-ed into the sixth (little-endian: bytes 40..43 low, the checksum field
-// 44..47 high), so a receiver takes the checksum as zero without copying the header.
+// `zero_checksum` clears the upper half of the sixth (little-endian: bytes 40..43 low, the
+// checksum field 44..47 high), so a receiver takes the checksum as zero without a copy.
 __attribute__((target("sse4.2")))
-static inline uint32_t crc_header48_masked(const uint8_t *p, uint64_t last_mask) {
+static inline uint32_t crc_header48_sse42(const uint8_t *p, int zero_checksum) {
     uint64_t c = 0xFFFFFFFFu, q;
     for (int i = 0; i < 5; i++) { memcpy(&q, p + 8 * i, 8); c = __builtin_ia32_crc32di(c, q); }
     memcpy(&q, p + 40, 8);
-    c = __builtin_ia32_crc32di(c, q & last_mask);
+    c = __builtin_ia32_crc32di(c, zero_checksum ? q & 0x00000000FFFFFFFFull : q);
     return ~(uint32_t)c;
 }
-__attribute__((target("sse4.2")))
-static uint32_t crc_header48(const uint8_t *p) { return crc_header48_masked(p, ~0ull); }
 #endif
+
+// The CRC of the 48-byte header at `p` with variant `v`; `zero_checksum`: bytes 44..47
+// taken as zero (a received datagram), else read as they are (a sender's, already 0).
+static inline uint32_t crc_header48(int v, const uint8_t *p, int zero_checksum) {
+#if defined(__x86_64__)
+    if (v >= ZC_CRC32C_SSE42) return crc_header48_sse42(p, zero_checksum);
+#endif
+    if (!zero_checksum) return variants[v].crc(0, p, 48);
+    uint8_t h[48];
+    memcpy(h, p, 48);
+    memset(h + 44, 0, 4);
+    return variants[v].crc(0, h, 48);
+}
 
 uint32_t zc_crc32c_check_pattern_datagram(int variant, const void *datagram, size_t payload_len,
                                           uint64_t id, uint64_t off, int *mismatch) {
     int v = variant < 0 ? current() : (current(), variant);
     const uint8_t *p = datagram;
-    uint32_t crc;
-#if defined(__x86_64__)
-    if (v >= ZC_CRC32C_SSE42) crc = crc_header48_masked(p, 0x00000000FFFFFFFFull);
-    else
-#endif
-    {
-        uint8_t h[48];
-        memcpy(h, p, 48);
-        memset(h + 44, 0, 4);
-        crc = variants[v].crc(0, h, 48);
-    }
-    return variants[v].check(crc, p + 48, payload_len, id, off, mismatch);
+    return variants[v].check(crc_header48(v, p, 1), p + 48, payload_len, id, off, mismatch);
 }
 
 uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len, uint64_t id, uint64_t off) {
     int v = variant < 0 ? current() : (current(), variant);
     uint8_t *p = datagram;
-#if defined(__x86_64__)
-    uint32_t crc = v >= ZC_CRC32C_SSE42 ? crc_header48(p) : variants[v].crc(0, p, 48);
-#else
-    uint32_t crc = variants[v].crc(0, p, 48);
-#endif
-    crc = variants[v].fill(crc, p + 48, payload_len, id, off);
+    uint32_t crc = variants[v].fill(crc_header48(v, p, 0), p + 48, payload_len, id, off);
     uint32_t be = __builtin_bswap32(crc);
     memcpy(p + 44, &be, 4);
     return crc;
@@ -644,12 +639,7 @@ uint32_t zc_crc32c_seal_pattern(int variant, void *datagram, size_t payload_len,
 
 uint32_t zc_crc32c_seal_fixed(void *datagram, uint32_t payload_crc, const uint32_t *t) {
     uint8_t *p = datagram;
-    int v = current();
-#if defined(__x86_64__)
-    uint32_t head = v >= ZC_CRC32C_SSE42 ? crc_header48(p) : variants[v].crc(0, p, 48);
-#else
-    uint32_t head = variants[v].crc(0, p, 48);
-#endif
+    uint32_t head = crc_header48(current(), p, 0);
     uint32_t crc = t[head & 0xFF] ^ t[256 + ((head >> 8) & 0xFF)] ^ t[512 + ((head >> 16) & 0xFF)] ^ t[768 + (head >> 24)]
                    ^ payload_crc;
     uint32_t be = __builtin_bswap32(crc);

@@ -10,11 +10,9 @@ import ZCSystem
 /// UDP_GRO control message gives their size and the buffer is split here.
 final class RecvmmsgEngine {
     static let bufferBytes = 65_536
-    /// Buffers start this far into a cache line so the payload behind a 48-byte header
-    /// starts on one: with full-size datagrams a multiple of 64 bytes long (1472), every
-    /// payload of a coalesced buffer is line-aligned, and the fused check's 64-byte loads
-    /// never straddle two lines.
-    static let leadBytes = (64 - DatagramHeader.size % 64) % 64
+    /// Buffers start this far into a cache line so every payload of a coalesced buffer is
+    /// line-aligned and the fused check's 64-byte loads never straddle two lines.
+    static let leadBytes = DatagramHeader.payloadLineLead
     /// Distance between buffers: whole lines, so every buffer has the same lead.
     static let bufferStride = (bufferBytes + leadBytes + 63) / 64 * 64
     static let controlBytes = 64

@@ -1,13 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import StreamProtocol
 import ZCSystem
 
 /// The sender's memory, owned up front: `count` page-aligned slots of `slotBytes`
 /// in one anonymous mapping (MAP_POPULATE, so no page faults on the hot path),
 /// registered with the ring as a single fixed buffer. A slot's datagrams may start
-/// ``leadBytes`` into it (see ``payloadAlignedLead``).
+/// ``leadBytes`` into it (`DatagramHeader.payloadLineLead` puts payloads on cache lines).
 ///
 /// Free slots are a LIFO stack of indices: the most recently returned slot is
 /// reused first, which keeps its lines warm in cache. `~Copyable`: one owner
@@ -26,12 +25,6 @@ public struct BufferPool: ~Copyable {
     private let freeStack: UnsafeMutablePointer<Int32>
     /// Slots free now.
     public private(set) var freeCount: Int
-
-    /// The lead that puts the payload behind a 48-byte header on a cache line: with
-    /// full-size datagrams a multiple of 64 bytes long (1472), every payload of a GSO slot
-    /// then starts on a line, so the fused pattern fill stores whole aligned lines
-    /// (no split stores, no lane shuffle: fill micro-benchmark at 1 MiB 25.5 -> 29 GB/s).
-    public static let payloadAlignedLead = (64 - DatagramHeader.size % 64) % 64
 
     /// Maps and pre-faults `count` slots of at least `requested` bytes each (after
     /// `leadBytes`), all free.

@@ -27,7 +27,7 @@ final class SendmmsgEngine: SendEngine {
         segmentsPerSlot = c.segmentsPerSend
         fd = socket.fd
         pool = try BufferPool(slots: Self.batch, slotBytes: segmentsPerSlot * c.datagramSize,
-                              leadBytes: BufferPool.payloadAlignedLead)
+                              leadBytes: DatagramHeader.payloadLineLead)
         messages = .allocate(capacity: Self.batch)
         iovecs = .allocate(capacity: Self.batch)
         datagrams = .allocate(capacity: Self.batch)

@@ -131,19 +131,21 @@ public enum Datagram {
         }
         guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
         let computed: UInt32
-        if checkPattern && flags.contains(.data) && flags.contains(.pattern) && hlen == DatagramHeader.size
-            && !PayloadPattern.crossesEnd(count: Int(header.payloadLength), offset: header.offset) {
-            // The common case in one C call: header CRC (checksum field masked) and the
-            // fused payload check, no copy of the header, one crossing into C.
-            var mismatch: Int32 = 0
-            computed = zc_crc32c_check_pattern_datagram(-1, p, Int(header.payloadLength), header.streamID, header.offset, &mismatch)
-            patternMatches = mismatch == 0
-        } else if checkPattern && flags.contains(.data) && flags.contains(.pattern) {
-            let head = headerChecksum(p, headerLength: hlen)
-            let r = PayloadPattern.checkChecksummed(p + hlen, count: Int(header.payloadLength), streamID: header.streamID,
-                                                    offset: header.offset, continuing: head)
-            computed = r.crc
-            patternMatches = r.matches
+        if checkPattern && flags.contains(.data) && flags.contains(.pattern) {
+            let payload = Int(header.payloadLength)
+            if hlen == DatagramHeader.size && !PayloadPattern.crossesEnd(count: payload, offset: header.offset) {
+                // The common case in one C call: header CRC (checksum field masked) and the
+                // fused payload check, no copy of the header.
+                var mismatch: Int32 = 0
+                computed = zc_crc32c_check_pattern_datagram(-1, p, payload, header.streamID, header.offset, &mismatch)
+                patternMatches = mismatch == 0
+            } else {
+                let head = headerChecksum(p, headerLength: hlen)
+                let r = PayloadPattern.checkChecksummed(p + hlen, count: payload, streamID: header.streamID,
+                                                        offset: header.offset, continuing: head)
+                computed = r.crc
+                patternMatches = r.matches
+            }
         } else {
             computed = computeChecksum(p, length: length)
         }

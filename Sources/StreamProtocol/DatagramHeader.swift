@@ -22,6 +22,11 @@ public struct DatagramHeader: Equatable, Sendable {
     public static let size = 48
     /// Byte offset of the CRC32C field, taken as zero when the checksum is computed.
     public static let checksumOffset = 44
+    /// Bytes to leave in front of a datagram so its payload (behind the 48-byte header)
+    /// starts on a 64-byte cache line. Datagrams back to back (a GSO send, a GRO buffer)
+    /// that are a multiple of 64 bytes long (1472) then all have line-aligned payloads,
+    /// so the fused pattern fill and check move whole aligned lines.
+    public static let payloadLineLead = (64 - size % 64) % 64
 
     /// Datagram kind (DATA or END) and payload type (PATTERN).
     public var flags: DatagramFlags

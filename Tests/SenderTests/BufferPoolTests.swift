@@ -8,8 +8,8 @@ import Sender
 final class BufferPoolTests: XCTestCase {
     func testPayloadsStartOnCacheLinesAndSlotsStayInsideTheRegion() throws {
         let datagram = 1472, segments = 44
-        let pool = try BufferPool(slots: 8, slotBytes: segments * datagram, leadBytes: BufferPool.payloadAlignedLead)
-        XCTAssertEqual(BufferPool.payloadAlignedLead, 16)
+        let pool = try BufferPool(slots: 8, slotBytes: segments * datagram, leadBytes: DatagramHeader.payloadLineLead)
+        XCTAssertEqual(DatagramHeader.payloadLineLead, 16)
         let region = pool.region
         for slot in 0..<pool.count {
             let start = pool.address(of: slot)
