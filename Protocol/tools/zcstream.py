@@ -839,17 +839,19 @@ def cmd_crc32c(args):
 
 def accounting_datagrams(events, stream_id):
     """The datagrams of an accounting scenario: opaque DATA (0xA5 bytes), a corrupt
-    DATA (sequence field changed after sealing), END with its totals."""
+    DATA (sequence field changed after sealing), END with its totals. One timestamp for
+    the whole scenario: a duplicate is the same bytes again (SPEC §9.2), not a conflict."""
     out = []
+    now = time.time_ns()
     for e in events:
         if "end" in e:
             t, b = int(e["end"]), int(e["bytes"])
-            out.append(encode(FLAG_END, stream_id, t, b, time.time_ns(), end_payload(t, b)))
+            out.append(encode(FLAG_END, stream_id, t, b, now, end_payload(t, b)))
             continue
         q = int(e.get("data", e.get("corrupt")))
         length = int(e.get("length", 100))
         offset = int(e.get("offset", 0))
-        d = bytearray(encode(FLAG_DATA, stream_id, q, offset, time.time_ns(), b"\xa5" * length))
+        d = bytearray(encode(FLAG_DATA, stream_id, q, offset, now, b"\xa5" * length))
         if "corrupt" in e:
             d[20] ^= 0x40
         out.append(bytes(d))

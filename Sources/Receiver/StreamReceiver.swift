@@ -353,6 +353,11 @@ public enum StreamReceiver {
         // receivers would answer one sender), and only when asked.
         var reporter = c.reports && !c.isMulticast ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter) : nil
         var finishedCount = 0
+        // A server frees every finished stream: its memory must go back to the system, not
+        // stay in malloc's arenas (RSS would grow with every round of short-lived streams).
+        if c.server { zc_malloc_map_large_blocks(64 * 1024) }
+        var freedSinceTrim = 0
+        var lastTrim: UInt64 = 0
         /// Reports (REPORT and the caller's callback) the streams the workers retired.
         func drainFinished() {
             for w in workers {
@@ -361,6 +366,7 @@ public enum StreamReceiver {
                     // Sized, fsynced and closed here, on this thread, never a receive thread.
                     var states = done.map(\.state)
                     output.finalizeFinished(&states)
+                    metrics?.noteOutputs(states)
                     for k in done.indices { done[k].state = states[k] }
                 }
                 for var f in done {
@@ -368,6 +374,14 @@ public enum StreamReceiver {
                     finishedCount += 1
                     finished(f)
                 }
+                freedSinceTrim += done.count
+            }
+            // At most once a second, and only after streams were freed.
+            let now = MonotonicClock.nanoseconds()
+            if freedSinceTrim > 0 && now - lastTrim >= 1_000_000_000 {
+                zc_malloc_release_free()
+                freedSinceTrim = 0
+                lastTrim = now
             }
         }
         ready(bound, granted, groEnabled)
@@ -450,7 +464,12 @@ public enum StreamReceiver {
                                    streams: core.streams.count, cpu: w.cpu))
             if i > 0 { merged.merge(core) }
         }
-        if let output { merged.finalizeOutput(output) }
+        if let output, !c.server {
+            merged.finalizeOutput(output)
+            // The outputs' verdicts are known only now: export them with the final counts.
+            metrics?.noteOutputs(merged.streams)
+            metrics?.collect(now: MonotonicClock.nanoseconds(), finished: true)
+        }
         let multicast = membership.map {
             MulticastReceiveReport(membership: $0, interface: c.multicast.interface, joinedAtNanoseconds: joinedAt,
                                    joinToFirstDatagramNanoseconds: merged.firstSeenNanoseconds > joinedAt ? merged.firstSeenNanoseconds - joinedAt : nil,

@@ -82,6 +82,33 @@ public struct StreamState: Sendable {
 
     /// A stream with nothing received yet.
     public init(key: StreamKey) { self.key = key }
+
+    /// Arrivals of a sequence number already seen whose checksum differs from the first
+    /// copy's: two different datagrams claim one place in the stream (a forger, or a sender
+    /// that reused a number). Also counted in `duplicates`; any fails the verdict.
+    public var conflictingDuplicates: UInt64 = 0
+    /// The checksum of the first copy of each of the last ``firstCopyMemory`` sequence
+    /// numbers (a ring indexed by sequence), to tell a true duplicate (the same bytes again,
+    /// as networks and retransmissions make) from a conflicting one. Allocated with the
+    /// stream (16 KiB), never per datagram.
+    var firstCopyChecksums = [UInt32](repeating: 0, count: StreamState.firstCopyMemory)
+    /// How far below the highest sequence number a duplicate can still be compared.
+    public static let firstCopyMemory = 4096
+
+    /// Remembers the checksum of a new sequence number's first copy.
+    @inline(__always) mutating func noteFirstCopy(_ sequence: UInt64, checksum: UInt32) {
+        // A number reordered from further back than the ring would overwrite a newer one's slot.
+        guard tracker.highest &- sequence < UInt64(Self.firstCopyMemory) else { return }
+        firstCopyChecksums.withUnsafeMutableBufferPointer { $0[Int(sequence & UInt64(Self.firstCopyMemory - 1))] = checksum }
+    }
+
+    /// A duplicate of `sequence` arrived with `checksum`: counts it as conflicting when the
+    /// first copy is still remembered and differs.
+    @inline(__always) mutating func checkDuplicate(_ sequence: UInt64, checksum: UInt32) {
+        guard tracker.highest &- sequence < UInt64(Self.firstCopyMemory) else { return }
+        let first = firstCopyChecksums.withUnsafeBufferPointer { $0[Int(sequence & UInt64(Self.firstCopyMemory - 1))] }
+        if first != checksum { conflictingDuplicates &+= 1 }
+    }
     /// A stream with nothing received yet, from an unknown source (tests, tools).
     public init(streamID: UInt64) { self.key = StreamKey(streamID: streamID, source: .unknown) }
 
@@ -202,6 +229,7 @@ public struct StreamState: Sendable {
             } else { bytesExact = false }
         }
         checksumErrors += other.checksumErrors
+        conflictingDuplicates += other.conflictingDuplicates
         patternMismatches += other.patternMismatches
         afterEnd += other.afterEnd
         endsReceived += other.endsReceived

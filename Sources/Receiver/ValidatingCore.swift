@@ -212,7 +212,10 @@ public struct ValidatingCore: Sendable {
         let byteEnd = overflow ? UInt64.max : end
         if byteEnd > s.highestByteEnd { s.highestByteEnd = byteEnd }
         switch outcome {
-        case .duplicate, .late, .beyondEnd:
+        case .duplicate:
+            s.checkDuplicate(h.sequence, checksum: h.checksum)
+            return false
+        case .late, .beyondEnd:
             return false
         case .gapAhead:
             if s.highestSendNanoseconds != 0 && sent > s.highestSendNanoseconds {
@@ -221,6 +224,7 @@ public struct ValidatingCore: Sendable {
             fallthrough
         case .inOrder, .reordered:
             if outcome != .reordered { s.highestSendNanoseconds = sent }
+            s.noteFirstCopy(h.sequence, checksum: h.checksum)
             s.uniquePayloadBytes &+= UInt64(h.payloadLength)
             if h.payloadLength < s.uniquePayloadMin { s.uniquePayloadMin = h.payloadLength }
             if h.payloadLength > s.uniquePayloadMax { s.uniquePayloadMax = h.payloadLength }

@@ -90,6 +90,7 @@ enum ReceiverReportFormatter {
             ("reordered", .uint(s.tracker.reordered)),
             ("max_reorder_distance", .uint(s.tracker.maxReorderDistance)),
             ("duplicates", .uint(s.tracker.duplicates)),
+            ("conflicting_duplicates", .uint(s.conflictingDuplicates)),
             ("corrupt", .uint(s.corrupt)),
             ("checksum_errors", .uint(s.checksumErrors)),
             ("pattern_mismatches", .uint(s.patternMismatches)),
@@ -241,6 +242,7 @@ enum ReceiverReportFormatter {
             line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
         }
         line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
+        if s.conflictingDuplicates > 0 { line += ", CONFLICTING DUPLICATES \(s.conflictingDuplicates) (other bytes under a sequence number already received)" }
         if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
         if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }
         if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }

@@ -41,6 +41,35 @@ final class ValidatingCoreTests: XCTestCase {
         XCTAssertFalse(core.allComplete(streams: 2))
     }
 
+    func testConflictingDuplicateIsCountedApartAndFailsTheVerdict() {
+        var core = ValidatingCore()
+        for q in UInt64(0)..<10 { feed(&core, datagram(stream: 7, seq: q)) }
+        // The same bytes again: a plain duplicate (what a network or a retransmission makes).
+        feed(&core, datagram(stream: 7, seq: 3))
+        // Other bytes (a zero-length forgery, another timestamp) under numbers already seen.
+        feed(&core, TestDatagrams.data(stream: 7, seq: 4, payload: 0, offset: 400))
+        feed(&core, TestDatagrams.data(stream: 7, seq: 5, timestamp: 99))
+        // Reordered from far back must not overwrite a newer number's first copy.
+        for q in UInt64(10)..<5000 { feed(&core, datagram(stream: 7, seq: q + 100)) }
+        feed(&core, datagram(stream: 7, seq: 104))   // new, 4995 below the highest: slot 104 is 4200's
+        feed(&core, datagram(stream: 7, seq: 4200))  // the same bytes as its first copy
+        let s = core.streams[0]
+        XCTAssertEqual(s.tracker.duplicates, 4)
+        XCTAssertEqual(s.conflictingDuplicates, 2)
+        XCTAssertFalse(StreamVerdictLimits().failures(s).isEmpty)
+        XCTAssertTrue(StreamVerdictLimits().failures(s).contains { $0.contains("conflicting") })
+    }
+
+    func testZeroLengthDatagramsDoNotCompleteAStream() {
+        var core = ValidatingCore()
+        for q in UInt64(0)..<5 { feed(&core, TestDatagrams.data(stream: 7, seq: q, payload: q == 2 ? 0 : 100, offset: q * 100)) }
+        feed(&core, end(stream: 7, datagrams: 5, bytes: 500))
+        XCTAssertEqual(core.streams[0].summary().lost, 0)
+        XCTAssertFalse(core.streams[0].isComplete, "100 bytes never arrived")
+        feed(&core, end(stream: 9, datagrams: 0, bytes: 0))
+        XCTAssertTrue(core.streams[1].isComplete)
+    }
+
     func testChecksumFailureChargedToKnownStreamOnly() {
         var core = ValidatingCore()
         feed(&core, datagram(stream: 7, seq: 0))

@@ -141,4 +141,18 @@ static inline long zc_filesystem_type(const char *path) {
     return (long)fs.f_type;
 }
 
+/// A server's streams come and go, each with ~170 KB of latency histogram. glibc raises
+/// its mmap threshold after the first such block is freed, so later ones come from the
+/// heap arenas, which fragment and never shrink: memory grows with every round of streams.
+/// A fixed threshold keeps blocks this large in their own mappings, unmapped on free.
+#include <malloc.h>
+static inline void zc_malloc_map_large_blocks(int threshold_bytes) {
+    mallopt(M_MMAP_THRESHOLD, threshold_bytes);
+}
+/// Returns free heap memory of every arena to the kernel (not per datagram: after a
+/// batch of streams was freed).
+static inline void zc_malloc_release_free(void) {
+    malloc_trim(0);
+}
+
 #endif
