@@ -318,6 +318,14 @@ public enum StreamReceiver {
                 groEnabled = (try? socket.setOption(level: Int32(IPPROTO_UDP), name: zc_udp_gro, value: 1, call: "UDP_GRO")) != nil
             }
             try socket.setOption(level: SOL_SOCKET, name: zc_so_rxq_ovfl, value: 1, call: "SO_RXQ_OVFL")
+            if c.reports && !c.isMulticast && c.listen.isWildcard {
+                // Bound to any address: learn which one each stream was sent to, so its REPORT
+                // goes out from there (a sender connected to that address accepts only it).
+                try socket.setOption(level: Int32(IPPROTO_IP), name: zc_ip_pktinfo, value: 1, call: "IP_PKTINFO")
+                if c.listen.family == AF_INET6 {
+                    try socket.setOption(level: Int32(IPPROTO_IPV6), name: zc_ipv6_recvpktinfo, value: 1, call: "IPV6_RECVPKTINFO")
+                }
+            }
             try SocketCalls.setOption(socket.fd, level: SOL_SOCKET, name: SO_RCVTIMEO,
                                       bytes: timeval(tv_sec: 0, tv_usec: 100_000), call: "setsockopt(SO_RCVTIMEO)")
             // The first socket may bind port 0; the others join its port.

@@ -248,8 +248,7 @@ enum ReceiverReportFormatter {
         if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }
         if !s.exact { line += ", INEXACT (a late END needed loss ranges no longer kept)" }
         if s.joinedLate {
-            line += s.headNotCounted > 0 ? ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
-                                         : ", joined late at sequence \(s.firstSequence ?? 0) (head counted as lost)"
+            line += ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
         }
         line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
         lines.append(line)

@@ -347,6 +347,32 @@ final class HonestyPairTests: XCTestCase {
         XCTAssertLessThan(after[3] - after[0], 16 * 1024, "RSS grows round after round: \(after) KiB")
     }
 
+    // MARK: - A wildcard listener answers from the address it was sent to (issue 24, SPEC §12)
+
+    func testWildcardServerReportsFromTheAddressEachStreamWasSentTo() throws {
+        let net = try NamespacePair(tag: "pki", subnet: 92)
+        net.addIPv6()
+        // A second address of each family on the receiver: the route picks one source for
+        // every answer, so a stream sent to the other gets its REPORT from the wrong one.
+        net.run(net.b, "ip addr add 198.18.92.3/24 dev \(net.interfaceB)")
+        net.run(net.b, "ip addr add 2001:2:92::3/64 dev \(net.interfaceB) nodad")
+        let v4 = try startReceiver(["9000", "--server"], namespace: net.b)
+        let v6 = try startReceiver(["[::]:9001", "--server"], namespace: net.b)
+        for destination in ["198.18.92.2:9000", "198.18.92.3:9000", "[2001:2:92::2]:9001", "[2001:2:92::3]:9001"] {
+            let bind = destination.hasPrefix("[") ? "[\(net.addressA6)]:0" : "\(net.addressA):0"
+            let sent = try Child(Binaries.send, [destination, "--bind", bind, "--count", "2000", "--rate", "100M", "--max-loss", "0"],
+                                 namespace: net.a).wait(timeout: 60)
+            XCTAssertEqual(sent.status, 0, "\(destination): \(sent.stdout)\n\(sent.stderr)")
+            XCTAssertTrue(sent.stdout.contains("2000/2000 unique"), "\(destination): \(sent.stdout)")
+        }
+        for server in [v4, v6] {
+            kill(server.process.processIdentifier, SIGTERM)
+            let r = server.wait(timeout: 20)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stdout.components(separatedBy: "REPORT sent").count - 1, 2, r.stdout)
+        }
+    }
+
     // MARK: - Also: a user's default RLIMIT_MEMLOCK
 
     func testDefaultPoolFitsAUsersLockedMemoryLimit() throws {

@@ -201,7 +201,24 @@ final class ValidatingCoreTests: XCTestCase {
         let s = try! XCTUnwrap(h.summary)
         XCTAssertEqual(s.negative, 1)
         XCTAssertEqual(s.clamped, 1)
-        XCTAssertEqual(s.maxMicroseconds, 90_000_000, "the exact maximum, not the clamped one")
+        // One rule for every field (SPEC §12.5): above 60 s counts as 60 s, so max >= p99.9 >= p50 >= min.
+        XCTAssertEqual(s.maxMicroseconds, 60_000_000, "clamped like the percentiles")
+        XCTAssertEqual(s.minMicroseconds, -0.003, accuracy: 1e-9, "a negative sample stays negative in min")
+        XCTAssertLessThanOrEqual(s.p999, s.maxMicroseconds)
+        XCTAssertGreaterThanOrEqual(s.p50, s.minMicroseconds)
+        // Everything above 60 s: min, percentiles and max agree (min used to exceed p50).
+        var far = LatencyHistogram()
+        for v: Int64 in [70_000_000_000, 80_000_000_000] { far.record(v) }
+        let f = try! XCTUnwrap(far.summary)
+        XCTAssertEqual(f.minMicroseconds, 60_000_000)
+        XCTAssertLessThanOrEqual(f.minMicroseconds, f.p50)
+        XCTAssertLessThanOrEqual(f.p50, f.maxMicroseconds)
+        // All negative: the percentiles stay within [min, max].
+        var skew = LatencyHistogram()
+        for v: Int64 in [-2_000, -1_000] { skew.record(v) }
+        let k = try! XCTUnwrap(skew.summary)
+        XCTAssertLessThanOrEqual(k.p50, k.maxMicroseconds)
+        XCTAssertGreaterThanOrEqual(k.p50, k.minMicroseconds)
         var other = LatencyHistogram()
         other.record(5_000)
         h.add(other)
