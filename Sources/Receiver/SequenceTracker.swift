@@ -223,6 +223,7 @@ public struct SequenceTracker: Sendable {
         limit = total
         guard started, highest >= total else { return 0 }
         let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        let lostRangesBefore = lostRanges, lostRangeCountBefore = lostRangeCount
         var taken: UInt64 = 0
         // 1. Numbers still in the window: known exactly from the bitmap.
         var q = max(total, low)
@@ -258,9 +259,30 @@ public struct SequenceTracker: Sendable {
         lostRanges = lostRanges.compactMap { r in
             r.lowerBound >= total ? nil : r.lowerBound...min(r.upperBound, total - 1)
         }
-        // Inexact (ranges were missing): never take back more than was counted, so
-        // received = unique + duplicates + late + beyondEnd still holds.
-        if unique < taken { exact = false; taken = unique }
+        // Inexact (ranges were missing): never take back more than was counted, and never
+        // the numbers below the total still in the window, which are known to have arrived
+        // (SPEC §9.8: unique stays a true lower bound); received = unique + duplicates +
+        // late + beyondEnd still holds.
+        if unique < taken || !exact {
+            // Known to have arrived below the total: those still in the window (bitmap), and
+            // below the window whatever the first kept loss ranges do not cover, when they
+            // reach that far (they are the first ranges of all, never evicted).
+            var known: UInt64 = 0
+            if total > low {
+                var q = low
+                while q < total && q <= highest { if isSet(q) { known += 1 }; q += 1 }
+            }
+            let below = min(total, low)
+            if below > 0 && (lostRangeCountBefore <= UInt64(Self.maxRanges)
+                             || (lostRangesBefore.last.map { $0.upperBound >= below - 1 } ?? false)) {
+                let lossesBelow = lostRangesBefore.reduce(UInt64(0)) { sum, r in
+                    r.lowerBound >= below ? sum : sum + (min(r.upperBound, below - 1) - r.lowerBound + 1)
+                }
+                known += below - min(below, lossesBelow)
+            }
+            let most = unique - min(unique, known)
+            if taken > most { exact = false; taken = most }
+        }
         unique -= taken
         beyondEnd &+= taken
         return taken

@@ -194,7 +194,13 @@ public struct StreamState: Sendable {
 
     /// Closes the books on the sequence tracker (a copy: the state is unchanged).
     public func summary() -> Summary {
-        let f = tracker.finish()
+        var f = tracker.finish()
+        if !exact {
+            // Inexact (SPEC §9.8): bounds, nothing false — never more lost than expected,
+            // never more loss ranges than lost numbers.
+            f.lost = min(f.lost, totalDatagrams)
+            f.rangeCount = min(f.rangeCount, f.lost)
+        }
         let head = headNotCounted
         guard head > 0, let first = f.ranges.first, first.lowerBound == 0 else {
             return Summary(lost: f.lost, lostRanges: f.ranges, lostRangeCount: f.rangeCount, expectedDatagrams: expected?.datagrams)

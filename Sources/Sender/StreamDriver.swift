@@ -30,7 +30,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// How long the end of the run waits for the kernel to hand back every slot.
     package let drainTimeoutNanoseconds: UInt64
     /// Gap between END repeats.
-    package static var endGapNanoseconds: UInt64 { 1_000_000 }
+    package static var endGapNanoseconds: UInt64 { 2_000_000 }
     /// Longest single sleep while pacing, so progress and stop requests stay timely.
     package static var maxSleepNanoseconds: UInt64 { 1_000_000 }
 
@@ -75,7 +75,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     // MARK: - Pull
 
     /// Sends the whole stream: fills what the engine lends until a limit, the end of
-    /// the source or a stop, then sends END (``endsRemaining`` times, 1 ms apart) and
+    /// the source or a stop, then sends END (``endsRemaining`` times, 2 ms apart) and
     /// waits until the engine holds nothing. Returns why production stopped.
     package mutating func run(source input: PayloadInput?, limits: ProductionLimits, flushIntervalNanoseconds: UInt64,
                       ticker: inout ProgressTicker) throws(SendEngineError) -> StopReason {
@@ -102,10 +102,11 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 (paceWait, producing) = try produce(reader: reader, readFD: readFD)
             }
 
-            // END goes after the last data, a few times, 1 ms apart.
+            // END goes after the last data, a few times, 2 ms apart.
             if !producing && plan.isEmpty && endsRemaining > 0 && now >= nextEndAt, let slot = engine.lend() {
                 try sendEnd(in: slot)
-                nextEndAt = now + Self.endGapNanoseconds
+                // From now, not from the turn's start: repeats go out a full gap apart.
+                nextEndAt = MonotonicClock.nanoseconds() + Self.endGapNanoseconds
             }
 
             let inFlight = engine.inFlight
@@ -338,7 +339,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
         try engine.service(.none, stats: &stats)
     }
 
-    /// Ends a pushed stream: flush, END ``endsRemaining`` times 1 ms apart (and again
+    /// Ends a pushed stream: flush, END ``endsRemaining`` times 2 ms apart (and again
     /// for any the engine lost), then the drain.
     package mutating func finish() throws(SendEngineError) {
         try flush()

@@ -60,6 +60,37 @@ final class ValidatingCoreTests: XCTestCase {
         XCTAssertTrue(StreamVerdictLimits().failures(s).contains { $0.contains("conflicting") })
     }
 
+    /// SPEC §9.8: a late END after a sender ran far past its total, with the loss ranges it
+    /// would need evicted: inexact, but nothing false — the 5 numbers below the total that
+    /// arrived stay unique, lost is at most the total, ranges never outnumber lost numbers.
+    func testInexactTakeBackReportsBoundsNotNonsense() {
+        var core = ValidatingCore()
+        for q in stride(from: UInt64(0), to: 10, by: 2) { feed(&core, datagram(stream: 7, seq: q)) }
+        for k in UInt64(0)..<300 { feed(&core, datagram(stream: 7, seq: 100 + 2 * k)) }
+        feed(&core, datagram(stream: 7, seq: 200_000))
+        feed(&core, end(stream: 7, datagrams: 10, bytes: 1000))
+        let s = core.streams[0]
+        let summary = s.summary()
+        XCTAssertFalse(s.exact)
+        XCTAssertEqual(s.tracker.unique, 5, "0, 2, 4, 6, 8 arrived below the total")
+        XCTAssertLessThanOrEqual(summary.lost, 10)
+        XCTAssertGreaterThanOrEqual(summary.lost, 5)
+        XCTAssertLessThanOrEqual(summary.lostRangeCount, summary.lost)
+        XCTAssertEqual(s.datagrams, s.tracker.unique + s.tracker.duplicates + s.tracker.late + s.tracker.beyondEnd)
+        XCTAssertEqual(summary.lostRanges.prefix(4), [1...1, 3...3, 5...5, 7...7])
+    }
+
+    /// SPEC §9.7: a unicast stream whose first datagrams were lost counts them lost; it did
+    /// not "join late".
+    func testUnicastHeadLossIsLossNotALateJoin() {
+        var core = ValidatingCore()
+        for q in UInt64(5)..<10 { feed(&core, datagram(stream: 7, seq: q)) }
+        feed(&core, end(stream: 7, datagrams: 10, bytes: 1000))
+        XCTAssertFalse(core.streams[0].joinedLate)
+        XCTAssertEqual(core.streams[0].summary().lost, 5)
+        XCTAssertEqual(core.streams[0].streamReport(kernelDrops: 0, pass: true, wallNow: 0).joinedLate, false)
+    }
+
     func testZeroLengthDatagramsDoNotCompleteAStream() {
         var core = ValidatingCore()
         for q in UInt64(0)..<5 { feed(&core, TestDatagrams.data(stream: 7, seq: q, payload: q == 2 ? 0 : 100, offset: q * 100)) }
