@@ -76,6 +76,10 @@ long zc_send_from(int fd, const void *buf, size_t len, const struct sockaddr *to
     return sendmsg(fd, &msg, flags);
 }
 
+long zc_preadv_nowait(int fd, const struct iovec *iov, int count, int64_t offset) {
+    return preadv2(fd, iov, count, offset, RWF_NOWAIT);
+}
+
 // ---- mmsg -----------------------------------------------------------------
 _Static_assert(sizeof(struct zc_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 int zc_sendmmsg(int fd, struct zc_mmsghdr *msgs, unsigned int count, int flags) {

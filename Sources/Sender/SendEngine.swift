@@ -63,11 +63,12 @@ package protocol SendEngine: AnyObject {
     /// After the drain: anything the engine adds to the report (its own section, the
     /// socket buffer it was granted).
     func annotate(_ report: inout SenderReport)
-    /// Regular files only: queue reads of `count` bytes at `fileOffset` of `fd` straight
-    /// into `destination` inside `slot` (io_uring READ_FIXED). False when the engine
-    /// cannot (the driver then reads with `pread` as it fills).
+    /// Regular files only: the engine can queue one vectored read of the file's consecutive
+    /// bytes at `fileOffset` of `fd` into `count` pieces inside `slot` (the payload positions
+    /// between its datagram headers; io_uring READV). False when the engine cannot (the
+    /// driver then reads with `pread` as it fills). `vectors` stays valid until the read completes.
     var readsFilesAsynchronously: Bool { get }
-    func queueRead(into destination: UnsafeMutableRawPointer, count: Int, fileOffset: UInt64, fd: Int32, slot: Int)
+    func queueRead(vectors: UnsafePointer<iovec>, count: Int, fileOffset: UInt64, fd: Int32, slot: Int)
     /// Reads queued for `slot` still outstanding, and the bytes the finished ones read
     /// (an error: -errno).
     func readProgress(of slot: Int) -> (pending: Int, bytes: Int)
@@ -82,7 +83,7 @@ extension SendEngine {
     package func takeLostEnds() -> Int { 0 }
     package func annotate(_ report: inout SenderReport) {}
     package var readsFilesAsynchronously: Bool { false }
-    package func queueRead(into destination: UnsafeMutableRawPointer, count: Int, fileOffset: UInt64, fd: Int32, slot: Int) {
+    package func queueRead(vectors: UnsafePointer<iovec>, count: Int, fileOffset: UInt64, fd: Int32, slot: Int) {
         preconditionFailure("\(Self.self) reads no files asynchronously")
     }
     package func readProgress(of slot: Int) -> (pending: Int, bytes: Int) { (0, 0) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import StreamProtocol
 import ZCSystem
 
@@ -37,6 +38,12 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// A reorder/duplicate fault writes two datagrams at once; when a slot holds one,
     /// they are written here and copied into slots of their own.
     private let scratch: UnsafeMutableRawPointer
+    /// Per slot, the payload positions a file read fills (one vectored read per slot); they
+    /// must outlive the asynchronous read, so they are owned here, allocated up front.
+    private let readVectors: UnsafeMutablePointer<iovec>
+    /// preadv2(RWF_NOWAIT) works on this source: page-cache hits are read in place on this
+    /// thread; only misses go to the ring (false after EOPNOTSUPP).
+    private var readsWithoutWaiting = true
     private var scratchDatagrams = 0
     private var scratchNext = 0
     private var scratchBytes = 0
@@ -58,6 +65,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
         self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
         let size = self.writer.datagramSize
         scratch = .allocate(byteCount: 2 * size + 64, alignment: 64)
+        readVectors = .allocate(capacity: engine.slotCount * max(1, engine.segmentsPerSlot))
         plan = FileReadPlan(capacity: engine.slotCount)
         if self.writer.isFixedPayload {
             // --source fixed: slots are memory we keep; the one payload goes into every
@@ -67,7 +75,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
         }
     }
 
-    deinit { scratch.deallocate() }
+    deinit { scratch.deallocate(); readVectors.deallocate() }
 
     package var datagramSize: Int { writer.datagramSize }
     package var elapsedNanoseconds: UInt64 { MonotonicClock.nanoseconds() - start }
@@ -161,8 +169,8 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             }
             if let readFD {
                 // Reads first; the send follows when they complete (sendReadSlots).
-                guard engine.readCapacity >= segments, let slot = engine.lend() else { return (0, true) }
-                let planned = planReads(slot: slot, fd: readFD)
+                guard engine.readCapacity >= 1, let slot = engine.lend() else { return (0, true) }
+                let planned = try planReads(slot: slot, fd: readFD)
                 if planned == 0 { engine.giveBack(slot); return (0, false) }
                 let bytes = planned * datagramSize
                 pacer?.charge(datagrams: planned, bytes: bytes)
@@ -218,14 +226,35 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// Reserves the slot's sequence numbers and queues one read per datagram, each
     /// straight into the payload area behind that datagram's header. Returns the
     /// datagrams planned.
-    private mutating func planReads(slot: Int, fd: Int32) -> Int {
+    /// Reads the next datagrams' payloads of a regular file into `slot`: the file's bytes
+    /// for one slot are consecutive, so one vectored read puts them between the headers.
+    /// Page-cache hits are read right here (preadv2 RWF_NOWAIT: a copy, no worker hand-off)
+    /// and the slot goes out at once; a miss is one READV on the ring, sealed and sent in
+    /// order by ``sendReadSlots()``. Returns the datagrams planned (0: the file is done).
+    private mutating func planReads(slot: Int, fd: Int32) throws(SendEngineError) -> Int {
         let (first, count) = writer.reserve(maxSegments: engine.segmentsPerSlot)
         guard count > 0 else { return 0 }
         let base = engine.address(of: slot)
+        let vectors = readVectors + slot * max(1, engine.segmentsPerSlot)
+        var total = 0
         for k in 0..<count {
-            let (at, length, offset) = writer.layout(first: first, index: k)
-            engine.queueRead(into: base + at + DatagramHeader.size, count: length, fileOffset: offset, fd: fd, slot: slot)
+            let (at, length, _) = writer.layout(first: first, index: k)
+            vectors[k] = iovec(iov_base: base + at + DatagramHeader.size, iov_len: length)
+            total += length
         }
+        let fileOffset = writer.layout(first: first, index: 0).streamOffset
+        // Only while no slot waits for the ring: datagrams leave in sequence order.
+        if readsWithoutWaiting && plan.isEmpty {
+            let n = zc_preadv_nowait(fd, vectors, Int32(count), Int64(bitPattern: fileOffset))
+            if n == total {
+                let length = writer.seal(base, first: first, count: count)
+                try engine.commit(slot, length: length, datagrams: count, isEnd: false, stats: &stats)
+                return count
+            }
+            if n < 0 && errno != EAGAIN { readsWithoutWaiting = false }
+            // A miss or a short read: the ring reads the whole slot again.
+        }
+        engine.queueRead(vectors: vectors, count: count, fileOffset: fileOffset, fd: fd, slot: slot)
         plan.append(slot: slot, first: first, count: count)
         return count
     }

@@ -128,14 +128,14 @@ final class UringSendEngine: SendEngine {
         reapAll(stats: &stats)
     }
 
-    // MARK: Files read by the ring (READ_FIXED)
+    // MARK: Files read by the ring (READV: one request per slot)
 
     var readsFilesAsynchronously: Bool { true }
     var readCapacity: Int { Int(io_uring_sq_space_left(ring.raw)) }
 
-    func queueRead(into destination: UnsafeMutableRawPointer, count: Int, fileOffset: UInt64, fd: Int32, slot: Int) {
+    func queueRead(vectors: UnsafePointer<iovec>, count: Int, fileOffset: UInt64, fd: Int32, slot: Int) {
         let sqe = ring.nextSubmission()!  // the driver checked readCapacity
-        zc_prep_read_fixed(sqe, fd, destination, UInt32(count), fileOffset, 0, UringUserData.encode(.read, slot: slot))
+        zc_prep_readv(sqe, fd, vectors, UInt32(count), fileOffset, UringUserData.encode(.read, slot: slot))
         if slots[slot].readsPending == 0 { slots[slot].readBytes = 0 }
         slots[slot].readsPending += 1
     }

@@ -174,4 +174,8 @@ static inline void zc_malloc_release_free(void) {
     malloc_trim(0);
 }
 
+/// preadv2(..., RWF_NOWAIT): reads only what the page cache holds now, on this thread; -1
+/// with errno EAGAIN when it would block (a miss), EOPNOTSUPP where the file cannot.
+long zc_preadv_nowait(int fd, const struct iovec *iov, int count, int64_t offset);
+
 #endif
