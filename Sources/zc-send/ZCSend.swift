@@ -40,30 +40,44 @@ struct ZCSend: ParsableCommand {
         ("event": "interval") and the final report as the last line ("event": "final"), each with \
         a wall-clock "timestamp"; --json --interval 0 prints the final report alone, pretty.
 
+        Short options are iperf3's where the meaning is the same: -c HOST -p PORT, -u (ignored: \
+        always UDP), -b RATE, -t TIME, -n BYTES, -k COUNT, -l SIZE, -P STREAMS, -B ADDR, -S TOS, \
+        -w SNDBUF, -F FILE, -i TIME, -J. Times take units (10s, 500ms, 2m); a plain number is seconds.
+
         Examples:
           zc-send 127.0.0.1:9000 --duration 5 --max-loss 0.1
+          zc-send -c 198.18.0.2 -p 9000 -u -b 2G -t 10 -J
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
           zc-send 198.18.0.2:9000 --engine packet-ring --interface veth0 --count 1000000
         """,
         version: ZCStreamVersion.string
     )
 
-    @Argument(help: "Destination HOST:PORT or [IPV6]:PORT.")
-    var destination: String
+    @Argument(help: "Destination HOST:PORT or [IPV6]:PORT (or -c HOST -p PORT).")
+    var destination: String?
 
-    @Option(name: .shortAndLong, help: "Datagram size in bytes, header (48) included: the UDP payload size (default: 1472 to an IPv4 destination, 1452 to IPv6 — one datagram per 1500-byte frame).")
+    @Option(name: [.customShort("c"), .customLong("client")], help: ArgumentHelp("Destination host, as iperf3's -c (with -p PORT, or HOST:PORT); instead of the DESTINATION argument.", valueName: "HOST"))
+    var client: String?
+
+    @Option(name: .shortAndLong, help: "Destination port, as iperf3's -p (for a DESTINATION or -c HOST given without one).")
+    var port: UInt16?
+
+    @Flag(name: [.customShort("u"), .customLong("udp")], help: "Accepted for iperf3's habit and ignored: zcstream is always UDP.")
+    var udp = false
+
+    @Option(name: [.customShort("l"), .customLong("size")], help: "Datagram size in bytes (iperf3's -l), header (48) included: the UDP payload size (default: 1472 to an IPv4 destination, 1452 to IPv6 — one datagram per 1500-byte frame).")
     var size: Int?
 
-    @Option(name: .shortAndLong, help: "Send this many datagrams.")
+    @Option(name: [.customShort("k"), .customLong("count")], help: "Send this many datagrams (iperf3's -k, --blockcount).")
     var count: UInt64?
 
-    @Option(name: .shortAndLong, help: "Send this many payload bytes (K/M/G suffixes, powers of 1024).")
+    @Option(name: [.customShort("n"), .customLong("bytes")], help: "Send this many payload bytes (K/M/G suffixes, powers of 1024; iperf3's -n).")
     var bytes: String?
 
-    @Option(name: .shortAndLong, help: "Send for this long (10s, 500ms, 2m). Default 10s when no --count or --bytes.")
+    @Option(name: [.customShort("t"), .customLong("duration")], help: "Send for this long (10s, 500ms, 2m; a plain number is seconds, as iperf3's -t). Default 10s when no --count or --bytes.")
     var duration: String?
 
-    @Option(name: .shortAndLong, help: "Pace to a rate: bit/s (10G, 800M) or packets/s (500kpps). Default: as fast as possible.")
+    @Option(name: [.customShort("b"), .customLong("rate")], help: "Pace to a rate: bit/s (10G, 800M; iperf3's -b, --bitrate) or packets/s (500kpps). Default, or 0: as fast as possible.")
     var rate: String?
 
     @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).")
@@ -72,7 +86,7 @@ struct ZCSend: ParsableCommand {
     @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).")
     var gso: String = "auto"
 
-    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
+    @Option(name: [.customShort("F"), .customLong("source")], help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin (iperf3's -F, --file).")
     var source: String = "pattern"
 
     @Option(help: "A live --source (pipe, terminal): how long a partly filled datagram waits for more bytes before it is sent as it is (e.g. 5ms, 100ms).")
@@ -93,13 +107,13 @@ struct ZCSend: ParsableCommand {
     @Option(help: "With --sqpoll: pin the kernel's submission thread to this CPU.")
     var sqpollCpu: Int?
 
-    @Option(help: "Independent streams, each with its own socket, ring, pool and thread. --rate is shared out evenly.")
+    @Option(name: [.customShort("P"), .customLong("streams")], help: "Independent streams (iperf3's -P, --parallel), each with its own socket, ring, pool and thread. --rate is shared out evenly.")
     var streams: Int = 1
 
     @Option(help: "Pin stream threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
     var cpu: String?
 
-    @Option(help: "Socket send buffer (K/M/G).")
+    @Option(name: [.customShort("w"), .customLong("sndbuf")], help: "Socket send buffer (K/M/G; iperf3's -w, --window).")
     var sndbuf: String = "8M"
 
     @Option(help: "END datagrams sent at the end (UDP may drop one).")
@@ -135,10 +149,10 @@ struct ZCSend: ParsableCommand {
     @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
     var ringTransfer: String?
 
-    @Option(help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
+    @Option(name: [.customShort("B"), .customLong("bind")], help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
     var bind: String?
 
-    @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS; packet-ring writes it into every frame's IP header).")
+    @Option(name: [.customShort("S"), .customLong("tos")], help: "IP TOS byte (0-255; iperf3's -S) on every datagram, END included (IP_TOS / IPV6_TCLASS; packet-ring writes it into every frame's IP header).")
     var tos: Int?
 
     @Option(help: "DSCP (0-63) on every datagram: the TOS byte's upper six bits (e.g. 46 for EF).")
@@ -156,11 +170,11 @@ struct ZCSend: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
     var maxCorrupt: UInt64?
 
-    @Flag(help: "Print the final report as JSON on stdout.")
+    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the final report as JSON on stdout (iperf3's -J).")
     var json = false
 
-    @Option(name: .shortAndLong, help: "Seconds between progress lines on stderr (0: none).")
-    var interval: Double = 1
+    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress lines on stderr (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none).")
+    var interval: String = "1s"
 
     @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
     var metrics: String?
@@ -181,10 +195,10 @@ struct ZCSend: ParsableCommand {
         if let bytes, (Units.parseBytes(bytes) ?? 0) == 0 { throw ValidationError("--bytes '\(bytes)' is not a positive size (e.g. 100M)") }
         if (Units.parseDuration(flushInterval) ?? 0) == 0 { throw ValidationError("--flush-interval '\(flushInterval)' is not a positive duration (e.g. 5ms)") }
         if let duration, (Units.parseDuration(duration) ?? 0) == 0 { throw ValidationError("--duration '\(duration)' is not a positive duration (e.g. 10s, 500ms)") }
-        if let rate, Rate.parse(rate) == nil { throw ValidationError("--rate '\(rate)' is not a positive rate: bit/s like 10G, 800M, 1500k or packets/s like 500kpps") }
+        if let rate, rate != "0", Rate.parse(rate) == nil { throw ValidationError("--rate '\(rate)' is not a positive rate: bit/s like 10G, 800M, 1500k or packets/s like 500kpps") }
         if SendEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         if parsedGSO == nil { throw ValidationError("--gso '\(gso)' must be auto, off or a segment count from 1 to 64") }
-        if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if Units.parseDuration(interval) == nil { throw ValidationError("--interval '\(interval)' must be a duration (1s, 500ms, 0.5; 0: none)") }
         if let tos, !(0...255).contains(tos) { throw ValidationError("--tos must be 0...255") }
         if let dscp, !(0...63).contains(dscp) { throw ValidationError("--dscp must be 0...63") }
         if tos != nil && dscp != nil { throw ValidationError("--tos and --dscp set the same byte: give one") }
@@ -263,6 +277,21 @@ struct ZCSend: ParsableCommand {
         catch { throw ValidationError("--bind '\(bind)': \(error)") }
     }
 
+    /// The destination as HOST:PORT, from the argument or -c/--client, and -p/--port.
+    func destinationText() throws -> String {
+        let host: String
+        switch (destination, client) {
+        case (let d?, nil): host = d
+        case (nil, let c?): host = c
+        case (nil, nil): throw ValidationError("destination missing: give HOST:PORT, or -c HOST -p PORT")
+        case (_?, _?): throw ValidationError("destination given twice: HOST:PORT or -c/--client HOST, not both")
+        }
+        switch Endpoint.join(host, port: port, hostFlag: client == nil ? "destination" : "--client") {
+        case .success(let text): return text
+        case .failure(let error): throw ValidationError(error.description)
+        }
+    }
+
     func parseStreamID(_ s: String) -> UInt64? {
         let v = s.lowercased().hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
         return v == 0 ? nil : v
@@ -289,6 +318,7 @@ struct ZCSend: ParsableCommand {
 
     func makeConfiguration() throws -> SenderConfiguration {
         let address: SocketAddress
+        let destination = try destinationText()
         do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
         var limit = StreamLimit(datagrams: count, payloadBytes: bytes.flatMap(Units.parseBytes),
                                 durationNanoseconds: duration.flatMap(Units.parseDuration))
@@ -315,7 +345,7 @@ struct ZCSend: ParsableCommand {
         do {
             var c = try SenderConfiguration(
                 destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!, limit: limit,
-                rate: rate.flatMap(Rate.parse), engine: SendEngineKind(rawValue: engine)!,
+                rate: rate.flatMap { $0 == "0" ? nil : Rate.parse($0) }, engine: SendEngineKind(rawValue: engine)!,
                 poolSlots: pool, ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 faults: faults, endRepeats: endRepeat,
@@ -388,7 +418,7 @@ struct ZCSend: ParsableCommand {
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
         reporter.json = json
         // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
-        let printEvery = UInt64(interval * 1e9)
+        let printEvery = Units.parseDuration(interval)!
         var nextPrint = printEvery
         let reports: [SenderReport]
         do {
@@ -407,7 +437,7 @@ struct ZCSend: ParsableCommand {
         if json {
             // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
             let report = SenderReportFormatter.json(reports).withVersion()
-            Output.standardOutput(interval > 0 ? report.streamed(event: "final") : report.rendered(pretty: true))
+            Output.standardOutput(printEvery > 0 ? report.streamed(event: "final") : report.rendered(pretty: true))
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
