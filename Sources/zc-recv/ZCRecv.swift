@@ -71,10 +71,14 @@ struct ZCRecv: ParsableCommand {
         --report-rate per second per source host (burst twice that). --no-report: never send. \
         Not for a multicast group.
 
-        --json with --interval N > 0 streams NDJSON: one object per interval ("event": "interval", \
-        with a wall-clock "timestamp") and the final report as the last line ("event": "final"); \
-        a server's finished streams are lines of their own ("event": "stream_finished"). --json \
-        --interval 0 prints the final report alone, pretty (one JSON document).
+        JSON: --json (-J) prints one JSON document on stdout when the run ends, whatever \
+        --interval says. --json-stream prints JSON lines (NDJSON): one {"event": "interval", \
+        "timestamp", "role", "interval": {start_seconds, end_seconds, seconds, gbps, pps, \
+        datagrams, bytes, kernel_drops}, "so_far": {datagrams, bytes, lost, corrupt, invalid, \
+        kernel_drops, streams}} per --interval, then the final report as the last line with \
+        "event": "final". With --output - these go to stderr. A server's run has no end: with \
+        --json each finished stream is its own one-line document ("event": "stream_finished"), \
+        as iperf3 -s -J prints one document per test; --json-stream adds the interval lines.
 
         Short options are iperf3's where the meaning is the same: -s (server), -p PORT, -B HOST, \
         -u (ignored: always UDP), -w RCVBUF, -F FILE, -i TIME, -J. Times take units (5s, 300ms, 2m); \
@@ -182,10 +186,13 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams before exiting with status 1.")
     var maxCorrupt: UInt64 = 0
 
-    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the final report as JSON on stdout (iperf3's -J).")
+    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the report as one JSON document on stdout when the run ends (iperf3's -J), whatever --interval says; progress lines stay text on stderr.")
     var json = false
 
-    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress lines on stderr (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none).")
+    @Flag(help: "Print JSON lines (NDJSON, iperf3 3.17's --json-stream) on stdout: {\"event\": \"interval\", \"timestamp\", \"role\", \"interval\": {...}, \"so_far\": {...}} every --interval, then the final report with \"event\": \"final\".")
+    var jsonStream = false
+
+    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress reports (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none): a text line on stderr, or with --json-stream a JSON line on stdout.")
     var interval: String = "1s"
 
     @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
@@ -295,7 +302,8 @@ struct ZCRecv: ParsableCommand {
         // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
         var printer = ReceiveProgressPrinter()
-        printer.json = json
+        let jsonMode = JSONMode(json: json, jsonStream: jsonStream)
+        printer.json = jsonMode.streamsIntervals
         printer.jsonToStandardError = output == "-"
         let report: ReceiverReport
         do {
@@ -305,9 +313,9 @@ struct ZCRecv: ParsableCommand {
                 },
                 progress: { printer.print($0) },
                 metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } },
-                finished: { [json] f in
-                    // One line per stream with --json (NDJSON), else a text block.
-                    Output.standardOutput(json ? ReceiverReportFormatter.finishedJSON(f, limits: configuration.verdictLimits).rendered(pretty: false)
+                finished: { f in
+                    // One line per stream with --json or --json-stream (NDJSON), else a text block.
+                    Output.standardOutput(jsonMode != .off ? ReceiverReportFormatter.finishedJSON(f, limits: configuration.verdictLimits).rendered(pretty: false)
                                                : ReceiverReportFormatter.finishedText(f, limits: configuration.verdictLimits))
                 })
         } catch {
@@ -323,9 +331,8 @@ struct ZCRecv: ParsableCommand {
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         // With --output -, stdout carries the stream: the report goes to stderr.
         let full = ReceiverReportFormatter.json(report, verdict: verdict).withVersion()
-        // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
-        let text = json ? (Units.parseDuration(interval)! > 0 ? full.streamed(event: "final") : full.rendered(pretty: true))
-                        : ReceiverReportFormatter.text(report, verdict: verdict)
+        // -J: one pretty document; --json-stream: the stream's last line.
+        let text = jsonMode != .off ? jsonMode.final(full) : ReceiverReportFormatter.text(report, verdict: verdict)
         if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
         if !verdict.withinLimits { throw ExitCode(ExitStatus.validationFailed) }

@@ -36,9 +36,12 @@ struct ZCSend: ParsableCommand {
         time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
         permitted, 130/143 stopped by a signal.
 
-        --json with --interval N > 0 streams NDJSON on stdout: one object per interval \
-        ("event": "interval") and the final report as the last line ("event": "final"), each with \
-        a wall-clock "timestamp"; --json --interval 0 prints the final report alone, pretty.
+        JSON: --json (-J) prints one JSON document on stdout when the run ends, whatever \
+        --interval says (json.load and jq read it as one object). --json-stream prints JSON lines \
+        (NDJSON): one {"event": "interval", "timestamp", "role", "interval": {start_seconds, \
+        end_seconds, seconds, gbps, pps, datagrams, bytes}, "so_far": {datagrams, bytes, \
+        notifications, copied, slots_in_flight, errors}} per --interval, then the final report as \
+        the last line with "event": "final" and "timestamp" (the document's keys otherwise).
 
         Short options are iperf3's where the meaning is the same: -c HOST -p PORT, -u (ignored: \
         always UDP), -b RATE, -t TIME, -n BYTES, -k COUNT, -l SIZE, -P STREAMS, -B ADDR, -S TOS, \
@@ -170,10 +173,13 @@ struct ZCSend: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
     var maxCorrupt: UInt64?
 
-    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the final report as JSON on stdout (iperf3's -J).")
+    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the report as one JSON document on stdout when the run ends (iperf3's -J), whatever --interval says; progress lines stay text on stderr.")
     var json = false
 
-    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress lines on stderr (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none).")
+    @Flag(help: "Print JSON lines (NDJSON, iperf3 3.17's --json-stream) on stdout: {\"event\": \"interval\", \"timestamp\", \"role\", \"interval\": {...}, \"so_far\": {...}} every --interval, then the final report with \"event\": \"final\".")
+    var jsonStream = false
+
+    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress reports (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none): a text line on stderr, or with --json-stream a JSON line on stdout.")
     var interval: String = "1s"
 
     @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
@@ -416,7 +422,8 @@ struct ZCSend: ParsableCommand {
         let exporter = try SenderMetricsExporter.start(metrics)
         StopFlag.install()
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
-        reporter.json = json
+        let jsonMode = JSONMode(json: json, jsonStream: jsonStream)
+        reporter.json = jsonMode.streamsIntervals
         // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
         let printEvery = Units.parseDuration(interval)!
         var nextPrint = printEvery
@@ -434,10 +441,9 @@ struct ZCSend: ParsableCommand {
             Output.standardError("zc-send: \(error.describe(naming: Self.flag))")
             throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
-        if json {
-            // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
-            let report = SenderReportFormatter.json(reports).withVersion()
-            Output.standardOutput(printEvery > 0 ? report.streamed(event: "final") : report.rendered(pretty: true))
+        if jsonMode != .off {
+            // -J: one pretty document; --json-stream: the stream's last line.
+            Output.standardOutput(jsonMode.final(SenderReportFormatter.json(reports).withVersion()))
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
