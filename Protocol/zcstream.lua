@@ -224,6 +224,7 @@ local f = {
     report_complete = ProtoField.bool("zcstream.report.complete", "Complete", 8, nil, 0x02),
     report_exact = ProtoField.bool("zcstream.report.exact", "Exact", 8, nil, 0x04),
     report_joined_late = ProtoField.bool("zcstream.report.joined_late", "Joined late", 8, nil, 0x08),
+    report_output_incomplete = ProtoField.bool("zcstream.report.output_incomplete", "Output incomplete", 8, nil, 0x10),
     report_listed = ProtoField.uint16("zcstream.report.ranges_listed", "Lost ranges listed", base.DEC),
     report_range = ProtoField.string("zcstream.report.lost_range", "Lost range"),
 }
@@ -242,7 +243,7 @@ zc.fields = {
     f.payload_length, f.checksum, f.checksum_computed, f.checksum_status, f.extension, f.payload,
     f.end_datagrams, f.end_bytes, f.pattern_status, f.pattern_mismatch,
     f.kind, f.report, f.report_fixed, f.report_verdict, f.report_state, f.report_end_seen,
-    f.report_complete, f.report_exact, f.report_joined_late, f.report_listed, f.report_range,
+    f.report_complete, f.report_exact, f.report_joined_late, f.report_output_incomplete, f.report_listed, f.report_range,
 }
 for _, list in ipairs({ REPORT_COUNTERS, REPORT_LATENCIES, REPORT_OUTAGES }) do
     for _, name in ipairs(list) do zc.fields[#zc.fields + 1] = f["report_" .. name] end
@@ -360,6 +361,7 @@ local function dissect_report(tvb, pinfo, root, pos, len)
     st:add(f.report_complete, tvb(b + 3, 1))
     st:add(f.report_exact, tvb(b + 3, 1))
     st:add(f.report_joined_late, tvb(b + 3, 1))
+    st:add(f.report_output_incomplete, tvb(b + 3, 1))
     local listed = tvb(b + 4, 2):uint()
     body:add(f.report_listed, tvb(b + 4, 2))
     local at = b + 8

@@ -261,7 +261,8 @@ REPORT_COUNTERS = ("received", "unique", "unique_payload_bytes", "expected_datag
 REPORT_LATENCIES = ("latency_min_ns", "latency_p50_ns", "latency_p99_ns", "latency_p99_9_ns",
                     "latency_max_ns")
 REPORT_OUTAGES = ("gaps", "longest_gap_datagrams", "longest_gap_ns", "first_to_last_ns")
-REPORT_STATE_BITS = (("end_seen", 0x01), ("complete", 0x02), ("exact", 0x04), ("joined_late", 0x08))
+REPORT_STATE_BITS = (("end_seen", 0x01), ("complete", 0x02), ("exact", 0x04), ("joined_late", 0x08),
+                     ("output_incomplete", 0x10))
 
 
 def encode_report(r, limit=REPORT_MAX_LENGTH, fixed_body=REPORT_FIXED_BODY, extra=b"",
@@ -364,6 +365,8 @@ def report_scenarios():
          encode_report(many)),
         ("report_amplification_cap", "the same stream, capped to the 300 bytes it delivered: 2 ranges listed",
          encode_report(many, limit=300)),
+        ("report_output_incomplete", "every datagram arrived, but the receiver's --output lacks bytes (a failed write): verdict fail, state bit 0x10",
+         encode_report(dict(clean, verdict="fail", output_incomplete=True))),
         ("report_future_counters", "a later version's body: fixed length 216, one counter this version does not know (skipped)",
          encode_report(lossy, fixed_body=216, extra=struct.pack(">Q", 77))),
     ]
@@ -482,7 +485,9 @@ class StreamAccount:
             "lost": str(total - len(self.seen)),
             "lost_ranges": ranges,
             "lost_range_count": str(count),
-            "complete": self.end is not None and len(self.seen) == total,
+            # Every sequence number and every byte (SPEC §9.4).
+            "complete": (self.end is not None and len(self.seen) == total
+                         and sum(self.seen.values()) == self.end[1]),
         })
         return r
 
@@ -537,6 +542,9 @@ def accounting_scenarios():
         ("end_mismatch", "0..4, END(5), END(6): the first END fixes the totals, one mismatch.",
          [d(q) for q in range(5)] + [end(5), end(6)]),
         ("empty_stream", "END(0) alone: complete and empty.", [end(0)]),
+        ("zero_length_fill", "0..4 with seq 2 empty (0 bytes), END(5, 500 bytes): nothing lost, "
+         "but 100 bytes never arrived: not complete.",
+         [d(0), d(1), {"data": "2", "offset": "200", "length": 0}, d(3), d(4), end(5)]),
         ("end_zero_after_data", "0..2 then END(0): all three beyond END.", [d(0), d(1), d(2), end(0)]),
         ("seq_max_is_beyond", "0, 1, seq 2^64-1, no END: 2^64-1 can never be stream data.",
          [d(0), d(1), d(MASK64)]),

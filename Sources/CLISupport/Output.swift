@@ -47,6 +47,8 @@ public enum ExitStatus {
     /// zc-send with --max-loss/--max-corrupt: no REPORT came back in time, so the receiver's
     /// numbers could not be checked (neither pass nor fail).
     public static let noVerdict: Int32 = 4
+    /// An output file cannot be created or written (EX_CANTCREAT).
+    public static let cannotCreate: Int32 = 73
     /// Bad command line (EX_USAGE).
     public static let usage: Int32 = 64
     /// Not permitted (EX_NOPERM).

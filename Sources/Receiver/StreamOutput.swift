@@ -94,6 +94,26 @@ public struct StreamOutputReport: Sendable {
             && writeErrors == 0 && firstWriteError == 0 && openError == 0 && !fileDeleted && syncError == 0
     }
 
+    /// The stream's END arrived, so its length is known (set when the output is finalized).
+    public var endSeen = false
+
+    /// True when the output is the whole stream: ``ok`` (everything that arrived is in it and
+    /// on disk), the END arrived (the length is known, no tail can be missing) and no byte
+    /// below the END's total is a hole. A file with holes of zeros is not the stream.
+    public var complete: Bool { ok && endSeen && holes.bytes == 0 && holes.count == 0 }
+
+    /// Why the output is not the whole stream, one line each ("PATH: what"): ``problems``,
+    /// then the holes and a missing END. Empty when ``complete``.
+    public var incompleteness: [String] {
+        var out = problems
+        if holes.bytes > 0 || holes.count > 0 {
+            let what = destination == "-" ? "skipped (never arrived in time)" : "holes of zeros (never arrived)"
+            out.append("\(destination): \(holes.bytes) bytes in \(holes.count) range(s) \(what)")
+        }
+        if !endSeen { out.append("\(destination): no END arrived, so the stream's length is unknown (its tail may be missing)") }
+        return out
+    }
+
     /// One line per problem, "PATH: what", empty when ``ok``.
     public var problems: [String] {
         var out: [String] = []
@@ -252,6 +272,19 @@ public final class OutputTarget: Sendable {
         streams.flatMap { $0.output?.problems ?? [] } + state.withLock { $0.directoryErrors }
     }
 
+    /// Why the output of a finished run is not every stream whole, one line each: each
+    /// stream's ``StreamOutputReport/incompleteness``, directories that could not be synced,
+    /// and no stream at all (nothing was written). Empty when the output is complete.
+    public func incompleteness(_ streams: [StreamState]) -> [String] {
+        var out = streams.flatMap { $0.output?.incompleteness ?? [] } + state.withLock { $0.directoryErrors }
+        if streams.isEmpty {
+            let name: String
+            switch destination { case .file(let path): name = path; case .inOrder: name = "-" }
+            out.append("\(name): no stream arrived, nothing was written")
+        }
+        return out
+    }
+
     /// fdatasync of every open file, from the coordinating thread (never a receive thread):
     /// bounds what a crash can lose to what was written since. Returns the files synced.
     @discardableResult
@@ -281,6 +314,7 @@ public final class OutputTarget: Sendable {
             for i in streams.indices {
                 guard var out = streams[i].output else { continue }
                 out.maxBytes = maxBytes
+                out.endSeen = streams[i].expected != nil
                 if case .file = destination {
                     let limit = min(maxBytes ?? .max, streams[i].expected?.bytes ?? .max)
                     // Written before the END total was known (or by another thread): not the
@@ -707,8 +741,9 @@ final class InOrderWriter {
 }
 
 extension ReceiverReport {
-    /// True unless ``ReceiverConfiguration/output`` was set and some byte that arrived intact
-    /// is not in the output and on disk (see ``outputErrors``).
+    /// True unless ``ReceiverConfiguration/output`` was set and the output is not every stream
+    /// whole and on disk: a hole, a stream without END, a byte that arrived but is not in the
+    /// file, no stream at all (see ``outputErrors``).
     public var outputOK: Bool { outputErrors.isEmpty }
     /// Bytes that arrived intact but are not in the output because a write failed (all streams).
     public var outputFailedBytes: UInt64 { core.streams.reduce(0) { $0.saturatingAdd($1.output?.failedRanges.bytes ?? 0) } }

@@ -41,9 +41,11 @@ public struct ReceiverReport: Sendable {
     public var wallSeconds: Double
     /// Per receive thread: datagrams validated and kernel drops on its socket.
     public var threads: [ThreadSummary]
-    /// Every output problem, one line each ("PATH: what"): files that could not be opened,
-    /// failed writes, bytes beyond the output limit, deleted files, failed syncs. Empty when
-    /// everything that arrived is in the output and on disk.
+    /// Every reason the output is not every stream whole, one line each ("PATH: what"):
+    /// files that could not be opened, failed writes, bytes beyond the output limit, deleted
+    /// files, failed syncs, holes (datagrams that never arrived), a stream without END (its
+    /// tail unknown), no stream at all. Empty when each stream's output is the whole stream,
+    /// on disk.
     public var outputErrors: [String]
     /// The multicast membership and its timing (nil: a unicast address).
     public var multicast: MulticastReceiveReport?
@@ -144,6 +146,12 @@ struct WorkerSnapshot: Sendable {
         streamsEnded = core.streamsEnded
         lastData = core.lastDataNanoseconds
         seen = core.statistics.datagramsSeen
+        // Retired streams (a server's finished ones) stay in the running totals: a total
+        // that went down would make an interval's rate negative.
+        datagrams = core.retiredTotals.datagrams
+        bytes = core.retiredTotals.bytes
+        lostSoFar = core.retiredTotals.lost
+        corrupt += core.retiredTotals.corrupt
         for s in core.streams {
             datagrams += s.datagrams
             bytes += s.bytes
@@ -460,7 +468,7 @@ public enum StreamReceiver {
         return ReceiverReport(configuration: c, boundAddress: bound, core: merged, stopReason: reason,
                               receiveBufferBytes: granted, receiveBufferLimit: readRmemMax(), receiveBufferForced: forced,
                               groEnabled: groEnabled, wallSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-                              threads: summaries, outputErrors: output?.problems(merged.streams) ?? [], multicast: multicast,
+                              threads: summaries, outputErrors: output?.incompleteness(merged.streams) ?? [], multicast: multicast,
                               reportOutcomes: outcomes)
     }
 

@@ -46,6 +46,8 @@ extension StreamState {
         r.complete = isComplete
         r.exact = exact
         r.joinedLate = joinedLate
+        r.outputIncomplete = output.map { !$0.complete } ?? false
+        if r.outputIncomplete { r.pass = false }
         r.received = datagrams
         r.unique = tracker.unique
         r.uniquePayloadBytes = uniquePayloadBytes

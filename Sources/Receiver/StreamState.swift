@@ -106,11 +106,15 @@ public struct StreamState: Sendable {
     /// True when the stream's first datagrams were never seen (first sequence > 0).
     public var joinedLate: Bool { (firstSequence ?? 0) > 0 }
 
-    /// True once END arrived and every sequence number it announced is here
-    /// (from the first one received, with ``excludeHead``).
+    /// True once END arrived and every sequence number it announced is here (from the first
+    /// one received, with ``excludeHead``) and so is every byte: the unique payload bytes
+    /// add up to the END's byte total (SPEC §9.4). Zero-length datagrams that fill the
+    /// sequence space do not complete a stream; with the head not counted only the
+    /// sequence numbers are compared.
     public var isComplete: Bool {
         guard let expected else { return false }
-        return tracker.unique >= expected.datagrams - headNotCounted
+        guard tracker.unique >= expected.datagrams - headNotCounted else { return false }
+        return headNotCounted > 0 || uniquePayloadBytes == expected.bytes
     }
 
     /// The END's total, else the highest seen + 1 (0 if none), the head included.

@@ -49,6 +49,20 @@ public struct ValidatingCore: Sendable {
     public static let retiredMemory = 4096
     /// Streams retired so far (server mode).
     public private(set) var streamsRetired: UInt64 = 0
+    /// What the retired streams had counted, kept so running totals (progress lines, the
+    /// coordinator's snapshot) never go down when a finished stream's state is freed.
+    public private(set) var retiredTotals = RetiredTotals()
+
+    /// Sums over the streams ``retireStreams(where:)`` removed.
+    public struct RetiredTotals: Sendable, Equatable {
+        /// Intact data datagrams (duplicates included) and their UDP payload bytes.
+        public var datagrams: UInt64 = 0
+        public var bytes: UInt64 = 0
+        /// Final loss (the whole count, window and tail included).
+        public var lost: UInt64 = 0
+        /// Checksum failures and pattern mismatches charged to them.
+        public var corrupt: UInt64 = 0
+    }
 
     /// `--allow`: only these sources are accepted (checked only when ``hasAllowList``, so a
     /// receiver without one pays one predictable branch per buffer).
@@ -256,6 +270,12 @@ public struct ValidatingCore: Sendable {
             retired.insert(s.key)
         }
         streamsRetired &+= UInt64(gone.count)
+        for s in gone {
+            retiredTotals.datagrams &+= s.datagrams
+            retiredTotals.bytes &+= s.bytes
+            retiredTotals.lost = retiredTotals.lost.saturatingAdd(s.summary().lost)
+            retiredTotals.corrupt &+= s.corrupt
+        }
         return gone
     }
 
@@ -324,6 +344,10 @@ public struct ValidatingCore: Sendable {
         }
         statistics.merge(other.statistics)
         streamsRetired &+= other.streamsRetired
+        retiredTotals.datagrams &+= other.retiredTotals.datagrams
+        retiredTotals.bytes &+= other.retiredTotals.bytes
+        retiredTotals.lost = retiredTotals.lost.saturatingAdd(other.retiredTotals.lost)
+        retiredTotals.corrupt &+= other.retiredTotals.corrupt
         refusedSources.merge(other.refusedSources)
         if other.firstDataNanoseconds != 0 && (firstDataNanoseconds == 0 || other.firstDataNanoseconds < firstDataNanoseconds) {
             firstDataNanoseconds = other.firstDataNanoseconds

@@ -132,6 +132,9 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             ticker.tick(now: now, start: start, statistics: stats, inFlight: engine.inFlight)
         }
         engine.settle()
+        // A stop request decides, even when the source ended right after it (Ctrl-C on
+        // `cmd | zc-send --source -` also ends the writer: EOF follows the signal).
+        if reason == .limit && StopFlag.isSet { reason = .signal }
         return reason
     }
 

@@ -82,6 +82,9 @@ public enum SenderError: ConfigurationError {
 
 /// Waits for the receiver's REPORT after END.
 enum ReportWait {
+    /// After an ICMP port unreachable, how long to keep reading for a REPORT queued behind it.
+    static let refusalGraceNanoseconds: UInt64 = 200_000_000
+
     /// Reads datagrams on `socket` until the REPORT of `streamID` from `from` arrives or the
     /// timeout passes; anything else (another stream's REPORT, stray datagrams) is skipped.
     static func await(on socket: borrowing UDPSocket, streamID: UInt64, from: SocketAddress, timeoutNanoseconds: UInt64) -> ReceiverAnswer {
@@ -89,10 +92,14 @@ enum ReportWait {
         let deadline = start + timeoutNanoseconds
         var buffer = [UInt8](repeating: 0, count: 2048)
         var skipped = 0
+        var refusedAt: UInt64 = 0
         while true {
             let now = MonotonicClock.nanoseconds()
             if now >= deadline || StopFlag.isSet { break }
-            let wait = min(deadline - now, 100_000_000)
+            if refusedAt != 0 && now - refusedAt >= Self.refusalGraceNanoseconds {
+                return .none(why: "the receiver's port is closed (ICMP port unreachable)")
+            }
+            let wait = min(deadline - now, 100_000_000, refusedAt != 0 ? refusedAt + Self.refusalGraceNanoseconds - now : .max)
             let result = buffer.withUnsafeMutableBytes { b in
                 Result { () throws(SystemError) in try socket.receive(into: b, timeoutNanoseconds: wait) }
             }
@@ -100,8 +107,13 @@ enum ReportWait {
             switch result {
             case .success(let g): got = g
             case .failure(let error):
-                // ECONNREFUSED: an ICMP port unreachable came back, nobody listens there.
-                if error.errno == ECONNREFUSED { return .none(why: "the receiver's port is closed (ICMP port unreachable)") }
+                // ECONNREFUSED: an ICMP port unreachable came back. Linux reports a pending
+                // ICMP error before datagrams already queued, so a REPORT may still be
+                // waiting behind it: read on for a moment before believing the port is closed.
+                if error.errno == ECONNREFUSED {
+                    if refusedAt == 0 { refusedAt = MonotonicClock.nanoseconds() }
+                    continue
+                }
                 return .none(why: "\(error)")
             }
             guard let got else { continue }
@@ -113,6 +125,7 @@ enum ReportWait {
                 skipped += 1
             }
         }
+        if StopFlag.isSet { return .none(why: "stopped by a signal while waiting for the REPORT") }
         let seconds = Double(timeoutNanoseconds) / 1e9
         return .none(why: "no REPORT within \(seconds) s" + (skipped > 0 ? " (\(skipped) other datagrams ignored)" : ""))
     }
@@ -225,5 +238,43 @@ public enum StreamSender {
         let reason = try driver.run(source: input, limits: ProductionLimits(c, start: driver.start),
                                     flushIntervalNanoseconds: c.flushIntervalNanoseconds, ticker: &ticker)
         return driver.report(configuration: c, reason: reason, sendBufferBytes: sendBufferBytes)
+    }
+}
+
+/// The receiver's REPORT held against what this sender sent. A REPORT is the receiver's
+/// word on what it saw; only the sender knows how many datagrams the stream had. A REPORT
+/// that saw no END, or counts fewer datagrams than were sent (it came before the END, or
+/// the receiver gave up on an idle stream), does not cover the stream: what it did not
+/// see is lost, whatever its own `lost` says.
+public struct ReceiverCoverage: Sendable, Equatable {
+    /// The REPORT's END totals match what was sent (the receiver accounted every sequence).
+    public var coversStream: Bool
+    /// Datagrams the receiver lacks of those sent: the REPORT's `lost`, or, when it does not
+    /// cover the stream, every sequence number sent that it did not count unique.
+    public var lost: UInt64
+    /// ``lost`` in percent of the sequence numbers sent.
+    public var lossPercent: Double
+    /// Why the REPORT does not cover the stream (nil when it does).
+    public var shortfall: String?
+
+    /// `report` judged against `sent` sequence numbers.
+    public init(_ report: StreamReport, sent: UInt64) {
+        if !report.endSeen {
+            shortfall = "the receiver saw no END: it accounted \(report.unique) of \(sent) datagrams sent"
+        } else if report.expectedDatagrams != sent {
+            shortfall = "the receiver's END total is \(report.expectedDatagrams), \(sent) were sent"
+        }
+        coversStream = shortfall == nil
+        lost = coversStream ? report.lost : max(report.lost, sent - min(sent, report.unique))
+        let total = coversStream ? report.expectedDatagrams : sent
+        lossPercent = total == 0 ? 0 : Double(lost) / Double(total) * 100
+    }
+}
+
+extension SenderReport {
+    /// The receiver's REPORT against what this stream sent (nil: no REPORT).
+    public var receiverCoverage: ReceiverCoverage? {
+        guard case .report(let r, _) = receiver else { return nil }
+        return ReceiverCoverage(r, sent: sequences)
     }
 }

@@ -45,7 +45,11 @@ final class UringSendEngine: SendEngine {
         // stores, no lane shuffle; fill micro-benchmark at 1 MiB 25.5 -> 29 GB/s).
         let pool = try BufferPool(slots: c.poolSlots, slotBytes: c.segmentsPerSend * c.datagramSize,
                                   leadBytes: DatagramHeader.payloadLineLead)
-        try ring.registerBuffer(pool.region)
+        do {
+            try ring.registerBuffer(pool.region)
+        } catch where error.errno == ENOMEM {
+            throw SystemError(call: "io_uring_register_buffers: \(MemoryLockBudget.registrationHint(poolBytes: pool.region.count))", errno: ENOMEM)
+        }
         try ring.registerFiles([socket.fd])
         ring.registerRingFD()
         return UringSendEngine(configuration: c, ring: ring, pool: pool)

@@ -28,6 +28,10 @@ public struct StreamReport: Equatable, Sendable {
     public var complete = false
     public var exact = true
     public var joinedLate = false
+    /// State bit 0x10: the receiver writes the stream to an output (`--output`) and that
+    /// output is not the whole stream: a hole, no END (tail unknown), or a byte that arrived
+    /// but is not safely in the file. The verdict is then fail.
+    public var outputIncomplete = false
     public var received: UInt64 = 0
     public var unique: UInt64 = 0
     public var uniquePayloadBytes: UInt64 = 0
@@ -103,7 +107,7 @@ public struct StreamReport: Equatable, Sendable {
         func u64(_ v: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { body.append(UInt8((v >> UInt64(shift)) & 0xFF)) } }
         u16(UInt16(Self.fixedBodyLength))
         body.append(pass ? 0 : 1)
-        body.append((endSeen ? 0x01 : 0) | (complete ? 0x02 : 0) | (exact ? 0x04 : 0) | (joinedLate ? 0x08 : 0))
+        body.append((endSeen ? 0x01 : 0) | (complete ? 0x02 : 0) | (exact ? 0x04 : 0) | (joinedLate ? 0x08 : 0) | (outputIncomplete ? 0x10 : 0))
         u16(UInt16(ranges.count))
         u16(0)
         for k in Self.counterOrder { u64(self[keyPath: k]) }
@@ -151,6 +155,7 @@ public struct StreamReport: Equatable, Sendable {
         r.complete = state & 0x02 != 0
         r.exact = state & 0x04 != 0
         r.joinedLate = state & 0x08 != 0
+        r.outputIncomplete = state & 0x10 != 0
         var at = 8
         for k in counterOrder { r[keyPath: k] = u64(at); at += 8 }
         for k in latencyOrder { r[keyPath: k] = Int64(bitPattern: u64(at)); at += 8 }

@@ -16,10 +16,12 @@ struct ReceiveProgressPrinter {
     var jsonToStandardError = false
 
     mutating func print(_ p: ReceiveProgress) {
-        let dt = Double(p.elapsedNanoseconds - lastNanoseconds) / 1e9
+        let dt = Double(p.elapsedNanoseconds - min(p.elapsedNanoseconds, lastNanoseconds)) / 1e9
         guard dt > 0 else { return }
-        let gbps = Double(p.bytes - lastBytes) * 8 / dt
-        let pps = Double(p.datagrams - lastDatagrams) / dt
+        // Totals only grow (retired streams stay in them); saturate anyway: a progress line
+        // must never be what stops a receiver.
+        let gbps = Double(p.bytes - min(p.bytes, lastBytes)) * 8 / dt
+        let pps = Double(p.datagrams - min(p.datagrams, lastDatagrams)) / dt
         if json {
             let line = JSONMode.intervalLine(
                 role: "receiver", startNanoseconds: lastNanoseconds, endNanoseconds: p.elapsedNanoseconds,

@@ -37,8 +37,13 @@ enum ReceiverReportFormatter {
             ("late_bytes", .uint(o.lateBytes)),
             ("write_errors", .uint(o.writeErrors)),
             ("first_write_error", o.firstWriteError == 0 ? .null : .string(SystemError.describe(o.firstWriteError))),
-            // Everything that arrived intact is in the output and on disk.
-            ("ok", .bool(o.ok)),
+            // The output is the whole stream: END seen, no hole, everything on disk.
+            ("ok", .bool(o.complete)),
+            ("complete", .bool(o.complete)),
+            ("end_seen", .bool(o.endSeen)),
+            // Everything that arrived intact is in the output and on disk (holes aside).
+            ("arrived_bytes_written", .bool(o.ok)),
+            ("incomplete", .array(o.incompleteness.map { .string($0) })),
             // Half-open ranges [start, end) that arrived but are not in the file: a write failed,
             // the file could not be opened, or it was deleted.
             ("failed_ranges", spans(o.failedRanges.ranges)),
@@ -305,7 +310,7 @@ enum ReceiverReportFormatter {
         if r.configuration.output != nil {
             lines.append(r.outputOK
                 ? "  output: complete\(r.outputSynced ? ", synced to disk" : "")"
-                : "  OUTPUT INCOMPLETE: \(r.outputFailedBytes) bytes not written (write failed), \(r.outputBeyondLimitBytes) bytes beyond the limit; \(r.outputErrors.joined(separator: "; "))")
+                : "  OUTPUT INCOMPLETE: \(r.outputErrors.joined(separator: "; "))")
         }
         if let m = r.multicast {
             let first = m.joinToFirstDatagramNanoseconds.map { "first datagram \(Units.fixed(Double($0) / 1e6, 1)) ms after the join" } ?? "no datagram after the join"
@@ -319,7 +324,7 @@ enum ReceiverReportFormatter {
     /// A server's record of one finished stream: one NDJSON line (with `--json`).
     /// The stream's failures against the limits, and its output's problems (a server's verdict per stream).
     static func finishedFailures(_ f: FinishedStream, limits: StreamVerdictLimits) -> [String] {
-        limits.failures(f.state) + (f.state.output?.problems.map { "output incomplete: \($0)" } ?? [])
+        limits.failures(f.state) + (f.state.output?.incompleteness.map { "output incomplete: \($0)" } ?? [])
     }
 
     static func finishedJSON(_ f: FinishedStream, limits: StreamVerdictLimits) -> JSONValue {

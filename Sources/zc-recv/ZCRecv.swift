@@ -47,7 +47,9 @@ struct ZCRecv: ParsableCommand {
         --idle-timeout without traffic, after --timeout, or on SIGINT/SIGTERM; then prints the report.
         Exit status: 0 ok, 1 loss or corruption beyond --max-loss/--max-corrupt, or datagrams not \
         accounted (streams beyond --max-streams, truncated datagrams), 2 runtime error, 3 output \
-        incomplete (within those limits), 64 bad usage, 130/143 stopped by a signal.
+        incomplete (within those limits): a hole, a stream without END, a byte not written, or no \
+        stream at all, 64 bad usage, 73 --output cannot be created or written (checked at start), \
+        130/143 stopped by a signal.
 
         Sequence numbers at or above a stream's END total are not stream data: counted as \
         beyond_end (never unique or lost); stream data that arrives after the END (overtaken by it) \
@@ -297,6 +299,15 @@ struct ZCRecv: ParsableCommand {
 
     func run() throws {
         let configuration = try makeConfiguration()
+        if let output = configuration.output {
+            // A file that cannot be written is found now, not after the stream (exit 73, EX_CANTCREAT).
+            do {
+                try OutputTarget(output, expectedStreams: configuration.streams, server: configuration.server).checkWritable()
+            } catch {
+                Output.standardError("zc-recv: --output \(error)")
+                throw ExitCode(ExitStatus.cannotCreate)
+            }
+        }
         let exporter = try startMetrics(metrics, program: "zc-recv")
         StopFlag.install()
         // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
@@ -363,6 +374,10 @@ struct Verdict {
         }
         if stats.truncated > 0 {
             failures.append("\(stats.truncated) datagrams truncated by the receive buffer")
+        }
+        // Asked for N streams and got fewer: the run has not succeeded, whatever arrived.
+        if let wanted = r.configuration.streams, r.core.streams.count < wanted {
+            failures.append("\(r.core.streams.count) of the \(wanted) stream(s) asked for (--streams) arrived")
         }
         if !t.exact {
             failures.append("accounting not exact for \(r.core.streams.filter { !$0.exact }.count) stream(s)")

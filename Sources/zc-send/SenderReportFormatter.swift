@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLISupport
 import Sender
 import StreamProtocol
@@ -115,7 +118,16 @@ enum SenderReportFormatter {
         }
         switch r.receiver {
         case .notAwaited: break
-        case .report(let report, let after): fields.append(("receiver", receiverJSON(report, afterNanoseconds: after)))
+        case .report(let report, let after):
+            fields.append(("receiver", receiverJSON(report, afterNanoseconds: after)))
+            if let coverage = r.receiverCoverage {
+                fields.append(("receiver_coverage", .object([
+                    ("covers_stream", .bool(coverage.coversStream)),
+                    ("lost", .uint(coverage.lost)),
+                    ("loss_percent", .double(coverage.lossPercent)),
+                    ("shortfall", coverage.shortfall.map { .string($0) } ?? .null),
+                ])))
+            }
         case .none(let why):
             fields.append(("receiver", .null))
             fields.append(("receiver_missing", .string(why)))
@@ -168,10 +180,18 @@ enum SenderReportFormatter {
         }
         if s.errorCount > 0 || s.retries > 0 {
             let list = s.errors.sorted { $0.key < $1.key }.map { "\(SystemError.describe($0.key)) x\($0.value)" }.joined(separator: ", ")
-            lines.append("  errors   \(s.errorCount) failed sends (\(s.datagramsFailed) datagrams)\(list.isEmpty ? "" : ": " + list); \(s.retries) retried")
+            lines.append("  errors   \(s.errorCount) failed sends: \(s.datagramsFailed) datagrams NOT sent (not in 'sent' above)\(list.isEmpty ? "" : "; " + list); \(s.retries) retried")
+            if s.errors[ECONNREFUSED] != nil {
+                lines.append("           ECONNREFUSED: ICMP port unreachable came back, nobody listens at \(c.destination); the datagrams the kernel accepted were refused there")
+            }
         }
         lines.append("  end      \(s.endsSent) END datagrams; stopped by \(r.stopReason.rawValue)")
-        if title == nil { lines += receiverText(r.receiver) }
+        if title == nil {
+            lines += receiverText(r.receiver)
+            if let coverage = r.receiverCoverage, let why = coverage.shortfall {
+                lines.append("           the REPORT does not cover the stream: \(why); lost \(coverage.lost) of \(r.sequences) sent (\(Units.fixed(coverage.lossPercent, 4))%)")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -204,6 +224,7 @@ enum SenderReportFormatter {
             ("longest_gap_ms", .double(Double(r.longestGapNanoseconds) / 1e6)),
             ("first_to_last_ms", .double(Double(r.firstToLastNanoseconds) / 1e6)),
             ("kernel_drops", .uint(r.kernelDrops)),
+            ("output_incomplete", .bool(r.outputIncomplete)),
         ]
         if r.latencySamples > 0 {
             fields.append(("latency_us", .object([
@@ -230,6 +251,7 @@ enum SenderReportFormatter {
             }
             line += ", reordered \(r.reordered), duplicates \(r.duplicates), corrupt \(r.corrupt), kernel drops \(r.kernelDrops)"
             line += r.complete ? ", complete" : r.endSeen ? "" : ", no END seen"
+            if r.outputIncomplete { line += ", OUTPUT INCOMPLETE (its --output file lacks bytes of the stream)" }
             var lines = [line]
             var detail = "           verdict \(r.pass ? "ok" : "FAIL") (receiver's limits); REPORT after \(Units.fixed(Double(after) / 1e6, 1)) ms"
             if r.latencySamples > 0 {

@@ -32,7 +32,9 @@ struct ZCSend: ParsableCommand {
         do not wait (never for a multicast group). zc-recv sends a REPORT when a stream finishes \
         (--server) or when its run ends.
         Exit status: 0 ok, 1 the receiver's loss or corruption beyond --max-loss/--max-corrupt \
-        (or the receiver's accounting not exact), 2 runtime error, 4 no REPORT in \
+        (or the receiver's accounting not exact, or its --output incomplete; loss is judged against \
+        what was sent, so a REPORT without the END counts the unseen tail as lost), or datagrams \
+        that failed to send (beyond --max-loss when given), 2 runtime error, 4 no REPORT in \
         time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
         permitted, 130/143 stopped by a signal.
 
@@ -95,8 +97,8 @@ struct ZCSend: ParsableCommand {
     @Option(help: "A live --source (pipe, terminal): how long a partly filled datagram waits for more bytes before it is sent as it is (e.g. 5ms, 100ms).")
     var flushInterval: String = "5ms"
 
-    @Option(help: "Registered buffer slots (each holds one send).")
-    var pool: Int = 256
+    @Option(help: "Registered buffer slots (each holds one send; default 256, fewer when RLIMIT_MEMLOCK (ulimit -l) cannot hold 256 without privilege).")
+    var pool: Int?
 
     @Option(help: "io_uring submission queue depth.")
     var depth: Int = 256
@@ -161,8 +163,8 @@ struct ZCSend: ParsableCommand {
     @Option(help: "DSCP (0-63) on every datagram: the TOS byte's upper six bits (e.g. 46 for EF).")
     var dscp: Int?
 
-    @Option(help: "After END, wait this long for the receiver's REPORT (e.g. 3s, 500ms).")
-    var reportTimeout: String = "3s"
+    @Option(help: "After END, wait this long for the receiver's REPORT (e.g. 8s, 500ms). The default outlasts zc-recv's default --idle-timeout (5s), after which a receiver that missed every END still reports.")
+    var reportTimeout: String = "8s"
 
     @Flag(help: "Do not wait for the receiver's REPORT.")
     var noReport = false
@@ -352,7 +354,7 @@ struct ZCSend: ParsableCommand {
             var c = try SenderConfiguration(
                 destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!, limit: limit,
                 rate: rate.flatMap { $0 == "0" ? nil : Rate.parse($0) }, engine: SendEngineKind(rawValue: engine)!,
-                poolSlots: pool, ringDepth: depth,
+                poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams), ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 faults: faults, endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
@@ -447,7 +449,8 @@ struct ZCSend: ParsableCommand {
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }
-        if reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
+        // A stop request decides the exit status, also one that came while waiting for the REPORT.
+        if StopFlag.isSet || reports.contains(where: { $0.stopReason == .signal }) { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
         if let ring = reports.first(where: { ($0.packetRing?.wrongFormat ?? 0) > 0 })?.packetRing {
             let why = ring.segmentsPerFrame > 1 ? "did it refuse UDP segmentation? try --gso off" : "did its MTU shrink?"
             Output.standardError("zc-send: stopped: the kernel rejected a frame of \(ring.maxFrameLength) bytes on \(ring.interface) "
@@ -458,7 +461,21 @@ struct ZCSend: ParsableCommand {
             Output.standardError("zc-send: stopped after a failed send (--on-error stop)")
             throw ExitCode(ExitStatus.failure)
         }
+        try judgeSends(reports)
         try judgeReceiver(reports)
+    }
+
+    /// Datagrams the kernel refused to send never reach the receiver: a run with any is not
+    /// ok (within --max-loss, when given, it passes: they are loss the sender already knows).
+    func judgeSends(_ reports: [SenderReport]) throws {
+        let failed = reports.reduce(UInt64(0)) { $0 + $1.statistics.datagramsFailed }
+        guard failed > 0 else { return }
+        let sequences = max(1, reports.reduce(UInt64(0)) { $0 + $1.sequences })
+        let percent = Double(failed) / Double(sequences) * 100
+        if let maxLoss, percent <= maxLoss { return }
+        Output.standardError("zc-send: FAIL: \(failed) of \(sequences) datagrams were not sent (failed sends, \(Units.fixed(percent, 4))%)"
+                             + (maxLoss.map { " > --max-loss \($0)%" } ?? ""))
+        throw ExitCode(ExitStatus.validationFailed)
     }
 
     /// --max-loss / --max-corrupt against the receiver's REPORTs (zc-recv's meaning).
@@ -467,10 +484,15 @@ struct ZCSend: ParsableCommand {
         var failures: [String] = []
         var missing = 0
         for r in reports {
-            guard case .report(let report, _) = r.receiver else { missing += 1; continue }
+            guard case .report(let report, _) = r.receiver, let coverage = r.receiverCoverage else { missing += 1; continue }
             let id = SenderReportFormatter.hex(report.streamID)
-            let loss = report.expectedDatagrams == 0 ? 0 : Double(report.lost) / Double(report.expectedDatagrams) * 100
-            if let maxLoss, loss > maxLoss { failures.append("stream \(id): receiver loss \(Units.fixed(loss, 4))% > --max-loss \(maxLoss)%") }
+            // Judged against what was sent: a REPORT that saw no END (or fewer datagrams) is loss.
+            let loss = coverage.lossPercent
+            if let maxLoss, loss > maxLoss {
+                failures.append("stream \(id): receiver loss \(Units.fixed(loss, 4))% > --max-loss \(maxLoss)%"
+                                + (coverage.shortfall.map { " (\($0))" } ?? ""))
+            }
+            if report.outputIncomplete { failures.append("stream \(id): the receiver's output is incomplete") }
             if let maxCorrupt, report.corrupt > maxCorrupt { failures.append("stream \(id): \(report.corrupt) corrupt at the receiver > --max-corrupt \(maxCorrupt)") }
             if !report.exact { failures.append("stream \(id): the receiver's accounting is not exact") }
         }

@@ -84,7 +84,8 @@ struct AccountingModel {
         r["lost"] = String(total - unique)
         r["lost_ranges"] = ranges
         r["lost_range_count"] = String(count)
-        r["complete"] = end != nil && unique == total
+        // Every sequence number and every byte (SPEC §9.4).
+        r["complete"] = end != nil && unique == total && seen.values.reduce(0, +) == end!.bytes
         return r
     }
 }
@@ -190,7 +191,8 @@ final class AccountingModelTests: XCTestCase {
             let sum = ranges.reduce(UInt64(0)) { $0 &+ (UInt64($1[1])! - UInt64($1[0])! &+ 1) }
             XCTAssertEqual(sum, u("lost"), "the lost ranges add up to lost", file: file, line: line)
         }
-        XCTAssertEqual(r["complete"] as! Bool, (r["end_seen"] as! Bool) && u("lost") == 0, "complete = END seen and nothing lost", file: file, line: line)
+        XCTAssertEqual(r["complete"] as! Bool, (r["end_seen"] as! Bool) && u("lost") == 0 && u("unique_payload_bytes") == u("expected_payload_bytes"),
+                       "complete = END seen, nothing lost, every byte", file: file, line: line)
     }
 
     func testGoldenAccountingVectors() throws {

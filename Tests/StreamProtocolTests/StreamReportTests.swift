@@ -39,6 +39,7 @@ final class StreamReportTests: XCTestCase {
             XCTAssertEqual(r.complete, e["complete"]?.bool, v.name)
             XCTAssertEqual(r.exact, e["exact"]?.bool, v.name)
             XCTAssertEqual(r.joinedLate, e["joined_late"]?.bool, v.name)
+            XCTAssertEqual(r.outputIncomplete, e["output_incomplete"]?.bool, v.name)
             let u: [(String, UInt64)] = [("received", r.received), ("unique", r.unique), ("unique_payload_bytes", r.uniquePayloadBytes),
                 ("expected_datagrams", r.expectedDatagrams), ("expected_payload_bytes", r.expectedPayloadBytes), ("lost", r.lost),
                 ("lost_range_count", r.lostRangeCount), ("reordered", r.reordered), ("max_reorder_distance", r.maxReorderDistance),

@@ -132,4 +132,13 @@ static inline int zc_poll_out(int fd, int timeout_ms) {
     return poll(&p, 1, timeout_ms);
 }
 
+/// The filesystem type (statfs f_type, a *_MAGIC number) of `path`; -1 with errno set.
+/// statfs lives in <sys/vfs.h>, which Swift's Glibc module does not export.
+#include <sys/vfs.h>
+static inline long zc_filesystem_type(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) != 0) return -1;
+    return (long)fs.f_type;
+}
+
 #endif

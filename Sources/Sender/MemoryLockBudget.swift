@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How much memory the io_uring engines may pin: registered buffers are charged to
+/// RLIMIT_MEMLOCK (`ulimit -l`, 8 MiB by default for a user) unless the process holds
+/// CAP_IPC_LOCK. A default pool that does not fit would fail at
+/// `io_uring_register_buffers` with ENOMEM before a single datagram went out, so the
+/// default shrinks to what the limit holds and a failure says exactly what to change.
+public enum MemoryLockBudget {
+    /// Bytes one registered slot takes at most (a 64 KiB GSO send, page-rounded, plus the
+    /// payload line lead rounded up to a page).
+    public static let slotBytes = 64 * 1024 + 4096
+    /// The pool a stream gets when `--pool` is not given.
+    public static let defaultSlots = 256
+    /// Fewer slots than this cannot keep a ring busy; below it the limit is reported instead.
+    public static let minimumSlots = 8
+
+    /// RLIMIT_MEMLOCK's soft limit in bytes; nil when unlimited or when the process may
+    /// lock memory without limit (CAP_IPC_LOCK, checked in the effective capability set).
+    public static var lockableBytes: UInt64? {
+        if hasIPCLockCapability { return nil }
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        return UInt64(limit.rlim_cur)
+    }
+
+    /// The default pool per stream for `engine` with `streams` streams: ``defaultSlots``,
+    /// or as many as RLIMIT_MEMLOCK holds for every stream's pool (at least ``minimumSlots``;
+    /// registration then fails with the message of ``registrationHint(poolBytes:)``).
+    public static func defaultPoolSlots(engine: SendEngineKind, streams: Int) -> Int {
+        guard engine == .uringZC || engine == .uring || engine == .auto, let bytes = lockableBytes else { return defaultSlots }
+        let perStream = bytes / UInt64(max(1, streams))
+        // Leave a page per stream for whatever else the process pins.
+        let fit = perStream > 4096 ? Int((perStream - 4096) / UInt64(slotBytes)) : 0
+        return max(minimumSlots, min(defaultSlots, fit))
+    }
+
+    /// What to do when registering `poolBytes` failed with ENOMEM.
+    public static func registrationHint(poolBytes: Int) -> String {
+        let limit = lockableBytes.map { "\($0 / 1024) KiB" } ?? "unlimited"
+        return "registering \(poolBytes / 1024) KiB of send buffers needs that much lockable memory "
+            + "(RLIMIT_MEMLOCK: \(limit)): use a smaller --pool, raise the limit (ulimit -l, or LimitMEMLOCK= in a systemd unit), "
+            + "or --engine sendmmsg, which registers nothing"
+    }
+
+    /// CAP_IPC_LOCK (bit 14) in /proc/self/status's CapEff.
+    static var hasIPCLockCapability: Bool {
+        guard let f = fopen("/proc/self/status", "r") else { return geteuid() == 0 }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let text = String(cString: line)
+            guard text.hasPrefix("CapEff:") else { continue }
+            let hex = text.dropFirst("CapEff:".count).trimmingCharacters(in: " \t\n")
+            guard let caps = UInt64(hex, radix: 16) else { return false }
+            return caps & (1 << 14) != 0
+        }
+        return false
+    }
+}
+
+private extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = self
+        while let c = s.first, chars.contains(c) { s = s.dropFirst() }
+        while let c = s.last, chars.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
+}
