@@ -17,10 +17,11 @@ let package = Package(
         // Documentation only: `swift package generate-documentation --target Sender`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
-        // --metrics: Prometheus registry and text exposition, served by FlyingFox (a small
-        // HTTP server on sockets + Swift concurrency; no SwiftNIO to build).
+        // --metrics: Prometheus registry and text exposition (swift-prometheus), served by
+        // SwiftNIO's HTTP/1.1 server (NIOPosix + NIOHTTP1: no Foundation, so the binaries need
+        // neither libcurl nor Foundation's ICU data; BinaryFootprintTests checks it).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C: what Swift cannot reach of Linux's socket/thread/signal APIs (CMSG_* and CPU_SET
@@ -48,7 +49,8 @@ let package = Package(
         .target(
             name: "MetricsExport",
             dependencies: ["CLISupport", "ZCSystem", .product(name: "Prometheus", package: "swift-prometheus"),
-                           .product(name: "FlyingFox", package: "FlyingFox")]
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(
             name: "zc-send",
