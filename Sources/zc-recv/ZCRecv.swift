@@ -119,7 +119,7 @@ struct ZCRecv: ParsableCommand {
     @Flag(name: [.customShort("u"), .customLong("udp")], help: "Accepted for iperf3's habit and ignored: zcstream is always UDP.")
     var udp = false
 
-    @Option(name: .shortAndLong, help: "Receive engine: \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(name: .shortAndLong, help: "Receive engine: \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).", completion: .list(ReceiveEngineKind.allCases.map(\.rawValue)))
     var engine: String = ReceiverConfiguration.defaultEngine.rawValue
 
     @Option(help: "Receive threads, each with its own SO_REUSEPORT socket (1...64).")
@@ -128,7 +128,7 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Pin receive threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
     var cpu: String?
 
-    @Option(name: [.customShort("F"), .customLong("output")], help: "Write the payload (iperf3's -F, --file): FILE (at stream offsets; more streams: FILE.<id>) or - (first stream, in order, to stdout).")
+    @Option(name: [.customShort("F"), .customLong("output")], help: "Write the payload (iperf3's -F, --file): FILE (at stream offsets; more streams: FILE.<id>) or - (first stream, in order, to stdout).", completion: .file())
     var output: String?
 
     @Option(help: "With --output -: bytes of out-of-order data held back while waiting for a gap to fill (K/M).")
@@ -140,7 +140,7 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "With --output: fdatasync the files at most this often during the run (e.g. 1s; default: only at the end).")
     var fsyncInterval: String?
 
-    @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.")
+    @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.", completion: .list(["on", "off"]))
     var gro: String = "on"
 
     @Option(name: [.customShort("w"), .customLong("rcvbuf")], help: "Socket receive buffer (K/M/G; iperf3's -w, --window).")
@@ -164,7 +164,7 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Streams tracked at most (1...65536); valid datagrams of further streams are counted apart, not accounted, and fail the verdict.")
     var maxStreams: Int = ValidatingCore.defaultMaxStreams
 
-    @Option(help: "Multicast: the interface to join the group on (default: the kernel's choice by route).")
+    @Option(help: "Multicast: the interface to join the group on (default: the kernel's choice by route).", completion: .shellCommand("ls /sys/class/net"))
     var interface: String?
 
     @Option(help: "Multicast: source-specific join (IGMPv3/MLDv2), only datagrams from this sender's address.")

@@ -85,13 +85,13 @@ struct ZCSend: ParsableCommand {
     @Option(name: [.customShort("b"), .customLong("rate")], help: "Pace to a rate: bit/s (10G, 800M; iperf3's -b, --bitrate) or packets/s (500kpps). Default, or 0: as fast as possible.")
     var rate: String?
 
-    @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).")
+    @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).", completion: .list(SendEngineKind.allCases.map(\.rawValue)))
     var engine: String = SendEngineKind.auto.rawValue
 
-    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).")
+    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).", completion: .list(["auto", "off", "8", "16", "32", "44", "64"]))
     var gso: String = "auto"
 
-    @Option(name: [.customShort("F"), .customLong("source")], help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin (iperf3's -F, --file).")
+    @Option(name: [.customShort("F"), .customLong("source")], help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin (iperf3's -F, --file).", completion: .file())
     var source: String = "pattern"
 
     @Option(help: "A live --source (pipe, terminal): how long a partly filled datagram waits for more bytes before it is sent as it is (e.g. 5ms, 100ms).")
@@ -124,16 +124,16 @@ struct ZCSend: ParsableCommand {
     @Option(help: "END datagrams sent at the end (UDP may drop one).")
     var endRepeat: Int = 3
 
-    @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.")
+    @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.", completion: .list(["continue", "stop"]))
     var onError: String = ErrorPolicy.continue.rawValue
 
-    @Option(help: "The interface the datagrams leave by: required with --engine packet-ring; for a multicast destination with a socket engine, IP_MULTICAST_IF / IPV6_MULTICAST_IF.")
+    @Option(help: "The interface the datagrams leave by: required with --engine packet-ring; for a multicast destination with a socket engine, IP_MULTICAST_IF / IPV6_MULTICAST_IF.", completion: .shellCommand("ls /sys/class/net"))
     var interface: String?
 
     @Option(help: "Multicast: hops the datagrams may take (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0-255; kernel default 1); with packet-ring the frames' IPv4 TTL (default 64).")
     var ttl: Int?
 
-    @Option(help: "Multicast: on or off, whether this host's own sockets get a copy (kernel default on).")
+    @Option(help: "Multicast: on or off, whether this host's own sockets get a copy (kernel default on).", completion: .list(["on", "off"]))
     var multicastLoop: String?
 
     @Option(help: "packet-ring: source IPv4 address. Default: the source the kernel's route to the destination prefers (IPv6: always that).")
@@ -151,7 +151,7 @@ struct ZCSend: ParsableCommand {
     @Flag(help: "packet-ring: PACKET_QDISC_BYPASS, frames go straight to the driver (no qdisc, no tc shaping).")
     var qdiscBypass = false
 
-    @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
+    @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.", completion: .list(["auto", "copy", "zerocopy"]))
     var ringTransfer: String?
 
     @Option(name: [.customShort("B"), .customLong("bind")], help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
