@@ -542,6 +542,10 @@ def accounting_scenarios():
         ("end_mismatch", "0..4, END(5), END(6): the first END fixes the totals, one mismatch.",
          [d(q) for q in range(5)] + [end(5), end(6)]),
         ("empty_stream", "END(0) alone: complete and empty.", [end(0)]),
+        ("late_end_mixed_sizes", "0..4 of 100 bytes, then 5 (37 bytes) and 6 (50 bytes), then END(5, 500): "
+         "5 and 6 are taken back with their own sizes (87 bytes beyond END), complete.",
+         [d(q) for q in range(5)] + [{"data": "5", "offset": "500", "length": 37},
+                                     {"data": "6", "offset": "537", "length": 50}, end(5)]),
         ("zero_length_fill", "0..4 with seq 2 empty (0 bytes), END(5, 500 bytes): nothing lost, "
          "but 100 bytes never arrived: not complete.",
          [d(0), d(1), {"data": "2", "offset": "200", "length": 0}, d(3), d(4), end(5)]),
@@ -839,17 +843,19 @@ def cmd_crc32c(args):
 
 def accounting_datagrams(events, stream_id):
     """The datagrams of an accounting scenario: opaque DATA (0xA5 bytes), a corrupt
-    DATA (sequence field changed after sealing), END with its totals."""
+    DATA (sequence field changed after sealing), END with its totals. One timestamp for
+    the whole scenario: a duplicate is the same bytes again (SPEC §9.2), not a conflict."""
     out = []
+    now = time.time_ns()
     for e in events:
         if "end" in e:
             t, b = int(e["end"]), int(e["bytes"])
-            out.append(encode(FLAG_END, stream_id, t, b, time.time_ns(), end_payload(t, b)))
+            out.append(encode(FLAG_END, stream_id, t, b, now, end_payload(t, b)))
             continue
         q = int(e.get("data", e.get("corrupt")))
         length = int(e.get("length", 100))
         offset = int(e.get("offset", 0))
-        d = bytearray(encode(FLAG_DATA, stream_id, q, offset, time.time_ns(), b"\xa5" * length))
+        d = bytearray(encode(FLAG_DATA, stream_id, q, offset, now, b"\xa5" * length))
         if "corrupt" in e:
             d[20] ^= 0x40
         out.append(bytes(d))

@@ -112,18 +112,34 @@ public struct LatencyHistogram: Sendable {
     }
 
     /// nil when nothing was recorded.
+    ///
+    /// One rule for every field: a sample above 60 s counts as 60 s (``clamped``), in the
+    /// extremes as in the percentiles, so `min <= p50 <= p99 <= p99.9 <= max` always holds.
+    /// Negative samples (clocks differ) stay negative in `min`/`max` and count as 0 in the
+    /// histogram; the percentiles are then kept within `[min, max]`.
+    ///
+    /// Cheap when a stream finishes (a server formats thousands a second): no histogram
+    /// walk while every sample had the same value, no copy of the counts without a pending
+    /// run, and the mean from the running sum instead of a walk.
     public var summary: Summary? {
         guard count > 0 else { return nil }
-        let histogram = self.histogram
-        func us(_ ns: UInt64) -> Double { Double(ns) / 1e3 }
+        let top = Int64(Self.highestNanoseconds)
+        let low = min(minNanoseconds, top), high = min(maxNanoseconds, top)
+        func within(_ v: UInt64) -> Double { Double(max(low, min(high, Int64(min(v, UInt64(top)))))) / 1e3 }
+        let (p50, p99, p999): (UInt64, UInt64, UInt64)
+        if recorded.totalCount == 0 {
+            // Every sample so far is the pending run: one value.
+            (p50, p99, p999) = (pendingValue, pendingValue, pendingValue)
+        } else {
+            let h = pendingCount > 0 ? histogram : recorded
+            (p50, p99, p999) = (h.valueAtPercentile(50), h.valueAtPercentile(99), h.valueAtPercentile(99.9))
+        }
+        let sum = Double(coarseSum &+ pendingValue &* pendingCount)
         return Summary(samples: count,
-                       minMicroseconds: Double(minNanoseconds) / 1e3,
-                       p50: us(histogram.valueAtPercentile(50)),
-                       p99: us(histogram.valueAtPercentile(99)),
-                       p999: us(histogram.valueAtPercentile(99.9)),
-                       // The exact maximum, not the histogram's bucket-rounded one.
-                       maxMicroseconds: Double(maxNanoseconds) / 1e3,
-                       meanMicroseconds: histogram.mean / 1e3,
+                       minMicroseconds: Double(low) / 1e3,
+                       p50: within(p50), p99: within(p99), p999: within(p999),
+                       maxMicroseconds: Double(high) / 1e3,
+                       meanMicroseconds: sum / Double(count) / 1e3,
                        negative: negative, clamped: clamped)
     }
 }

@@ -94,6 +94,10 @@ public struct ReceiverMetricsSnapshot: Sendable {
     public var streamsEnded: Int = 0
     /// True once every receive thread has finished (the final counts).
     public var finished = false
+    /// `--output`: streams whose output was finalized whole (END seen, no hole, on disk)
+    /// and those whose output is incomplete (known only when a stream finishes).
+    public var outputsComplete: UInt64 = 0
+    public var outputsIncomplete: UInt64 = 0
 
     /// An empty snapshot.
     public init() {}
@@ -159,9 +163,23 @@ public final class ReceiverMetricsPublisher: @unchecked Sendable {
         slots[thread].snapshot.withLock { $0 = snapshot }
     }
 
+    /// Finalized outputs so far (coordinator only): see ``ReceiverMetricsSnapshot/outputsComplete``.
+    var outputsComplete: UInt64 = 0
+    var outputsIncomplete: UInt64 = 0
+
+    /// The coordinator finalized these streams' outputs: counts them complete or not.
+    func noteOutputs(_ streams: [StreamState]) {
+        for s in streams {
+            guard let o = s.output else { continue }
+            if o.complete { outputsComplete &+= 1 } else { outputsIncomplete &+= 1 }
+        }
+    }
+
     /// The coordinator's side: merges the slots and exports.
     func collect(now: UInt64, finished: Bool) {
         var merged = ReceiverMetricsSnapshot()
+        merged.outputsComplete = outputsComplete
+        merged.outputsIncomplete = outputsIncomplete
         for slot in slots {
             let s = slot.snapshot.withLock { $0 }
             merged.merge(s, labelLimit: labelLimit)

@@ -15,7 +15,8 @@ final class RecvmmsgEngine {
     static let leadBytes = DatagramHeader.payloadLineLead
     /// Distance between buffers: whole lines, so every buffer has the same lead.
     static let bufferStride = (bufferBytes + leadBytes + 63) / 64 * 64
-    static let controlBytes = 64
+    /// GRO segment (24) + SO_RXQ_OVFL (24) + IPV6_PKTINFO (40), with room to spare.
+    static let controlBytes = 128
     static let nameBytes = MemoryLayout<sockaddr_in6>.size
     /// Buffers one call may fill. The kernel copies into them and validation reads them
     /// right after, so what one call fills should stay in L2: with GRO each buffer may take
@@ -79,9 +80,13 @@ final class RecvmmsgEngine {
             for i in 0..<Int(n) {
                 let length = Int(messages[i].msg_len)
                 let base = UnsafeRawPointer(buffer(i))
-                let segment = Int(zc_cmsg_gro_segment(&messages[i].msg_hdr))
-                let drops = zc_cmsg_rxq_ovfl(&messages[i].msg_hdr)
+                // One walk over the control messages: GRO segment, drops, local address.
+                var segment32: Int32 = 0, drops: Int64 = -1
+                var local = zc_local_address()
+                zc_cmsg_parse(&messages[i].msg_hdr, &segment32, &drops, &local)
+                let segment = Int(segment32)
                 if drops >= 0 { core.noteKernelDrops(UInt64(drops)) }
+                if local.family != 0 { core.arrivalAddress = SourceAddress(local: local) }
                 let source = SourceAddress(sockaddr: names + i * Self.nameBytes, length: Int(messages[i].msg_hdr.msg_namelen))
                 if messages[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 {
                     // Longer than 64 KiB cannot be one of ours: count it, do not parse a cut copy.

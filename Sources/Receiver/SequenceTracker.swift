@@ -112,6 +112,11 @@ public struct SequenceTracker: Sendable {
         bits[Int(i >> 6)] &= ~(1 << (i & 63))
     }
 
+    /// True when `q` was received as stream data and is still within the window.
+    public func contains(_ q: UInt64) -> Bool {
+        started && q <= highest && highest - q < window && isSet(q)
+    }
+
     /// Records one arrival.
     @inline(__always) @discardableResult
     public mutating func record(_ s: UInt64) -> Outcome {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import ZCSystem
 
 /// The sender's address as the kernel reported it, in a fixed-size, hashable form
@@ -41,6 +42,30 @@ public struct SourceAddress: Hashable, Sendable, CustomStringConvertible {
         } else {
             self = .unknown
         }
+    }
+
+    /// The local address in a control message (IP_PKTINFO / IPV6_PKTINFO), port 0;
+    /// ``unknown`` when the message had none.
+    @inline(__always)
+    init(local: zc_local_address) {
+        guard local.family != 0 else { self = .unknown; return }
+        var a = local.addr
+        let (high, low) = withUnsafeBytes(of: &a) { b in
+            (UInt64(bigEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(bigEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+        self.init(high: high, low: low, port: 0, family: local.family)
+    }
+
+    /// The control-message form of this address (for `zc_send_from`).
+    var localAddress: zc_local_address {
+        var out = zc_local_address()
+        out.family = family
+        withUnsafeMutableBytes(of: &out.addr) { b in
+            b.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            b.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        return out
     }
 
     /// The address to send to (a REPORT goes back here), nil when unknown.

@@ -318,6 +318,14 @@ public enum StreamReceiver {
                 groEnabled = (try? socket.setOption(level: Int32(IPPROTO_UDP), name: zc_udp_gro, value: 1, call: "UDP_GRO")) != nil
             }
             try socket.setOption(level: SOL_SOCKET, name: zc_so_rxq_ovfl, value: 1, call: "SO_RXQ_OVFL")
+            if c.reports && !c.isMulticast && c.listen.isWildcard {
+                // Bound to any address: learn which one each stream was sent to, so its REPORT
+                // goes out from there (a sender connected to that address accepts only it).
+                try socket.setOption(level: Int32(IPPROTO_IP), name: zc_ip_pktinfo, value: 1, call: "IP_PKTINFO")
+                if c.listen.family == AF_INET6 {
+                    try socket.setOption(level: Int32(IPPROTO_IPV6), name: zc_ipv6_recvpktinfo, value: 1, call: "IPV6_RECVPKTINFO")
+                }
+            }
             try SocketCalls.setOption(socket.fd, level: SOL_SOCKET, name: SO_RCVTIMEO,
                                       bytes: timeval(tv_sec: 0, tv_usec: 100_000), call: "setsockopt(SO_RCVTIMEO)")
             // The first socket may bind port 0; the others join its port.
@@ -353,6 +361,11 @@ public enum StreamReceiver {
         // receivers would answer one sender), and only when asked.
         var reporter = c.reports && !c.isMulticast ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter) : nil
         var finishedCount = 0
+        // A server frees every finished stream: its memory must go back to the system, not
+        // stay in malloc's arenas (RSS would grow with every round of short-lived streams).
+        if c.server { zc_malloc_map_large_blocks(64 * 1024) }
+        var freedSinceTrim = 0
+        var lastTrim: UInt64 = 0
         /// Reports (REPORT and the caller's callback) the streams the workers retired.
         func drainFinished() {
             for w in workers {
@@ -361,6 +374,7 @@ public enum StreamReceiver {
                     // Sized, fsynced and closed here, on this thread, never a receive thread.
                     var states = done.map(\.state)
                     output.finalizeFinished(&states)
+                    metrics?.noteOutputs(states)
                     for k in done.indices { done[k].state = states[k] }
                 }
                 for var f in done {
@@ -368,6 +382,14 @@ public enum StreamReceiver {
                     finishedCount += 1
                     finished(f)
                 }
+                freedSinceTrim += done.count
+            }
+            // At most once a second, and only after streams were freed.
+            let now = MonotonicClock.nanoseconds()
+            if freedSinceTrim > 0 && now - lastTrim >= 1_000_000_000 {
+                zc_malloc_release_free()
+                freedSinceTrim = 0
+                lastTrim = now
             }
         }
         ready(bound, granted, groEnabled)
@@ -450,7 +472,12 @@ public enum StreamReceiver {
                                    streams: core.streams.count, cpu: w.cpu))
             if i > 0 { merged.merge(core) }
         }
-        if let output { merged.finalizeOutput(output) }
+        if let output, !c.server {
+            merged.finalizeOutput(output)
+            // The outputs' verdicts are known only now: export them with the final counts.
+            metrics?.noteOutputs(merged.streams)
+            metrics?.collect(now: MonotonicClock.nanoseconds(), finished: true)
+        }
         let multicast = membership.map {
             MulticastReceiveReport(membership: $0, interface: c.multicast.interface, joinedAtNanoseconds: joinedAt,
                                    joinToFirstDatagramNanoseconds: merged.firstSeenNanoseconds > joinedAt ? merged.firstSeenNanoseconds - joinedAt : nil,

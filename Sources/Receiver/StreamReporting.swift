@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import StreamProtocol
 import ZCSystem
 
@@ -26,6 +27,9 @@ public struct StreamVerdictLimits: Sendable, Equatable {
         if lossPercent > maxLossPercent { failures.append("loss \(lossPercent)% > --max-loss \(maxLossPercent)%") }
         if s.corrupt > maxCorrupt { failures.append("\(s.corrupt) corrupt datagrams > --max-corrupt \(maxCorrupt)") }
         if !s.exact { failures.append("accounting not exact") }
+        if s.conflictingDuplicates > 0 {
+            failures.append("\(s.conflictingDuplicates) conflicting duplicates (a second copy of a sequence number with other bytes)")
+        }
         return failures
     }
 }
@@ -165,6 +169,16 @@ public struct ReportSender: Sendable {
             return .notSent("the stream delivered \(s.deliveredBytes) bytes, less than a REPORT (\(StreamReport.minimumLength))")
         }
         guard limiter.allow(s.source, now: now) else { return .notSent("rate limit for \(destination.host)") }
+        if s.localAddress.family != 0 {
+            // From the address the stream was sent to (a wildcard socket would pick by route).
+            var from = s.localAddress.localAddress
+            let fd = socket.fd
+            let sent = bytes.withUnsafeBytes { b in
+                destination.withSockAddr { a, n in zc_send_from(fd, b.baseAddress, b.count, a, n, &from, Int32(MSG_DONTWAIT)) }
+            }
+            if sent < 0 { return .notSent("\(SystemError(call: "sendmsg(\(destination), from \(s.localAddress.socketAddress?.host ?? "?"))"))") }
+            return .sent(bytes: bytes.count)
+        }
         do {
             try socket.send(bytes, to: destination)
         } catch {

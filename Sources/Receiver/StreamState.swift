@@ -82,6 +82,43 @@ public struct StreamState: Sendable {
 
     /// A stream with nothing received yet.
     public init(key: StreamKey) { self.key = key }
+
+    /// The local address the stream's first datagram was sent to, when the receiving socket
+    /// is bound to the wildcard address (IP_PKTINFO): its REPORT goes out from there, so a
+    /// sender connected to that address accepts it (SPEC §12). ``SourceAddress/unknown``
+    /// otherwise (a socket bound to one address answers from it anyway).
+    public var localAddress = SourceAddress.unknown
+
+    /// Arrivals of a sequence number already seen whose checksum differs from the first
+    /// copy's: two different datagrams claim one place in the stream (a forger, or a sender
+    /// that reused a number). Also counted in `duplicates`; any fails the verdict.
+    public var conflictingDuplicates: UInt64 = 0
+    /// The first copy of each of the last ``firstCopyMemory`` sequence numbers (a ring
+    /// indexed by sequence): its checksum (high 32 bits), to tell a true duplicate (the same
+    /// bytes again, as networks and retransmissions make) from a conflicting one, and its
+    /// payload length (low 32 bits), so an END that takes numbers back (§9.3) takes back
+    /// exactly their bytes whatever their sizes. Allocated with the stream (32 KiB), never
+    /// per datagram.
+    var firstCopies = [UInt64](repeating: 0, count: StreamState.firstCopyMemory)
+    /// How far below the highest sequence number a duplicate can still be compared.
+    public static let firstCopyMemory = 4096
+
+    /// Remembers the checksum and payload length of a new sequence number's first copy.
+    @inline(__always) mutating func noteFirstCopy(_ sequence: UInt64, checksum: UInt32, payloadLength: UInt32) {
+        // A number reordered from further back than the ring would overwrite a newer one's slot.
+        guard tracker.highest &- sequence < UInt64(Self.firstCopyMemory) else { return }
+        firstCopies.withUnsafeMutableBufferPointer {
+            $0[Int(sequence & UInt64(Self.firstCopyMemory - 1))] = UInt64(checksum) << 32 | UInt64(payloadLength)
+        }
+    }
+
+    /// A duplicate of `sequence` arrived with `checksum`: counts it as conflicting when the
+    /// first copy is still remembered and differs.
+    @inline(__always) mutating func checkDuplicate(_ sequence: UInt64, checksum: UInt32) {
+        guard tracker.highest &- sequence < UInt64(Self.firstCopyMemory) else { return }
+        let first = firstCopies.withUnsafeBufferPointer { $0[Int(sequence & UInt64(Self.firstCopyMemory - 1))] }
+        if UInt32(truncatingIfNeeded: first >> 32) != checksum { conflictingDuplicates &+= 1 }
+    }
     /// A stream with nothing received yet, from an unknown source (tests, tools).
     public init(streamID: UInt64) { self.key = StreamKey(streamID: streamID, source: .unknown) }
 
@@ -104,7 +141,11 @@ public struct StreamState: Sendable {
     public var firstSequence: UInt64? { tracker.started ? tracker.lowest : nil }
 
     /// True when the stream's first datagrams were never seen (first sequence > 0).
-    public var joinedLate: Bool { (firstSequence ?? 0) > 0 }
+    /// True when the stream is accounted from its first sequence number received, not from
+    /// 0 (SPEC §9.7: ``excludeHead`` and a first number above 0): exactly when
+    /// ``headNotCounted`` > 0. A unicast stream whose first datagrams were lost counts them
+    /// lost and is not "joined late".
+    public var joinedLate: Bool { headNotCounted > 0 }
 
     /// True once END arrived and every sequence number it announced is here (from the first
     /// one received, with ``excludeHead``) and so is every byte: the unique payload bytes
@@ -166,9 +207,29 @@ public struct StreamState: Sendable {
     /// Applies the first END's totals: numbers already counted at or above its total are
     /// taken out of `unique` (and their bytes out of ``uniquePayloadBytes``).
     mutating func applyEnd(_ totals: EndOfStream) {
+        // The numbers it takes back are [total, highest] as far as they arrived: while they
+        // are all among the first copies remembered, their bytes are known exactly, each
+        // with its own size (a short last datagram, a stray beyond the total).
+        var remembered: UInt64?
+        if tracker.started && tracker.highest >= totals.datagrams
+            && tracker.highest - totals.datagrams < UInt64(Self.firstCopyMemory) {
+            var sum: UInt64 = 0
+            var q = totals.datagrams
+            while true {
+                if tracker.contains(q) {
+                    sum &+= firstCopies[Int(q & UInt64(Self.firstCopyMemory - 1))] & 0xFFFF_FFFF
+                }
+                if q == tracker.highest { break }
+                q += 1
+            }
+            remembered = sum
+        }
         let taken = tracker.setLimit(totals.datagrams)
         guard taken > 0 else { return }
-        if uniquePayloadMin == uniquePayloadMax {
+        if let remembered, remembered <= uniquePayloadBytes {
+            uniquePayloadBytes -= remembered
+            beyondEndPayloadBytes &+= remembered
+        } else if uniquePayloadMin == uniquePayloadMax {
             let bytes = taken.multipliedReportingOverflow(by: UInt64(uniquePayloadMax))
             if bytes.overflow || bytes.partialValue > uniquePayloadBytes { bytesExact = false }
             let b = min(bytes.partialValue, uniquePayloadBytes)
@@ -202,6 +263,7 @@ public struct StreamState: Sendable {
             } else { bytesExact = false }
         }
         checksumErrors += other.checksumErrors
+        conflictingDuplicates += other.conflictingDuplicates
         patternMismatches += other.patternMismatches
         afterEnd += other.afterEnd
         endsReceived += other.endsReceived

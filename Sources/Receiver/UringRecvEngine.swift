@@ -22,7 +22,8 @@ import ZCSystem
 final class UringRecvEngine {
     static let bufferCount: UInt32 = 256           // power of two
     static let bufferBytes = 65_536 + 4_096        // payload area >= 64 KiB after header, name, control
-    static let controlBytes = 64
+    /// GRO segment (24) + SO_RXQ_OVFL (24) + IPV6_PKTINFO (40), with room to spare.
+    static let controlBytes = 128
     static let nameBytes = MemoryLayout<sockaddr_in6>.size
     static let group: UInt16 = 0
     static let recvTag: UInt64 = 1
@@ -115,6 +116,7 @@ final class UringRecvEngine {
                 let source = SourceAddress(sockaddr: info.name, length: Int(info.namelen))
                 let base = info.payload!
                 let length = Int(info.payload_len)
+                if info.local.family != 0 { core.arrivalAddress = SourceAddress(local: info.local) }
                 let segment = Int(info.gro_segment)
                 if core.processBuffer(base, length: length, segment: segment, now: now, wallNow: wallNow, source: source) {
                     coalesced &+= 1

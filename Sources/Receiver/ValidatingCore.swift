@@ -71,6 +71,10 @@ public struct ValidatingCore: Sendable {
     /// Datagrams dropped because their source is outside ``allowList``, by host (bounded).
     public private(set) var refusedSources = RefusedSources()
 
+    /// The local address the buffer being processed was sent to (a wildcard socket's
+    /// IP_PKTINFO), set by the engine per buffer; a new stream keeps it for its REPORT.
+    public var arrivalAddress = SourceAddress.unknown
+
     /// Where payloads go with `--output` (nil: nowhere).
     let output: CoreOutput?
     /// The application's callback for new intact datagrams (nil: none).
@@ -111,6 +115,7 @@ public struct ValidatingCore: Sendable {
         var state = StreamState(key: key)
         state.excludeHead = excludeHead
         state.kernelDropsAtStart = statistics.kernelDrops
+        state.localAddress = arrivalAddress
         streams.append(state)
         let i = streams.count - 1
         index[key] = i
@@ -212,7 +217,10 @@ public struct ValidatingCore: Sendable {
         let byteEnd = overflow ? UInt64.max : end
         if byteEnd > s.highestByteEnd { s.highestByteEnd = byteEnd }
         switch outcome {
-        case .duplicate, .late, .beyondEnd:
+        case .duplicate:
+            s.checkDuplicate(h.sequence, checksum: h.checksum)
+            return false
+        case .late, .beyondEnd:
             return false
         case .gapAhead:
             if s.highestSendNanoseconds != 0 && sent > s.highestSendNanoseconds {
@@ -221,6 +229,7 @@ public struct ValidatingCore: Sendable {
             fallthrough
         case .inOrder, .reordered:
             if outcome != .reordered { s.highestSendNanoseconds = sent }
+            s.noteFirstCopy(h.sequence, checksum: h.checksum, payloadLength: h.payloadLength)
             s.uniquePayloadBytes &+= UInt64(h.payloadLength)
             if h.payloadLength < s.uniquePayloadMin { s.uniquePayloadMin = h.payloadLength }
             if h.payloadLength > s.uniquePayloadMax { s.uniquePayloadMax = h.payloadLength }

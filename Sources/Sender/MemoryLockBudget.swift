@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ZCSystem
 
 /// How much memory the io_uring engines may pin: registered buffers are charged to
 /// RLIMIT_MEMLOCK (`ulimit -l`, 8 MiB by default for a user) unless the process holds
@@ -46,26 +47,13 @@ public enum MemoryLockBudget {
 
     /// CAP_IPC_LOCK (bit 14) in /proc/self/status's CapEff.
     static var hasIPCLockCapability: Bool {
-        guard let f = fopen("/proc/self/status", "r") else { return geteuid() == 0 }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), f) != nil {
-            let text = String(cString: line)
-            guard text.hasPrefix("CapEff:") else { continue }
-            let hex = text.dropFirst("CapEff:".count).trimmingCharacters(in: " \t\n")
-            guard let caps = UInt64(hex, radix: 16) else { return false }
-            return caps & (1 << 14) != 0
-        }
-        return false
-    }
-}
-
-private extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = self
-        while let c = s.first, chars.contains(c) { s = s.dropFirst() }
-        while let c = s.last, chars.contains(c) { s = s.dropLast() }
-        return String(s)
+        guard let fd = try? FileCalls.open("/proc/self/status", O_RDONLY | O_CLOEXEC) else { return geteuid() == 0 }
+        defer { FileCalls.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        guard let n = buffer.withUnsafeMutableBytes({ try? FileCalls.read(fd, into: $0) }), n > 0 else { return geteuid() == 0 }
+        let status = String(decoding: buffer[0..<n], as: UTF8.self)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let caps = UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16) else { return false }
+        return caps & (1 << 14) != 0
     }
 }

@@ -22,6 +22,15 @@ extension SocketAddress {
         }
     }
 
+    /// True for the wildcard address (0.0.0.0 or ::): a socket bound to it takes datagrams
+    /// sent to any local address.
+    public var isWildcard: Bool {
+        switch self {
+        case .v4(let a): return a.sin_addr.s_addr == 0
+        case .v6(let a): return withUnsafeBytes(of: a.sin6_addr) { $0.allSatisfy { $0 == 0 } }
+        }
+    }
+
     /// The Ethernet destination for this multicast group (RFC 1112 §6.4: 01:00:5e + the
     /// group's low 23 bits; RFC 2464 §7: 33:33 + the group's low 32 bits); nil if unicast.
     public var multicastMAC: [UInt8]? {

@@ -45,6 +45,7 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
     private let corruptUnattributed, kernelDrops, kernelDroppedEstimate, refused, truncated, streamsEnded: MonotoneCounter
     private let streamsTracked, activeStreams, rateBytes, rateDatagrams: Gauge
     private let latency: SnapshotHistogram
+    private let outputsComplete, outputsIncomplete: MonotoneCounter
 
     init() {
         let m = metrics
@@ -70,6 +71,10 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
         latency = m.snapshotHistogram("zcstream_receiver_latency_seconds",
                                       bounds: LatencyHistogram.exportBoundsNanoseconds.map { Double($0) / 1e9 },
                                       help: "One-way latency (receive wall clock minus the header timestamp), all streams; meaningful with synchronised clocks.")
+        outputsComplete = m.counter("zcstream_receiver_outputs_total", [("state", "complete")],
+                                    help: "--output: streams whose output was finalized, by state (complete: END seen, no hole, everything on disk).")
+        outputsIncomplete = m.counter("zcstream_receiver_outputs_total", [("state", "incomplete")],
+                                      help: "--output: streams whose output was finalized, by state (complete: END seen, no hole, everything on disk).")
         other = makeStream(labels: [("stream", "other"), ("source", "other")])
         totals = PerStream(counters: PerStream.fields.map {
             m.counter("zcstream_receiver_\($0.name)", help: $0.help + " All streams.")
@@ -116,6 +121,8 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
             kernelDroppedEstimate.set(stats.kernelDroppedDatagramsEstimate)
             refused.set(stats.streamsRefusedDatagrams)
             truncated.set(stats.truncated)
+            outputsComplete.set(snap.outputsComplete)
+            outputsIncomplete.set(snap.outputsIncomplete)
             streamsEnded.set(UInt64(snap.streamsEnded) + snap.retired.ended)
             streamsTracked.set(to: Double(UInt64(snap.streamsTracked) + snap.retired.streams))
             activeStreams.set(to: Double(max(0, snap.streamsTracked - snap.streamsEnded)))

@@ -90,6 +90,7 @@ enum ReceiverReportFormatter {
             ("reordered", .uint(s.tracker.reordered)),
             ("max_reorder_distance", .uint(s.tracker.maxReorderDistance)),
             ("duplicates", .uint(s.tracker.duplicates)),
+            ("conflicting_duplicates", .uint(s.conflictingDuplicates)),
             ("corrupt", .uint(s.corrupt)),
             ("checksum_errors", .uint(s.checksumErrors)),
             ("pattern_mismatches", .uint(s.patternMismatches)),
@@ -241,13 +242,13 @@ enum ReceiverReportFormatter {
             line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
         }
         line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
+        if s.conflictingDuplicates > 0 { line += ", CONFLICTING DUPLICATES \(s.conflictingDuplicates) (other bytes under a sequence number already received)" }
         if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
         if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }
         if s.beyondEnd > 0 { line += ", BEYOND END \(s.beyondEnd) (sequence >= END total: sender bug or foreign sender; not stream data)" }
         if !s.exact { line += ", INEXACT (a late END needed loss ranges no longer kept)" }
         if s.joinedLate {
-            line += s.headNotCounted > 0 ? ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
-                                         : ", joined late at sequence \(s.firstSequence ?? 0) (head counted as lost)"
+            line += ", joined late: accounted from sequence \(s.firstSequence ?? 0) (head of \(s.headNotCounted) not counted)"
         }
         line += s.isComplete ? ", complete" : s.expected == nil ? ", no END seen (tail loss unknown)" : ""
         lines.append(line)

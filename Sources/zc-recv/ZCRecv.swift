@@ -379,6 +379,10 @@ struct Verdict {
         if let wanted = r.configuration.streams, r.core.streams.count < wanted {
             failures.append("\(r.core.streams.count) of the \(wanted) stream(s) asked for (--streams) arrived")
         }
+        let conflicting = r.core.streams.reduce(UInt64(0)) { $0 &+ $1.conflictingDuplicates }
+        if conflicting > 0 {
+            failures.append("\(conflicting) conflicting duplicates (a second copy of a sequence number with other bytes)")
+        }
         if !t.exact {
             failures.append("accounting not exact for \(r.core.streams.filter { !$0.exact }.count) stream(s)")
         }

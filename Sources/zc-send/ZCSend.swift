@@ -461,27 +461,31 @@ struct ZCSend: ParsableCommand {
             Output.standardError("zc-send: stopped after a failed send (--on-error stop)")
             throw ExitCode(ExitStatus.failure)
         }
-        try judgeSends(reports)
-        try judgeReceiver(reports)
+        try judgeReceiver(reports, sendFailures: judgeSends(reports))
     }
 
     /// Datagrams the kernel refused to send never reach the receiver: a run with any is not
     /// ok (within --max-loss, when given, it passes: they are loss the sender already knows).
-    func judgeSends(_ reports: [SenderReport]) throws {
+    func judgeSends(_ reports: [SenderReport]) -> [String] {
         let failed = reports.reduce(UInt64(0)) { $0 + $1.statistics.datagramsFailed }
-        guard failed > 0 else { return }
+        guard failed > 0 else { return [] }
         let sequences = max(1, reports.reduce(UInt64(0)) { $0 + $1.sequences })
         let percent = Double(failed) / Double(sequences) * 100
-        if let maxLoss, percent <= maxLoss { return }
-        Output.standardError("zc-send: FAIL: \(failed) of \(sequences) datagrams were not sent (failed sends, \(Units.fixed(percent, 4))%)"
-                             + (maxLoss.map { " > --max-loss \($0)%" } ?? ""))
-        throw ExitCode(ExitStatus.validationFailed)
+        if let maxLoss, percent <= maxLoss { return [] }
+        return ["\(failed) of \(sequences) datagrams were not sent (failed sends, \(Units.fixed(percent, 4))%)"
+                + (maxLoss.map { " > --max-loss \($0)%" } ?? "")]
     }
 
     /// --max-loss / --max-corrupt against the receiver's REPORTs (zc-recv's meaning).
-    func judgeReceiver(_ reports: [SenderReport]) throws {
-        guard maxLoss != nil || maxCorrupt != nil else { return }
-        var failures: [String] = []
+    func judgeReceiver(_ reports: [SenderReport], sendFailures: [String] = []) throws {
+        var failures = sendFailures
+        guard maxLoss != nil || maxCorrupt != nil else {
+            if !failures.isEmpty {
+                Output.standardError("zc-send: FAIL: " + failures.joined(separator: "; "))
+                throw ExitCode(ExitStatus.validationFailed)
+            }
+            return
+        }
         var missing = 0
         for r in reports {
             guard case .report(let report, _) = r.receiver, let coverage = r.receiverCoverage else { missing += 1; continue }

@@ -11,12 +11,14 @@ final class RobustnessTests: XCTestCase {
 
     /// zc-recv is killed 1 s into a paced 4 s stream: the kernel answers with ICMP port
     /// unreachable, so sends fail with ECONNREFUSED. With the default --on-error continue
-    /// the sender counts them, keeps its schedule, exits 0, and gets every zero-copy
-    /// notification back (no slot leaked).
+    /// the sender counts them apart from what was sent, keeps its schedule, gets every
+    /// zero-copy notification back (no slot leaked) — and exits 1: datagrams that were
+    /// never sent are not an ok run.
     func testReceiverGoneSenderCountsRefusedAndLeaksNoSlot() throws {
         for engine in ["uring-zc", "sendmmsg"] {
             let s = try sendWhileReceiverDies(["--engine", engine])
-            XCTAssertEqual(s.status, 0, "\(engine): \(s.stderr)")
+            XCTAssertEqual(s.status, 1, "\(engine): \(s.stderr)")
+            XCTAssertTrue(s.stderr.contains("were not sent"), "\(engine): \(s.stderr)")
             let json = try XCTUnwrap(s.json, "\(engine): no JSON: \(s.stdout) \(s.stderr)")
             let errors = try XCTUnwrap(json["errors"] as? [String: Any], "\(engine): errors")
             let refused = errors.first { $0.key.contains("ECONNREFUSED") }.flatMap { ($0.value as? NSNumber)?.uint64Value } ?? 0

@@ -41,6 +41,35 @@ final class ValidatingCoreTests: XCTestCase {
         XCTAssertFalse(core.allComplete(streams: 2))
     }
 
+    func testConflictingDuplicateIsCountedApartAndFailsTheVerdict() {
+        var core = ValidatingCore()
+        for q in UInt64(0)..<10 { feed(&core, datagram(stream: 7, seq: q)) }
+        // The same bytes again: a plain duplicate (what a network or a retransmission makes).
+        feed(&core, datagram(stream: 7, seq: 3))
+        // Other bytes (a zero-length forgery, another timestamp) under numbers already seen.
+        feed(&core, TestDatagrams.data(stream: 7, seq: 4, payload: 0, offset: 400))
+        feed(&core, TestDatagrams.data(stream: 7, seq: 5, timestamp: 99))
+        // Reordered from far back must not overwrite a newer number's first copy.
+        for q in UInt64(10)..<5000 { feed(&core, datagram(stream: 7, seq: q + 100)) }
+        feed(&core, datagram(stream: 7, seq: 104))   // new, 4995 below the highest: slot 104 is 4200's
+        feed(&core, datagram(stream: 7, seq: 4200))  // the same bytes as its first copy
+        let s = core.streams[0]
+        XCTAssertEqual(s.tracker.duplicates, 4)
+        XCTAssertEqual(s.conflictingDuplicates, 2)
+        XCTAssertFalse(StreamVerdictLimits().failures(s).isEmpty)
+        XCTAssertTrue(StreamVerdictLimits().failures(s).contains { $0.contains("conflicting") })
+    }
+
+    func testZeroLengthDatagramsDoNotCompleteAStream() {
+        var core = ValidatingCore()
+        for q in UInt64(0)..<5 { feed(&core, TestDatagrams.data(stream: 7, seq: q, payload: q == 2 ? 0 : 100, offset: q * 100)) }
+        feed(&core, end(stream: 7, datagrams: 5, bytes: 500))
+        XCTAssertEqual(core.streams[0].summary().lost, 0)
+        XCTAssertFalse(core.streams[0].isComplete, "100 bytes never arrived")
+        feed(&core, end(stream: 9, datagrams: 0, bytes: 0))
+        XCTAssertTrue(core.streams[1].isComplete)
+    }
+
     func testChecksumFailureChargedToKnownStreamOnly() {
         var core = ValidatingCore()
         feed(&core, datagram(stream: 7, seq: 0))
@@ -172,7 +201,24 @@ final class ValidatingCoreTests: XCTestCase {
         let s = try! XCTUnwrap(h.summary)
         XCTAssertEqual(s.negative, 1)
         XCTAssertEqual(s.clamped, 1)
-        XCTAssertEqual(s.maxMicroseconds, 90_000_000, "the exact maximum, not the clamped one")
+        // One rule for every field (SPEC §12.5): above 60 s counts as 60 s, so max >= p99.9 >= p50 >= min.
+        XCTAssertEqual(s.maxMicroseconds, 60_000_000, "clamped like the percentiles")
+        XCTAssertEqual(s.minMicroseconds, -0.003, accuracy: 1e-9, "a negative sample stays negative in min")
+        XCTAssertLessThanOrEqual(s.p999, s.maxMicroseconds)
+        XCTAssertGreaterThanOrEqual(s.p50, s.minMicroseconds)
+        // Everything above 60 s: min, percentiles and max agree (min used to exceed p50).
+        var far = LatencyHistogram()
+        for v: Int64 in [70_000_000_000, 80_000_000_000] { far.record(v) }
+        let f = try! XCTUnwrap(far.summary)
+        XCTAssertEqual(f.minMicroseconds, 60_000_000)
+        XCTAssertLessThanOrEqual(f.minMicroseconds, f.p50)
+        XCTAssertLessThanOrEqual(f.p50, f.maxMicroseconds)
+        // All negative: the percentiles stay within [min, max].
+        var skew = LatencyHistogram()
+        for v: Int64 in [-2_000, -1_000] { skew.record(v) }
+        let k = try! XCTUnwrap(skew.summary)
+        XCTAssertLessThanOrEqual(k.p50, k.maxMicroseconds)
+        XCTAssertGreaterThanOrEqual(k.p50, k.minMicroseconds)
         var other = LatencyHistogram()
         other.record(5_000)
         h.add(other)

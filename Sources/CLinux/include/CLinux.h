@@ -44,6 +44,25 @@ int zc_cmsg_gro_segment(const struct msghdr *msg);
 /// The SO_RXQ_OVFL drop counter in a received control buffer, or -1 if absent.
 int64_t zc_cmsg_rxq_ovfl(const struct msghdr *msg);
 
+/// The local address a datagram was sent to (IP_PKTINFO / IPV6_PKTINFO): family 0 when
+/// the control buffer had none. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), as SourceAddress does.
+struct zc_local_address { uint16_t family; uint8_t addr[16]; };
+/// Every control message of a received datagram in one walk: the UDP_GRO segment size (0 if
+/// absent), the SO_RXQ_OVFL counter (-1 if absent) and the IP_PKTINFO / IPV6_PKTINFO
+/// destination (`local->family` 0 if absent).
+void zc_cmsg_parse(const struct msghdr *msg, int32_t *segment, int64_t *drops, struct zc_local_address *local);
+/// Fills `local` from one control message when it is IP_PKTINFO or IPV6_PKTINFO (else leaves it).
+struct cmsghdr;
+void zc_cmsg_local_address(const struct cmsghdr *c, struct zc_local_address *local);
+/// Sends one datagram to `to` from the local address `from` (IP_PKTINFO's ipi_spec_dst for
+/// IPv4 and IPv4-mapped, IPV6_PKTINFO for IPv6): a wildcard socket answers from the address
+/// it was sent to. Returns sendmsg's result (-1 with errno set).
+long zc_send_from(int fd, const void *buf, size_t len, const struct sockaddr *to, socklen_t tolen,
+                  const struct zc_local_address *from, int flags);
+/// Linux's IP_PKTINFO (8) and IPV6_RECVPKTINFO (49): glibc hides them behind _GNU_SOURCE.
+static const int zc_ip_pktinfo = 8;
+static const int zc_ipv6_recvpktinfo = 49;
+
 // --- sendmmsg / recvmmsg -----------------------------------------------------
 // glibc declares these only under _GNU_SOURCE, which Swift's Glibc module is not
 // built with; the layout below is the kernel's struct mmsghdr.
@@ -139,6 +158,20 @@ static inline long zc_filesystem_type(const char *path) {
     struct statfs fs;
     if (statfs(path, &fs) != 0) return -1;
     return (long)fs.f_type;
+}
+
+/// A server's streams come and go, each with ~170 KB of latency histogram. glibc raises
+/// its mmap threshold after the first such block is freed, so later ones come from the
+/// heap arenas, which fragment and never shrink: memory grows with every round of streams.
+/// A fixed threshold keeps blocks this large in their own mappings, unmapped on free.
+#include <malloc.h>
+static inline void zc_malloc_map_large_blocks(int threshold_bytes) {
+    mallopt(M_MMAP_THRESHOLD, threshold_bytes);
+}
+/// Returns free heap memory of every arena to the kernel (not per datagram: after a
+/// batch of streams was freed).
+static inline void zc_malloc_release_free(void) {
+    malloc_trim(0);
 }
 
 #endif

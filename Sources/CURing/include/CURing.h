@@ -154,6 +154,7 @@ struct zc_recvmsg_info {
     const void *name;         ///< source address (struct sockaddr_in / _in6)
     int32_t gro_segment;      ///< UDP_GRO segment size, 0 if absent
     int64_t rxq_ovfl;         ///< SO_RXQ_OVFL drop counter, -1 if absent
+    struct zc_local_address local; ///< IP_PKTINFO / IPV6_PKTINFO destination, family 0 if absent
 };
 
 /// Parses the buffer a multishot RECVMSG completion filled (`len` = cqe->res):
