@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ZCStream", targets: ["ZCStream"]),
         .executable(name: "zc-send", targets: ["zc-send"]),
         .executable(name: "zc-recv", targets: ["zc-recv"]),
+        .executable(name: "zc-report", targets: ["zc-report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,11 @@ let package = Package(
             name: "zc-recv",
             dependencies: ["Receiver", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // A --json-stream run as one self-contained HTML page with SVG charts.
+        .executableTarget(
+            name: "zc-report",
+            dependencies: ["CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Examples: small programs on the library's public API (run by the test suite).
         .executableTarget(name: "daq-producer", dependencies: ["Sender", "ZCSystem"], path: "Examples/DAQProducer"),
         .executableTarget(name: "validated-sink", dependencies: ["Receiver", "ZCSystem"], path: "Examples/ValidatedSink"),
@@ -70,7 +76,7 @@ let package = Package(
         .testTarget(name: "CLISupportTests", dependencies: ["CLISupport"]),
         .testTarget(name: "MetricsExportTests", dependencies: ["MetricsExport"]),
         .testTarget(name: "LibraryTests", dependencies: ["ZCStream"]),
-        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "daq-producer", "validated-sink"]),
+        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "zc-report", "daq-producer", "validated-sink"]),
     ],
     swiftLanguageModes: [.v6]
 )
