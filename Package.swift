@@ -11,16 +11,18 @@ let package = Package(
         .library(name: "ZCStream", targets: ["ZCStream"]),
         .executable(name: "zc-send", targets: ["zc-send"]),
         .executable(name: "zc-recv", targets: ["zc-recv"]),
+        .executable(name: "zc-report", targets: ["zc-report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Documentation only: `swift package generate-documentation --target Sender`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
-        // --metrics: Prometheus registry and text exposition, served by FlyingFox (a small
-        // HTTP server on sockets + Swift concurrency; no SwiftNIO to build).
+        // --metrics: Prometheus registry and text exposition (swift-prometheus), served by
+        // SwiftNIO's HTTP/1.1 server (NIOPosix + NIOHTTP1: no Foundation, so the binaries need
+        // neither libcurl nor Foundation's ICU data; BinaryFootprintTests checks it).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C: what Swift cannot reach of Linux's socket/thread/signal APIs (CMSG_* and CPU_SET
@@ -48,7 +50,8 @@ let package = Package(
         .target(
             name: "MetricsExport",
             dependencies: ["CLISupport", "ZCSystem", .product(name: "Prometheus", package: "swift-prometheus"),
-                           .product(name: "FlyingFox", package: "FlyingFox")]
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(
             name: "zc-send",
@@ -57,6 +60,11 @@ let package = Package(
         .executableTarget(
             name: "zc-recv",
             dependencies: ["Receiver", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // A --json-stream run as one self-contained HTML page with SVG charts.
+        .executableTarget(
+            name: "zc-report",
+            dependencies: ["CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Examples: small programs on the library's public API (run by the test suite).
         .executableTarget(name: "daq-producer", dependencies: ["Sender", "ZCSystem"], path: "Examples/DAQProducer"),
@@ -68,7 +76,7 @@ let package = Package(
         .testTarget(name: "CLISupportTests", dependencies: ["CLISupport"]),
         .testTarget(name: "MetricsExportTests", dependencies: ["MetricsExport"]),
         .testTarget(name: "LibraryTests", dependencies: ["ZCStream"]),
-        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "daq-producer", "validated-sink"]),
+        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "zc-report", "daq-producer", "validated-sink"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -32,3 +32,44 @@ extension JSONValue {
                                 + fields.filter { $0.0 != "event" && $0.0 != "timestamp" }).rendered(pretty: false)
     }
 }
+
+/// How a CLI prints JSON. `--json`/`-J`: one document on stdout when the run ends (what
+/// `json.load` and `jq` read), whatever `--interval` says; progress stays text on stderr.
+/// `--json-stream` (iperf3 3.17's name): NDJSON, one interval line per `--interval`, then the
+/// final report as the last line with `"event": "final"`.
+public enum JSONMode: Sendable, Equatable {
+    /// Text reports.
+    case off
+    /// One pretty JSON document at the end.
+    case document
+    /// JSON lines: intervals, then the final report.
+    case stream
+
+    /// `--json-stream` wins over `--json` (it is JSON too).
+    public init(json: Bool, jsonStream: Bool) {
+        self = jsonStream ? .stream : json ? .document : .off
+    }
+
+    /// Interval reports go to stdout as JSON lines (else they are text lines on stderr).
+    public var streamsIntervals: Bool { self == .stream }
+
+    /// The final report as this mode prints it: a pretty document, or the stream's last line.
+    public func final(_ report: JSONValue) -> String {
+        self == .stream ? report.streamed(event: "final") : report.rendered(pretty: true)
+    }
+
+    /// One `--json-stream` interval line. Its top level is only `event` ("interval"),
+    /// `timestamp`, `role` and two objects, so no key means something else than in the final
+    /// report: `interval` (`start_seconds`, `end_seconds`, `seconds`, then `fields`: what
+    /// happened in this interval) and `so_far` (running totals since the start).
+    public static func intervalLine(role: String, startNanoseconds: UInt64, endNanoseconds: UInt64,
+                                    interval fields: [(String, JSONValue)], soFar: [(String, JSONValue)]) -> String {
+        let start = Double(startNanoseconds) / 1e9, end = Double(endNanoseconds) / 1e9
+        return JSONValue.object([
+            ("role", .string(role)),
+            ("interval", .object([("start_seconds", .double(start)), ("end_seconds", .double(end)),
+                                  ("seconds", .double(end - start))] + fields)),
+            ("so_far", .object(soFar)),
+        ]).streamed(event: "interval")
+    }
+}

@@ -10,7 +10,7 @@ struct ReceiveProgressPrinter {
     private var lastDatagrams: UInt64 = 0
     private var lastDrops: UInt64 = 0
     private var advised = false
-    /// `--json --interval N`: one JSON object per interval (NDJSON) instead of the text line,
+    /// `--json-stream`: one JSON line per interval instead of the text line,
     /// on stdout (stderr when stdout carries the stream, `--output -`).
     var json = false
     var jsonToStandardError = false
@@ -23,21 +23,15 @@ struct ReceiveProgressPrinter {
         let gbps = Double(p.bytes - min(p.bytes, lastBytes)) * 8 / dt
         let pps = Double(p.datagrams - min(p.datagrams, lastDatagrams)) / dt
         if json {
-            let line = JSONValue.object([
-                ("role", .string("receiver")),
-                ("elapsed_seconds", .double(Double(p.elapsedNanoseconds) / 1e9)),
-                ("interval_seconds", .double(dt)),
-                ("gbps", .double(gbps / 1e9)),
-                ("pps", .double(pps)),
-                ("datagrams", .uint(p.datagrams)),
-                ("bytes", .uint(p.bytes)),
-                ("lost_so_far", .uint(p.lostSoFar)),
-                ("corrupt", .uint(p.corrupt)),
-                ("invalid", .uint(p.invalid)),
-                ("kernel_drops", .uint(p.kernelDrops)),
-                ("kernel_drops_interval", .uint(p.kernelDrops - min(p.kernelDrops, lastDrops))),
-                ("streams", .int(Int64(p.streams))),
-            ]).streamed(event: "interval")
+            let line = JSONMode.intervalLine(
+                role: "receiver", startNanoseconds: lastNanoseconds, endNanoseconds: p.elapsedNanoseconds,
+                interval: [("gbps", .double(gbps / 1e9)), ("pps", .double(pps)),
+                           ("datagrams", .uint(p.datagrams - min(p.datagrams, lastDatagrams))),
+                           ("bytes", .uint(p.bytes - min(p.bytes, lastBytes))),
+                           ("kernel_drops", .uint(p.kernelDrops - min(p.kernelDrops, lastDrops)))],
+                soFar: [("datagrams", .uint(p.datagrams)), ("bytes", .uint(p.bytes)), ("lost", .uint(p.lostSoFar)),
+                        ("corrupt", .uint(p.corrupt)), ("invalid", .uint(p.invalid)),
+                        ("kernel_drops", .uint(p.kernelDrops)), ("streams", .int(Int64(p.streams)))])
             if jsonToStandardError { Output.standardError(line) } else { Output.standardOutput(line) }
             lastNanoseconds = p.elapsedNanoseconds; lastBytes = p.bytes; lastDatagrams = p.datagrams; lastDrops = p.kernelDrops
             return

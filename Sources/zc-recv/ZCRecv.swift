@@ -73,13 +73,22 @@ struct ZCRecv: ParsableCommand {
         --report-rate per second per source host (burst twice that). --no-report: never send. \
         Not for a multicast group.
 
-        --json with --interval N > 0 streams NDJSON: one object per interval ("event": "interval", \
-        with a wall-clock "timestamp") and the final report as the last line ("event": "final"); \
-        a server's finished streams are lines of their own ("event": "stream_finished"). --json \
-        --interval 0 prints the final report alone, pretty (one JSON document).
+        JSON: --json (-J) prints one JSON document on stdout when the run ends, whatever \
+        --interval says. --json-stream prints JSON lines (NDJSON): one {"event": "interval", \
+        "timestamp", "role", "interval": {start_seconds, end_seconds, seconds, gbps, pps, \
+        datagrams, bytes, kernel_drops}, "so_far": {datagrams, bytes, lost, corrupt, invalid, \
+        kernel_drops, streams}} per --interval, then the final report as the last line with \
+        "event": "final". With --output - these go to stderr. A server's run has no end: with \
+        --json each finished stream is its own one-line document ("event": "stream_finished"), \
+        as iperf3 -s -J prints one document per test; --json-stream adds the interval lines.
+
+        Short options are iperf3's where the meaning is the same: -s (server), -p PORT, -B HOST, \
+        -u (ignored: always UDP), -w RCVBUF, -F FILE, -i TIME, -J. Times take units (5s, 300ms, 2m); \
+        a plain number is seconds.
 
         Examples:
           zc-recv 9000 --server --json
+          zc-recv -s -p 9000 -J
           zc-recv 9000 --streams 1
           zc-recv [::]:9000 --json --interval 0
           zc-recv 9000 --engine uring --threads 2 --cpu 0,1 --streams 2
@@ -98,10 +107,19 @@ struct ZCRecv: ParsableCommand {
         version: ZCStreamVersion.string
     )
 
-    @Argument(help: "Address to listen on: PORT, HOST:PORT or [IPV6]:PORT (port 0: any free port).")
-    var listen: String
+    @Argument(help: "Address to listen on: PORT, HOST:PORT or [IPV6]:PORT (port 0: any free port); or -p PORT [-B HOST].")
+    var listen: String?
 
-    @Option(name: .shortAndLong, help: "Receive engine: \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(name: .shortAndLong, help: "Port to listen on, as iperf3's -p (instead of the LISTEN argument).")
+    var port: UInt16?
+
+    @Option(name: [.customShort("B"), .customLong("bind")], help: ArgumentHelp("With -p: the local address to listen on, as iperf3's -B (default 0.0.0.0; [::] for IPv6).", valueName: "HOST"))
+    var bind: String?
+
+    @Flag(name: [.customShort("u"), .customLong("udp")], help: "Accepted for iperf3's habit and ignored: zcstream is always UDP.")
+    var udp = false
+
+    @Option(name: .shortAndLong, help: "Receive engine: \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", ")).", completion: .list(ReceiveEngineKind.allCases.map(\.rawValue)))
     var engine: String = ReceiverConfiguration.defaultEngine.rawValue
 
     @Option(help: "Receive threads, each with its own SO_REUSEPORT socket (1...64).")
@@ -110,7 +128,7 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Pin receive threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
     var cpu: String?
 
-    @Option(help: "Write the payload: FILE (at stream offsets; more streams: FILE.<id>) or - (first stream, in order, to stdout).")
+    @Option(name: [.customShort("F"), .customLong("output")], help: "Write the payload (iperf3's -F, --file): FILE (at stream offsets; more streams: FILE.<id>) or - (first stream, in order, to stdout).", completion: .file())
     var output: String?
 
     @Option(help: "With --output -: bytes of out-of-order data held back while waiting for a gap to fill (K/M).")
@@ -122,13 +140,13 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "With --output: fdatasync the files at most this often during the run (e.g. 1s; default: only at the end).")
     var fsyncInterval: String?
 
-    @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.")
+    @Option(help: "UDP GRO: on (coalesce in the kernel, split here) or off.", completion: .list(["on", "off"]))
     var gro: String = "on"
 
-    @Option(help: "Socket receive buffer (K/M/G).")
+    @Option(name: [.customShort("w"), .customLong("rcvbuf")], help: "Socket receive buffer (K/M/G; iperf3's -w, --window).")
     var rcvbuf: String = "256M"
 
-    @Flag(help: "Serve: run until stopped, report (and free) each stream as it finishes; see Server above.")
+    @Flag(name: .shortAndLong, help: "Serve (iperf3's -s): run until stopped, report (and free) each stream as it finishes; see Server above.")
     var server = false
 
     @Option(help: ArgumentHelp("Accept datagrams only from this source network (CIDR or address, IPv4 or IPv6; repeatable). Others are dropped before validation, counted by source, never answered.", valueName: "CIDR"))
@@ -146,7 +164,7 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Streams tracked at most (1...65536); valid datagrams of further streams are counted apart, not accounted, and fail the verdict.")
     var maxStreams: Int = ValidatingCore.defaultMaxStreams
 
-    @Option(help: "Multicast: the interface to join the group on (default: the kernel's choice by route).")
+    @Option(help: "Multicast: the interface to join the group on (default: the kernel's choice by route).", completion: .shellCommand("ls /sys/class/net"))
     var interface: String?
 
     @Option(help: "Multicast: source-specific join (IGMPv3/MLDv2), only datagrams from this sender's address.")
@@ -170,11 +188,14 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams before exiting with status 1.")
     var maxCorrupt: UInt64 = 0
 
-    @Flag(help: "Print the final report as JSON on stdout.")
+    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the report as one JSON document on stdout when the run ends (iperf3's -J), whatever --interval says; progress lines stay text on stderr.")
     var json = false
 
-    @Option(name: .shortAndLong, help: "Seconds between progress lines on stderr (0: none).")
-    var interval: Double = 1
+    @Flag(help: "Print JSON lines (NDJSON, iperf3 3.17's --json-stream) on stdout: {\"event\": \"interval\", \"timestamp\", \"role\", \"interval\": {...}, \"so_far\": {...}} every --interval, then the final report with \"event\": \"final\".")
+    var jsonStream = false
+
+    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress reports (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none): a text line on stderr, or with --json-stream a JSON line on stdout.")
+    var interval: String = "1s"
 
     @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
     var metrics: String?
@@ -189,7 +210,7 @@ struct ZCRecv: ParsableCommand {
         if let timeout, (Units.parseDuration(timeout) ?? 0) == 0 { throw ValidationError("--timeout '\(timeout)' must be a positive duration (e.g. 60s)") }
         if Units.parseDuration(linger) == nil { throw ValidationError("--linger '\(linger)' must be a duration (e.g. 300ms)") }
         if !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
-        if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if Units.parseDuration(interval) == nil { throw ValidationError("--interval '\(interval)' must be a duration (1s, 500ms, 0.5; 0: none)") }
         if server && streams != nil { throw ValidationError("--streams does not apply to --server (a server takes any number of streams)") }
         if server && output == "-" { throw ValidationError("--output - (one stream, in order, to stdout) does not apply to --server: give a FILE (each stream writes FILE.<id>)") }
         if !(reportRate > 0 && reportRate.isFinite) { throw ValidationError("--report-rate must be a positive number of REPORTs per second") }
@@ -208,6 +229,7 @@ struct ZCRecv: ParsableCommand {
 
     func makeConfiguration() throws -> ReceiverConfiguration {
         let address: SocketAddress
+        let listen = try listenText()
         do { address = try SocketAddress.parse(listen, defaultHost: "0.0.0.0", allowPortZero: true) }
         catch { throw ValidationError("listen address: \(error)") }
         var c = ReceiverConfiguration(listen: address)
@@ -251,6 +273,22 @@ struct ZCRecv: ParsableCommand {
         do { return try c.validated() } catch { throw ValidationError(error.describe { Self.flags[$0] ?? $0 }) }
     }
 
+    /// The address to listen on, from the argument or -p PORT [-B HOST].
+    func listenText() throws -> String {
+        switch (listen, port) {
+        case (let l?, nil):
+            if bind != nil { throw ValidationError("--bind goes with -p/--port; with a LISTEN argument write HOST:PORT") }
+            return l
+        case (nil, let p?):
+            switch Endpoint.join(bind ?? "0.0.0.0", port: p, hostFlag: "--bind") {
+            case .success(let text): return text
+            case .failure(let error): throw ValidationError(error.description)
+            }
+        case (nil, nil): throw ValidationError("listen address missing: give PORT, HOST:PORT, or -p PORT")
+        case (_?, _?): throw ValidationError("listen address given twice: a LISTEN argument or -p/--port, not both")
+        }
+    }
+
     /// The flag that sets each ReceiverConfiguration property, for the library's messages.
     static let flags = [
         "threads": "--threads", "streams": "--streams", "maxStreams": "--max-streams", "receiveBufferBytes": "--rcvbuf",
@@ -275,19 +313,20 @@ struct ZCRecv: ParsableCommand {
         // Past RLIMIT_FSIZE a write must fail with EFBIG (reported), not kill the process.
         signal(SIGXFSZ, SIG_IGN)
         var printer = ReceiveProgressPrinter()
-        printer.json = json
+        let jsonMode = JSONMode(json: json, jsonStream: jsonStream)
+        printer.json = jsonMode.streamsIntervals
         printer.jsonToStandardError = output == "-"
         let report: ReceiverReport
         do {
-            report = try StreamReceiver.run(configuration, progressIntervalNanoseconds: UInt64(interval * 1e9),
+            report = try StreamReceiver.run(configuration, progressIntervalNanoseconds: Units.parseDuration(interval)!,
                 ready: { address, rcvbuf, gro in
                     Output.standardError("zc-recv: listening on \(address) (\(configuration.engine.rawValue), GRO \(gro ? "on" : "off"), rcvbuf \(Units.bytes(UInt64(rcvbuf))), \(configuration.threads) thread(s))")
                 },
                 progress: { printer.print($0) },
                 metrics: exporter.map { e in ReceiverMetricsPublisher(labelLimit: ReceiverMetricsExporter.labelLimit) { e.update($0) } },
-                finished: { [json] f in
-                    // One line per stream with --json (NDJSON), else a text block.
-                    Output.standardOutput(json ? ReceiverReportFormatter.finishedJSON(f, limits: configuration.verdictLimits).rendered(pretty: false)
+                finished: { f in
+                    // One line per stream with --json or --json-stream (NDJSON), else a text block.
+                    Output.standardOutput(jsonMode != .off ? ReceiverReportFormatter.finishedJSON(f, limits: configuration.verdictLimits).rendered(pretty: false)
                                                : ReceiverReportFormatter.finishedText(f, limits: configuration.verdictLimits))
                 })
         } catch {
@@ -303,9 +342,8 @@ struct ZCRecv: ParsableCommand {
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         // With --output -, stdout carries the stream: the report goes to stderr.
         let full = ReceiverReportFormatter.json(report, verdict: verdict).withVersion()
-        // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
-        let text = json ? (interval > 0 ? full.streamed(event: "final") : full.rendered(pretty: true))
-                        : ReceiverReportFormatter.text(report, verdict: verdict)
+        // -J: one pretty document; --json-stream: the stream's last line.
+        let text = jsonMode != .off ? jsonMode.final(full) : ReceiverReportFormatter.text(report, verdict: verdict)
         if output == "-" { Output.standardError(text) } else { Output.standardOutput(text) }
         if report.stopReason == .signal { throw ExitCode(ExitStatus.signal(StopFlag.signal)) }
         if !verdict.withinLimits { throw ExitCode(ExitStatus.validationFailed) }

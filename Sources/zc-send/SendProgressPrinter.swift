@@ -9,7 +9,7 @@ struct SendProgressPrinter {
     private var lastBytes: UInt64 = 0
     private var lastDatagrams: UInt64 = 0
 
-    /// `--json --interval N`: one JSON object per interval (NDJSON) on stdout instead of the line.
+    /// `--json-stream`: one JSON line per interval on stdout instead of the text line.
     var json = false
 
     init(zeroCopy: Bool) { self.zeroCopy = zeroCopy }
@@ -21,19 +21,14 @@ struct SendProgressPrinter {
         let gbps = Double(s.bytes - lastBytes) * 8 / dt
         let pps = Double(s.datagrams - lastDatagrams) / dt
         if json {
-            Output.standardOutput(JSONValue.object([
-                ("role", .string("sender")),
-                ("elapsed_seconds", .double(Double(p.elapsedNanoseconds) / 1e9)),
-                ("interval_seconds", .double(dt)),
-                ("gbps", .double(gbps / 1e9)),
-                ("pps", .double(pps)),
-                ("datagrams", .uint(s.datagrams)),
-                ("bytes", .uint(s.bytes)),
-                ("notifications", .uint(s.notifications)),
-                ("copied", .uint(s.copied)),
-                ("slots_in_flight", .int(Int64(p.slotsInFlight))),
-                ("errors", .uint(s.errorCount)),
-            ]).streamed(event: "interval"))
+            Output.standardOutput(JSONMode.intervalLine(
+                role: "sender", startNanoseconds: lastNanoseconds, endNanoseconds: p.elapsedNanoseconds,
+                interval: [("gbps", .double(gbps / 1e9)), ("pps", .double(pps)),
+                           ("datagrams", .uint(s.datagrams - min(s.datagrams, lastDatagrams))),
+                           ("bytes", .uint(s.bytes - min(s.bytes, lastBytes)))],
+                soFar: [("datagrams", .uint(s.datagrams)), ("bytes", .uint(s.bytes)),
+                        ("notifications", .uint(s.notifications)), ("copied", .uint(s.copied)),
+                        ("slots_in_flight", .int(Int64(p.slotsInFlight))), ("errors", .uint(s.errorCount))]))
             lastNanoseconds = p.elapsedNanoseconds; lastBytes = s.bytes; lastDatagrams = s.datagrams
             return
         }

@@ -38,43 +38,60 @@ struct ZCSend: ParsableCommand {
         time while --max-loss or --max-corrupt was asked for (no verdict), 64 bad usage, 77 not \
         permitted, 130/143 stopped by a signal.
 
-        --json with --interval N > 0 streams NDJSON on stdout: one object per interval \
-        ("event": "interval") and the final report as the last line ("event": "final"), each with \
-        a wall-clock "timestamp"; --json --interval 0 prints the final report alone, pretty.
+        JSON: --json (-J) prints one JSON document on stdout when the run ends, whatever \
+        --interval says (json.load and jq read it as one object). --json-stream prints JSON lines \
+        (NDJSON): one {"event": "interval", "timestamp", "role", "interval": {start_seconds, \
+        end_seconds, seconds, gbps, pps, datagrams, bytes}, "so_far": {datagrams, bytes, \
+        notifications, copied, slots_in_flight, errors}} per --interval, then the final report as \
+        the last line with "event": "final" and "timestamp" (the document's keys otherwise).
+
+        Short options are iperf3's where the meaning is the same: -c HOST -p PORT, -u (ignored: \
+        always UDP), -b RATE, -t TIME, -n BYTES, -k COUNT, -l SIZE, -P STREAMS, -B ADDR, -S TOS, \
+        -w SNDBUF, -F FILE, -i TIME, -J. Times take units (10s, 500ms, 2m); a plain number is seconds.
 
         Examples:
           zc-send 127.0.0.1:9000 --duration 5 --max-loss 0.1
+          zc-send -c 198.18.0.2 -p 9000 -u -b 2G -t 10 -J
           zc-send [::1]:9000 --count 1000000 --rate 2G --json
           zc-send 198.18.0.2:9000 --engine packet-ring --interface veth0 --count 1000000
         """,
         version: ZCStreamVersion.string
     )
 
-    @Argument(help: "Destination HOST:PORT or [IPV6]:PORT.")
-    var destination: String
+    @Argument(help: "Destination HOST:PORT or [IPV6]:PORT (or -c HOST -p PORT).")
+    var destination: String?
 
-    @Option(name: .shortAndLong, help: "Datagram size in bytes, header (48) included: the UDP payload size (default: 1472 to an IPv4 destination, 1452 to IPv6 — one datagram per 1500-byte frame).")
+    @Option(name: [.customShort("c"), .customLong("client")], help: ArgumentHelp("Destination host, as iperf3's -c (with -p PORT, or HOST:PORT); instead of the DESTINATION argument.", valueName: "HOST"))
+    var client: String?
+
+    @Option(name: .shortAndLong, help: "Destination port, as iperf3's -p (for a DESTINATION or -c HOST given without one).")
+    var port: UInt16?
+
+    @Flag(name: [.customShort("u"), .customLong("udp")], help: "Accepted for iperf3's habit and ignored: zcstream is always UDP.")
+    var udp = false
+
+    @Option(name: [.customShort("l"), .customLong("size")], help: "Datagram size in bytes (iperf3's -l), header (48) included: the UDP payload size (default: 1472 to an IPv4 destination, 1452 to IPv6 — one datagram per 1500-byte frame).")
     var size: Int?
 
-    @Option(name: .shortAndLong, help: "Send this many datagrams.")
+    @Option(name: [.customShort("k"), .customLong("count")], help: "Send this many datagrams (iperf3's -k, --blockcount).")
     var count: UInt64?
 
-    @Option(name: .shortAndLong, help: "Send this many payload bytes (K/M/G suffixes, powers of 1024).")
+    @Option(name: [.customShort("n"), .customLong("bytes")], help: "Send this many payload bytes (K/M/G suffixes, powers of 1024; iperf3's -n).")
     var bytes: String?
 
-    @Option(name: .shortAndLong, help: "Send for this long (10s, 500ms, 2m). Default 10s when no --count or --bytes.")
+    @Option(name: [.customShort("t"), .customLong("duration")], help: "Send for this long (10s, 500ms, 2m; a plain number is seconds, as iperf3's -t). Default 10s when no --count or --bytes.")
     var duration: String?
 
-    @Option(name: .shortAndLong, help: "Pace to a rate: bit/s (10G, 800M) or packets/s (500kpps). Default: as fast as possible.")
+    @Option(name: [.customShort("b"), .customLong("rate")], help: "Pace to a rate: bit/s (10G, 800M; iperf3's -b, --bitrate) or packets/s (500kpps). Default, or 0: as fast as possible.")
     var rate: String?
 
-    @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).")
+    @Option(name: .shortAndLong, help: "Send engine: \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", ")). auto (the default): SEND_ZC while the kernel's notifications say zero-copied, copying sends from the same pool once they say copied (e.g. to a local socket).", completion: .list(SendEngineKind.allCases.map(\.rawValue)))
     var engine: String = SendEngineKind.auto.rawValue
 
-    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).")
+    @Option(help: "UDP GSO: auto (most whole datagrams under 64 KiB per send), off, or a segment count. With packet-ring: datagrams per ring frame, segmented by the kernel after the ring (Linux 6.2+; else one per frame, and the report says so).", completion: .list(["auto", "off", "8", "16", "32", "44", "64"]))
     var gso: String = "auto"
 
-    @Option(help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin.")
+    @Option(name: [.customShort("F"), .customLong("source")], help: "Payload: 'pattern' (synthetic, verified byte for byte by zc-recv), 'fixed' (one payload written into every slot once; per datagram only the header and its checksum change), a FILE (./fixed for a file named fixed), or - for stdin (iperf3's -F, --file).", completion: .file())
     var source: String = "pattern"
 
     @Option(help: "A live --source (pipe, terminal): how long a partly filled datagram waits for more bytes before it is sent as it is (e.g. 5ms, 100ms).")
@@ -95,28 +112,28 @@ struct ZCSend: ParsableCommand {
     @Option(help: "With --sqpoll: pin the kernel's submission thread to this CPU.")
     var sqpollCpu: Int?
 
-    @Option(help: "Independent streams, each with its own socket, ring, pool and thread. --rate is shared out evenly.")
+    @Option(name: [.customShort("P"), .customLong("streams")], help: "Independent streams (iperf3's -P, --parallel), each with its own socket, ring, pool and thread. --rate is shared out evenly.")
     var streams: Int = 1
 
     @Option(help: "Pin stream threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
     var cpu: String?
 
-    @Option(help: "Socket send buffer (K/M/G).")
+    @Option(name: [.customShort("w"), .customLong("sndbuf")], help: "Socket send buffer (K/M/G; iperf3's -w, --window).")
     var sndbuf: String = "8M"
 
     @Option(help: "END datagrams sent at the end (UDP may drop one).")
     var endRepeat: Int = 3
 
-    @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.")
+    @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.", completion: .list(["continue", "stop"]))
     var onError: String = ErrorPolicy.continue.rawValue
 
-    @Option(help: "The interface the datagrams leave by: required with --engine packet-ring; for a multicast destination with a socket engine, IP_MULTICAST_IF / IPV6_MULTICAST_IF.")
+    @Option(help: "The interface the datagrams leave by: required with --engine packet-ring; for a multicast destination with a socket engine, IP_MULTICAST_IF / IPV6_MULTICAST_IF.", completion: .shellCommand("ls /sys/class/net"))
     var interface: String?
 
     @Option(help: "Multicast: hops the datagrams may take (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0-255; kernel default 1); with packet-ring the frames' IPv4 TTL (default 64).")
     var ttl: Int?
 
-    @Option(help: "Multicast: on or off, whether this host's own sockets get a copy (kernel default on).")
+    @Option(help: "Multicast: on or off, whether this host's own sockets get a copy (kernel default on).", completion: .list(["on", "off"]))
     var multicastLoop: String?
 
     @Option(help: "packet-ring: source IPv4 address. Default: the source the kernel's route to the destination prefers (IPv6: always that).")
@@ -134,13 +151,13 @@ struct ZCSend: ParsableCommand {
     @Flag(help: "packet-ring: PACKET_QDISC_BYPASS, frames go straight to the driver (no qdisc, no tc shaping).")
     var qdiscBypass = false
 
-    @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.")
+    @Option(help: "packet-ring: how frames become skbs: zerocopy (the skb points at the ring pages; a NIC reads them in place), copy (the kernel copies each frame at the kick; faster into veth, which copies ring pages anyway), or auto: copy on a virtual device, zerocopy on hardware.", completion: .list(["auto", "copy", "zerocopy"]))
     var ringTransfer: String?
 
-    @Option(help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
+    @Option(name: [.customShort("B"), .customLong("bind")], help: ArgumentHelp("Source address (and port) to send from: ADDR, ADDR:PORT or [IPV6]:PORT (iperf3's -B). With --streams N and a port, stream i uses PORT+i. packet-ring: sets --src and --src-port.", valueName: "ADDR[:PORT]"))
     var bind: String?
 
-    @Option(help: "IP TOS byte (0-255) on every datagram, END included (IP_TOS / IPV6_TCLASS; packet-ring writes it into every frame's IP header).")
+    @Option(name: [.customShort("S"), .customLong("tos")], help: "IP TOS byte (0-255; iperf3's -S) on every datagram, END included (IP_TOS / IPV6_TCLASS; packet-ring writes it into every frame's IP header).")
     var tos: Int?
 
     @Option(help: "DSCP (0-63) on every datagram: the TOS byte's upper six bits (e.g. 46 for EF).")
@@ -158,11 +175,14 @@ struct ZCSend: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
     var maxCorrupt: UInt64?
 
-    @Flag(help: "Print the final report as JSON on stdout.")
+    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the report as one JSON document on stdout when the run ends (iperf3's -J), whatever --interval says; progress lines stay text on stderr.")
     var json = false
 
-    @Option(name: .shortAndLong, help: "Seconds between progress lines on stderr (0: none).")
-    var interval: Double = 1
+    @Flag(help: "Print JSON lines (NDJSON, iperf3 3.17's --json-stream) on stdout: {\"event\": \"interval\", \"timestamp\", \"role\", \"interval\": {...}, \"so_far\": {...}} every --interval, then the final report with \"event\": \"final\".")
+    var jsonStream = false
+
+    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress reports (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none): a text line on stderr, or with --json-stream a JSON line on stdout.")
+    var interval: String = "1s"
 
     @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
     var metrics: String?
@@ -183,10 +203,10 @@ struct ZCSend: ParsableCommand {
         if let bytes, (Units.parseBytes(bytes) ?? 0) == 0 { throw ValidationError("--bytes '\(bytes)' is not a positive size (e.g. 100M)") }
         if (Units.parseDuration(flushInterval) ?? 0) == 0 { throw ValidationError("--flush-interval '\(flushInterval)' is not a positive duration (e.g. 5ms)") }
         if let duration, (Units.parseDuration(duration) ?? 0) == 0 { throw ValidationError("--duration '\(duration)' is not a positive duration (e.g. 10s, 500ms)") }
-        if let rate, Rate.parse(rate) == nil { throw ValidationError("--rate '\(rate)' is not a positive rate: bit/s like 10G, 800M, 1500k or packets/s like 500kpps") }
+        if let rate, rate != "0", Rate.parse(rate) == nil { throw ValidationError("--rate '\(rate)' is not a positive rate: bit/s like 10G, 800M, 1500k or packets/s like 500kpps") }
         if SendEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(SendEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         if parsedGSO == nil { throw ValidationError("--gso '\(gso)' must be auto, off or a segment count from 1 to 64") }
-        if interval < 0 || !interval.isFinite { throw ValidationError("--interval must be 0 or more seconds") }
+        if Units.parseDuration(interval) == nil { throw ValidationError("--interval '\(interval)' must be a duration (1s, 500ms, 0.5; 0: none)") }
         if let tos, !(0...255).contains(tos) { throw ValidationError("--tos must be 0...255") }
         if let dscp, !(0...63).contains(dscp) { throw ValidationError("--dscp must be 0...63") }
         if tos != nil && dscp != nil { throw ValidationError("--tos and --dscp set the same byte: give one") }
@@ -265,6 +285,21 @@ struct ZCSend: ParsableCommand {
         catch { throw ValidationError("--bind '\(bind)': \(error)") }
     }
 
+    /// The destination as HOST:PORT, from the argument or -c/--client, and -p/--port.
+    func destinationText() throws -> String {
+        let host: String
+        switch (destination, client) {
+        case (let d?, nil): host = d
+        case (nil, let c?): host = c
+        case (nil, nil): throw ValidationError("destination missing: give HOST:PORT, or -c HOST -p PORT")
+        case (_?, _?): throw ValidationError("destination given twice: HOST:PORT or -c/--client HOST, not both")
+        }
+        switch Endpoint.join(host, port: port, hostFlag: client == nil ? "destination" : "--client") {
+        case .success(let text): return text
+        case .failure(let error): throw ValidationError(error.description)
+        }
+    }
+
     func parseStreamID(_ s: String) -> UInt64? {
         let v = s.lowercased().hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
         return v == 0 ? nil : v
@@ -291,6 +326,7 @@ struct ZCSend: ParsableCommand {
 
     func makeConfiguration() throws -> SenderConfiguration {
         let address: SocketAddress
+        let destination = try destinationText()
         do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
         var limit = StreamLimit(datagrams: count, payloadBytes: bytes.flatMap(Units.parseBytes),
                                 durationNanoseconds: duration.flatMap(Units.parseDuration))
@@ -317,7 +353,7 @@ struct ZCSend: ParsableCommand {
         do {
             var c = try SenderConfiguration(
                 destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!, limit: limit,
-                rate: rate.flatMap(Rate.parse), engine: SendEngineKind(rawValue: engine)!,
+                rate: rate.flatMap { $0 == "0" ? nil : Rate.parse($0) }, engine: SendEngineKind(rawValue: engine)!,
                 poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams), ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 faults: faults, endRepeats: endRepeat,
@@ -388,9 +424,10 @@ struct ZCSend: ParsableCommand {
         let exporter = try SenderMetricsExporter.start(metrics)
         StopFlag.install()
         var reporter = SendProgressPrinter(zeroCopy: configurations[0].engine.usesZeroCopy)
-        reporter.json = json
+        let jsonMode = JSONMode(json: json, jsonStream: jsonStream)
+        reporter.json = jsonMode.streamsIntervals
         // With --metrics the progress snapshots come every 200 ms; lines still print every --interval.
-        let printEvery = UInt64(interval * 1e9)
+        let printEvery = Units.parseDuration(interval)!
         var nextPrint = printEvery
         let reports: [SenderReport]
         do {
@@ -406,10 +443,9 @@ struct ZCSend: ParsableCommand {
             Output.standardError("zc-send: \(error.describe(naming: Self.flag))")
             throw ExitCode(error.isUsageError ? ExitStatus.usage : ExitStatus.failure)
         }
-        if json {
-            // --interval 0: one pretty object; otherwise the last line of the NDJSON stream.
-            let report = SenderReportFormatter.json(reports).withVersion()
-            Output.standardOutput(interval > 0 ? report.streamed(event: "final") : report.rendered(pretty: true))
+        if jsonMode != .off {
+            // -J: one pretty document; --json-stream: the stream's last line.
+            Output.standardOutput(jsonMode.final(SenderReportFormatter.json(reports).withVersion()))
         } else {
             Output.standardOutput(SenderReportFormatter.text(reports))
         }

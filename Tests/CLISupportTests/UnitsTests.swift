@@ -50,3 +50,18 @@ final class UnitsTests: XCTestCase {
         }
     }
 }
+
+final class JSONParserTests: XCTestCase {
+    /// What JSONValue renders parses back to the same value; escapes, exact u64, errors.
+    func testRoundTripAndErrors() throws {
+        let value = JSONValue.object([("a", .array([.int(-3), .uint(UInt64.max), .double(1.5), .null, .bool(true)])),
+                                      ("s", .string("q\"\\\n\t\u{1}é§")), ("o", .object([]))])
+        XCTAssertEqual(try JSONValue.parse(value.rendered(pretty: true)), value)
+        XCTAssertEqual(try JSONValue.parse(value.rendered()), value)
+        XCTAssertEqual(try JSONValue.parse(#""\ud83d\ude00""#).text, "😀")
+        XCTAssertEqual(try JSONValue.parse(#"{"x": {"y": 2e3}}"#)["x"]?["y"]?.number, 2000)
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "tru", "1 2", "\"open", "{\"a\":1,}"] {
+            XCTAssertThrowsError(try JSONValue.parse(bad), bad)
+        }
+    }
+}

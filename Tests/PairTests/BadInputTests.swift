@@ -7,7 +7,7 @@ final class BadInputTests: XCTestCase {
         let cases: [([String], String)] = [
             (["127.0.0.1:9", "--size", "20"], "--size"),
             (["127.0.0.1:9", "--size", "70000"], "--size"),
-            (["127.0.0.1:9", "--rate", "0"], "--rate"),
+            (["127.0.0.1:9", "--rate", "0pps"], "--rate"),
             (["127.0.0.1:9", "--rate", "fast"], "--rate"),
             (["127.0.0.1:9", "--gso", "65"], "--gso"),
             (["127.0.0.1:9", "--gso", "44", "--size", "8972"], "--gso"),

@@ -9,21 +9,28 @@ final class PackagePairTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    func testArchiveRunsWithoutTheToolchain() throws {
-        let root = Self.repository
+    /// dist/'s release archive extracted into a fresh temp dir: its top folder, the version, and
+    /// the temp dir to remove. Skips (saying so) when Tools/package has not built it.
+    static func extractedArchive(for test: String) throws -> (top: URL, version: String, dir: URL) {
+        let root = repository
         let version = try String(contentsOf: root.appendingPathComponent("VERSION"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let archive = root.appendingPathComponent("dist/zcstream-\(version)-linux-\(shell("uname -m").output.trimmingCharacters(in: .whitespacesAndNewlines)).tar.gz")
+        let name = "zcstream-\(version)-linux-\(shell("uname -m").output.trimmingCharacters(in: .whitespacesAndNewlines))"
+        let archive = root.appendingPathComponent("dist/\(name).tar.gz")
         guard FileManager.default.fileExists(atPath: archive.path) else {
-            print("PackagePairTests: skipped: \(archive.path) is absent (run Tools/package, or Tools/test with ZC_PACKAGE=1)")
+            print("\(test): skipped: \(archive.path) is absent (run Tools/package, or Tools/test with ZC_PACKAGE=1)")
             throw XCTSkip("\(archive.lastPathComponent) is absent: run Tools/package")
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zc-pkg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
         let untar = shell("tar -C '\(dir.path)' -xzf '\(archive.path)'")
         XCTAssertEqual(untar.status, 0, untar.output)
-        let top = dir.appendingPathComponent("zcstream-\(version)-linux-\(shell("uname -m").output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        return (dir.appendingPathComponent(name), version, dir)
+    }
+
+    func testArchiveRunsWithoutTheToolchain() throws {
+        let (top, version, dir) = try Self.extractedArchive(for: "PackagePairTests")
+        defer { try? FileManager.default.removeItem(at: dir) }
         for file in ["bin/zc-send", "bin/zc-recv", "share/man/man1/zc-send.1", "share/man/man1/zc-recv.1",
                      "share/bash-completion/completions/zc-recv", "share/zsh/site-functions/_zc-recv",
                      "share/fish/vendor_completions.d/zc-recv.fish", "share/wireshark/zcstream.lua",

@@ -227,11 +227,11 @@ extension ServerReportPairTests {
 }
 
 extension ServerReportPairTests {
-    /// --json --interval N: NDJSON from both tools, each line with a wall-clock timestamp, the
+    /// --json-stream --interval N: NDJSON from both tools, each line with a wall-clock timestamp, the
     /// final report last; and the outages of a paced stream with skipped numbers.
     func testStreamingJSONAndOutages() throws {
         let net = try NamespacePair(tag: "ndj", subnet: 86)
-        let receiver = try Child(Binaries.recv, ["\(net.addressB):9000", "--streams", "1", "--json", "--interval", "0.3"], namespace: net.b)
+        let receiver = try Child(Binaries.recv, ["\(net.addressB):9000", "--streams", "1", "--json-stream", "--interval", "300ms"], namespace: net.b)
         XCTAssertNotNil(receiver.waitForLine(containing: "listening on"))
         // 10 kpps for 1.2 s, and a 200 ms outage on the path from 0.4 s: the receiver's
         // address leaves its interface (arriving datagrams are not local: dropped) and
@@ -245,7 +245,7 @@ extension ServerReportPairTests {
         }
         outage.start()
         let sender = try Child(Binaries.send, ["\(net.addressB):9000", "--rate", "10kpps", "--duration", "1200ms",
-                                               "--json", "--interval", "0.3"], namespace: net.a).wait(timeout: 30)
+                                               "--json-stream", "--interval", "300ms"], namespace: net.a).wait(timeout: 30)
         let received = receiver.wait(timeout: 30)
         XCTAssertEqual(sender.status, 0, sender.stderr)
         XCTAssertEqual(received.status, 0, received.stderr)
