@@ -317,6 +317,12 @@ final class HonestyPairTests: XCTestCase {
     }
 
     func testServerMemoryStaysFlatOverRoundsOfShortStreams() throws {
+        // AddressSanitizer's allocator keeps freed memory in its quarantine and ignores
+        // malloc's mmap threshold and trim: RSS says nothing about zc-recv there.
+        if Binaries.directory.path.contains(".build-asan") || Binaries.directory.path.contains(".build-tsan") {
+            print("HonestyPairTests: skipped the RSS check: the binaries are sanitizer builds (\(Binaries.directory.path))")
+            throw XCTSkip("RSS is the sanitizer allocator's, not zc-recv's, in \(Binaries.directory.path)")
+        }
         let port = freePort()
         let server = try startReceiver(["127.0.0.1:\(port)", "--server", "--idle-timeout", "1s"])
         let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
