@@ -2,24 +2,6 @@
 #include "CLinux.h"
 #include <string.h>
 // ---- cmsg -----------------------------------------------------------------
-int zc_cmsg_gro_segment(const struct msghdr *msg) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-            int v; memcpy(&v, CMSG_DATA(c), sizeof v); return v;
-        }
-    }
-    return 0;
-}
-
-int64_t zc_cmsg_rxq_ovfl(const struct msghdr *msg) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-            uint32_t v; memcpy(&v, CMSG_DATA(c), sizeof v); return v;
-        }
-    }
-    return -1;
-}
-
 void zc_cmsg_local_address(const struct cmsghdr *c, struct zc_local_address *local) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
         struct in_pktinfo pi; memcpy(&pi, CMSG_DATA(c), sizeof pi);

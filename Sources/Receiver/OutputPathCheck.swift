@@ -19,12 +19,6 @@ extension OutputTarget {
     /// alpha/parisc/sparc); Glibc's Swift overlay does not export it.
     static let openTemporaryFile: Int32 = 0o20_200_000
 
-    /// Checks, before anything arrives, that this target's files can be created or written:
-    /// the first stream's file itself when it is `PATH` (an existing one must be a regular
-    /// file or a device this process may open for writing), else the directory the
-    /// `PATH.<id>` files go to (it must exist, be a directory and take a new file:
-    /// permissions and read-only mounts are found by creating an unnamed O_TMPFILE there).
-    /// Nothing is created, truncated or left behind. Stdout is not checked.
     /// Kernel pseudo-filesystems (proc, sysfs, cgroup, debugfs, ...): root may open their
     /// files for writing, but they do not keep a stream's bytes.
     static let pseudoFilesystems: [Int: String] = [
@@ -39,6 +33,12 @@ extension OutputTarget {
         throw OutputPathError(path: path, reason: "is on \(name), a kernel pseudo-filesystem that keeps no data")
     }
 
+    /// Checks, before anything arrives, that this target's files can be created or written:
+    /// the first stream's file itself when it is `PATH` (an existing one must be a regular
+    /// file or a device this process may open for writing), else the directory the
+    /// `PATH.<id>` files go to (it must exist, be a directory and take a new file:
+    /// permissions and read-only mounts are found by creating an unnamed O_TMPFILE there).
+    /// Nothing is created, truncated or left behind. Stdout is not checked.
     public func checkWritable() throws(OutputPathError) {
         guard case .file(let path) = destination else { return }
         var st = stat()

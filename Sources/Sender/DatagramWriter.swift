@@ -210,7 +210,7 @@ public struct DatagramWriter {
     // MARK: External payloads (files, stdin, the application)
 
     /// Reserves up to `maxSegments` sequence numbers for a slot whose payloads the
-    /// caller will place (e.g. by READ_FIXED at `payloadOffset(k)` in the slot).
+    /// caller will place (e.g. by one vectored file read into the slot's payload positions).
     /// Returns the first sequence number and the count; 0 once exhausted.
     public mutating func reserve(maxSegments: Int) -> (first: UInt64, count: Int) {
         let first = nextSequence

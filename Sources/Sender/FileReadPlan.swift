@@ -1,5 +1,5 @@
 /// The slots whose payloads are being read from a regular file by the engine
-/// (io_uring READ_FIXED straight into the slot), in the order they were planned.
+/// (one io_uring READV straight into the slot's payload positions), in the order they were planned.
 ///
 /// A slot's sequence numbers are reserved when its reads are queued, so slots must be
 /// sealed and sent in plan order even when a later slot's reads finish first: the

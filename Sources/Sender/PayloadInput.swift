@@ -7,8 +7,8 @@ import ZCSystem
 public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
     /// The synthetic, verifiable pattern (PATTERN flag set).
     case pattern
-    /// A file: regular files are read with io_uring READ_FIXED straight into the
-    /// registered slots; pipes and devices are read in order.
+    /// A file: regular files are read straight into the registered slots (one vectored read
+    /// per slot: page-cache hits with preadv2(RWF_NOWAIT), misses by io_uring READV); pipes and devices are read in order.
     case file(String)
     /// Standard input, read in order until end of input.
     case standardInput

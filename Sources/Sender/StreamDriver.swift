@@ -47,7 +47,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     private var scratchDatagrams = 0
     private var scratchNext = 0
     private var scratchBytes = 0
-    /// Regular files read by the engine (READ_FIXED): slots waiting for their reads.
+    /// Regular files read by the engine (one READV per slot): slots waiting for their reads.
     private var plan: FileReadPlan
 
     // Push: the slot being packed (-1: none), its bytes and datagrams.

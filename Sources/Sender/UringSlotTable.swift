@@ -8,7 +8,7 @@ struct UringSlotState {
     /// Completions still owed before the slot may be reused: the send's own CQE and,
     /// for SEND_ZC, its notification.
     var owed: Int32 = 0
-    /// Reads queued into the slot (READ_FIXED) that have not completed.
+    /// Reads queued into the slot (READV) that have not completed.
     var readsPending: Int32 = 0
     /// Bytes those reads delivered, or -errno once one failed.
     var readBytes: Int = 0

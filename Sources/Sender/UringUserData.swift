@@ -5,7 +5,7 @@ enum UringUserData {
     enum Operation: UInt8 {
         /// SEND or SEND_ZC of a slot (its completion, and for SEND_ZC its notification).
         case send = 1
-        /// A READ_FIXED of a file into a slot's payload area.
+        /// A READV of a file into a slot's payload positions.
         case read = 2
     }
 

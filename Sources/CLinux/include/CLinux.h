@@ -39,11 +39,6 @@ static const int zc_enobufs = ENOBUFS;
 static const int zc_msg_trunc = MSG_TRUNC;
 
 // --- cmsg walking (CMSG_* are macros) ----------------------------------------
-/// The UDP_GRO segment size in a received control buffer, or 0 if absent.
-int zc_cmsg_gro_segment(const struct msghdr *msg);
-/// The SO_RXQ_OVFL drop counter in a received control buffer, or -1 if absent.
-int64_t zc_cmsg_rxq_ovfl(const struct msghdr *msg);
-
 /// The local address a datagram was sent to (IP_PKTINFO / IPV6_PKTINFO): family 0 when
 /// the control buffer had none. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), as SourceAddress does.
 struct zc_local_address { uint16_t family; uint8_t addr[16]; };

@@ -81,7 +81,6 @@ static inline void zc_prep_send(struct io_uring_sqe *sqe, int fd, const void *bu
     sqe->user_data = user_data;
 }
 
-/// READ_FIXED into a registered buffer.
 /// One vectored read (IORING_OP_READV) of a slot's payload positions: a file's
 /// consecutive bytes land between the datagram headers in one request, not one per datagram.
 static inline void zc_prep_readv(struct io_uring_sqe *sqe, int fd, const struct iovec *iovecs,
@@ -90,12 +89,6 @@ static inline void zc_prep_readv(struct io_uring_sqe *sqe, int fd, const struct 
     sqe->user_data = user_data;
 }
 
-static inline void zc_prep_read_fixed(struct io_uring_sqe *sqe, int fd, void *buf,
-                                      unsigned len, uint64_t offset, int buf_index,
-                                      uint64_t user_data) {
-    io_uring_prep_read_fixed(sqe, fd, buf, len, offset, buf_index);
-    sqe->user_data = user_data;
-}
 
 /// Multishot RECVMSG that picks its buffers from provided-buffer group `bgid`.
 static inline void zc_prep_recvmsg_multishot(struct io_uring_sqe *sqe, int fd,
