@@ -37,12 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
+/* UDP_SEGMENT and UDP_GRO come from glibc's <netinet/udp.h> (2.29 and later). */
 
 enum {
     BATCH = 32,                 /* messages per recvmmsg */

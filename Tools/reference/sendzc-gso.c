@@ -37,15 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef IORING_SEND_ZC_REPORT_USAGE
-#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
-#endif
-#ifndef IORING_NOTIF_USAGE_ZC_COPIED
-#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
-#endif
+/* Linux 6.2's SEND_ZC usage report, spelled out: liburing 2.3's headers predate it. */
+static const unsigned report_usage = 1U << 3;    /* IORING_SEND_ZC_REPORT_USAGE, in the SQE */
+static const unsigned usage_copied = 1U << 31;   /* IORING_NOTIF_USAGE_ZC_COPIED, in the notification's res */
 
 enum {
     SLOTS = 64,
@@ -95,7 +89,7 @@ static void queue_sends(struct sender *s) {
         int slot = s->free_slots[--s->free_count];
         char *data = s->pool + (size_t)slot * SLOT_BYTES;
         if (s->zero_copy)
-            io_uring_prep_send_zc_fixed(sqe, s->fd, data, SEND_BYTES, 0, IORING_SEND_ZC_REPORT_USAGE, 0);
+            io_uring_prep_send_zc_fixed(sqe, s->fd, data, SEND_BYTES, 0, report_usage, 0);
         else
             io_uring_prep_send(sqe, s->fd, data, SEND_BYTES, 0);
         io_uring_sqe_set_data64(sqe, (uint64_t)slot);
@@ -109,7 +103,7 @@ static void complete(struct sender *s, const struct io_uring_cqe *cqe) {
     int slot = (int)io_uring_cqe_get_data64(cqe);
     if (s->zero_copy && (cqe->flags & IORING_CQE_F_NOTIF)) {
         s->counts.notifications++;
-        if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) s->counts.copied++;
+        if ((uint32_t)cqe->res & usage_copied) s->counts.copied++;
         release(s, slot);
         return;
     }
