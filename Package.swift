@@ -67,8 +67,9 @@ let package = Package(
             dependencies: ["CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Examples: small programs on the library's public API (run by the test suite).
-        .executableTarget(name: "daq-producer", dependencies: ["Sender", "ZCSystem"], path: "Examples/DAQProducer"),
-        .executableTarget(name: "validated-sink", dependencies: ["Receiver", "ZCSystem"], path: "Examples/ValidatedSink"),
+        // They depend on the library product's one module, as a user's package would.
+        .executableTarget(name: "daq-producer", dependencies: ["ZCStream"], path: "Examples/DAQProducer"),
+        .executableTarget(name: "validated-sink", dependencies: ["ZCStream"], path: "Examples/ValidatedSink"),
         .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol"]),
         .testTarget(name: "URingTests", dependencies: ["URing", "ZCSystem"]),
         .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),

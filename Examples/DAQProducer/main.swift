@@ -18,8 +18,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Sender
-import ZCSystem
+import ZCStream
 
 struct Options {
     var destination = ""
@@ -34,6 +33,7 @@ struct Options {
     var badMAC = false
     var badEngine = false
     var poolSlots = 256               // registered slots, or TX ring frames
+    var gso = true                    // many datagrams per send (or per TX ring frame)
 }
 
 func parse() -> Options? {
@@ -45,6 +45,7 @@ func parse() -> Options? {
         case "--sample-rate": o.sampleRate = Double(args.popFirst() ?? "") ?? -1
         case "--block": o.samplesPerDatagram = Int(args.popFirst() ?? "") ?? -1
         case "--copy": o.copy = true
+        case "--no-gso": o.gso = false
         case "--json": o.json = true
         case "--engine":
             o.engine = SendEngineKind(rawValue: args.popFirst() ?? "") ?? .auto
@@ -87,7 +88,8 @@ struct SimulatedADC {
 
 guard let options = parse() else {
     print("usage: daq-producer HOST:PORT [--seconds S] [--sample-rate SPS (0: max)] [--block SAMPLES] [--copy] [--json]\n"
-          + "                    [--engine uring-zc|uring|sendmmsg|packet-ring] [--interface IF (packet-ring)] [--dst-mac MAC] [--pool SLOTS]")
+          + "                    [--engine uring-zc|uring|sendmmsg|packet-ring] [--interface IF (packet-ring)] [--dst-mac MAC] [--pool SLOTS]\n"
+          + "                    [--no-gso (one datagram per send or ring frame)]")
     exit(64)
 }
 
@@ -97,7 +99,8 @@ do {
     let rate: Rate? = options.sampleRate > 0
         ? .packetsPerSecond(options.sampleRate / Double(options.samplesPerDatagram)) : nil
     var configuration = try SenderConfiguration(destination: destination, datagramSize: payload + 48,
-                                                limit: StreamLimit(), rate: rate, poolSlots: options.poolSlots)
+                                                gso: options.gso ? .auto : .off, limit: StreamLimit(), rate: rate,
+                                                poolSlots: options.poolSlots)
     configuration.endRepeats = 3
     configuration.engine = options.engine
     if let interface = options.interface {
@@ -127,7 +130,7 @@ do {
     }
 } catch {
     let line = "daq-producer: \(error)\n"
-    _ = line.withCString { try? FileCalls.write(2, $0, count: strlen($0)) }
+    _ = line.withCString { write(2, $0, strlen($0)) }
     // packet-ring set-up: bad interface/addresses 64, no CAP_NET_RAW 77.
     if case .packetRingSetup(let e)? = error as? OutboundStreamError {
         exit(e.kind == .badInput ? 64 : e.kind == .noPermission ? 77 : 2)

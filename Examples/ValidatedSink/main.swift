@@ -9,13 +9,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Receiver
-import ZCSystem
+import ZCStream
 
 /// Prints a line at once (stdout may be a pipe, where print() would buffer it).
 func say(_ line: String) {
     let text = line + "\n"
-    _ = text.withCString { try? FileCalls.write(1, $0, count: strlen($0)) }
+    _ = text.withCString { write(1, $0, strlen($0)) }
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
@@ -37,10 +36,9 @@ while let flag = args.first {
 }
 guard streams > 0, idle > 0 else { say("validated-sink: --streams and --idle-timeout must be positive"); exit(64) }
 
-let fd: Int32
-do { fd = try FileCalls.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o644) }
-catch { say("validated-sink: cannot open \(path): \(SystemError.describe(error.errno))"); exit(66) }
-defer { FileCalls.close(fd) }
+let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+guard fd >= 0 else { say("validated-sink: cannot open \(path): \(SystemError.describe(errno))"); exit(66) }
+defer { close(fd) }
 
 do {
     var configuration = ReceiverConfiguration(listen: try SocketAddress.parse(listen, defaultHost: "0.0.0.0", allowPortZero: true))
@@ -50,8 +48,9 @@ do {
     configuration.delivery = { datagram in
         var done = 0
         while done < datagram.payload.count {
-            guard let n = try? FileCalls.pwrite(fd, datagram.payload.baseAddress! + done, count: datagram.payload.count - done,
-                                                offset: Int64(datagram.offset) + Int64(done)), n > 0 else { break }
+            let n = pwrite(fd, datagram.payload.baseAddress! + done, datagram.payload.count - done,
+                           off_t(datagram.offset) + off_t(done))
+            guard n > 0 else { break }
             done += n
         }
     }
@@ -65,7 +64,7 @@ do {
     }
     if let expected = report.core.streams.first?.expected {
         // Lost tail data would leave the file short: make its length the stream's.
-        try? FileCalls.ftruncate(fd, length: Int64(expected.bytes))
+        _ = ftruncate(fd, off_t(expected.bytes))
     }
     exit(report.core.streams.allSatisfy { $0.isComplete && $0.corrupt == 0 } ? 0 : 1)
 } catch {

@@ -39,7 +39,7 @@ extension OutputTarget {
     /// `PATH.<id>` files go to (it must exist, be a directory and take a new file:
     /// permissions and read-only mounts are found by creating an unnamed O_TMPFILE there).
     /// Nothing is created, truncated or left behind. Stdout is not checked.
-    public func checkWritable() throws(OutputPathError) {
+    package func checkWritable() throws(OutputPathError) {
         guard case .file(let path) = destination else { return }
         var st = stat()
         if !suffixEveryStream && stat(path, &st) == 0 {

@@ -127,10 +127,10 @@ public struct ReceiverMetricsSnapshot: Sendable {
     }
 }
 
-/// Connects the receive threads to a metrics exporter: each thread publishes a
-/// ``ReceiverMetricsSnapshot`` of its own core every ``intervalNanoseconds`` into its
-/// own slot (a lock taken once per interval, never per datagram); the coordinating
-/// thread merges the slots on the same interval and hands the result to ``export``.
+/// Connects the receive threads to a metrics exporter: each thread makes a
+/// ``ReceiverMetricsSnapshot`` of its own core every ``intervalNanoseconds`` and posts it
+/// to the conductor with its counters (never per datagram); the conductor merges the
+/// latest ones on the same interval and hands the result to ``export``.
 /// Pass one to ``StreamReceiver/run(_:progressIntervalNanoseconds:ready:progress:metrics:)``.
 public final class ReceiverMetricsPublisher: @unchecked Sendable {
     /// How often the threads publish and the exporter is called (default 200 ms).
@@ -140,8 +140,6 @@ public final class ReceiverMetricsPublisher: @unchecked Sendable {
     /// Called on the coordinating thread with the merged snapshot, every interval and
     /// once more with the final counts when the run ends.
     public let export: @Sendable (ReceiverMetricsSnapshot) -> Void
-    final class Slot: Sendable { let snapshot = Mutex(ReceiverMetricsSnapshot()) }
-    var slots: [Slot] = []
 
     /// A publisher that calls `export` every `intervalNanoseconds` with up to `labelLimit` streams named.
     public init(intervalNanoseconds: UInt64 = 200_000_000, labelLimit: Int = 64,
@@ -149,18 +147,6 @@ public final class ReceiverMetricsPublisher: @unchecked Sendable {
         self.intervalNanoseconds = max(1_000_000, intervalNanoseconds)
         self.labelLimit = max(1, labelLimit)
         self.export = export
-    }
-
-    /// Called once before the threads start.
-    func prepare(threads: Int) {
-        slots = (0..<threads).map { _ in Slot() }
-    }
-
-    /// The receive thread's side: a snapshot of its core into its slot.
-    func publish(thread: Int, core: ValidatingCore, state: inout ThreadMetricsState, now: UInt64, finished: Bool) {
-        let snapshot = state.snapshot(core, labelLimit: labelLimit, now: now, quietNanoseconds: intervalNanoseconds,
-                                      finished: finished)
-        slots[thread].snapshot.withLock { $0 = snapshot }
     }
 
     /// Finalized outputs so far (coordinator only): see ``ReceiverMetricsSnapshot/outputsComplete``.
@@ -175,15 +161,12 @@ public final class ReceiverMetricsPublisher: @unchecked Sendable {
         }
     }
 
-    /// The coordinator's side: merges the slots and exports.
-    func collect(now: UInt64, finished: Bool) {
+    /// The conductor's side: merges the receive threads' latest snapshots and exports.
+    func collect(_ snapshots: [ReceiverMetricsSnapshot], now: UInt64, finished: Bool) {
         var merged = ReceiverMetricsSnapshot()
         merged.outputsComplete = outputsComplete
         merged.outputsIncomplete = outputsIncomplete
-        for slot in slots {
-            let s = slot.snapshot.withLock { $0 }
-            merged.merge(s, labelLimit: labelLimit)
-        }
+        for s in snapshots { merged.merge(s, labelLimit: labelLimit) }
         merged.nanoseconds = now
         merged.finished = finished
         export(merged)

@@ -169,12 +169,12 @@ public struct StreamOutputReport: Sendable {
 /// `--streams N` > 1 every stream gets the suffix. A second stream with the same
 /// id from another source adds `.2`, `.3`, ... In-order output (stdout) takes the
 /// first stream only.
-public final class OutputTarget: Sendable {
+package final class OutputTarget: Sendable {
     /// Where the payloads go.
-    public let destination: OutputDestination
+    package let destination: OutputDestination
     let suffixEveryStream: Bool
     /// No byte at or beyond this stream offset is written (nil: no limit).
-    public let maxBytes: UInt64?
+    package let maxBytes: UInt64?
 
     struct Assigned {
         var fd: Int32
@@ -197,7 +197,7 @@ public final class OutputTarget: Sendable {
     /// the file naming: more than 1 suffixes every stream's file with its id. Files are opened
     /// when their stream's first datagram arrives. `maxBytes` (``ReceiverConfiguration/outputMaxBytes``)
     /// bounds every stream's output: bytes at or beyond it are counted, not written.
-    public init(_ destination: OutputDestination, expectedStreams: Int?,
+    package init(_ destination: OutputDestination, expectedStreams: Int?,
                 maxBytes: UInt64? = ReceiverConfiguration.defaultOutputMaxBytes, server: Bool = false) {
         self.destination = destination
         self.suffixEveryStream = (expectedStreams ?? 1) > 1 || server
@@ -264,18 +264,18 @@ public final class OutputTarget: Sendable {
     }
 
     /// Files that could not be opened ("path: reason").
-    public var openErrors: [String] { state.withLock { $0.openErrors } }
+    package var openErrors: [String] { state.withLock { $0.openErrors } }
 
     /// Every output problem of a finished run, one line each: the streams' ``StreamOutputReport/problems``
     /// and directories that could not be synced. Empty when all output is complete and on disk.
-    public func problems(_ streams: [StreamState]) -> [String] {
+    package func problems(_ streams: [StreamState]) -> [String] {
         streams.flatMap { $0.output?.problems ?? [] } + state.withLock { $0.directoryErrors }
     }
 
     /// Why the output of a finished run is not every stream whole, one line each: each
     /// stream's ``StreamOutputReport/incompleteness``, directories that could not be synced,
     /// and no stream at all (nothing was written). Empty when the output is complete.
-    public func incompleteness(_ streams: [StreamState]) -> [String] {
+    package func incompleteness(_ streams: [StreamState]) -> [String] {
         var out = streams.flatMap { $0.output?.incompleteness ?? [] } + state.withLock { $0.directoryErrors }
         if streams.isEmpty {
             let name: String
@@ -288,7 +288,7 @@ public final class OutputTarget: Sendable {
     /// fdatasync of every open file, from the coordinating thread (never a receive thread):
     /// bounds what a crash can lose to what was written since. Returns the files synced.
     @discardableResult
-    public func syncNow() -> Int {
+    package func syncNow() -> Int {
         let fds = state.withLock { s in s.files.map { ($0.key, $0.value.fd) } }
         var results: [(StreamKey, Int32, UInt64)] = []
         for (key, fd) in fds {
@@ -413,7 +413,7 @@ public final class OutputTarget: Sendable {
     /// A server's finished streams (each with the output report its thread handed over):
     /// finalized like a whole run's (sized, holes, fsynced with the directory) and closed.
     /// Called by the coordinating thread, never a receive thread.
-    public func finalizeFinished(_ streams: inout [StreamState]) {
+    package func finalizeFinished(_ streams: inout [StreamState]) {
         finalize(&streams)
     }
 

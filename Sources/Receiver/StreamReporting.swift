@@ -150,18 +150,18 @@ public enum ReportOutcome: Sendable, Equatable, CustomStringConvertible {
 /// whose stream delivered valid datagrams (a stream exists only then), no larger than what
 /// it delivered, at most `ReportRateLimiter`'s rate per source host. One per receiver, used
 /// by the coordinating thread only (never a receive thread).
-public struct ReportSender: Sendable {
-    public var limiter: ReportRateLimiter
-    public let limits: StreamVerdictLimits
+package struct ReportSender: Sendable {
+    package var limiter: ReportRateLimiter
+    package let limits: StreamVerdictLimits
 
-    public init(limits: StreamVerdictLimits, limiter: ReportRateLimiter = ReportRateLimiter()) {
+    package init(limits: StreamVerdictLimits, limiter: ReportRateLimiter = ReportRateLimiter()) {
         self.limits = limits
         self.limiter = limiter
     }
 
     /// Builds and sends `s`'s REPORT from `socket` (the receiving socket: the sender's socket
     /// is connected to that address and port, so only a datagram from it reaches the sender).
-    public mutating func send(_ s: StreamState, kernelDrops: UInt64, socket: borrowing UDPSocket, now: UInt64) -> ReportOutcome {
+    package mutating func send(_ s: StreamState, kernelDrops: UInt64, socket: borrowing UDPSocket, now: UInt64) -> ReportOutcome {
         guard let destination = s.source.socketAddress else { return .notSent("source address unknown") }
         let report = s.streamReport(kernelDrops: kernelDrops, pass: limits.failures(s).isEmpty, wallNow: MonotonicClock.wallNanoseconds())
         let cap = Int(min(s.deliveredBytes, UInt64(StreamReport.maximumLength)))

@@ -87,7 +87,7 @@ public struct ValidatingCore: Sendable {
     }
 
     /// A core that also writes every new intact payload to `output` (see `OutputTarget`).
-    public init(maxStreams: Int = ValidatingCore.defaultMaxStreams, output: OutputTarget) {
+    package init(maxStreams: Int = ValidatingCore.defaultMaxStreams, output: OutputTarget) {
         self.init(maxStreams: maxStreams, output: CoreOutput(target: output))
     }
 
@@ -370,7 +370,7 @@ public struct ValidatingCore: Sendable {
 
     /// After `finishOutput` (and `merge`, with several threads): sizes the files,
     /// computes each stream's holes, closes the files.
-    public mutating func finalizeOutput(_ target: OutputTarget) {
+    package mutating func finalizeOutput(_ target: OutputTarget) {
         target.finalize(&streams)
     }
 

@@ -11,26 +11,26 @@ import ZCSystem
 /// Free slots are a LIFO stack of indices: the most recently returned slot is
 /// reused first, which keeps its lines warm in cache. `~Copyable`: one owner
 /// unmaps it, and only after the owner has seen every notification.
-public struct BufferPool: ~Copyable {
+package struct BufferPool: ~Copyable {
     /// Start of the mapping (page-aligned); valid until the pool is destroyed.
-    public let base: UnsafeMutableRawPointer
+    package let base: UnsafeMutableRawPointer
     /// Bytes per slot: the requested size plus the lead, rounded up to whole pages.
-    public let slotBytes: Int
+    package let slotBytes: Int
     /// Where in its slot ``address(of:)`` points.
-    public let leadBytes: Int
+    package let leadBytes: Int
     /// Number of slots.
-    public let count: Int
+    package let count: Int
     /// Bytes mapped: ``count`` × ``slotBytes``.
-    public let totalBytes: Int
+    package let totalBytes: Int
     private let freeStack: UnsafeMutablePointer<Int32>
     /// Slots free now.
-    public private(set) var freeCount: Int
+    package private(set) var freeCount: Int
 
     /// Maps and pre-faults `count` slots of at least `requested` bytes each (after
     /// `leadBytes`), all free.
     ///
     /// - Throws: `SystemError` when `mmap` fails (e.g. `ENOMEM`).
-    public init(slots count: Int, slotBytes requested: Int, leadBytes: Int = 0) throws(SystemError) {
+    package init(slots count: Int, slotBytes requested: Int, leadBytes: Int = 0) throws(SystemError) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let slotBytes = (requested + leadBytes + page - 1) / page * page
         let total = slotBytes * count
@@ -51,27 +51,27 @@ public struct BufferPool: ~Copyable {
     }
 
     /// The whole pool, for `io_uring_register_buffers`.
-    public var region: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: totalBytes) }
+    package var region: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: totalBytes) }
 
     /// Where `slot`'s first datagram goes (0..<``count``, not checked): ``leadBytes`` into it.
-    @inline(__always) public func address(of slot: Int) -> UnsafeMutableRawPointer {
+    @inline(__always) package func address(of slot: Int) -> UnsafeMutableRawPointer {
         base + slot * slotBytes + leadBytes
     }
 
     /// No slot is free: every one is in flight.
-    @inline(__always) public var isEmpty: Bool { freeCount == 0 }
+    @inline(__always) package var isEmpty: Bool { freeCount == 0 }
     /// Slots taken and not yet given back.
-    @inline(__always) public var inUse: Int { count - freeCount }
+    @inline(__always) package var inUse: Int { count - freeCount }
 
     /// Takes a free slot, or nil when all are in flight.
-    @inline(__always) public mutating func take() -> Int? {
+    @inline(__always) package mutating func take() -> Int? {
         guard freeCount > 0 else { return nil }
         freeCount -= 1
         return Int(freeStack[freeCount])
     }
 
     /// Returns a slot. The caller guarantees the kernel no longer reads it.
-    @inline(__always) public mutating func give(_ slot: Int) {
+    @inline(__always) package mutating func give(_ slot: Int) {
         precondition(freeCount < count, "BufferPool: slot \(slot) returned twice")
         freeStack[freeCount] = Int32(slot)
         freeCount += 1

@@ -9,30 +9,30 @@ import ZCSystem
 /// injected faults (skips, swaps) from disturbing any other datagram. A live source
 /// (a pipe) is the exception: a datagram flushed short after the flush interval moves
 /// the offsets after it (``fill(_:maxSegments:reading:)``).
-public struct DatagramWriter {
+package struct DatagramWriter {
     /// The stream id written into every header.
-    public let streamID: UInt64
+    package let streamID: UInt64
     /// Bytes per full datagram, header included (the UDP payload size).
-    public let datagramSize: Int
+    package let datagramSize: Int
     /// Payload bytes per full datagram: ``datagramSize`` less the 48-byte header.
-    public let payloadSize: Int
+    package let payloadSize: Int
     /// Sequence numbers in the stream, when known up front (count or byte limit).
-    public private(set) var totalDatagrams: UInt64?
+    package private(set) var totalDatagrams: UInt64?
     /// Payload bytes in the stream, when a byte limit bounds it.
-    public private(set) var totalBytes: UInt64?
+    package private(set) var totalBytes: UInt64?
     /// Flags of data datagrams: PATTERN only when the writer makes the payload.
-    public let dataFlags: DatagramFlags
+    package let dataFlags: DatagramFlags
 
     /// The next sequence number to write in order.
-    public private(set) var nextSequence: UInt64 = 0
+    package private(set) var nextSequence: UInt64 = 0
     /// Data datagrams written (duplicates included, skipped ones not).
-    public private(set) var datagramsWritten: UInt64 = 0
+    package private(set) var datagramsWritten: UInt64 = 0
     /// Bytes of those datagrams (headers included): what goes on the wire as UDP payload.
-    public private(set) var bytesWritten: UInt64 = 0
+    package private(set) var bytesWritten: UInt64 = 0
     /// Payload bytes of the stream covered so far (for the END totals).
-    public private(set) var payloadBytesCovered: UInt64 = 0
+    package private(set) var payloadBytesCovered: UInt64 = 0
     /// Faults actually applied (they need a long enough stream).
-    public private(set) var injected = InjectedFaults()
+    package private(set) var injected = InjectedFaults()
 
     private var faults: FaultSchedule
     /// The count limit alone (`--count`), apart from what a byte limit implies.
@@ -41,13 +41,13 @@ public struct DatagramWriter {
     /// operator that shifts a header's CRC past it.
     private let fixed: (crc: UInt32, combiner: CRC32C.Combiner)?
     /// True when every data datagram carries the same payload, placed by ``prepareSlot(_:maxSegments:)``.
-    public var isFixedPayload: Bool { fixed != nil }
+    package var isFixedPayload: Bool { fixed != nil }
 
     /// `patternPayload: false` when the payload comes from elsewhere (a file, stdin,
     /// the application) and is placed by the caller before `seal(...)`.
     /// `fixedPayload: true` (`--source fixed`): one payload, written into each slot once by
     /// ``prepareSlot(_:maxSegments:)``; `fill` then writes headers only.
-    public init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection,
+    package init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection,
                 patternPayload: Bool = true, fixedPayload: Bool = false) {
         self.dataFlags = patternPayload && !fixedPayload ? [.data, .pattern] : [.data]
         if fixedPayload {
@@ -74,7 +74,7 @@ public struct DatagramWriter {
     }
 
     /// True once every sequence number of a bounded stream was written.
-    @inline(__always) public var isExhausted: Bool {
+    @inline(__always) package var isExhausted: Bool {
         guard let totalDatagrams else { return false }
         return nextSequence >= totalDatagrams
     }
@@ -90,7 +90,7 @@ public struct DatagramWriter {
     /// last are exactly `datagramSize` (GSO requires it). Returns bytes and datagrams
     /// written; (0, 0) once the stream is exhausted.
     @inline(__always)
-    public mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int) -> (bytes: Int, datagrams: Int) {
+    package mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int) -> (bytes: Int, datagrams: Int) {
         let now = MonotonicClock.wallNanoseconds()
         var position = 0
         var written = 0
@@ -149,7 +149,7 @@ public struct DatagramWriter {
 
     /// `--source fixed`: writes the one payload at every datagram position of a slot of
     /// `maxSegments` datagrams. Call once per slot when the pool is set up.
-    public func prepareSlot(_ slot: UnsafeMutableRawPointer, maxSegments: Int) {
+    package func prepareSlot(_ slot: UnsafeMutableRawPointer, maxSegments: Int) {
         for k in 0..<maxSegments {
             PayloadPattern.fill(slot + k * datagramSize + DatagramHeader.size, count: payloadSize, streamID: streamID, offset: 0)
         }
@@ -212,7 +212,7 @@ public struct DatagramWriter {
     /// Reserves up to `maxSegments` sequence numbers for a slot whose payloads the
     /// caller will place (e.g. by one vectored file read into the slot's payload positions).
     /// Returns the first sequence number and the count; 0 once exhausted.
-    public mutating func reserve(maxSegments: Int) -> (first: UInt64, count: Int) {
+    package mutating func reserve(maxSegments: Int) -> (first: UInt64, count: Int) {
         let first = nextSequence
         var count = 0
         while count < maxSegments && !isExhausted {
@@ -226,14 +226,14 @@ public struct DatagramWriter {
 
     /// Where datagram `k` of a slot starts, and its payload length.
     @inline(__always)
-    public func layout(first: UInt64, index k: Int) -> (datagramOffset: Int, payloadLength: Int, streamOffset: UInt64) {
+    package func layout(first: UInt64, index k: Int) -> (datagramOffset: Int, payloadLength: Int, streamOffset: UInt64) {
         let s = first + UInt64(k)
         return (k * datagramSize, payloadLength(of: s), s &* UInt64(payloadSize))
     }
 
     /// Seals `count` datagrams reserved by `reserve` whose payloads are in place.
     /// Returns the slot's byte length.
-    public mutating func seal(_ slot: UnsafeMutableRawPointer, first: UInt64, count: Int) -> Int {
+    package mutating func seal(_ slot: UnsafeMutableRawPointer, first: UInt64, count: Int) -> Int {
         let now = MonotonicClock.wallNanoseconds()
         var position = 0
         for k in 0..<count {
@@ -246,7 +246,7 @@ public struct DatagramWriter {
     /// What a reader passed to ``fill(_:maxSegments:reading:)`` returns when no more bytes
     /// are to be had for now (a pipe quiet for the flush interval, or a stop requested):
     /// the datagram read so far is sealed as it is and the slot ends there.
-    public static let noMoreForNow = Int.min
+    package static let noMoreForNow = Int.min
 
     /// Fills a slot from a reader that may end or pause at any time (stdin, a pipe, a
     /// file): each payload is read straight into place, then sealed. `read(destination,
@@ -255,7 +255,7 @@ public struct DatagramWriter {
     /// the middle of the stream shifts the ones after it, and the receiver places every
     /// byte where the source had it. At end of input the stream's totals become known and
     /// the writer is exhausted. Returns 0 datagrams, not exhausted, when nothing arrived.
-    public mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int,
+    package mutating func fill(_ slot: UnsafeMutableRawPointer, maxSegments: Int,
                               reading read: (UnsafeMutableRawPointer, Int, UInt64) -> Int) -> (bytes: Int, datagrams: Int, error: Int32) {
         var position = 0
         var written = 0
@@ -292,7 +292,7 @@ public struct DatagramWriter {
     /// Seals the next datagram of a stream whose payloads vary in size (the
     /// application's): the payload of `payload` bytes is already at `p + 48`, its
     /// offset is the running total of payload bytes. Returns the datagram length.
-    public mutating func append(at p: UnsafeMutableRawPointer, payload: Int, timestamp: UInt64) -> Int {
+    package mutating func append(at p: UnsafeMutableRawPointer, payload: Int, timestamp: UInt64) -> Int {
         let length = sealDatagram(nextSequence, payload: payload, at: p, timestamp: timestamp, offset: payloadBytesCovered)
         nextSequence += 1
         return length
@@ -314,7 +314,7 @@ public struct DatagramWriter {
     }
 
     /// Writes the END datagram (totals so far) at `p`; returns its length.
-    public func writeEnd(at p: UnsafeMutableRawPointer) -> Int {
+    package func writeEnd(at p: UnsafeMutableRawPointer) -> Int {
         let totals = EndOfStream(datagrams: nextSequence, bytes: payloadBytesCovered)
         let header = DatagramHeader(flags: [.end], streamID: streamID, sequence: nextSequence,
                                     offset: payloadBytesCovered, timestampNanoseconds: MonotonicClock.wallNanoseconds(),

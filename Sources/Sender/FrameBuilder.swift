@@ -2,33 +2,33 @@ import ZCSystem
 
 /// Who a raw frame is from and to: both ends' link and IP addresses, UDP ports, an
 /// optional 802.1Q tag, and the few IP header choices the packet-ring engine makes.
-public struct FrameAddressing: Equatable, Sendable {
+package struct FrameAddressing: Equatable, Sendable {
     /// The Ethernet source: the sending interface's address.
-    public var sourceMAC: MACAddress
+    package var sourceMAC: MACAddress
     /// The Ethernet destination: the receiver's or the next hop's address.
-    public var destinationMAC: MACAddress
+    package var destinationMAC: MACAddress
     /// The IP source address (IPv4 or IPv6, the same family as `destination`).
-    public var source: IPAddress
+    package var source: IPAddress
     /// The IP destination address.
-    public var destination: IPAddress
+    package var destination: IPAddress
     /// The UDP source port, host byte order.
-    public var sourcePort: UInt16
+    package var sourcePort: UInt16
     /// The UDP destination port, host byte order.
-    public var destinationPort: UInt16
+    package var destinationPort: UInt16
     /// The IPv4 time to live, or the IPv6 hop limit.
-    public var ttl: UInt8
+    package var ttl: UInt8
     /// Sets IPv4 DF. Frames never exceed the interface MTU (checked at start), so
     /// nothing on the first hop fragments them; DF keeps a smaller MTU further on
     /// from fragmenting silently, as the kernel's own UDP does with PMTU discovery.
     /// (IPv6 routers never fragment.)
-    public var dontFragment: Bool
+    package var dontFragment: Bool
     /// An 802.1Q tag after the Ethernet addresses; nil: untagged.
-    public var vlan: VLANTag?
+    package var vlan: VLANTag?
     /// The IPv4 TOS byte / IPv6 traffic class (DSCP << 2 | ECN), as `--tos`/`--dscp` set it.
-    public var trafficClass: UInt8 = 0
+    package var trafficClass: UInt8 = 0
 
     /// Addressing with the given ends (both IPv4 or both IPv6); TTL 64 and DF set unless told otherwise.
-    public init(sourceMAC: MACAddress, destinationMAC: MACAddress, source: IPAddress, destination: IPAddress,
+    package init(sourceMAC: MACAddress, destinationMAC: MACAddress, source: IPAddress, destination: IPAddress,
                 sourcePort: UInt16, destinationPort: UInt16, ttl: UInt8 = 64, dontFragment: Bool = true, vlan: VLANTag? = nil) {
         precondition(source.family == destination.family, "FrameAddressing: \(source) and \(destination) are different families")
         self.sourceMAC = sourceMAC
@@ -43,14 +43,14 @@ public struct FrameAddressing: Equatable, Sendable {
     }
 
     /// IPv4 addressing with the given ends; TTL 64 and DF set unless told otherwise.
-    public init(sourceMAC: MACAddress, destinationMAC: MACAddress, sourceIP: IPv4Address, destinationIP: IPv4Address,
+    package init(sourceMAC: MACAddress, destinationMAC: MACAddress, sourceIP: IPv4Address, destinationIP: IPv4Address,
                 sourcePort: UInt16, destinationPort: UInt16, ttl: UInt8 = 64, dontFragment: Bool = true, vlan: VLANTag? = nil) {
         self.init(sourceMAC: sourceMAC, destinationMAC: destinationMAC, source: .v4(sourceIP), destination: .v4(destinationIP),
                   sourcePort: sourcePort, destinationPort: destinationPort, ttl: ttl, dontFragment: dontFragment, vlan: vlan)
     }
 
     /// IPv6 frames (else IPv4).
-    public var isIPv6: Bool { if case .v6 = source { return true } else { return false } }
+    package var isIPv6: Bool { if case .v6 = source { return true } else { return false } }
 }
 
 /// Writes Ethernet II (optionally 802.1Q-tagged) + IPv4 or IPv6 + UDP headers in
@@ -66,33 +66,33 @@ public struct FrameAddressing: Equatable, Sendable {
 /// byte-order independent up to a final swap), so storing the complemented result
 /// natively puts the right bytes on the wire. No allocation, no ARC: a value type
 /// with a header template copied per frame and a few fields patched.
-public struct FrameBuilder: Sendable {
+package struct FrameBuilder: Sendable {
     /// Ethernet II header bytes (no VLAN tag).
-    public static let ethernetHeaderSize = 14
+    package static let ethernetHeaderSize = 14
     /// An 802.1Q tag's bytes.
-    public static let vlanTagSize = 4
+    package static let vlanTagSize = 4
     /// IPv4 header bytes (no options).
-    public static let ipv4HeaderSize = 20
+    package static let ipv4HeaderSize = 20
     /// IPv6 header bytes (no extension headers).
-    public static let ipv6HeaderSize = 40
+    package static let ipv6HeaderSize = 40
     /// UDP header bytes.
-    public static let udpHeaderSize = 8
+    package static let udpHeaderSize = 8
     /// Bytes in front of the UDP payload of an untagged IPv4 frame.
-    public static let headerSize = 42
+    package static let headerSize = 42
 
     /// Bytes in front of the UDP payload: link (with tag) + network + UDP headers.
-    public static func headerLength(ipv6: Bool, vlan: Bool) -> Int {
+    package static func headerLength(ipv6: Bool, vlan: Bool) -> Int {
         ethernetHeaderSize + (vlan ? vlanTagSize : 0) + (ipv6 ? ipv6HeaderSize : ipv4HeaderSize) + udpHeaderSize
     }
 
     /// The addresses every frame carries.
-    public let addressing: FrameAddressing
+    package let addressing: FrameAddressing
     /// Bytes in front of the UDP payload in this builder's frames.
-    public let headerLength: Int
+    package let headerLength: Int
     /// Where the IP header starts (14, or 18 after a VLAN tag).
-    public let networkOffset: Int
+    package let networkOffset: Int
     /// Where the UDP header starts.
-    public let udpOffset: Int
+    package let udpOffset: Int
     private let isIPv6: Bool
     /// The constant header bytes (lengths, id and checksums zero), padded to 80.
     private let template: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
@@ -102,7 +102,7 @@ public struct FrameBuilder: Sendable {
     private let pseudoConstantSum: UInt64
 
     /// Precomputes the constant header bytes and checksum parts for `a`.
-    public init(_ a: FrameAddressing) {
+    package init(_ a: FrameAddressing) {
         addressing = a
         isIPv6 = a.isIPv6
         networkOffset = FrameBuilder.ethernetHeaderSize + (a.vlan == nil ? 0 : FrameBuilder.vlanTagSize)
@@ -150,13 +150,13 @@ public struct FrameBuilder: Sendable {
     }
 
     /// Frame length for a UDP payload of `payloadLength` bytes.
-    @inline(__always) public func frameLength(payloadLength: Int) -> Int { headerLength + payloadLength }
+    @inline(__always) package func frameLength(payloadLength: Int) -> Int { headerLength + payloadLength }
 
     /// Completes the frame at `frame` whose UDP payload (`payloadLength` bytes) is
     /// already written at `frame + headerLength`: headers, IPv4 id, checksums.
     /// Returns the frame length.
     @inline(__always)
-    public func finish(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
+    package func finish(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
         let udpLength = writeHeaders(frame, payloadLength: payloadLength, ipID: ipID)
         // UDP checksum: pseudo-header (addresses, protocol, UDP length) + UDP header + payload.
         let sum = pseudoConstantSum &+ UInt64(udpLength.bigEndian)
@@ -174,7 +174,7 @@ public struct FrameBuilder: Sendable {
     /// the segmenter rewrites each segment's lengths, adjusts that sum and completes
     /// every segment's checksum over its own bytes. Returns the frame length.
     @inline(__always)
-    public func finishForSegmentation(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
+    package func finishForSegmentation(_ frame: UnsafeMutableRawPointer, payloadLength: Int, ipID: UInt16) -> Int {
         let udpLength = writeHeaders(frame, payloadLength: payloadLength, ipID: ipID)
         let pseudo = FrameBuilder.fold(pseudoConstantSum &+ UInt64(udpLength.bigEndian))
         frame.storeBytes(of: pseudo, toByteOffset: udpOffset + 6, as: UInt16.self)
@@ -214,7 +214,7 @@ public struct FrameBuilder: Sendable {
     /// high byte of a zero-padded big-endian word, as RFC 1071 requires, provided
     /// `p` is at an even offset of the checksummed data.
     @inline(__always)
-    public static func onesComplementSum(_ p: UnsafeRawPointer, count: Int) -> UInt64 {
+    package static func onesComplementSum(_ p: UnsafeRawPointer, count: Int) -> UInt64 {
         // 32-bit halves of 64-bit words added into 64-bit lanes: no carries to
         // track (each add is < 2^33, so 2^30 words cannot overflow). Four
         // independent SIMD accumulators keep the adds from waiting on each other.
@@ -256,7 +256,7 @@ public struct FrameBuilder: Sendable {
 
     /// Folds a 64-bit ones-complement accumulator to 16 bits (end-around carry).
     @inline(__always)
-    public static func fold(_ sum: UInt64) -> UInt16 {
+    package static func fold(_ sum: UInt64) -> UInt16 {
         var s = (sum & 0xFFFF_FFFF) &+ (sum >> 32)
         s = (s & 0xFFFF_FFFF) &+ (s >> 32)
         s = (s & 0xFFFF) &+ (s >> 16)
@@ -267,7 +267,7 @@ public struct FrameBuilder: Sendable {
 
     /// The Internet checksum of `count` bytes (for tests and diagnostics): 0 when
     /// the bytes include a correct checksum field.
-    public static func internetChecksum(_ p: UnsafeRawPointer, count: Int, initial: UInt64 = 0) -> UInt16 {
+    package static func internetChecksum(_ p: UnsafeRawPointer, count: Int, initial: UInt64 = 0) -> UInt16 {
         UInt16(bigEndian: ~fold(initial &+ onesComplementSum(p, count: count)))
     }
 }

@@ -8,18 +8,18 @@ import ZCSystem
 /// CAP_IPC_LOCK. A default pool that does not fit would fail at
 /// `io_uring_register_buffers` with ENOMEM before a single datagram went out, so the
 /// default shrinks to what the limit holds and a failure says exactly what to change.
-public enum MemoryLockBudget {
+package enum MemoryLockBudget {
     /// Bytes one registered slot takes at most (a 64 KiB GSO send, page-rounded, plus the
     /// payload line lead rounded up to a page).
-    public static let slotBytes = 64 * 1024 + 4096
+    package static let slotBytes = 64 * 1024 + 4096
     /// The pool a stream gets when `--pool` is not given.
-    public static let defaultSlots = 256
+    package static let defaultSlots = 256
     /// Fewer slots than this cannot keep a ring busy; below it the limit is reported instead.
-    public static let minimumSlots = 8
+    package static let minimumSlots = 8
 
     /// RLIMIT_MEMLOCK's soft limit in bytes; nil when unlimited or when the process may
     /// lock memory without limit (CAP_IPC_LOCK, checked in the effective capability set).
-    public static var lockableBytes: UInt64? {
+    package static var lockableBytes: UInt64? {
         if hasIPCLockCapability { return nil }
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
@@ -29,7 +29,7 @@ public enum MemoryLockBudget {
     /// The default pool per stream for `engine` with `streams` streams: ``defaultSlots``,
     /// or as many as RLIMIT_MEMLOCK holds for every stream's pool (at least ``minimumSlots``;
     /// registration then fails with the message of ``registrationHint(poolBytes:)``).
-    public static func defaultPoolSlots(engine: SendEngineKind, streams: Int) -> Int {
+    package static func defaultPoolSlots(engine: SendEngineKind, streams: Int) -> Int {
         guard engine == .uringZC || engine == .uring || engine == .auto, let bytes = lockableBytes else { return defaultSlots }
         let perStream = bytes / UInt64(max(1, streams))
         // Leave a page per stream for whatever else the process pins.
@@ -38,7 +38,7 @@ public enum MemoryLockBudget {
     }
 
     /// What to do when registering `poolBytes` failed with ENOMEM.
-    public static func registrationHint(poolBytes: Int) -> String {
+    package static func registrationHint(poolBytes: Int) -> String {
         let limit = lockableBytes.map { "\($0 / 1024) KiB" } ?? "unlimited"
         return "registering \(poolBytes / 1024) KiB of send buffers needs that much lockable memory "
             + "(RLIMIT_MEMLOCK: \(limit)): use a smaller --pool, raise the limit (ulimit -l, or LimitMEMLOCK= in a systemd unit), "

@@ -25,7 +25,7 @@ public struct MulticastSendOptions: Sendable, Equatable {
 
     /// Sets the options on `socket` (before `connect`, so the route is looked up on the
     /// chosen interface).
-    public func apply(to socket: borrowing UDPSocket) throws(SystemError) {
+    package func apply(to socket: borrowing UDPSocket) throws(SystemError) {
         if let interface {
             let index: UInt32
             do { index = try interfaceIndex(named: interface) } catch {

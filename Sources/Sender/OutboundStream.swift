@@ -48,6 +48,9 @@ public final class OutboundStream {
     /// The configuration the stream was opened with.
     public let configuration: SenderConfiguration
     private let transport: OutboundTransport
+    /// ``send(_:)``'s path, made where the engine's type is known: a call through it runs
+    /// code compiled for that engine (the transport's own methods are generic ones).
+    private let sendDatagram: PushSend
 
     /// Largest payload one datagram carries: the datagram size less the header.
     public var maxPayload: Int { configuration.datagramSize - DatagramHeader.size }
@@ -58,47 +61,23 @@ public final class OutboundStream {
     /// Datagrams handed to `send` so far (the next sequence number).
     public var sequence: UInt64 { transport.sequence }
 
-    /// Opens the engine the configuration names and its memory: the registered pool
-    /// (`uring-zc`, `uring`, `auto`), the copying batch (`sendmmsg`), or the TX ring
-    /// (`packet-ring`, which resolves the interface, addresses and privilege first and
-    /// throws ``OutboundStreamError/packetRingSetup(_:)`` when they do not work out).
+    /// Opens a ``SenderSession`` for the configuration — the socket (path MTU and GSO
+    /// checked) or the TX ring (interface, addresses and privilege resolved first, failures
+    /// thrown as ``OutboundStreamError/packetRingSetup(_:)``) — and the engine's memory: the
+    /// registered pool (`uring-zc`, `uring`, `auto`), the copying batch (`sendmmsg`), or the
+    /// ring's frames (`packet-ring`).
     public init(_ configuration: SenderConfiguration) throws(OutboundStreamError) {
         self.configuration = configuration
-        let c = configuration
-        let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize,
-                                    limit: StreamLimit(), faults: FaultInjection(), patternPayload: false)
-        switch c.engine {
-        case .uringZC, .uring, .auto, .sendmmsg:
-            do {
-                let socket = try UDPSocket(family: c.destination.family)
-                if c.destination.isMulticast { try c.multicast.apply(to: socket) }
-                try c.applySourceOptions(to: socket)
-                try socket.connect(to: c.destination)
-                let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
-                if c.segmentsPerSend > 1 { try socket.setGSOSegment(c.datagramSize) }
-                if c.engine == .sendmmsg {
-                    transport = PushedStream(try SendmmsgEngine(configuration: c, socket: socket), socket: socket,
-                                             writer: writer, configuration: c, sendBufferBytes: granted)
-                } else {
-                    transport = PushedStream(try UringSendEngine.make(configuration: c, socket: socket), socket: socket,
-                                             writer: writer, configuration: c, sendBufferBytes: granted)
-                }
-            } catch {
-                throw .system(error)
-            }
-        case .packetRing:
-            guard let options = c.packetRing else {
-                throw .packetRingSetup(PacketRingSetupError(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}",
-                                                            errno: EINVAL))
-            }
-            let target: PacketRingTarget
-            do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize) }
-            catch { throw .packetRingSetup(error) }
-            let engine: PacketRingEngine
-            do { engine = try PacketRingEngine(configuration: c, target: target) }
-            catch { throw .packetRingSetup(PacketRingSetupError(kind: .system, message: error.description, errno: error.errno)) }
-            transport = PushedStream(engine, socket: nil, writer: writer, configuration: c, sendBufferBytes: engine.sendBufferBytes)
-        }
+        do { (transport, sendDatagram) = try SenderSession.open(configuration, PushOpen()) }
+        catch { throw OutboundStreamError(error) }
+    }
+
+    /// The same on an engine `make` builds (tests: an engine of their own).
+    package init<Engine: SendEngine>(_ configuration: SenderConfiguration,
+                                     engine make: (SenderSession) throws(SystemError) -> Engine) throws(OutboundStreamError) {
+        self.configuration = configuration
+        do { (transport, sendDatagram) = try SenderSession.open(configuration, engine: make, PushOpen()) }
+        catch { throw OutboundStreamError(error) }
     }
 
     /// Lends `fill` the payload area of the next datagram (``maxPayload`` bytes of
@@ -114,7 +93,7 @@ public final class OutboundStream {
     ///   wrapping an error `fill` threw (nothing is sent then).
     @inline(__always)
     public func send(_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) {
-        try transport.send(fill)
+        try sendDatagram(fill)
     }
 
     /// Sends a copy of `bytes` (the convenience path; ``send(_:)`` avoids the copy).
@@ -150,12 +129,24 @@ public final class OutboundStream {
     }
 }
 
-/// The engine-independent face of a pushed stream, for ``OutboundStream``.
+/// A pushed datagram's way in: lends the payload area to `fill`, then seals and sends.
+typealias PushSend = ((UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) -> Void
+
+/// Opens a pushed stream on a session's engine.
+struct PushOpen: SenderSessionBody {
+    func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> (OutboundTransport, PushSend) {
+        let stream = PushedStream(engine, session: session)
+        // Made here, where Engine is concrete, this closure calls the specialised send.
+        return (stream, { [unowned stream] fill throws(OutboundStreamError) in try stream.send(fill) })
+    }
+}
+
+/// The engine-independent face of a pushed stream, for ``OutboundStream`` (its cold calls;
+/// the per-datagram one is ``PushSend``).
 class OutboundTransport {
     var statistics: SenderStatistics { fatalError("abstract") }
     var slotsInFlight: Int { fatalError("abstract") }
     var sequence: UInt64 { fatalError("abstract") }
-    func send(_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) { fatalError("abstract") }
     func flush() throws(OutboundStreamError) { fatalError("abstract") }
     func finish() throws(OutboundStreamError) -> SenderReport { fatalError("abstract") }
 }
@@ -163,31 +154,26 @@ class OutboundTransport {
 /// One engine's pushed stream: a ``StreamDriver`` fed one datagram at a time.
 final class PushedStream<Engine: SendEngine>: OutboundTransport {
     private var driver: StreamDriver<Engine>
-    private let configuration: SenderConfiguration
-    private let sendBufferBytes: Int32
-    /// The socket engines send on it (the ring registered it; sendmmsg uses it directly).
-    private let socket: UDPSocket?
+    private let session: SenderSession
     private var finished = false
 
-    init(_ engine: Engine, socket: consuming UDPSocket?, writer: DatagramWriter, configuration: SenderConfiguration, sendBufferBytes: Int32) {
-        driver = StreamDriver(engine: engine, writer: writer, rate: configuration.rate, endRepeats: configuration.endRepeats)
-        self.socket = socket
-        self.configuration = configuration
-        self.sendBufferBytes = sendBufferBytes
+    init(_ engine: Engine, session: SenderSession) {
+        let c = session.configuration
+        let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize,
+                                    limit: StreamLimit(), faults: FaultInjection(), patternPayload: false)
+        driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats)
+        self.session = session
     }
 
     override var statistics: SenderStatistics { driver.stats }
     override var slotsInFlight: Int { driver.engine.inFlight }
     override var sequence: UInt64 { driver.writer.nextSequence }
 
-    // The vtable entry is generic; these make it jump to code specialised for each engine.
-    @_specialize(where Engine == UringSendEngine)
-    @_specialize(where Engine == SendmmsgEngine)
-    @_specialize(where Engine == PacketRingEngine)
-    override func send(_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) {
+    @inline(__always)
+    func send(_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) {
         guard !finished else { throw .finished }
         let datagram: UnsafeMutableRawPointer?
-        do { datagram = try driver.lendDatagram(wait: configuration.backPressure == .wait) } catch { throw .init(error) }
+        do { datagram = try driver.lendDatagram(wait: session.configuration.backPressure == .wait) } catch { throw .init(error) }
         guard let datagram else { throw .wouldBlock }
         let maxPayload = driver.maxPayload
         let written: Int
@@ -211,7 +197,9 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
         guard !finished else { throw .finished }
         finished = true
         do { try driver.finish() } catch { throw .init(error) }
-        return driver.report(configuration: configuration, reason: .limit, sendBufferBytes: sendBufferBytes)
+        var report = driver.report(configuration: session.configuration, reason: .limit, sendBufferBytes: session.sendBufferBytes)
+        session.awaitReport(&report)
+        return report
     }
 
     deinit {
@@ -241,9 +229,23 @@ public enum OutboundStreamError: Error, Equatable, CustomStringConvertible {
     /// Sending failed for a reason other than a system call (a drain that timed out,
     /// a frame the packet ring's interface rejected).
     case engine(SendEngineError)
+    /// The path cannot carry the configured datagrams with GSO (each segment must fit the
+    /// path MTU less `headers`).
+    case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
 
     init(_ error: SendEngineError) {
         if case .system(let e) = error { self = .system(e) } else { self = .engine(error) }
+    }
+
+    /// A session that could not open, or an engine that failed, as a pushed stream says it.
+    init(_ error: SenderError) {
+        switch error {
+        case .system(let e): self = .system(e)
+        case .engine(let e): self = .engine(e)
+        case .packetRingSetup(let e): self = .packetRingSetup(e)
+        case .pathMTU(let mtu, let size, let headers): self = .pathMTU(mtu: mtu, datagramSize: size, headers: headers)
+        case .source: preconditionFailure("a pushed stream has no source")
+        }
     }
 
     /// One line for a person: what failed and, for ranges, what is allowed.
@@ -256,6 +258,8 @@ public enum OutboundStreamError: Error, Equatable, CustomStringConvertible {
         case .producer(let why): return "the producer failed: \(why)"
         case .system(let e): return e.description
         case .engine(let e): return e.description
+        case .pathMTU(let mtu, let size, let headers):
+            return "datagram size \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes (path MTU \(mtu))"
         }
     }
 }

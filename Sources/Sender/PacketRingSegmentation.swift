@@ -6,17 +6,17 @@ import Glibc
 /// segments packet-socket frames) several, split by the kernel after the ring
 /// (virtio_net_hdr GSO_UDP_L4). `note` says which and why, for the report: a
 /// fallback is stated there, never presented as the feature.
-public struct PacketRingSegmentation: Equatable, Sendable {
+package struct PacketRingSegmentation: Equatable, Sendable {
     /// Datagrams per frame (1: no segmentation).
-    public var segments: Int
+    package var segments: Int
     /// "UDP_L4 GSO: ..." or "off: why".
-    public var note: String
+    package var note: String
 
     /// Largest frame the kernel's ring takes in one piece here: 64 KiB frames,
     /// less the tpacket2 header (32), virtio_net_hdr (10) and the largest headers (66).
     static let maxSegmentedPayload = 65_536 - 32 - VirtioNetHeader.size - 66
 
-    public static func choose(gso: GSOSetting, datagramSize: Int, kernelRelease: String = runningKernelRelease) -> PacketRingSegmentation {
+    package static func choose(gso: GSOSetting, datagramSize: Int, kernelRelease: String = runningKernelRelease) -> PacketRingSegmentation {
         if case .off = gso { return .init(segments: 1, note: "off (--gso off)") }
         guard datagramSize >= SenderConfiguration.minGSODatagram else {
             return .init(segments: 1, note: "off: datagrams under \(SenderConfiguration.minGSODatagram) B are sent one per frame")
@@ -36,7 +36,7 @@ public struct PacketRingSegmentation: Equatable, Sendable {
     }
 
     /// `uname -r`.
-    public static var runningKernelRelease: String {
+    package static var runningKernelRelease: String {
         var u = utsname()
         uname(&u)
         return withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -6,17 +6,17 @@ import ZCSystem
 
 /// The shape of a TPACKET_V2 TX ring: `frames` frames of `frameSize` bytes in
 /// `blocks` blocks of `blockSize` bytes.
-public struct PacketRingGeometry: Equatable, Sendable {
-    public var frameSize: Int
-    public var blockSize: Int
-    public var blocks: Int
-    public var frames: Int
+package struct PacketRingGeometry: Equatable, Sendable {
+    package var frameSize: Int
+    package var blockSize: Int
+    package var blocks: Int
+    package var frames: Int
     /// Bytes mapped.
-    public var ringBytes: Int { blockSize * blocks }
+    package var ringBytes: Int { blockSize * blocks }
 
     /// Power-of-two frames that hold the largest frame, in blocks of a page (or one
     /// frame, if larger), at least `slots` of them.
-    public init(slots: Int, maxFrameLength: Int, pageSize: Int) {
+    package init(slots: Int, maxFrameLength: Int, pageSize: Int) {
         var frameSize = 64
         while frameSize < Int(zc_tpacket2_data_offset) + maxFrameLength { frameSize <<= 1 }
         let blockSize = max(frameSize, pageSize)

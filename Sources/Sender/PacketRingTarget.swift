@@ -14,10 +14,6 @@ public struct PacketRingOptions: Equatable, Sendable {
     public var sourcePort: UInt16
     /// Destination MAC; nil: the next hop's, from the kernel's route and neighbour table.
     public var destinationMAC: MACAddress?
-    /// Where `destinationMAC` came from when it was not typed (`--dst-mac`): a caller
-    /// that resolved the target once (zc-send checks before it starts) passes the
-    /// MAC on with how it was found, so the streams do not resolve again.
-    public var destinationMACSource: String?
     /// PACKET_QDISC_BYPASS: hand frames straight to the driver.
     public var qdiscBypass: Bool
     /// How frames reach the driver; nil: `copy` on a virtual device (veth...),
@@ -32,7 +28,7 @@ public struct PacketRingOptions: Equatable, Sendable {
     /// A target resolved before for these options (zc-send resolves once to check the
     /// interface, addresses and privilege before any stream starts): used as it is, with
     /// this stream's ``sourcePort``, instead of resolving again per stream.
-    public var resolvedTarget: PacketRingTarget?
+    package var resolvedTarget: PacketRingTarget?
     /// How long to wait for the kernel to resolve the next hop's MAC.
     public var resolveTimeoutNanoseconds: UInt64 = 1_000_000_000
 
@@ -108,22 +104,22 @@ public struct PacketRingSetupError: ConfigurationError, Equatable, Sendable {
 
 /// Everything resolved before the first frame: interface, both ends' addresses,
 /// frame sizes. Resolving sends nothing.
-public struct PacketRingTarget: Sendable, Equatable {
-    public var interface: NetworkInterface
-    public var addressing: FrameAddressing
+package struct PacketRingTarget: Sendable, Equatable {
+    package var interface: NetworkInterface
+    package var addressing: FrameAddressing
     /// "--dst-mac", "multicast group", "neighbour table", or "resolved by ARP/NDP in N ms".
-    public var destinationMACSource: String
+    package var destinationMACSource: String
     /// The largest frame the run writes: Ethernet + IPv4 + UDP + datagram.
-    public var maxFrameLength: Int
-    public var qdiscBypass: Bool
-    public var transfer: PacketRingTransfer
+    package var maxFrameLength: Int
+    package var qdiscBypass: Bool
+    package var transfer: PacketRingTransfer
     /// Why: "--ring-transfer", or "auto (virtual device)" / "auto (hardware device)".
-    public var transferChoice: String
+    package var transferChoice: String
 
     /// The next hop the frames go to ("198.18.70.2 (on-link)", "198.18.71.1 (gateway for 198.18.72.2)").
-    public var nextHop: String
+    package var nextHop: String
     /// Datagrams per frame, and why.
-    public var segmentation: PacketRingSegmentation
+    package var segmentation: PacketRingSegmentation
     /// Frames start with a virtio_net_hdr (PACKET_VNET_HDR): it carries the copy
     /// length (all of the frame in copy mode; the headers in zerocopy mode, which is
     /// what the kernel copies without one), the UDP checksum offload and the
@@ -136,7 +132,7 @@ public struct PacketRingTarget: Sendable, Equatable {
     /// has no entry, waiting `resolveTimeoutNanoseconds`), checks sizes against the
     /// MTU, and checks that this process may open an AF_PACKET socket. Sends no
     /// datagram (resolving may send an ARP/NDP solicitation).
-    public static func resolve(_ o: PacketRingOptions, destination: SocketAddress, datagramSize: Int,
+    package static func resolve(_ o: PacketRingOptions, destination: SocketAddress, datagramSize: Int,
                                gso: GSOSetting = .off) throws(PacketRingSetupError) -> PacketRingTarget {
         func bad(_ m: String, _ e: Int32 = EINVAL) -> PacketRingSetupError { .init(kind: .badInput, message: m, errno: e) }
         func unreachable(_ m: String, _ e: Int32) -> PacketRingSetupError { .init(kind: .unreachable, message: m, errno: e) }
@@ -199,7 +195,7 @@ public struct PacketRingTarget: Sendable, Equatable {
         let macSource: String
         if let given = o.destinationMAC {
             destinationMAC = given
-            macSource = o.destinationMACSource ?? "--dst-mac"
+            macSource = "--dst-mac"
         } else if let group = destination.multicastMAC {
             // A group has no neighbour: its MAC follows from the address (RFC 1112 §6.4, RFC 2464 §7).
             destinationMAC = MACAddress(bytes: group)!

@@ -30,36 +30,26 @@ public enum PayloadSource: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// An opened payload source: its descriptor and, for a regular file, its size.
-public struct PayloadInput: Sendable {
+package struct PayloadInput: Sendable {
     /// The descriptor to read from (0 for standard input); valid until ``close()``.
-    public let fd: Int32
+    package let fd: Int32
     /// Regular file: positional reads are possible and the size is known.
-    public let seekable: Bool
+    package let seekable: Bool
     /// The file's size in bytes for a regular file, nil otherwise.
-    public let size: UInt64?
+    package let size: UInt64?
     /// A pipe or socket switched to O_NONBLOCK while zcstream reads it: a read that finds
     /// it empty returns at once (EAGAIN) instead of holding a partly filled datagram.
     /// Terminals and devices stay blocking (their descriptor is shared with the shell)
     /// and are polled before each read instead.
-    public let nonBlocking: Bool
+    package let nonBlocking: Bool
     let ownsDescriptor: Bool
     /// The file status flags to put back on ``close()`` (nil: unchanged).
     let originalFlags: Int32?
 
-    /// Why ``PayloadInput/open(_:)`` failed.
-    public enum OpenError: ConfigurationError {
-        /// The path cannot be opened or is a directory: the path and the failed call.
-        case cannotOpen(String, SystemError)
-        /// One line naming the source (through `name`), its path and the reason.
-        public func describe(naming name: (String) -> String) -> String {
-            switch self {
-            case .cannotOpen(let path, let e): return "\(name("source")) '\(path)' cannot be read: \(SystemError.describe(e.errno))"
-            }
-        }
-    }
+    package typealias OpenError = SourceOpenError
 
     /// Opens `source` (nil for the pattern).
-    public static func open(_ source: PayloadSource) throws(OpenError) -> PayloadInput? {
+    package static func open(_ source: PayloadSource) throws(OpenError) -> PayloadInput? {
         switch source {
         case .pattern, .fixed:
             return nil
@@ -92,8 +82,20 @@ public struct PayloadInput: Sendable {
 
     /// Puts back the descriptor's blocking mode and closes it if this input opened it
     /// (standard input stays open).
-    public func close() {
+    package func close() {
         if let originalFlags { _ = fcntl(fd, F_SETFL, originalFlags) }
         if ownsDescriptor { _ = FileCalls.close(fd) }
+    }
+}
+
+/// Why a stream's payload source (``PayloadSource/file(_:)``) cannot be read.
+public enum SourceOpenError: ConfigurationError {
+    /// The path cannot be opened or is a directory: the path and the failed call.
+    case cannotOpen(String, SystemError)
+    /// One line naming the source (through `name`), its path and the reason.
+    public func describe(naming name: (String) -> String) -> String {
+        switch self {
+        case .cannotOpen(let path, let e): return "\(name("source")) '\(path)' cannot be read: \(SystemError.describe(e.errno))"
+        }
     }
 }

@@ -21,14 +21,14 @@ public enum StopReason: String, Sendable, Codable {
 
 /// Calls `report` every `intervalNanoseconds` from inside a run loop. The check is
 /// one comparison per loop turn; the callback runs at most once per interval.
-public struct ProgressTicker {
+package struct ProgressTicker {
     let intervalNanoseconds: UInt64
     var next: UInt64
     let report: (SendProgress) -> Void
 
     /// A ticker whose first report is due `intervalNanoseconds` after `start` (monotonic);
     /// an interval of 0 never reports.
-    public init(intervalNanoseconds: UInt64, start: UInt64, report: @escaping (SendProgress) -> Void) {
+    package init(intervalNanoseconds: UInt64, start: UInt64, report: @escaping (SendProgress) -> Void) {
         self.intervalNanoseconds = intervalNanoseconds
         self.next = intervalNanoseconds == 0 ? .max : start + intervalNanoseconds
         self.report = report

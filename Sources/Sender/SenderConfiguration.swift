@@ -296,7 +296,7 @@ public struct SenderConfiguration: Sendable {
 extension SenderConfiguration {
     /// Applies the source options (``bindAddress``, ``trafficClass``) to a freshly opened
     /// socket, before it connects or sends anything, so the first datagram has them too.
-    public func applySourceOptions(to socket: borrowing UDPSocket) throws(SystemError) {
+    package func applySourceOptions(to socket: borrowing UDPSocket) throws(SystemError) {
         if let trafficClass { try socket.setTrafficClass(trafficClass) }
         if let bindAddress { try socket.bind(to: bindAddress) }
     }

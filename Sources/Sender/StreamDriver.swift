@@ -13,7 +13,9 @@ import ZCSystem
 ///   ``StreamSender``): the driver fills every slot the engine lends from its
 ///   ``DatagramWriter`` (the payload pattern, `--source fixed`, a file or a pipe), then
 ///   enters the kernel once per turn.
-/// - **Push** (``lendPayload(wait:)`` … ``finish()``, for ``OutboundStream``): the
+///
+/// Both end the same way: ``finish()`` (END and its repeats, then the drain).
+/// - **Push** (``lendDatagram(wait:)`` … ``commitPushed()``, for ``OutboundStream``): the
 ///   application writes each payload in place and the driver packs, seals, paces and
 ///   commits.
 ///
@@ -82,17 +84,17 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
 
     // MARK: - Pull
 
-    /// Sends the whole stream: fills what the engine lends until a limit, the end of
-    /// the source or a stop, then sends END (``endsRemaining`` times, 2 ms apart) and
-    /// waits until the engine holds nothing. Returns why production stopped.
+    /// Produces the whole stream: fills what the engine lends until a limit, the end of
+    /// the source or a stop, and returns (why production stopped) once every slot it
+    /// filled is handed to the kernel. END and the drain follow in ``finish()``, the same
+    /// for pull and push.
     package mutating func run(source input: PayloadInput?, limits: ProductionLimits, flushIntervalNanoseconds: UInt64,
                       ticker: inout ProgressTicker) throws(SendEngineError) -> StopReason {
         let reader = input.map { SourceReader($0, flushIntervalNanoseconds: flushIntervalNanoseconds) }
         let readFD: Int32? = input.flatMap { $0.seekable && engine.readsFilesAsynchronously ? $0.fd : nil }
         var producing = true
         var reason = StopReason.limit
-        var nextEndAt: UInt64 = 0
-        var drainDeadline: UInt64 = .max
+        var readsDeadline: UInt64 = .max
 
         while true {
             let now = MonotonicClock.nanoseconds()
@@ -100,27 +102,20 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 producing = false
                 reason = stop
             }
-            // The drain is bounded from the turn production stopped, whatever stopped it.
-            if !producing && drainDeadline == .max { drainDeadline = now + drainTimeoutNanoseconds }
-            endsRemaining += engine.takeLostEnds()
             if !plan.isEmpty { try sendReadSlots() }
 
             var paceWait: UInt64 = 0
             if producing {
                 (paceWait, producing) = try produce(reader: reader, readFD: readFD)
             }
-
-            // END goes after the last data, a few times, 2 ms apart.
-            if !producing && plan.isEmpty && endsRemaining > 0 && now >= nextEndAt, let slot = engine.lend() {
-                try sendEnd(in: slot)
-                // From now, not from the turn's start: repeats go out a full gap apart.
-                nextEndAt = MonotonicClock.nanoseconds() + Self.endGapNanoseconds
-            }
-
-            let inFlight = engine.inFlight
-            if !producing && endsRemaining == 0 && inFlight == 0 { break }
-            if !producing && now >= drainDeadline {
-                throw .drainTimeout(slotsOwed: inFlight, seconds: Double(drainTimeoutNanoseconds) / 1e9)
+            if !producing {
+                // Reads still outstanding go out first (datagrams leave in sequence order),
+                // bounded like the drain from the turn production stopped.
+                if plan.isEmpty { break }
+                if readsDeadline == .max { readsDeadline = now + drainTimeoutNanoseconds }
+                if now >= readsDeadline {
+                    throw .drainTimeout(slotsOwed: engine.inFlight, seconds: Double(drainTimeoutNanoseconds) / 1e9)
+                }
             }
 
             // Enter the kernel once per turn, and wait only when there is nothing else to do.
@@ -131,19 +126,13 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 MonotonicClock.sleep(nanoseconds: min(paceWait, Self.maxSleepNanoseconds))
             } else if paceWait > 0 {
                 try engine.service(.upTo(nanoseconds: paceWait), stats: &stats)
-            } else if !producing && endsRemaining > 0 && inFlight == 0 {
-                try engine.service(.upTo(nanoseconds: nextEndAt > now ? nextEndAt - now : 1), stats: &stats)
             } else if !engine.hasFreeSlot || !producing {
-                try engine.service(inFlight > 0 ? .untilSlotFree : .none, stats: &stats)
+                try engine.service(engine.inFlight > 0 ? .untilSlotFree : .none, stats: &stats)
             } else {
                 try engine.service(.none, stats: &stats)
             }
             ticker.tick(now: now, start: start, statistics: stats, inFlight: engine.inFlight)
         }
-        engine.settle()
-        // A stop request decides, even when the source ended right after it (Ctrl-C on
-        // `cmd | zc-send --source -` also ends the writer: EOF follows the signal).
-        if reason == .limit && StopFlag.isSet { reason = .signal }
         return reason
     }
 
@@ -368,20 +357,25 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
         try engine.service(.none, stats: &stats)
     }
 
-    /// Ends a pushed stream: flush, END ``endsRemaining`` times 2 ms apart (and again
-    /// for any the engine lost), then the drain.
+    /// Ends the stream, pulled or pushed: flush, END ``endsRemaining`` times 2 ms apart
+    /// (and again for any the engine lost), then the drain. Between repeats the engine is
+    /// serviced, not slept on, so completions and notifications keep coming in.
     package mutating func finish() throws(SendEngineError) {
         try flush()
         endsRemaining += engine.takeLostEnds()
         while true {
-            var gap = false
+            var nextEndAt: UInt64 = 0
             while endsRemaining > 0 {
-                if gap { MonotonicClock.sleep(nanoseconds: Self.endGapNanoseconds) }
-                gap = true
+                var now = MonotonicClock.nanoseconds()
+                while now < nextEndAt {
+                    try engine.service(.upTo(nanoseconds: nextEndAt - now), stats: &stats)
+                    now = MonotonicClock.nanoseconds()
+                }
                 // nil: a stop was requested while every slot was held; drain what went.
                 guard let slot = try acquire(wait: true) else { return try drain() }
                 try sendEnd(in: slot)
                 try engine.service(.none, stats: &stats)
+                nextEndAt = MonotonicClock.nanoseconds() + Self.endGapNanoseconds
             }
             // A rejected ring shows itself once its frames are accounted: drain, then
             // send again any END it took down.

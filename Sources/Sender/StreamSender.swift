@@ -42,7 +42,7 @@ public enum SenderError: ConfigurationError {
     /// (A send the kernel refuses is counted, not thrown; see ``ErrorPolicy``.)
     case system(SystemError)
     /// The payload source cannot be read.
-    case source(PayloadInput.OpenError)
+    case source(SourceOpenError)
     /// The path cannot carry the configured datagrams (found only once connected).
     case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
     /// packet-ring could not start: interface, addresses, MTU, privilege
@@ -80,62 +80,12 @@ public enum SenderError: ConfigurationError {
     }
 }
 
-/// Waits for the receiver's REPORT after END.
-enum ReportWait {
-    /// After an ICMP port unreachable, how long to keep reading for a REPORT queued behind it.
-    static let refusalGraceNanoseconds: UInt64 = 200_000_000
-
-    /// Reads datagrams on `socket` until the REPORT of `streamID` from `from` arrives or the
-    /// timeout passes; anything else (another stream's REPORT, stray datagrams) is skipped.
-    static func await(on socket: borrowing UDPSocket, streamID: UInt64, from: SocketAddress, timeoutNanoseconds: UInt64) -> ReceiverAnswer {
-        let start = MonotonicClock.nanoseconds()
-        let deadline = start + timeoutNanoseconds
-        var buffer = [UInt8](repeating: 0, count: 2048)
-        var skipped = 0
-        var refusedAt: UInt64 = 0
-        while true {
-            let now = MonotonicClock.nanoseconds()
-            if now >= deadline || StopFlag.isSet { break }
-            if refusedAt != 0 && now - refusedAt >= Self.refusalGraceNanoseconds {
-                return .none(why: "the receiver's port is closed (ICMP port unreachable)")
-            }
-            let wait = min(deadline - now, 100_000_000, refusedAt != 0 ? refusedAt + Self.refusalGraceNanoseconds - now : .max)
-            let result = buffer.withUnsafeMutableBytes { b in
-                Result { () throws(SystemError) in try socket.receive(into: b, timeoutNanoseconds: wait) }
-            }
-            let got: (length: Int, from: SocketAddress?)?
-            switch result {
-            case .success(let g): got = g
-            case .failure(let error):
-                // ECONNREFUSED: an ICMP port unreachable came back. Linux reports a pending
-                // ICMP error before datagrams already queued, so a REPORT may still be
-                // waiting behind it: read on for a moment before believing the port is closed.
-                if error.errno == ECONNREFUSED {
-                    if refusedAt == 0 { refusedAt = MonotonicClock.nanoseconds() }
-                    continue
-                }
-                return .none(why: "\(error)")
-            }
-            guard let got else { continue }
-            if let sender = got.from, sender.host != from.host || sender.port != from.port { skipped += 1; continue }
-            switch StreamReport.decode(Array(buffer[0..<got.length])) {
-            case .success(let r) where r.streamID == streamID:
-                return .report(r, afterNanoseconds: MonotonicClock.nanoseconds() - start)
-            default:
-                skipped += 1
-            }
-        }
-        if StopFlag.isSet { return .none(why: "stopped by a signal while waiting for the REPORT") }
-        let seconds = Double(timeoutNanoseconds) / 1e9
-        return .none(why: "no REPORT within \(seconds) s" + (skipped > 0 ? " (\(skipped) other datagrams ignored)" : ""))
-    }
-}
-
 /// Runs one stream from configuration to report on the calling thread.
 public enum StreamSender {
-    /// Sends one whole stream: opens the payload source, the socket and the engine,
-    /// and lets a ``StreamDriver`` fill what the engine lends until the limit, the
-    /// source's end or a stop, send END and wait until the kernel is done with every slot.
+    /// Sends one whole stream: opens the payload source and a ``SenderSession`` (socket or
+    /// ring, and the engine), lets a ``StreamDriver`` fill what the engine lends until the
+    /// limit, the source's end or a stop, sends END, waits until the kernel is done with
+    /// every slot, and then (when configured) for the receiver's REPORT.
     ///
     /// - Parameters:
     ///   - configuration: The stream to send.
@@ -145,6 +95,24 @@ public enum StreamSender {
     /// - Throws: ``SenderError``.
     public static func run(_ configuration: SenderConfiguration, progressIntervalNanoseconds: UInt64 = 0,
                            progress: @escaping (SendProgress) -> Void = { _ in }) throws(SenderError) -> SenderReport {
+        try withPullRun(configuration, progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress) {
+            c, body throws(SenderError) in try SenderSession.open(c, body)
+        }
+    }
+
+    /// The same run on an engine `make` builds (tests: an engine of their own).
+    package static func run<Engine: SendEngine>(_ configuration: SenderConfiguration,
+                                                engine make: (SenderSession) throws(SystemError) -> Engine) throws(SenderError) -> SenderReport {
+        try withPullRun(configuration, progressIntervalNanoseconds: 0, progress: { _ in }) {
+            c, body throws(SenderError) in try SenderSession.open(c, engine: make, body)
+        }
+    }
+
+    /// Opens the source, bounds the stream by a regular file's size, and runs `open` with
+    /// the pull body.
+    private static func withPullRun(_ configuration: SenderConfiguration, progressIntervalNanoseconds: UInt64,
+                                    progress: @escaping (SendProgress) -> Void,
+                                    _ open: (SenderConfiguration, PullRun) throws(SenderError) -> SenderReport) throws(SenderError) -> SenderReport {
         var c = configuration
         let input: PayloadInput?
         do { input = try PayloadInput.open(c.source) } catch { throw .source(error) }
@@ -153,91 +121,37 @@ public enum StreamSender {
             // A regular file's size bounds the stream; END will carry it.
             c.limit.payloadBytes = min(c.limit.payloadBytes ?? size, size)
         }
-        let awaitReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
+        return try open(c, PullRun(input: input, progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress))
+    }
+}
+
+/// The pull run on a session's engine: produce until a limit, the source's end or a stop,
+/// END and drain, then the receiver's REPORT.
+struct PullRun: SenderSessionBody {
+    let input: PayloadInput?
+    let progressIntervalNanoseconds: UInt64
+    let progress: (SendProgress) -> Void
+
+    func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> SenderReport {
+        let c = session.configuration
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
                                     faults: c.faults, patternPayload: input == nil, fixedPayload: c.source == .fixed)
-        func drive<Engine: SendEngine>(_ engine: Engine, sendBufferBytes: Int32) throws(SendEngineError) -> SenderReport {
-            try StreamSender.drive(engine, writer: writer, input: input, configuration: c, sendBufferBytes: sendBufferBytes,
-                                   progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress)
-        }
-        func awaitAnswer(_ report: inout SenderReport, on socket: borrowing UDPSocket) {
-            guard awaitReport && report.stopReason != .signal else { return }
-            report.receiver = ReportWait.await(on: socket, streamID: c.streamID, from: c.destination, timeoutNanoseconds: c.reportTimeoutNanoseconds!)
-        }
-        do {
-            if c.engine == .packetRing {
-                // packet-ring writes its own frames: a UDP socket only takes the REPORT back.
-                guard let options = c.packetRing else {
-                    throw SenderError.packetRingSetup(.init(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}", errno: EINVAL))
-                }
-                var target: PacketRingTarget
-                if let resolved = options.resolvedTarget {
-                    target = resolved
-                    target.addressing.sourcePort = options.sourcePort
-                } else {
-                    do { target = try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }
-                    catch { throw SenderError.packetRingSetup(error) }
-                }
-                let engine = try PacketRingEngine(configuration: c, target: target)
-                guard awaitReport else { return try drive(engine, sendBufferBytes: engine.sendBufferBytes) }
-                // The frames carry this source port: the REPORT comes back to it, and only a
-                // socket bound to it (any address) can take it, bound before the first frame.
-                let socket = try UDPSocket(family: c.destination.family)
-                try socket.bind(to: try! SocketAddress.parse(c.destination.family == AF_INET6 ? "[::]:\(options.sourcePort)" : "0.0.0.0:\(options.sourcePort)"))
-                var report = try drive(engine, sendBufferBytes: engine.sendBufferBytes)
-                awaitAnswer(&report, on: socket)
-                return report
-            }
-            let socket = try openSocket(c)
-            let granted = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
-            var report: SenderReport
-            switch c.engine {
-            case .uringZC, .uring, .auto:
-                report = try drive(UringSendEngine.make(configuration: c, socket: socket), sendBufferBytes: granted)
-            case .sendmmsg:
-                report = try drive(SendmmsgEngine(configuration: c, socket: socket), sendBufferBytes: granted)
-            case .packetRing:
-                preconditionFailure("handled above")
-            }
-            awaitAnswer(&report, on: socket)
-            return report
-        } catch let error as SenderError {
-            throw error
-        } catch let error as SystemError {
-            throw .system(error)
-        } catch let error as SendEngineError {
-            throw SenderError(error)
-        } catch {
-            fatalError("unexpected error \(error)")
-        }
-    }
-
-    /// The UDP socket of the socket engines: source options, connected, GSO set up.
-    private static func openSocket(_ c: SenderConfiguration) throws -> UDPSocket {
-        let socket = try UDPSocket(family: c.destination.family)
-        if c.destination.isMulticast { try c.multicast.apply(to: socket) }
-        try c.applySourceOptions(to: socket)
-        try socket.connect(to: c.destination)
-        if c.segmentsPerSend > 1 {
-            // GSO segments are never fragmented: each must fit the path MTU.
-            if let mtu = socket.pathMTU(), c.datagramSize + c.destination.ipUDPHeaderBytes > mtu {
-                throw SenderError.pathMTU(mtu: mtu, datagramSize: c.datagramSize, headers: c.destination.ipUDPHeaderBytes)
-            }
-            try socket.setGSOSegment(c.datagramSize)
-        }
-        return socket
-    }
-
-    /// The one run loop, specialised per engine.
-    private static func drive<Engine: SendEngine>(_ engine: Engine, writer: consuming DatagramWriter, input: PayloadInput?,
-                                                  configuration c: SenderConfiguration, sendBufferBytes: Int32,
-                                                  progressIntervalNanoseconds: UInt64,
-                                                  progress: @escaping (SendProgress) -> Void) throws(SendEngineError) -> SenderReport {
         var driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats)
         var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: driver.start, report: progress)
-        let reason = try driver.run(source: input, limits: ProductionLimits(c, start: driver.start),
-                                    flushIntervalNanoseconds: c.flushIntervalNanoseconds, ticker: &ticker)
-        return driver.report(configuration: c, reason: reason, sendBufferBytes: sendBufferBytes)
+        var report: SenderReport
+        do {
+            var reason = try driver.run(source: input, limits: ProductionLimits(c, start: driver.start),
+                                        flushIntervalNanoseconds: c.flushIntervalNanoseconds, ticker: &ticker)
+            try driver.finish()
+            // A stop request decides, even when the source ended right after it (Ctrl-C on
+            // `cmd | zc-send --source -` also ends the writer: EOF follows the signal).
+            if reason == .limit && StopFlag.isSet { reason = .signal }
+            report = driver.report(configuration: c, reason: reason, sendBufferBytes: session.sendBufferBytes)
+        } catch {
+            throw SenderError(error)
+        }
+        session.awaitReport(&report)
+        return report
     }
 }
 

@@ -9,25 +9,25 @@ import Glibc
 /// `~Copyable`: the ring, its registered buffers and files are torn down once, in
 /// `deinit`, by whoever owns it last. The `io_uring` struct lives at a fixed heap
 /// address because liburing keeps pointers into it.
-public struct Ring: ~Copyable {
+package struct Ring: ~Copyable {
     @usableFromInline let ring: UnsafeMutablePointer<io_uring>
     /// The setup flags the kernel accepted (we ask for the best and step down).
-    public let setupFlags: UInt32
+    package let setupFlags: UInt32
     /// Submission queue entries as requested in ``Options/entries`` (the kernel may have rounded up).
-    public let entries: UInt32
+    package let entries: UInt32
 
     /// Ring geometry, passed to ``Ring/init(_:)``.
-    public struct Options: Sendable {
+    package struct Options: Sendable {
         /// Submission queue entries; the kernel rounds up to a power of two (at most 32768).
-        public var entries: UInt32
+        package var entries: UInt32
         /// Completion queue entries (`IORING_SETUP_CQSIZE`); nil takes the kernel's default of twice ``entries``.
         /// Size it for every CQE that may be outstanding at once: a `SEND_ZC` yields two.
-        public var completionEntries: UInt32?
+        package var completionEntries: UInt32?
         /// A kernel thread that takes submissions off the queue itself (IORING_SETUP_SQPOLL);
         /// nil: the owner submits with io_uring_enter.
-        public var submissionThread: SubmissionThread?
+        package var submissionThread: SubmissionThread?
         /// Geometry with `entries` submission entries and, when given, `completionEntries` completion entries.
-        public init(entries: UInt32, completionEntries: UInt32? = nil, submissionThread: SubmissionThread? = nil) {
+        package init(entries: UInt32, completionEntries: UInt32? = nil, submissionThread: SubmissionThread? = nil) {
             self.entries = entries
             self.completionEntries = completionEntries
             self.submissionThread = submissionThread
@@ -38,12 +38,12 @@ public struct Ring: ~Copyable {
     /// finds, so the work of each request (for a send: the whole network stack down to the
     /// driver) runs on that thread's core, not the owner's. It spins while requests keep
     /// coming and sleeps after ``idleMilliseconds`` without any (the next submit wakes it).
-    public struct SubmissionThread: Sendable, Equatable {
+    package struct SubmissionThread: Sendable, Equatable {
         /// Idle time before the thread sleeps.
-        public var idleMilliseconds: UInt32
+        package var idleMilliseconds: UInt32
         /// The CPU to pin it to (IORING_SETUP_SQ_AFF); nil: where the scheduler puts it.
-        public var cpu: Int?
-        public init(idleMilliseconds: UInt32 = 100, cpu: Int? = nil) {
+        package var cpu: Int?
+        package init(idleMilliseconds: UInt32 = 100, cpu: Int? = nil) {
             self.idleMilliseconds = idleMilliseconds
             self.cpu = cpu
         }
@@ -55,7 +55,7 @@ public struct Ring: ~Copyable {
     /// needs the owner to submit, so it never goes with SQPOLL); a kernel that refuses
     /// SQPOLL (EPERM before 5.11 without CAP_SYS_NICE) fails the call rather than
     /// quietly giving a ring without it.
-    public init(_ options: Options) throws(SystemError) {
+    package init(_ options: Options) throws(SystemError) {
         let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
         var base: UInt32 = options.completionEntries != nil ? zc_setup_cqsize : 0
@@ -101,12 +101,12 @@ public struct Ring: ~Copyable {
 
     /// True when a kernel thread takes the submissions (SQPOLL): a submit only wakes it
     /// if it sleeps, and the queue empties on its own time, not at the submit.
-    public var pollsSubmissions: Bool { setupFlags & zc_setup_sqpoll != 0 }
+    package var pollsSubmissions: Bool { setupFlags & zc_setup_sqpoll != 0 }
 
     /// SQPOLL: waits until the kernel thread has taken at least one entry off a full
     /// submission queue (io_uring_sqring_wait). Without SQPOLL there is nothing to wait
     /// for: a submit empties the queue.
-    public func waitForSubmissionSpace() throws(SystemError) {
+    package func waitForSubmissionSpace() throws(SystemError) {
         guard pollsSubmissions else { return }
         _ = try Self.entered { io_uring_sqring_wait(ring) }
     }
@@ -114,7 +114,7 @@ public struct Ring: ~Copyable {
     /// Polls the completion queue up to `spinning` times without entering the kernel;
     /// true once a completion is ready. For rings whose completions are posted without
     /// us (SQPOLL), where a short spin beats a sleep and a wake-up.
-    public func awaitCompletion(spinning: Int) -> Bool {
+    package func awaitCompletion(spinning: Int) -> Bool {
         for _ in 0..<spinning {
             if io_uring_cq_ready(ring) > 0 { return true }
             zc_cpu_relax()
@@ -123,11 +123,11 @@ public struct Ring: ~Copyable {
     }
 
     /// True when the kernel runs completions only when we enter it (DEFER_TASKRUN).
-    public var defersTaskRun: Bool { setupFlags & zc_setup_defer_taskrun != 0 }
+    package var defersTaskRun: Bool { setupFlags & zc_setup_defer_taskrun != 0 }
 
     /// Registers `buffer` as fixed buffer 0; SEND_ZC/READ_FIXED may then use any
     /// address inside it, and the kernel pins the pages once instead of per send.
-    public func registerBuffer(_ buffer: UnsafeMutableRawBufferPointer) throws(SystemError) {
+    package func registerBuffer(_ buffer: UnsafeMutableRawBufferPointer) throws(SystemError) {
         var iov = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
         let rc = io_uring_register_buffers(ring, &iov, 1)
         if rc < 0 { throw SystemError(call: "io_uring_register_buffers", errno: -rc) }
@@ -135,31 +135,31 @@ public struct Ring: ~Copyable {
 
     /// Unregisters the fixed buffers. Call it only once no request still uses them
     /// (after the last notification); errors are ignored.
-    public func unregisterBuffers() {
+    package func unregisterBuffers() {
         _ = io_uring_unregister_buffers(ring)
     }
 
     /// Registers file descriptors; SQEs then name them by index with IOSQE_FIXED_FILE,
     /// which saves a file-table lookup and refcount per request.
-    public func registerFiles(_ fds: [Int32]) throws(SystemError) {
+    package func registerFiles(_ fds: [Int32]) throws(SystemError) {
         let rc = fds.withUnsafeBufferPointer { io_uring_register_files(ring, $0.baseAddress, UInt32($0.count)) }
         if rc < 0 { throw SystemError(call: "io_uring_register_files", errno: -rc) }
     }
 
     /// Registers the ring's own fd so io_uring_enter skips the fd lookup (5.18+).
     /// Best effort: older kernels say EINVAL and nothing changes.
-    public func registerRingFD() {
+    package func registerRingFD() {
         _ = io_uring_register_ring_fd(ring)
     }
 
     /// The next free SQE, or nil when the submission queue is full.
     @inline(__always)
-    public func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe>? {
+    package func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe>? {
         io_uring_get_sqe(ring)
     }
 
     /// SQEs prepared but not yet submitted.
-    @inline(__always) public var pendingSubmissions: UInt32 { io_uring_sq_ready(ring) }
+    @inline(__always) package var pendingSubmissions: UInt32 { io_uring_sq_ready(ring) }
 
     /// Submits what is queued; with `waitFor > 0` also waits for that many CQEs.
     ///
@@ -167,7 +167,7 @@ public struct Ring: ~Copyable {
     /// request enters again; with one (a stop signal) it returns 0 so loops re-check their
     /// flags, as do ETIME and EBUSY/EAGAIN (completion queue overflow: the caller reaps).
     @discardableResult
-    public func submit(waitFor: UInt32 = 0) throws(SystemError) -> Int {
+    package func submit(waitFor: UInt32 = 0) throws(SystemError) -> Int {
         try Self.entered { waitFor > 0 ? io_uring_submit_and_wait(ring, waitFor) : io_uring_submit(ring) }
     }
 
@@ -186,12 +186,12 @@ public struct Ring: ~Copyable {
     /// Submits what is queued and runs pending completion work without waiting,
     /// so completions are reaped even under DEFER_TASKRUN.
     @discardableResult
-    public func submitAndGetEvents() throws(SystemError) -> Int {
+    package func submitAndGetEvents() throws(SystemError) -> Int {
         try Self.entered { io_uring_submit_and_get_events(ring) }
     }
 
     /// Waits up to `timeoutNanoseconds` for at least one CQE (after submitting).
-    public func submit(waitTimeoutNanoseconds ns: UInt64) throws(SystemError) {
+    package func submit(waitTimeoutNanoseconds ns: UInt64) throws(SystemError) {
         var ts = __kernel_timespec(tv_sec: Int64(ns / 1_000_000_000), tv_nsec: Int64(ns % 1_000_000_000))
         var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
         _ = try Self.entered { io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil) }
@@ -200,15 +200,15 @@ public struct Ring: ~Copyable {
     /// Copies ready completions into `into` (caller-owned, reused every call) and
     /// advances the queue. Never enters the kernel.
     @inline(__always)
-    public func reap(into buffer: UnsafeMutableBufferPointer<zc_completion>) -> Int {
+    package func reap(into buffer: UnsafeMutableBufferPointer<zc_completion>) -> Int {
         Int(zc_reap(ring, buffer.baseAddress, UInt32(buffer.count)))
     }
 
     /// Completions waiting in the queue.
-    @inline(__always) public var readyCompletions: UInt32 { zc_cq_ready(ring) }
+    @inline(__always) package var readyCompletions: UInt32 { zc_cq_ready(ring) }
 
     /// Raw access for the few operations this type does not wrap (buffer rings).
-    public var raw: UnsafeMutablePointer<io_uring> { ring }
+    package var raw: UnsafeMutablePointer<io_uring> { ring }
 
     // --- provided buffer ring (receiver) ---------------------------------------
     // liburing 2.3 lacks io_uring_setup_buf_ring: map the ring memory here and
@@ -217,7 +217,7 @@ public struct Ring: ~Copyable {
 
     /// Maps and registers a provided-buffer ring of `entries` (a power of two)
     /// for buffer group `group`; returns the ring, initialised and empty.
-    public func registerBufferRing(entries: UInt32, group: UInt16) throws(SystemError) -> UnsafeMutablePointer<io_uring_buf_ring> {
+    package func registerBufferRing(entries: UInt32, group: UInt16) throws(SystemError) -> UnsafeMutablePointer<io_uring_buf_ring> {
         let bytes = Int(entries) * MemoryLayout<io_uring_buf>.stride
         let memory = try MemoryMap.anonymous(bytes: bytes, call: "mmap(buffer ring)")
         let br = memory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
@@ -235,21 +235,21 @@ public struct Ring: ~Copyable {
     }
 
     /// Unregisters buffer group `group` and unmaps its ring.
-    public func unregisterBufferRing(_ br: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) {
+    package func unregisterBufferRing(_ br: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) {
         _ = io_uring_unregister_buf_ring(ring, Int32(group))
         MemoryMap.unmap(UnsafeMutableRawPointer(br), bytes: Int(entries) * MemoryLayout<io_uring_buf>.stride)
     }
 }
 
 /// A completion copied out of the ring.
-public typealias Completion = zc_completion
+package typealias Completion = zc_completion
 
 /// Flag tests on a reaped completion (`user_data`, `res`, `flags` copied from the CQE).
 extension zc_completion {
     /// More CQEs will follow for this request (SEND_ZC: its notification).
-    @inline(__always) public var hasMore: Bool { flags & zc_cqe_f_more != 0 }
+    @inline(__always) package var hasMore: Bool { flags & zc_cqe_f_more != 0 }
     /// This is a SEND_ZC notification: the kernel no longer references the buffer.
-    @inline(__always) public var isNotification: Bool { flags & zc_cqe_f_notif != 0 }
+    @inline(__always) package var isNotification: Bool { flags & zc_cqe_f_notif != 0 }
     /// For a notification: the kernel fell back to copying the data.
-    @inline(__always) public var reportsCopied: Bool { UInt32(bitPattern: res) & zc_notif_usage_zc_copied != 0 }
+    @inline(__always) package var reportsCopied: Bool { UInt32(bitPattern: res) & zc_notif_usage_zc_copied != 0 }
 }

@@ -19,10 +19,10 @@ import Musl
 /// ``Interruption/attempt(stopRequested:_:)``; calls that report `-errno` as their
 /// result (liburing) go through ``Interruption/attemptReturningErrno(stopRequested:_:)``.
 /// Nothing here allocates unless an error is actually thrown: call names are autoclosures.
-public enum Interruption {
+package enum Interruption {
     /// The policy as a decision: after EINTR, run the call again? Yes unless a stop was requested.
     @inline(__always)
-    public static func shouldRetry(afterInterruptWithStopRequested stopRequested: Bool) -> Bool {
+    package static func shouldRetry(afterInterruptWithStopRequested stopRequested: Bool) -> Bool {
         !stopRequested
     }
 
@@ -34,7 +34,7 @@ public enum Interruption {
     /// - Returns: The call's result and 0, or -1 and the failing errno (EINTR only when a
     ///   stop was requested).
     @inline(__always)
-    public static func attempt<T: BinaryInteger>(
+    package static func attempt<T: BinaryInteger>(
         stopRequested: () -> Bool = { StopFlag.isSet }, _ body: () -> T
     ) -> (result: T, errno: Int32) {
         while true {
@@ -50,7 +50,7 @@ public enum Interruption {
     ///
     /// - Returns: The call's result (≥ 0) or `-errno`; `-EINTR` only when a stop was requested.
     @inline(__always)
-    public static func attemptReturningErrno(
+    package static func attemptReturningErrno(
         stopRequested: () -> Bool = { StopFlag.isSet }, _ body: () -> Int32
     ) -> Int32 {
         while true {
@@ -70,7 +70,7 @@ public enum Interruption {
 ///   - body: The call.
 /// - Throws: ``SystemError``; errno EINTR means interrupted by a stop (``SystemError/isStopInterruption``).
 @inline(__always)
-public func systemCall<T: BinaryInteger>(
+package func systemCall<T: BinaryInteger>(
     _ call: @autoclosure () -> String, stopRequested: () -> Bool = { StopFlag.isSet }, _ body: () -> T
 ) throws(SystemError) -> T {
     let (result, code) = Interruption.attempt(stopRequested: stopRequested, body)
@@ -81,7 +81,7 @@ public func systemCall<T: BinaryInteger>(
 /// ``systemCall(_:stopRequested:_:)`` for a call on a non-blocking descriptor (or with
 /// MSG_DONTWAIT, or a receive timeout): EAGAIN/EWOULDBLOCK is the outcome `nil`, not an error.
 @inline(__always)
-public func nonBlockingSystemCall<T: BinaryInteger>(
+package func nonBlockingSystemCall<T: BinaryInteger>(
     _ call: @autoclosure () -> String, stopRequested: () -> Bool = { StopFlag.isSet }, _ body: () -> T
 ) throws(SystemError) -> T? {
     let (result, code) = Interruption.attempt(stopRequested: stopRequested, body)
@@ -94,5 +94,5 @@ extension SystemError {
     /// True when the call was interrupted by a signal while a stop was requested: under the
     /// one EINTR policy (``Interruption``) this is the only way EINTR surfaces, and it asks
     /// the caller to wind down rather than report a failure.
-    public var isStopInterruption: Bool { errno == EINTR }
+    package var isStopInterruption: Bool { errno == EINTR }
 }

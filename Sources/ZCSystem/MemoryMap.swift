@@ -6,12 +6,12 @@ import Musl
 
 /// `mmap(2)`/`munmap(2)`. Neither returns EINTR, so the EINTR policy has nothing to do
 /// here; the failure still becomes a ``SystemError`` in one place.
-public enum MemoryMap {
+package enum MemoryMap {
     /// Maps `bytes` of `fd` at `offset` (`fd` -1 with `MAP_ANONYMOUS`).
     ///
     /// - Throws: ``SystemError`` from `mmap(2)`, e.g. `ENOMEM`.
     @inline(__always)
-    public static func map(bytes: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32,
+    package static func map(bytes: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32,
                            fd: Int32 = -1, offset: Int64 = 0,
                            call: @autoclosure () -> String = "mmap") throws(SystemError) -> UnsafeMutableRawPointer {
         let memory = mmap(nil, bytes, protection, flags, fd, off_t(offset))
@@ -21,7 +21,7 @@ public enum MemoryMap {
 
     /// Private anonymous memory of `bytes`, zero-filled (`MAP_PRIVATE | MAP_ANONYMOUS` and `extraFlags`).
     @inline(__always)
-    public static func anonymous(bytes: Int, extraFlags: Int32 = 0,
+    package static func anonymous(bytes: Int, extraFlags: Int32 = 0,
                                  call: @autoclosure () -> String = "mmap") throws(SystemError) -> UnsafeMutableRawPointer {
         try map(bytes: bytes, flags: MAP_PRIVATE | MAP_ANONYMOUS | extraFlags, call: call())
     }
@@ -29,20 +29,20 @@ public enum MemoryMap {
     /// Unmaps what ``map(bytes:protection:flags:fd:offset:call:)`` returned. It fails only
     /// for a bad range, a caller's bug: the errno is returned (0 on success), not thrown.
     @discardableResult @inline(__always)
-    public static func unmap(_ memory: UnsafeMutableRawPointer, bytes: Int) -> Int32 {
+    package static func unmap(_ memory: UnsafeMutableRawPointer, bytes: Int) -> Int32 {
         munmap(memory, bytes) == 0 ? 0 : Glibc.errno
     }
 }
 
 /// A mapping owned by exactly one value: unmapped once, in `deinit`.
-public struct MappedMemory: ~Copyable {
+package struct MappedMemory: ~Copyable {
     /// The first byte; valid for the value's lifetime.
-    public let base: UnsafeMutableRawPointer
+    package let base: UnsafeMutableRawPointer
     /// The mapping's length in bytes.
-    public let count: Int
+    package let count: Int
 
     /// Maps `bytes` as ``MemoryMap/map(bytes:protection:flags:fd:offset:call:)`` does.
-    public init(bytes: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32,
+    package init(bytes: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32,
                 fd: Int32 = -1, offset: Int64 = 0, call: @autoclosure () -> String = "mmap") throws(SystemError) {
         base = try MemoryMap.map(bytes: bytes, protection: protection, flags: flags, fd: fd, offset: offset, call: call())
         count = bytes
@@ -51,5 +51,5 @@ public struct MappedMemory: ~Copyable {
     deinit { MemoryMap.unmap(base, bytes: count) }
 
     /// The mapping as a buffer.
-    public var buffer: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count) }
+    package var buffer: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count) }
 }

@@ -6,19 +6,19 @@ import Glibc
 /// look an entry up (RTM_GETNEIGH), or make the kernel resolve one (RTM_NEWNEIGH
 /// with NTF_USE, as its own stack does when a packet waits) and wait for it.
 /// Nothing is cached: every call asks the kernel.
-public enum NeighbourTable {
+package enum NeighbourTable {
     /// One neighbour entry on one interface.
-    public struct Entry: Equatable, Sendable {
-        public var address: IPAddress
-        public var interfaceIndex: Int32
+    package struct Entry: Equatable, Sendable {
+        package var address: IPAddress
+        package var interfaceIndex: Int32
         /// NUD_* state bits.
-        public var state: UInt16
+        package var state: UInt16
         /// The link-layer address; nil while unresolved.
-        public var mac: MACAddress?
+        package var mac: MACAddress?
 
         /// Frames may go to `mac`: resolved (reachable, stale, being re-probed),
         /// permanent, or a NOARP device; and the address is there.
-        public var isUsable: Bool {
+        package var isUsable: Bool {
             guard let mac, !mac.isZero else { return false }
             return state & Self.usableStates != 0
         }
@@ -30,7 +30,7 @@ public enum NeighbourTable {
 
         /// Reads an RTM_NEWNEIGH body: `ndmsg` (family, pads, ifindex, state,
         /// flags, type), then NDA_DST (1) and NDA_LLADDR (2).
-        public init?(netlinkBody body: [UInt8]) {
+        package init?(netlinkBody body: [UInt8]) {
             guard body.count >= 12 else { return nil }
             let a = NetlinkSocket.Message(type: NetlinkSocket.newNeighbour, body: body).attributes(after: 12)
             guard let dst = a[1].flatMap({ IPAddress(bytes: $0) }) else { return nil }
@@ -52,7 +52,7 @@ public enum NeighbourTable {
     }
 
     /// The kernel's entry for `address` on interface `index`; nil when it has none.
-    public static func lookup(_ address: IPAddress, interface index: Int32, using netlink: NetlinkSocket) throws(SystemError) -> Entry? {
+    package static func lookup(_ address: IPAddress, interface index: Int32, using netlink: NetlinkSocket) throws(SystemError) -> Entry? {
         do {
             let answers = try netlink.ask(NetlinkSocket.getNeighbour, flags: 0, body: request(address, interface: index),
                                           what: "neighbour \(address) (RTM_GETNEIGH)")
@@ -63,7 +63,7 @@ public enum NeighbourTable {
     }
 
     /// How a link-layer address was found.
-    public enum Resolution: Equatable, Sendable {
+    package enum Resolution: Equatable, Sendable {
         /// The kernel had a usable entry already.
         case cached(MACAddress)
         /// No entry: the kernel resolved it (ARP/NDP) while we waited.
@@ -78,7 +78,7 @@ public enum NeighbourTable {
     /// INCOMPLETE entry and sends a solicitation, as for a queued packet); if it
     /// refuses that, an empty UDP datagram to `probe` through an ordinary socket
     /// makes its stack resolve the next hop itself.
-    public static func resolve(_ address: IPAddress, interface index: Int32, probe: SocketAddress?,
+    package static func resolve(_ address: IPAddress, interface index: Int32, probe: SocketAddress?,
                                timeoutNanoseconds: UInt64, using netlink: NetlinkSocket) throws(SystemError) -> Resolution {
         if let e = try lookup(address, interface: index, using: netlink), e.isUsable, let mac = e.mac { return .cached(mac) }
         let start = MonotonicClock.nanoseconds()

@@ -10,25 +10,25 @@ import Glibc
 /// (length, type, flags, sequence, port id), a fixed family header (`rtmsg`,
 /// `ndmsg`: 12 bytes each), then attributes: `rtattr` (length, type, 2 bytes each)
 /// and the value, each padded to 4 bytes (NLMSG_ALIGN / RTA_ALIGN).
-public final class NetlinkSocket {
+package final class NetlinkSocket {
     private let fd: Int32
     private var sequence: UInt32 = 1
 
     /// Message types (linux/rtnetlink.h).
-    public static let newRoute: UInt16 = 24, getRoute: UInt16 = 26
-    public static let newNeighbour: UInt16 = 28, getNeighbour: UInt16 = 30
+    package static let newRoute: UInt16 = 24, getRoute: UInt16 = 26
+    package static let newNeighbour: UInt16 = 28, getNeighbour: UInt16 = 30
     /// NLMSG_ERROR (an error, or with errno 0 an acknowledgement) and NLMSG_DONE.
     static let errorMessage: UInt16 = 2, doneMessage: UInt16 = 3
     /// nlmsg_flags.
-    public static let request: UInt16 = 0x1, acknowledge: UInt16 = 0x4, replace: UInt16 = 0x100, create: UInt16 = 0x400
+    package static let request: UInt16 = 0x1, acknowledge: UInt16 = 0x4, replace: UInt16 = 0x100, create: UInt16 = 0x400
 
     /// One message from the kernel: its type and the bytes after the `nlmsghdr`.
-    public struct Message {
-        public var type: UInt16
-        public var body: [UInt8]
+    package struct Message {
+        package var type: UInt16
+        package var body: [UInt8]
 
         /// The attributes after the first `headerLength` bytes of the body (the family header).
-        public func attributes(after headerLength: Int) -> [UInt16: [UInt8]] {
+        package func attributes(after headerLength: Int) -> [UInt16: [UInt8]] {
             var out: [UInt16: [UInt8]] = [:]
             var i = headerLength
             while i + 4 <= body.count {
@@ -42,7 +42,7 @@ public final class NetlinkSocket {
     }
 
     /// Opens the socket (no multicast groups: answers to our own requests only).
-    public init() throws(SystemError) {
+    package init() throws(SystemError) {
         fd = try SocketCalls.socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */,
                                     call: "socket(AF_NETLINK, NETLINK_ROUTE)")
         // An answer that never comes must not hang the sender.
@@ -52,7 +52,7 @@ public final class NetlinkSocket {
     deinit { FileCalls.close(fd) }
 
     /// Appends one attribute (type, value) to `message`, padded to 4 bytes.
-    public static func appendAttribute(_ type: UInt16, _ value: [UInt8], to message: inout [UInt8]) {
+    package static func appendAttribute(_ type: UInt16, _ value: [UInt8], to message: inout [UInt8]) {
         message.append16(UInt16(4 + value.count))
         message.append16(type)
         message += value
@@ -63,7 +63,7 @@ public final class NetlinkSocket {
     /// and returns the kernel's answers up to NLMSG_DONE, the acknowledgement, or the
     /// first answer of a single-answer request. The kernel's error becomes
     /// `SystemError(call: what, errno:)`.
-    public func ask(_ type: UInt16, flags: UInt16, body: [UInt8], what: String) throws(SystemError) -> [Message] {
+    package func ask(_ type: UInt16, flags: UInt16, body: [UInt8], what: String) throws(SystemError) -> [Message] {
         sequence &+= 1
         var message: [UInt8] = []
         message.append32(UInt32(16 + body.count))

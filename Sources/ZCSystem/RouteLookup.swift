@@ -4,21 +4,21 @@ import Glibc
 
 /// The kernel's answer to "how would you send to this address?" (`ip route get`):
 /// RTM_GETROUTE over netlink, as the kernel's own UDP would route a datagram.
-public struct Route: Equatable, Sendable {
+package struct Route: Equatable, Sendable {
     /// The interface the kernel would send by.
-    public var outputInterfaceIndex: Int32
+    package var outputInterfaceIndex: Int32
     /// The router to hand the packet to; nil when the destination is on-link.
-    public var gateway: IPAddress?
+    package var gateway: IPAddress?
     /// The source address the kernel would pick (RTA_PREFSRC).
-    public var preferredSource: IPAddress?
+    package var preferredSource: IPAddress?
     /// RTN_* (1 unicast, 2 local, 3 broadcast, 5 multicast...).
-    public var type: UInt8
+    package var type: UInt8
 
     /// The address whose link-layer address the frames need: the gateway, or the
     /// destination itself when it is on-link.
-    public func nextHop(for destination: IPAddress) -> IPAddress { gateway ?? destination }
+    package func nextHop(for destination: IPAddress) -> IPAddress { gateway ?? destination }
 
-    public static let unicastType: UInt8 = 1, localType: UInt8 = 2
+    package static let unicastType: UInt8 = 1, localType: UInt8 = 2
 
     /// Attribute types (linux/rtnetlink.h).
     static let destinationAttribute: UInt16 = 1, outputInterfaceAttribute: UInt16 = 4
@@ -28,7 +28,7 @@ public struct Route: Equatable, Sendable {
     /// is bound to it (RTA_OIF, as `ip route get ADDR oif IF`): needed for link-local
     /// IPv6, and what a sender tied to one interface wants. Throws the kernel's
     /// refusal (ENETUNREACH, EHOSTUNREACH...) as a `SystemError`.
-    public static func lookup(_ destination: IPAddress, interface: Int32?, using netlink: NetlinkSocket) throws(SystemError) -> Route {
+    package static func lookup(_ destination: IPAddress, interface: Int32?, using netlink: NetlinkSocket) throws(SystemError) -> Route {
         let address = destination.bytes
         var body: [UInt8] = [UInt8(destination.family), UInt8(address.count * 8), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] // rtmsg
         NetlinkSocket.appendAttribute(destinationAttribute, address, to: &body)

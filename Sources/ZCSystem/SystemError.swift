@@ -53,13 +53,3 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
         ENETDOWN: "ENETDOWN",
     ]
 }
-
-/// Runs a libc call that returns -1 and sets errno on failure under the one EINTR
-/// policy (``Interruption``): retried on EINTR unless a stop was requested (then EINTR
-/// surfaces so the caller can wind down). The older name of ``systemCall(_:stopRequested:_:)``.
-@inline(__always)
-public func retryingOnInterrupt<T: BinaryInteger>(
-    _ call: String, _ body: () -> T
-) throws(SystemError) -> T {
-    try systemCall(call, body)
-}

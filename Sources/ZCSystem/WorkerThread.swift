@@ -5,13 +5,13 @@ import CLinux
 
 /// A joinable OS thread running one closure: one thread per ring, run to
 /// completion. Plain pthreads, no executor, no async: the hot loop owns its core.
-public final class WorkerThread: @unchecked Sendable {
+package final class WorkerThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let body: @Sendable () -> Void
     private let cpu: Int?
 
     /// Starts `body` at once, pinned to `cpu` when given.
-    public init(cpu: Int? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+    package init(cpu: Int? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         self.body = body
         self.cpu = cpu
         let context = Unmanaged.passRetained(self).toOpaque()
@@ -31,12 +31,12 @@ public final class WorkerThread: @unchecked Sendable {
 
     /// Waits for the thread to finish. Joining again returns at once (a pthread may be
     /// joined only once).
-    public func join() {
+    package func join() {
         guard !joined else { return }
         joined = true
         pthread_join(thread, nil)
     }
 
     /// CPUs this process may run on.
-    public static var availableCPUs: Int { Int(zc_available_cpus()) }
+    package static var availableCPUs: Int { Int(zc_available_cpus()) }
 }

@@ -153,6 +153,8 @@ final class StreamDriverTests: XCTestCase {
         var driver = StreamDriver(engine: engine, writer: writer, rate: rate, endRepeats: endRepeats, drainTimeoutNanoseconds: drainTimeout)
         var ticker = ProgressTicker(intervalNanoseconds: 0, start: driver.start) { _ in }
         let reason = try driver.run(source: nil, limits: ProductionLimits(c, start: driver.start), flushIntervalNanoseconds: 5_000_000, ticker: &ticker)
+        // END and the drain: the same finish() a pushed stream ends with.
+        try driver.finish()
         return (reason, driver.stats, driver.elapsedNanoseconds)
     }
 
@@ -252,6 +254,7 @@ final class StreamDriverTests: XCTestCase {
         var ticker = ProgressTicker(intervalNanoseconds: 0, start: driver.start) { _ in }
         _ = try driver.run(source: nil, limits: ProductionLimits(try configuration(count: 3000), start: driver.start),
                            flushIntervalNanoseconds: 5_000_000, ticker: &ticker)
+        try driver.finish()
         XCTAssertEqual(driver.writer.injected.reordered, 1)
         XCTAssertEqual(driver.writer.injected.duplicated, 1)
         let data = engine.sent.filter { !$0.isEnd }.map(\.sequence)

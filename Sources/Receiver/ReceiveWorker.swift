@@ -1,0 +1,195 @@
+import Synchronization
+import ZCSystem
+
+/// What a receive thread tells the conductor: its counters, its metrics, the streams it
+/// retired. Posted through the worker's one ``WorkerChannel``, at most every millisecond
+/// (more often only when streams end or retire), never per datagram.
+struct WorkerSnapshot: Sendable {
+    var datagrams: UInt64 = 0
+    var bytes: UInt64 = 0
+    var lostSoFar: UInt64 = 0
+    var corrupt: UInt64 = 0
+    var invalid: UInt64 = 0
+    var kernelDrops: UInt64 = 0
+    var streams = 0
+    var streamsEnded = 0
+    var endedIncomplete = 0
+    var lastData: UInt64 = 0
+    /// Datagrams of any kind (valid, corrupt, invalid) seen so far.
+    var seen: UInt64 = 0
+    /// The thread ended (after a stop, or because it failed).
+    var finished = false
+
+    init() {}
+
+    init(_ core: ValidatingCore) {
+        corrupt = core.statistics.corruptUnattributed
+        invalid = core.statistics.invalidTotal
+        kernelDrops = core.statistics.kernelDrops
+        streams = core.streams.count
+        streamsEnded = core.streamsEnded
+        lastData = core.lastDataNanoseconds
+        seen = core.statistics.datagramsSeen
+        // Retired streams (a server's finished ones) stay in the running totals: a total
+        // that went down would make an interval's rate negative.
+        datagrams = core.retiredTotals.datagrams
+        bytes = core.retiredTotals.bytes
+        lostSoFar = core.retiredTotals.lost
+        corrupt += core.retiredTotals.corrupt
+        for s in core.streams {
+            datagrams += s.datagrams
+            bytes += s.bytes
+            lostSoFar = lostSoFar.saturatingAdd(s.tracker.lostFinal)
+            corrupt += s.corrupt
+            if s.expected != nil && !s.isComplete { endedIncomplete += 1 }
+        }
+    }
+
+    /// Sums over threads.
+    mutating func add(_ s: WorkerSnapshot) {
+        datagrams += s.datagrams; bytes += s.bytes; lostSoFar = lostSoFar.saturatingAdd(s.lostSoFar)
+        corrupt += s.corrupt; invalid += s.invalid; kernelDrops += s.kernelDrops
+        streams += s.streams; streamsEnded += s.streamsEnded; endedIncomplete += s.endedIncomplete
+        lastData = max(lastData, s.lastData)
+        seen &+= s.seen
+        if s.finished { finished = true }
+    }
+}
+
+/// The one channel from a receive thread to the conductor.
+final class WorkerChannel: Sendable {
+    private struct Post: Sendable {
+        var snapshot = WorkerSnapshot()
+        var metrics: ReceiverMetricsSnapshot?
+        var finished: [FinishedStream] = []
+    }
+    private let post = Mutex(Post())
+
+    /// Worker: the latest counters, a metrics snapshot when one was due, streams it retired.
+    func publish(_ snapshot: WorkerSnapshot, metrics: ReceiverMetricsSnapshot?, finished: [FinishedStream]) {
+        post.withLock { p in
+            p.snapshot = snapshot
+            if let metrics { p.metrics = metrics }
+            p.finished += finished
+        }
+    }
+
+    /// Conductor: the latest counters and metrics, and the retired streams not taken yet.
+    func take() -> (snapshot: WorkerSnapshot, metrics: ReceiverMetricsSnapshot?, finished: [FinishedStream]) {
+        post.withLock { p in
+            defer { p.finished.removeAll() }
+            return (p.snapshot, p.metrics, p.finished)
+        }
+    }
+}
+
+/// One receive thread: its own SO_REUSEPORT socket, engine and validating core. It only
+/// receives, validates (and writes `--output`), retires a server's finished streams, and
+/// posts to its ``WorkerChannel``; everything else is the conductor's.
+final class ReceiveWorker: @unchecked Sendable {
+    let socket: UDPSocket
+    let cpu: Int?
+    let channel = WorkerChannel()
+    /// The conductor's one signal to the thread.
+    let stop = Atomic(false)
+    // Written by the worker thread, read after join.
+    var core: ValidatingCore?
+    var failure: SystemError?
+
+    private let configuration: ReceiverConfiguration
+    /// UDP_GRO is on: a receive buffer may hold up to 64 KiB of coalesced datagrams.
+    private let coalescing: Bool
+    private let output: OutputTarget?
+    /// Metrics snapshots (`--metrics`) every `interval`, up to `labelLimit` streams named.
+    private let metrics: (intervalNanoseconds: UInt64, labelLimit: Int)?
+
+    init(socket: consuming UDPSocket, configuration c: ReceiverConfiguration, coalescing: Bool, cpu: Int?,
+         output: OutputTarget?, metrics: ReceiverMetricsPublisher?) {
+        self.socket = socket
+        configuration = c
+        self.coalescing = coalescing
+        self.cpu = cpu
+        self.output = output
+        self.metrics = metrics.map { ($0.intervalNanoseconds, $0.labelLimit) }
+    }
+
+    /// Server mode: moves finished streams (END + linger, or idle; all of them with `all`)
+    /// out of the core.
+    private func retire(_ core: inout ValidatingCore, now: UInt64, all: Bool) -> [FinishedStream] {
+        let linger = configuration.lingerNanoseconds, idle = configuration.idleTimeoutNanoseconds
+        var reasons: [StreamKey: FinishedStream.Reason] = [:]
+        let gone = core.retireStreams { s in
+            let reason: FinishedStream.Reason? = all ? .stopped
+                : s.endArrivalNanoseconds != 0 && now &- s.endArrivalNanoseconds >= linger ? .end
+                : now &- s.lastActivityNanoseconds >= idle ? .idle : nil
+            if let reason { reasons[s.key] = reason }
+            return reason != nil
+        }
+        guard !gone.isEmpty else { return [] }
+        let drops = core.statistics.kernelDrops
+        let wall = MonotonicClock.wallNanoseconds()
+        return gone.map { s in
+            FinishedStream(state: s, reason: reasons[s.key] ?? .stopped, kernelDrops: drops - min(drops, s.kernelDropsAtStart),
+                           report: nil, wallNanoseconds: wall)
+        }
+    }
+
+    func run() {
+        let c = configuration
+        var core = ValidatingCore(maxStreams: c.maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
+                                  delivery: c.delivery)
+        core.excludeHead = c.isMulticast && !c.multicast.countHeadLoss
+        if let allowList = c.allowList { core.allowList = allowList }
+        var nextPublish: UInt64 = 0
+        var publishedEnded = 0
+        var nextMetrics: UInt64 = 0
+        var nextRetire: UInt64 = 0
+        var metricsState = ThreadMetricsState()
+        // Called by the engine between receive batches.
+        let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
+            var retired: [FinishedStream] = []
+            if c.server && now >= nextRetire {
+                nextRetire = now + 5_000_000
+                retired = retire(&core, now: now, all: false)
+                if metrics != nil && !retired.isEmpty { metricsState.noteRetired(retired.map(\.state)) }
+            }
+            var metricsSnapshot: ReceiverMetricsSnapshot?
+            if let metrics, now >= nextMetrics {
+                metricsSnapshot = metricsState.snapshot(core, labelLimit: metrics.labelLimit, now: now,
+                                                        quietNanoseconds: metrics.intervalNanoseconds, finished: false)
+                nextMetrics = now + metrics.intervalNanoseconds
+            }
+            if now >= nextPublish || core.streamsEnded != publishedEnded || core.streamsEnded > 0
+                || !retired.isEmpty || metricsSnapshot != nil {
+                channel.publish(WorkerSnapshot(core), metrics: metricsSnapshot, finished: retired)
+                publishedEnded = core.streamsEnded
+                nextPublish = now + 1_000_000
+            }
+            return stop.load(ordering: .relaxed)
+        }
+        do {
+            switch c.engine {
+            case .recvmmsg:
+                try RecvmmsgEngine(coalescing: coalescing).run(socket: socket, core: &core, shouldStop: shouldStop)
+            case .uring:
+                try UringRecvEngine().run(socket: socket, core: &core, shouldStop: shouldStop)
+            }
+        } catch {
+            failure = error
+        }
+        var retired: [FinishedStream] = []
+        if c.server {
+            retired = retire(&core, now: MonotonicClock.nanoseconds(), all: true)
+            if metrics != nil { metricsState.noteRetired(retired.map(\.state)) }
+        }
+        core.finishOutput()
+        var last = WorkerSnapshot(core)
+        last.finished = true
+        let finalMetrics = metrics.map {
+            metricsState.snapshot(core, labelLimit: $0.labelLimit, now: MonotonicClock.nanoseconds(),
+                                  quietNanoseconds: $0.intervalNanoseconds, finished: true)
+        }
+        self.core = core
+        channel.publish(last, metrics: finalMetrics, finished: retired)
+    }
+}

@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import StreamProtocol
+import ZCSystem
+
+/// Everything one stream needs before its first datagram and after its last, done once for
+/// both ways in: ``StreamSender`` (pull: the driver fills slots from a source) and
+/// ``OutboundStream`` (push: the application writes payloads in place) are two consumers
+/// of a session.
+///
+/// A session opens the UDP socket (source options, multicast, connect, the path-MTU check
+/// for GSO, the GSO segment size), or for `packet-ring` resolves the interface and
+/// addresses once and binds the feedback socket to the frames' source port; picks the
+/// engine in one switch (``open(_:_:)``); and owns the **feedback channel**: the socket the
+/// receiver's REPORT comes back on (and, with reliable streams, STATUS and NAK).
+///
+/// A new engine is one ``SendEngine`` type plus one case in ``open(_:_:)``'s switch:
+/// nothing else in the pull or push path names an engine (SenderSessionTests runs both
+/// through a fake engine handed to ``open(_:engine:_:)``).
+package final class SenderSession {
+    /// The configuration the stream runs with.
+    package let configuration: SenderConfiguration
+    /// Socket engines send on it (the ring registered its descriptor, so it lives as long
+    /// as the session); for packet-ring it only takes feedback, bound to the frames' source
+    /// port when feedback is awaited (else unbound and unused).
+    package let socket: UDPSocket
+    /// What the kernel granted for the socket engines' send buffer (packet-ring reports
+    /// its own through ``SendEngine/annotate(_:)``).
+    package let sendBufferBytes: Int32
+    /// packet-ring's interface and addresses, resolved once (nil for the socket engines).
+    package let packetRingTarget: PacketRingTarget?
+    /// The receiver's REPORT is awaited after END (a timeout is set, unicast).
+    package let awaitsReport: Bool
+
+    /// Opens the socket (or resolves packet-ring's target and binds its feedback socket).
+    init(opening c: SenderConfiguration) throws(SenderError) {
+        configuration = c
+        awaitsReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
+        do {
+            if c.engine == .packetRing {
+                let target = try Self.resolvePacketRing(c)
+                packetRingTarget = target
+                socket = try UDPSocket(family: c.destination.family)
+                if awaitsReport {
+                    // The frames carry this source port: the REPORT comes back to it, and only a
+                    // socket bound to it (any address) can take it, bound before the first frame.
+                    let any = c.destination.family == AF_INET6 ? "[::]" : "0.0.0.0"
+                    try socket.bind(to: try! SocketAddress.parse("\(any):\(target.addressing.sourcePort)"))
+                }
+                sendBufferBytes = 0
+            } else {
+                packetRingTarget = nil
+                socket = try UDPSocket(family: c.destination.family)
+                if c.destination.isMulticast { try c.multicast.apply(to: socket) }
+                try c.applySourceOptions(to: socket)
+                try socket.connect(to: c.destination)
+                if c.segmentsPerSend > 1 {
+                    // GSO segments are never fragmented: each must fit the path MTU.
+                    if let mtu = socket.pathMTU(), c.datagramSize + c.destination.ipUDPHeaderBytes > mtu {
+                        throw SenderError.pathMTU(mtu: mtu, datagramSize: c.datagramSize, headers: c.destination.ipUDPHeaderBytes)
+                    }
+                    try socket.setGSOSegment(c.datagramSize)
+                }
+                sendBufferBytes = socket.setBufferSize(receive: false, bytes: c.sendBufferBytes)
+            }
+        } catch let error as SenderError {
+            throw error
+        } catch let error as SystemError {
+            throw .system(error)
+        } catch {
+            fatalError("unexpected error \(error)")
+        }
+    }
+
+    /// packet-ring's target: the one the caller resolved for several streams (with this
+    /// stream's source port), or resolved now.
+    private static func resolvePacketRing(_ c: SenderConfiguration) throws(SenderError) -> PacketRingTarget {
+        guard let options = c.packetRing else {
+            throw .packetRingSetup(.init(kind: .badInput, message: "{engine} packet-ring needs {packetRing.interface}", errno: EINVAL))
+        }
+        if var resolved = options.resolvedTarget {
+            resolved.addressing.sourcePort = options.sourcePort
+            return resolved
+        }
+        do { return try PacketRingTarget.resolve(options, destination: c.destination, datagramSize: c.datagramSize, gso: c.gso) }
+        catch { throw .packetRingSetup(error) }
+    }
+
+    /// Opens a session and the engine the configuration names — the one switch over
+    /// engines — and hands both to `body`, specialised for that engine.
+    package static func open<Body: SenderSessionBody>(_ c: SenderConfiguration, _ body: Body) throws(SenderError) -> Body.Output {
+        switch c.engine {
+        case .uringZC, .uring, .auto:
+            return try open(c, engine: { s throws(SystemError) in try UringSendEngine.make(configuration: c, socket: s.socket) }, body)
+        case .sendmmsg:
+            return try open(c, engine: { s throws(SystemError) in try SendmmsgEngine(configuration: c, socket: s.socket) }, body)
+        case .packetRing:
+            return try open(c, engine: { s throws(SystemError) in try PacketRingEngine(configuration: c, target: s.packetRingTarget!) }, body)
+        }
+    }
+
+    /// Opens a session, makes the engine with `make`, and runs `body` on both. Every
+    /// engine goes through here; tests hand it an engine of their own.
+    package static func open<Engine: SendEngine, Body: SenderSessionBody>(
+        _ c: SenderConfiguration, engine make: (SenderSession) throws(SystemError) -> Engine, _ body: Body
+    ) throws(SenderError) -> Body.Output {
+        let session = try SenderSession(opening: c)
+        let engine: Engine
+        do { engine = try make(session) } catch { throw .system(error) }
+        return try body.run(engine, in: session)
+    }
+
+    /// After END and the drain: waits for the receiver's REPORT on the feedback socket when
+    /// the session awaits one (not after a stop request) and puts it in `report`.
+    package func awaitReport(_ report: inout SenderReport) {
+        guard awaitsReport, report.stopReason != .signal, let timeout = configuration.reportTimeoutNanoseconds else { return }
+        report.receiver = ReportWait.await(on: socket, streamID: configuration.streamID, from: configuration.destination,
+                                           timeoutNanoseconds: timeout)
+    }
+}
+
+/// What runs a stream on a session's engine: the pull run (``StreamSender``) or the push
+/// stream (``OutboundStream``). `run` is generic over the engine, so each consumer is
+/// compiled once per engine: the per-datagram path makes direct calls into it.
+package protocol SenderSessionBody {
+    associatedtype Output
+    func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> Output
+}
