@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "Receiver", dependencies: ["CLinux", "CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // The library in one import: re-exports the modules below.
         .target(name: "ZCStream", dependencies: ["Sender", "Receiver", "StreamProtocol", "ZCSystem"]),
-        .target(name: "CLISupport"),
+        // What both CLIs share: units, JSON, the report envelope, and the options declared once.
+        .target(name: "CLISupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Prometheus exposition for both CLIs: registry, monotone counters, the /metrics listener.
         .target(
             name: "MetricsExport",

@@ -125,9 +125,6 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Receive threads, each with its own SO_REUSEPORT socket (1...64).")
     var threads: Int = 1
 
-    @Option(help: "Pin receive threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
-    var cpu: String?
-
     @Option(name: [.customShort("F"), .customLong("output")], help: "Write the payload (iperf3's -F, --file): FILE (at stream offsets; more streams: FILE.<id>) or - (first stream, in order, to stdout).", completion: .file())
     var output: String?
 
@@ -164,9 +161,6 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Streams tracked at most (1...65536); valid datagrams of further streams are counted apart, not accounted, and fail the verdict.")
     var maxStreams: Int = ValidatingCore.defaultMaxStreams
 
-    @Option(help: "Multicast: the interface to join the group on (default: the kernel's choice by route).", completion: .shellCommand("ls /sys/class/net"))
-    var interface: String?
-
     @Option(help: "Multicast: source-specific join (IGMPv3/MLDv2), only datagrams from this sender's address.")
     var sourceFilter: String?
 
@@ -188,17 +182,17 @@ struct ZCRecv: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams before exiting with status 1.")
     var maxCorrupt: UInt64 = 0
 
-    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the report as one JSON document on stdout when the run ends (iperf3's -J), whatever --interval says; progress lines stay text on stderr.")
-    var json = false
+    @OptionGroup(title: "Placement")
+    var placement: PlacementOptions
+    var cpu: String? { placement.cpu }
+    var interface: String? { placement.interface }
 
-    @Flag(help: "Print JSON lines (NDJSON, iperf3 3.17's --json-stream) on stdout: {\"event\": \"interval\", \"timestamp\", \"role\", \"interval\": {...}, \"so_far\": {...}} every --interval, then the final report with \"event\": \"final\".")
-    var jsonStream = false
-
-    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress reports (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none): a text line on stderr, or with --json-stream a JSON line on stdout.")
-    var interval: String = "1s"
-
-    @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
-    var metrics: String?
+    @OptionGroup(title: "Reporting")
+    var reporting: ReportingOptions
+    var json: Bool { reporting.json }
+    var jsonStream: Bool { reporting.jsonStream }
+    var interval: String { reporting.interval }
+    var metrics: String? { reporting.metrics }
 
     func validate() throws {
         if ReceiveEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }

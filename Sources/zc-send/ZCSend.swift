@@ -115,9 +115,6 @@ struct ZCSend: ParsableCommand {
     @Option(name: [.customShort("P"), .customLong("streams")], help: "Independent streams (iperf3's -P, --parallel), each with its own socket, ring, pool and thread. --rate is shared out evenly.")
     var streams: Int = 1
 
-    @Option(help: "Pin stream threads to these CPUs (e.g. 0,1 or 0-3), round robin.")
-    var cpu: String?
-
     @Option(name: [.customShort("w"), .customLong("sndbuf")], help: "Socket send buffer (K/M/G; iperf3's -w, --window).")
     var sndbuf: String = "8M"
 
@@ -126,9 +123,6 @@ struct ZCSend: ParsableCommand {
 
     @Option(help: "When a send fails for good (e.g. ECONNREFUSED, the receiver is gone): continue or stop. Failures are counted either way.", completion: .list(["continue", "stop"]))
     var onError: String = ErrorPolicy.continue.rawValue
-
-    @Option(help: "The interface the datagrams leave by: required with --engine packet-ring; for a multicast destination with a socket engine, IP_MULTICAST_IF / IPV6_MULTICAST_IF.", completion: .shellCommand("ls /sys/class/net"))
-    var interface: String?
 
     @Option(help: "Multicast: hops the datagrams may take (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0-255; kernel default 1); with packet-ring the frames' IPv4 TTL (default 64).")
     var ttl: Int?
@@ -175,18 +169,6 @@ struct ZCSend: ParsableCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams at the receiver (from its REPORT); beyond it exit 1, no REPORT exit 4.")
     var maxCorrupt: UInt64?
 
-    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print the report as one JSON document on stdout when the run ends (iperf3's -J), whatever --interval says; progress lines stay text on stderr.")
-    var json = false
-
-    @Flag(help: "Print JSON lines (NDJSON, iperf3 3.17's --json-stream) on stdout: {\"event\": \"interval\", \"timestamp\", \"role\", \"interval\": {...}, \"so_far\": {...}} every --interval, then the final report with \"event\": \"final\".")
-    var jsonStream = false
-
-    @Option(name: [.customShort("i"), .customLong("interval")], help: "Time between progress reports (1s, 500ms; a plain number is seconds, as iperf3's -i; 0: none): a text line on stderr, or with --json-stream a JSON line on stdout.")
-    var interval: String = "1s"
-
-    @Option(help: "Serve Prometheus metrics on http://HOST:PORT/metrics (PORT, HOST:PORT or [IPV6]:PORT; HOST defaults to 0.0.0.0).")
-    var metrics: String?
-
     @Option(help: ArgumentHelp("Testing: corrupt N datagrams after checksumming.", visibility: .hidden))
     var injectCorrupt: Int = 0
     @Option(help: ArgumentHelp("Testing: skip N sequence numbers.", visibility: .hidden))
@@ -197,6 +179,18 @@ struct ZCSend: ParsableCommand {
     var injectDuplicate: Int = 0
     @Flag(help: ArgumentHelp("Testing: reuse a slot at the send CQE instead of the notification (the zero-copy hazard).", visibility: .hidden))
     var unsafeRecycleOnSend = false
+
+    @OptionGroup(title: "Placement")
+    var placement: PlacementOptions
+    var cpu: String? { placement.cpu }
+    var interface: String? { placement.interface }
+
+    @OptionGroup(title: "Reporting")
+    var reporting: ReportingOptions
+    var json: Bool { reporting.json }
+    var jsonStream: Bool { reporting.jsonStream }
+    var interval: String { reporting.interval }
+    var metrics: String? { reporting.metrics }
 
     func validate() throws {
         if let count, count == 0 { throw ValidationError("--count must be at least 1") }
