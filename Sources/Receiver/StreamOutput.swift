@@ -472,8 +472,11 @@ final class CoreOutput: @unchecked Sendable {
         /// In `pending`.
         var listed = false
     }
-    /// Per stream (same index as the core's streams).
-    private var runs: [Run] = []
+    /// Per stream (same index as the core's streams), `streamCount` of `runCapacity`: raw
+    /// storage, so the per-datagram path pays no copy-on-write or exclusivity checks.
+    private var runs: UnsafeMutablePointer<Run>
+    private var runCapacity = 16
+    private var streamCount = 0
     /// Streams whose run may hold pieces: flushed by `flush`, cleared after.
     private var pending: [Int] = []
 
@@ -485,15 +488,26 @@ final class CoreOutput: @unchecked Sendable {
 
     init(target: OutputTarget) {
         self.target = target
+        runs = .allocate(capacity: runCapacity)
         pending.reserveCapacity(16)
     }
 
     deinit {
-        for r in runs { r.iov?.deallocate() }
+        for i in 0..<streamCount { runs[i].iov?.deallocate() }
+        runs.deinitialize(count: streamCount)
+        runs.deallocate()
     }
 
     func streamCreated(_ key: StreamKey) {
-        runs.append(Run())
+        if streamCount == runCapacity {
+            let more = UnsafeMutablePointer<Run>.allocate(capacity: runCapacity * 2)
+            more.moveInitialize(from: runs, count: streamCount)
+            runs.deallocate()
+            runs = more
+            runCapacity *= 2
+        }
+        (runs + streamCount).initialize(to: Run())
+        streamCount += 1
         switch target.claim(key) {
         case .file(let fd, let path):
             sinks.append(.file(fd))
@@ -552,15 +566,16 @@ final class CoreOutput: @unchecked Sendable {
     /// (or a full run) writes the run first and starts a new one.
     @inline(__always)
     private func append(stream i: Int, fd: Int32, _ p: UnsafeRawPointer, count: Int, offset: UInt64, end: UInt64) {
-        if runs[i].pieces > 0 && (offset != runs[i].end || runs[i].pieces == Self.maxPieces) { writeRun(i, fd: fd) }
-        if runs[i].pieces == 0 {
-            runs[i].start = offset
-            if !runs[i].listed { runs[i].listed = true; pending.append(i) }
+        let run = runs + i
+        if run.pointee.pieces > 0 && (offset != run.pointee.end || run.pointee.pieces == Self.maxPieces) { writeRun(i, fd: fd) }
+        if run.pointee.pieces == 0 {
+            run.pointee.start = offset
+            if !run.pointee.listed { run.pointee.listed = true; pending.append(i) }
         }
-        if runs[i].pieces == runs[i].capacity { grow(i) }
-        runs[i].iov![runs[i].pieces] = iovec(iov_base: UnsafeMutableRawPointer(mutating: p), iov_len: count)
-        runs[i].pieces += 1
-        runs[i].end = end
+        if run.pointee.pieces == run.pointee.capacity { grow(i) }
+        run.pointee.iov![run.pointee.pieces] = iovec(iov_base: UnsafeMutableRawPointer(mutating: p), iov_len: count)
+        run.pointee.pieces += 1
+        run.pointee.end = end
     }
 
     private func grow(_ i: Int) {
@@ -630,7 +645,9 @@ final class CoreOutput: @unchecked Sendable {
         let out = indices.map { reports[$0] }
         for i in indices.reversed() {
             runs[i].iov?.deallocate()
-            runs.remove(at: i)
+            (runs + i).deinitialize(count: 1)
+            if i + 1 < streamCount { (runs + i).moveInitialize(from: runs + i + 1, count: streamCount - i - 1) }
+            streamCount -= 1
             sinks.remove(at: i)
             reports.remove(at: i)
         }
