@@ -178,8 +178,9 @@ public struct ValidatingCore: Sendable {
             if firstDataNanoseconds == 0 { firstDataNanoseconds = now }
             lastDataNanoseconds = now
             if isNew && h.payloadLength > 0, let output {
-                output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset,
-                             endTotal: streams[i].expected?.bytes)
+                // Read in place: `streams[i].expected` here copied the whole StreamState per datagram.
+                let endTotal = streams.withUnsafeBufferPointer { $0[i].expected?.bytes }
+                output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset, endTotal: endTotal)
             }
             if isNew, let delivery {
                 delivery(DeliveredDatagram(streamID: h.streamID, source: source, sequence: h.sequence, offset: h.offset,

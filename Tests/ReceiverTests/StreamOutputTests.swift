@@ -320,4 +320,203 @@ final class StreamOutputTests: XCTestCase {
         c.fsyncIntervalNanoseconds = 1_000_000_000
         XCTAssertNoThrow(try c.validate())
     }
+
+    // MARK: runs: contiguous payloads of a stream go out in one call per receive batch
+
+    /// One receive batch: the datagrams sit in one buffer (as the engines' do) that stays
+    /// valid until the batch's flush.
+    private func feedBatch(_ core: inout ValidatingCore, _ datagrams: [[UInt8]]) {
+        let all = datagrams.flatMap { $0 }
+        all.withUnsafeBytes { buffer in
+            var at = 0
+            for d in datagrams {
+                core.process(buffer.baseAddress! + at, length: d.count, now: 1, wallNow: 2)
+                at += d.count
+            }
+            core.flushOutput()
+        }
+    }
+
+    private func runBatch(_ target: OutputTarget, _ seqs: [UInt64], end: (datagrams: UInt64, bytes: UInt64)) -> ValidatingCore {
+        var core = ValidatingCore(output: target)
+        feedBatch(&core, seqs.map { datagram(seq: $0) })
+        feed(&core, self.end(datagrams: end.datagrams, bytes: end.bytes))
+        core.finishOutput()
+        core.finalizeOutput(target)
+        return core
+    }
+
+    func testContiguousPayloadsOfABatchAreOneWrite() throws {
+        let path = temporaryPath("run")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        let core = runBatch(target, Array(0..<300), end: (300, 300_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(out.writeCalls, 1, "300 contiguous payloads, one pwritev")
+        XCTAssertEqual(out.bytesWritten, 300_000)
+        XCTAssertTrue(read(path) == expectedBytes(0..<300_000))
+        XCTAssertTrue(out.complete)
+    }
+
+    func testARunHoldsAtMostIOVMaxPieces() throws {
+        let path = temporaryPath("iovmax")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        let core = runBatch(target, Array(0..<2_500), end: (2_500, 2_500_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(out.writeCalls, 3, "1024 + 1024 + 452 pieces")
+        XCTAssertTrue(read(path) == expectedBytes(0..<2_500_000))
+        XCTAssertTrue(out.complete)
+    }
+
+    func testAGapOrAReorderedPayloadEndsARunDuplicatesDoNot() throws {
+        let path = temporaryPath("gaps")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        // Runs: [0, 3), [4], [3], [5, 9) (5 and 6 duplicated: not written again, no new run),
+        // 9 lost, [10, 12).
+        let core = runBatch(target, [0, 1, 2, 4, 3, 5, 5, 6, 6, 7, 8, 10, 11], end: (12, 12_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(out.writeCalls, 5)
+        XCTAssertEqual(out.bytesWritten, 11_000, "each new payload once")
+        XCTAssertEqual(spans(out.holes), [[9_000, 10_000]])
+        var expected = expectedBytes(0..<12_000)
+        for i in 9_000..<10_000 { expected[i] = 0 }
+        XCTAssertTrue(read(path) == expected, "out-of-order payloads land at their offsets")
+    }
+
+    func testRunsAcrossBatchesAreWrittenAtEachBatchEnd() throws {
+        let path = temporaryPath("batches")
+        defer { unlink(path) }
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        var core = ValidatingCore(output: target)
+        feedBatch(&core, (0..<10).map { datagram(seq: $0) })
+        // The first batch is in the file before the next one arrives (its buffers are reused).
+        XCTAssertTrue(read(path) == expectedBytes(0..<10_000))
+        feedBatch(&core, (10..<20).map { datagram(seq: $0) })
+        feed(&core, end(datagrams: 20, bytes: 20_000))
+        core.finishOutput()
+        core.finalizeOutput(target)
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(out.writeCalls, 2)
+        XCTAssertTrue(read(path) == expectedBytes(0..<20_000))
+    }
+
+    func testInterleavedStreamsKeepARunEach() throws {
+        let path = temporaryPath("interleaved")
+        defer { unlink(path); unlink(path + ".00000000000000aa"); unlink(path + ".00000000000000bb") }
+        let target = OutputTarget(.file(path), expectedStreams: 2)
+        var core = ValidatingCore(output: target)
+        var batch: [[UInt8]] = []
+        for s in UInt64(0)..<50 {
+            for id: UInt64 in [0xaa, 0xbb] { batch.append(TestDatagrams.data(stream: id, seq: s, payload: payload, offset: s * 1000)) }
+        }
+        feedBatch(&core, batch)
+        core.finishOutput()
+        core.finalizeOutput(target)
+        XCTAssertEqual(core.streams.count, 2)
+        for (k, id) in [UInt64(0xaa), 0xbb].enumerated() {
+            let out = try XCTUnwrap(core.streams[k].output)
+            XCTAssertEqual(out.writeCalls, 1, "alternating datagrams of two streams: still one pwritev per stream")
+            var expected = [UInt8](repeating: 0, count: 50_000)
+            expected.withUnsafeMutableBytes { PayloadPattern.fill($0.baseAddress!, count: 50_000, streamID: id, offset: 0) }
+            XCTAssertTrue(read(out.destination) == expected)
+        }
+    }
+
+    func testAShortWriteInARunFailsExactlyTheBytesNotWritten() throws {
+        // RLIMIT_FSIZE 5500: the run [0, 7000) is written to 5500 (a short pwritev), the rest
+        // of it fails with EFBIG, as does the next run [8000, 10000); 7 never arrived.
+        let path = temporaryPath("shortrun")
+        defer { unlink(path) }
+        let previous = signal(SIGXFSZ, SIG_IGN)
+        var old = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old)
+        var limit = old
+        limit.rlim_cur = 5_500
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit), 0)
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        var core = ValidatingCore(output: target)
+        feedBatch(&core, [0, 1, 2, 3, 4, 5, 6, 8, 9].map { datagram(seq: $0) })
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &old), 0)
+        signal(SIGXFSZ, previous)
+        feed(&core, end(datagrams: 10, bytes: 10_000))
+        core.finishOutput()
+        core.finalizeOutput(target)
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertEqual(spans(out.failedRanges), [[5_500, 7_000], [8_000, 10_000]])
+        XCTAssertEqual(out.failedRanges.bytes, 3_500)
+        XCTAssertEqual(out.firstWriteError, EFBIG)
+        XCTAssertEqual(out.bytesWritten, 5_500)
+        XCTAssertEqual(out.writeErrors, 2)
+        XCTAssertEqual(out.writeCalls, 3, "short write, its retry (EFBIG), the second run (EFBIG)")
+        XCTAssertEqual(spans(out.holes), [[7_000, 8_000]])
+        // The limit is lifted before the end, so the file is sized to the END total: what
+        // failed is zeros, not data.
+        XCTAssertTrue(read(path) == expectedBytes(0..<5_500) + [UInt8](repeating: 0, count: 4_500))
+        XCTAssertFalse(out.ok)
+    }
+
+    func testAFullFilesystemFailsExactlyTheBytesNotWritten() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to mount a small tmpfs (uid \(geteuid()))") }
+        let directory = temporaryPath("fullfs")
+        XCTAssertEqual(mkdir(directory, 0o755), 0)
+        defer { rmdir(directory) }
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", directory]
+        try mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else { throw XCTSkip("cannot mount tmpfs at \(directory)") }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [directory]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let path = directory + "/out"
+        let target = OutputTarget(.file(path), expectedStreams: 1)
+        // 100 KB in one run into 64 KiB of space: a short pwritev, then ENOSPC.
+        let core = runBatch(target, Array(0..<100), end: (100, 100_000))
+        let out = try XCTUnwrap(core.streams.first?.output)
+        let written = out.bytesWritten
+        XCTAssertGreaterThan(written, 0)
+        XCTAssertLessThan(written, 100_000)
+        XCTAssertEqual(out.coverage.spans, [.init(0, written)])
+        XCTAssertEqual(spans(out.failedRanges), [[written, 100_000]], "exactly what the filesystem did not take")
+        XCTAssertEqual(out.firstWriteError, ENOSPC)
+        XCTAssertEqual(out.holes.count, 0)
+        XCTAssertTrue(Array(read(path).prefix(Int(written))) == expectedBytes(0..<Int(written)))
+        XCTAssertFalse(out.ok)
+        unlink(path)
+    }
+
+    func testInOrderOutputWritesABatchInOneCall() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        let target = OutputTarget(.inOrder(fd: fds[1], windowBytes: 65_536), expectedStreams: 1)
+        var core = ValidatingCore(output: target)
+        // 40 in order, then 41 before 40 (buffered, then drained), then 42...49.
+        feedBatch(&core, (0..<40).map { datagram(seq: $0) })
+        feedBatch(&core, [41, 40, 42, 43, 44, 45, 46, 47, 48, 49].map { datagram(seq: $0) })
+        feed(&core, end(datagrams: 50, bytes: 50_000))
+        core.finishOutput()
+        close(fds[1])
+        var got: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress!, $0.count) }
+            if n <= 0 { break }
+            got += chunk[0..<n]
+        }
+        core.finalizeOutput(target)
+        let out = try XCTUnwrap(core.streams.first?.output)
+        XCTAssertTrue(got == expectedBytes(0..<50_000))
+        XCTAssertEqual(out.bytesWritten, 50_000)
+        // Batch 1: one writev. Batch 2: 41 waits in the ring; 40 is gathered, written when the
+        // ring drains (41 in one write), 42...49 gathered into one writev at the batch end.
+        XCTAssertEqual(out.writeCalls, 4)
+    }
 }
