@@ -71,14 +71,18 @@ let package = Package(
         // They depend on the library product's one module, as a user's package would.
         .executableTarget(name: "daq-producer", dependencies: ["ZCStream"], path: "Examples/DAQProducer"),
         .executableTarget(name: "validated-sink", dependencies: ["ZCStream"], path: "Examples/ValidatedSink"),
-        .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol"]),
+        // The helpers more than one test target uses (golden-vector and repository paths, hex,
+        // SplitMix64, shell, sealed test datagrams). A plain target in no product: only tests use it.
+        .target(name: "TestSupport", dependencies: ["StreamProtocol"], path: "Tests/TestSupport"),
+        .testTarget(name: "StreamProtocolTests", dependencies: ["StreamProtocol", "TestSupport"]),
+        .testTarget(name: "ZCSystemTests", dependencies: ["ZCSystem"]),
         .testTarget(name: "URingTests", dependencies: ["URing", "ZCSystem"]),
-        .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol"]),
-        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "StreamProtocol"]),
-        .testTarget(name: "CLISupportTests", dependencies: ["CLISupport"]),
-        .testTarget(name: "MetricsExportTests", dependencies: ["MetricsExport"]),
+        .testTarget(name: "SenderTests", dependencies: ["Sender", "StreamProtocol", "TestSupport"]),
+        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "StreamProtocol", "TestSupport"]),
+        .testTarget(name: "CLISupportTests", dependencies: ["CLISupport", "TestSupport"]),
+        .testTarget(name: "MetricsExportTests", dependencies: ["MetricsExport", "TestSupport"]),
         .testTarget(name: "LibraryTests", dependencies: ["ZCStream"]),
-        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "zc-report", "daq-producer", "validated-sink"]),
+        .testTarget(name: "PairTests", dependencies: ["zc-send", "zc-recv", "zc-report", "daq-producer", "validated-sink", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,12 +1,13 @@
 import CLISupport
 import Foundation
+import TestSupport
 import XCTest
 
 /// VERSION at the repository root is the one place the version lives; the Swift
 /// constant is generated from it by Tools/set-version and committed.
 final class VersionTests: XCTestCase {
     func testConstantMatchesVersionFile() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = Repository.root
         let file = try String(contentsOf: root.appendingPathComponent("VERSION"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(ZCStreamVersion.string, file, "Sources/CLISupport/Version.swift is stale: run Tools/set-version")

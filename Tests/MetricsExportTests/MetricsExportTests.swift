@@ -1,5 +1,6 @@
 import Foundation
 import MetricsExport
+import TestSupport
 import XCTest
 
 final class MetricsExportTests: XCTestCase {
@@ -37,9 +38,9 @@ final class MetricsExportTests: XCTestCase {
         defer { server.stop() }
         XCTAssertTrue(server.boundAddress.hasPrefix("127.0.0.1:"), server.boundAddress)
         // Garbage, then a real scrape on the same server.
-        let garbage = run("head -c 4096 /dev/urandom | timeout 3 curl -s --max-time 2 -X POST --data-binary @- http://\(server.boundAddress)/nowhere; printf 'GARBAGE\\r\\n\\r\\n\\x00\\xff' | timeout 2 python3 -c 'import socket,sys; s=socket.create_connection((\"127.0.0.1\",\(server.boundAddress.split(separator: ":")[1]))); s.sendall(sys.stdin.buffer.read()); s.settimeout(1); s.recv(100)' ; true")
+        let garbage = shell("head -c 4096 /dev/urandom | timeout 3 curl -s --max-time 2 -X POST --data-binary @- http://\(server.boundAddress)/nowhere; printf 'GARBAGE\\r\\n\\r\\n\\x00\\xff' | timeout 2 python3 -c 'import socket,sys; s=socket.create_connection((\"127.0.0.1\",\(server.boundAddress.split(separator: ":")[1]))); s.sendall(sys.stdin.buffer.read()); s.settimeout(1); s.recv(100)' ; true").output
         _ = garbage
-        let scrape = run("curl -s --max-time 5 -i http://\(server.boundAddress)/metrics")
+        let scrape = shell("curl -s --max-time 5 -i http://\(server.boundAddress)/metrics").output
         XCTAssertTrue(scrape.contains("200"), scrape)
         XCTAssertTrue(scrape.contains("text/plain; version=0.0.4"), scrape)
         XCTAssertTrue(scrape.contains("zcstream_test_things_total 3"), scrape)
@@ -47,18 +48,5 @@ final class MetricsExportTests: XCTestCase {
 
     func testBadAddressIsRefused() {
         XCTAssertThrowsError(try MetricsServer.start("not an address", registry: MetricsRegistry(program: "test")))
-    }
-
-    private func run(_ command: String) -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try? p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
     }
 }

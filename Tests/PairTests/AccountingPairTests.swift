@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// SPEC §9 end to end: the Python reference sends every scenario of
 /// Protocol/vectors/accounting.json (one stream each) to the real zc-recv, whose JSON
 /// must give exactly the counters the reference model computed for it.
 final class AccountingPairTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
     static let tool = root.appendingPathComponent("Protocol/tools/zcstream.py").path
 
     private func streams(_ r: [String: Any]?) -> [[String: Any]] { r?["streams"] as? [[String: Any]] ?? [] }
@@ -22,7 +23,7 @@ final class AccountingPairTests: XCTestCase {
     }
 
     func testEveryAccountingScenarioThroughTheRealReceiver() throws {
-        let vectors = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: Self.root.appendingPathComponent("Protocol/vectors/accounting.json"))) as? [[String: Any]])
+        let vectors = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: Repository.vector("accounting.json"))) as? [[String: Any]])
         let receiver = try RunningReceiver.start(["--idle-timeout", "1s"])
         let sent = shell("python3 \(Self.tool) send-accounting \(receiver.address) --gap-us 100")
         XCTAssertEqual(sent.status, 0, sent.output)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The binaries stay lean: the metrics listener is SwiftNIO's (no Foundation networking), so

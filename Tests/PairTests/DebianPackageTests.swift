@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `Tools/package --deb` (run by `ZC_PACKAGE=1 Tools/test`): lintian finds no error; apt

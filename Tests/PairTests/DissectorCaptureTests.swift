@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The Wireshark dissector on a real capture: a short stream is captured on
@@ -6,7 +7,7 @@ import XCTest
 /// sequence numbers and checksum verdicts must match what zc-send reported.
 final class DissectorCaptureTests: XCTestCase {
     private var repository: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        Repository.root
     }
 
     func testCapturedStreamDecodesWithEveryChecksumGood() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Exact truth, round two (issue 23): each test runs the real binaries with the flags a user
@@ -143,8 +144,7 @@ final class HonestyPairTests: XCTestCase {
         let port = freePort()
         let receiver = try startReceiver(["127.0.0.1:\(port)", "--streams", "1", "--output", "\(dir)/rx.bin", "--idle-timeout", "1s"])
         // Ten DATA datagrams from the Python reference, and no END.
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let tools = Repository.root.appendingPathComponent("Protocol/tools").path
         let script = """
         import socket, sys
         sys.path.insert(0, \(String(reflecting: tools)))
@@ -325,8 +325,7 @@ final class HonestyPairTests: XCTestCase {
         }
         let port = freePort()
         let server = try startReceiver(["127.0.0.1:\(port)", "--server", "--idle-timeout", "1s"])
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let tools = Repository.root.appendingPathComponent("Protocol/tools").path
         var after: [Int] = []
         let start = residentKiB(server.process.processIdentifier)
         for round in 0..<4 {

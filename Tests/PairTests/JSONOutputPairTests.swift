@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `-J`/`--json` is one document whatever --interval says (what json.load and jq read);

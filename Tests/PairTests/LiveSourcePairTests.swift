@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// A live source through the real binaries: `(echo hello; sleep) | zc-send --source -`.

@@ -1,17 +1,13 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The real binaries over loopback: every datagram sent arrives, validated.
 final class LoopbackPairTests: XCTestCase {
+    /// A pair with the receiver's idle timeout at 5 s.
     private func pair(listen: String = "127.0.0.1:0", receiverArgs: [String] = [], senderArgs: [String],
                       file: StaticString = #filePath, line: UInt = #line) throws -> (send: [String: Any], recv: [String: Any], recvStatus: Int32) {
-        let receiver = try RunningReceiver.start(listen: listen, ["--streams", "1", "--idle-timeout", "5s"] + receiverArgs)
-        let sent = try runSender([receiver.address] + senderArgs)
-        XCTAssertEqual(sent.status, 0, "zc-send failed: \(sent.stderr)", file: file, line: line)
-        let received = receiver.child.wait(timeout: 30)
-        let s = try XCTUnwrap(sent.json, "no sender JSON: \(sent.stdout) \(sent.stderr)", file: file, line: line)
-        let r = try XCTUnwrap(received.json, "no receiver JSON: \(received.stdout) \(received.stderr)", file: file, line: line)
-        return (s, r, received.status)
+        try runPair(listen: listen, receiverArgs: ["--idle-timeout", "5s"] + receiverArgs, senderArgs: senderArgs, file: file, line: line)
     }
 
     private func assertClean(_ s: [String: Any], _ r: [String: Any], expected: UInt64,

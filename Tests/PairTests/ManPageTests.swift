@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The man pages (Tools/packaging/manpage, from the binaries' own help) and the shell

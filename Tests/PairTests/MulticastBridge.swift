@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// A Linux bridge in its own namespace with one host namespace per port: a small

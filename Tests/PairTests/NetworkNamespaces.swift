@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Two network namespaces joined by a veth pair, made for one test and removed

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The fill-in-place API on the packet-ring engine, end to end: the daq-producer

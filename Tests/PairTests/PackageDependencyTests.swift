@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// zcstream as a dependency, the way another project uses it: a fresh package that
@@ -7,7 +8,7 @@ import XCTest
 /// build flags here) and round-trips a stream through the library over loopback.
 final class PackageDependencyTests: XCTestCase {
     func testSeparatePackageDependsOnTaggedCloneByVersion() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = Repository.root
         guard FileManager.default.fileExists(atPath: root.appendingPathComponent(".git").path) else {
             throw XCTSkip("not a git checkout (\(root.path)): nothing to clone and tag")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The release archive (Tools/package) installs anywhere: extracted into a temp dir and
@@ -6,7 +7,7 @@ import XCTest
 /// runtime library and carry a stream whole.
 final class PackagePairTests: XCTestCase {
     static var repository: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        Repository.root
     }
 
     /// dist/'s release archive extracted into a fresh temp dir: its top folder, the version, and

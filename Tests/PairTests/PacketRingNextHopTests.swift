@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Raw mode in the real world: zc-send --engine packet-ring finds the next hop as the
@@ -77,8 +78,7 @@ final class PacketRingNextHopTests: XCTestCase {
         }
         let net = try NamespacePair(tag: "nhv", subnet: 74)
         defer { net.remove() }
-        let dissector = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/zcstream.lua").path
+        let dissector = Repository.root.appendingPathComponent("Protocol/zcstream.lua").path
         let pcap = "/tmp/zc-vlan-\(getpid()).pcapng"
         defer { unlink(pcap) }
         let capture = try Child("/usr/bin/dumpcap", ["-q", "-i", net.interfaceB, "-f", "vlan", "-w", pcap], namespace: net.b)

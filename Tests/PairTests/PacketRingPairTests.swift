@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Raw mode end to end: zc-send --engine packet-ring writes whole Ethernet/IPv4/UDP

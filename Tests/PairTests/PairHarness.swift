@@ -130,6 +130,19 @@ struct RunningReceiver {
     }
 }
 
+/// One receiver (`--streams 1` and `receiverArgs`) and one sender to it, both to the end;
+/// returns both JSON reports and the receiver's exit status.
+func runPair(listen: String = "127.0.0.1:0", receiverArgs: [String] = [], senderArgs: [String],
+             file: StaticString = #filePath, line: UInt = #line) throws -> (send: [String: Any], recv: [String: Any], recvStatus: Int32) {
+    let receiver = try RunningReceiver.start(listen: listen, ["--streams", "1"] + receiverArgs)
+    let sent = try runSender([receiver.address] + senderArgs)
+    XCTAssertEqual(sent.status, 0, "zc-send failed: \(sent.stderr)", file: file, line: line)
+    let received = receiver.child.wait(timeout: 30)
+    let s = try XCTUnwrap(sent.json, "no sender JSON: \(sent.stdout) \(sent.stderr)", file: file, line: line)
+    let r = try XCTUnwrap(received.json, "no receiver JSON: \(received.stdout) \(received.stderr)", file: file, line: line)
+    return (s, r, received.status)
+}
+
 /// Runs zc-send to completion.
 func runSender(_ arguments: [String], namespace: String? = nil, timeout: TimeInterval = 60) throws -> Child.Result {
     let child = try Child(Binaries.send, arguments + ["--json", "--interval", "0"], namespace: namespace)
@@ -145,21 +158,6 @@ func u64(_ json: [String: Any]?, _ path: String...) -> UInt64? {
         return text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
     }
     return (node as? NSNumber)?.uint64Value
-}
-
-/// Runs a shell command, returning its status and combined output.
-@discardableResult
-func shell(_ command: String) -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", command]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (127, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 var isRoot: Bool { geteuid() == 0 }

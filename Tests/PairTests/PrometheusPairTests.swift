@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `--metrics`: a real Prometheus (Debian's `prometheus`) scrapes a running zc-recv

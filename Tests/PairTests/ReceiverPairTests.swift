@@ -12,18 +12,6 @@ final class ReceiverPairTests: XCTestCase {
 
     private func streams(_ r: [String: Any]?) -> [[String: Any]] { r?["streams"] as? [[String: Any]] ?? [] }
 
-    /// Sender and receiver once; returns both reports.
-    private func pair(receiverArgs: [String], senderArgs: [String], file: StaticString = #filePath, line: UInt = #line) throws
-        -> (send: [String: Any], recv: [String: Any], recvStatus: Int32) {
-        let receiver = try RunningReceiver.start(["--streams", "1"] + receiverArgs)
-        let sent = try runSender([receiver.address] + senderArgs)
-        XCTAssertEqual(sent.status, 0, "zc-send: \(sent.stderr)", file: file, line: line)
-        let received = receiver.child.wait(timeout: 30)
-        let s = try XCTUnwrap(sent.json, "no sender JSON: \(sent.stderr)", file: file, line: line)
-        let r = try XCTUnwrap(received.json, "no receiver JSON: \(received.stdout) \(received.stderr)", file: file, line: line)
-        return (s, r, received.status)
-    }
-
     private func address(fromReadyLine line: String) -> String {
         String(line.components(separatedBy: "listening on ")[1].split(separator: " ")[0])
     }
@@ -36,7 +24,7 @@ final class ReceiverPairTests: XCTestCase {
         for engine in ["recvmmsg", "uring"] {
             for gro in ["on", "off"] {
                 let label = "\(engine) GRO \(gro)"
-                let (s, r, status) = try pair(receiverArgs: ["--engine", engine, "--gro", gro], senderArgs: [
+                let (s, r, status) = try runPair(receiverArgs: ["--engine", engine, "--gro", gro], senderArgs: [
                     "--count", "30000", "--rate", "1G", "--stream-id", "0x5eed",
                     "--inject-corrupt", "3", "--inject-skip", "4", "--inject-reorder", "5", "--inject-duplicate", "6",
                 ])
@@ -145,7 +133,7 @@ final class ReceiverPairTests: XCTestCase {
         for engine in ["recvmmsg", "uring"] {
             let path = temporaryPath("pattern-\(engine)")
             defer { unlink(path) }
-            let (s, r, status) = try pair(receiverArgs: ["--engine", engine, "--output", path],
+            let (s, r, status) = try runPair(receiverArgs: ["--engine", engine, "--output", path],
                                           senderArgs: ["--count", "5000", "--rate", "1G"])
             XCTAssertEqual(status, 0)
             let id = try XCTUnwrap(u64(s, "stream_id"))
@@ -163,7 +151,7 @@ final class ReceiverPairTests: XCTestCase {
     func testOutputFileListsHolesExactly() throws {
         let path = temporaryPath("holes")
         defer { unlink(path) }
-        let (s, r, _) = try pair(receiverArgs: ["--output", path],
+        let (s, r, _) = try runPair(receiverArgs: ["--output", path],
                                  senderArgs: ["--count", "4000", "--rate", "1G", "--inject-skip", "2", "--inject-corrupt", "1"])
         let id = try XCTUnwrap(u64(s, "stream_id"))
         let output = try XCTUnwrap(streams(r).first?["output"] as? [String: Any])
@@ -185,7 +173,7 @@ final class ReceiverPairTests: XCTestCase {
         var bytes = [UInt8](repeating: 0, count: 3_000_017)
         for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: (i &* 2_654_435_761) >> 9) }
         XCTAssertTrue(FileManager.default.createFile(atPath: source, contents: Data(bytes)))
-        let (_, r, status) = try pair(receiverArgs: ["--engine", "uring", "--output", path],
+        let (_, r, status) = try runPair(receiverArgs: ["--engine", "uring", "--output", path],
                                       senderArgs: ["--source", source, "--rate", "1G"])
         XCTAssertEqual(status, 0)
         XCTAssertEqual(u64(r, "lost"), 0)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// zc-report renders a real --json-stream run (with loss: skipped sequence numbers) into one

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Sender capabilities end to end: several streams, file and stdin sources, pacing.

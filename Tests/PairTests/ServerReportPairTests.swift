@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Two hosts, one command (issue 13): `zc-recv --server` in one namespace, `zc-send` in the
@@ -18,8 +19,7 @@ final class ServerReportPairTests: XCTestCase {
     /// Runs `body` with the Python reference imported (`z`, plus json, socket, sys, time),
     /// in `namespace` when given.
     func runPythonReference(_ body: String, namespace: String? = nil) throws -> Child.Result {
-        let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Protocol/tools").path
+        let tools = Repository.root.appendingPathComponent("Protocol/tools").path
         let script = "import json, socket, sys, time\nsys.path.insert(0, \(String(reflecting: tools)))\nimport zcstream as z\n" + body
         return try Child("/usr/bin/python3", ["-c", script], namespace: namespace).wait(timeout: 30)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// zc-send --bind and --tos/--dscp, seen on the wire: tshark captures in the receiver's

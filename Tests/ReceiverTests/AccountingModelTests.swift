@@ -1,6 +1,7 @@
 import Foundation
 import Receiver
 import StreamProtocol
+import TestSupport
 import XCTest
 
 /// SPEC §9 as an exact reference model with unbounded memory (a set of every sequence
@@ -107,18 +108,6 @@ func accountingReport(_ s: StreamState, corrupt: UInt64) -> [String: AnyHashable
     ]
 }
 
-/// Deterministic random numbers (SplitMix64): a failing case is reproduced by its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 final class AccountingModelTests: XCTestCase {
     static let stream: UInt64 = 0x5EED
 
@@ -218,8 +207,7 @@ final class AccountingModelTests: XCTestCase {
             }
             var hashable: AnyHashable { switch self { case .s(let v): return v; case .b(let v): return v; case .ranges(let v): return v } }
         }
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Protocol/vectors/accounting.json")
+        let url = Repository.vector("accounting.json")
         let vectors = try JSONDecoder().decode([Vector].self, from: Data(contentsOf: url))
         XCTAssertGreaterThanOrEqual(vectors.count, 15)
         for v in vectors {
@@ -247,7 +235,7 @@ final class AccountingModelTests: XCTestCase {
     func testRandomFaultMixesMatchTheModel() {
         var inexact = 0
         for seed in UInt64(1)...1500 {
-            var rng = SplitMix64(state: seed)
+            var rng = SplitMix64(seed: seed)
             let n = UInt64.random(in: 0...300, using: &rng)
             let length = [0, 1, 100, 1400].randomElement(using: &rng)! as UInt64
             var events: [Event] = []
@@ -307,7 +295,7 @@ final class AccountingModelTests: XCTestCase {
     func testSmallWindowTrackerMatchesTheModel() {
         var inexact = 0
         for seed in UInt64(1)...3000 {
-            var rng = SplitMix64(state: seed &* 7919)
+            var rng = SplitMix64(seed: seed &* 7919)
             var tracker = SequenceTracker(window: 64)
             var model = AccountingModel(window: 64)
             var limitAt = Int.random(in: 0...400, using: &rng)

@@ -3,6 +3,7 @@ import Receiver
 import Glibc
 #endif
 import StreamProtocol
+import TestSupport
 import XCTest
 
 /// Server-side pieces of issue 13: retiring finished streams, the REPORT a stream makes,

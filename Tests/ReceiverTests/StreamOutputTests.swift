@@ -1,6 +1,7 @@
 import Foundation
 import Receiver
 import StreamProtocol
+import TestSupport
 import XCTest
 import ZCSystem
 #if canImport(Glibc)

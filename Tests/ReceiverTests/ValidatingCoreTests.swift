@@ -3,6 +3,7 @@ import Receiver
 import Glibc
 #endif
 import StreamProtocol
+import TestSupport
 import XCTest
 
 final class ValidatingCoreTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Sender
+import TestSupport
 import ZCSystem
 
 /// The packet-ring engine's frames, byte for byte, against Protocol/vectors/frames.json
@@ -21,14 +22,7 @@ final class FrameBuilderTests: XCTestCase {
         var frame_hex: String
     }
 
-    static var vectorsURL: URL {
-        if let dir = ProcessInfo.processInfo.environment["ZC_VECTORS_DIR"] {
-            return URL(fileURLWithPath: dir).appendingPathComponent("frames.json")
-        }
-        return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Protocol/vectors/frames.json")
-    }
+    static var vectorsURL: URL { Repository.vector("frames.json") }
 
     func testGoldenFrames() throws {
         let vectors = try JSONDecoder().decode([Vector].self, from: Data(contentsOf: Self.vectorsURL))
@@ -105,20 +99,6 @@ final class FrameBuilderTests: XCTestCase {
         // All-ones input must not overflow or fold wrongly.
         memset(buffer, 0xFF, 600)
         XCTAssertEqual(FrameBuilder.internetChecksum(buffer, count: 600), 0)
-    }
-
-    func testAddressParsing() {
-        XCTAssertEqual(MACAddress("02:00:00:00:00:0a")?.description, "02:00:00:00:00:0a")
-        XCTAssertEqual(MACAddress("AA-BB-CC-DD-EE-FF")?.description, "aa:bb:cc:dd:ee:ff")
-        XCTAssertNil(MACAddress("02:00:00:00:00"))
-        XCTAssertNil(MACAddress("02:00:00:00:00:100"))
-        XCTAssertNil(MACAddress("zz:00:00:00:00:00"))
-        XCTAssertEqual(IPv4Address("198.18.0.2")?.value, 0xC612_0002)
-        XCTAssertEqual(IPv4Address(0xC612_0002).description, "198.18.0.2")
-        XCTAssertNil(IPv4Address("198.18.0"))
-        XCTAssertTrue(IPv4Address("198.18.0.1")!.sameSubnet(as: IPv4Address("198.18.0.200")!, prefixLength: 24))
-        XCTAssertFalse(IPv4Address("198.18.0.1")!.sameSubnet(as: IPv4Address("198.18.1.1")!, prefixLength: 24))
-        XCTAssertTrue(IPv4Address("198.18.0.1")!.sameSubnet(as: IPv4Address("198.19.1.1")!, prefixLength: 15))
     }
 
     /// IPv6 + UDP behind an 802.1Q tag (VID 100, PCP 5), odd payload length: every
@@ -279,17 +259,4 @@ final class FrameBuilderTests: XCTestCase {
             return state
         }
     }
-
-    struct HexError: Error {}
-
-    func bytes(hex: String) throws -> [UInt8] {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { throw HexError() }
-        return try stride(from: 0, to: chars.count, by: 2).map { i in
-            guard let b = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { throw HexError() }
-            return b
-        }
-    }
-
-    func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 }

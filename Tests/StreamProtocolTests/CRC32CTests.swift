@@ -1,4 +1,5 @@
 import StreamProtocol
+import TestSupport
 import XCTest
 
 final class CRC32CTests: XCTestCase {

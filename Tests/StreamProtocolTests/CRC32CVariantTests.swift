@@ -1,4 +1,5 @@
 import StreamProtocol
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import StreamProtocol
+import TestSupport
 import XCTest
 
 final class DatagramTests: XCTestCase {

@@ -1,4 +1,5 @@
 import StreamProtocol
+import TestSupport
 import XCTest
 
 /// Payload ranges that run past stream byte 2^64 (found by Tools/fuzz, input kept as

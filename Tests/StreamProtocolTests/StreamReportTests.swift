@@ -1,5 +1,6 @@
 import Foundation
 import StreamProtocol
+import TestSupport
 import XCTest
 
 /// REPORT (SPEC §12) against Protocol/vectors/reports.json, written by the Python reference.

@@ -1,22 +1,13 @@
 import Foundation
 import StreamProtocol
+import TestSupport
 import XCTest
 
 /// Loading of the golden vectors in Protocol/vectors (written by
 /// Protocol/tools/zcstream.py gen-vectors, an independent Python implementation).
 /// u64 values are decimal strings in the JSON; u8/u16/u32 values are numbers.
 enum Vectors {
-    /// Repo root: this file is <root>/Tests/StreamProtocolTests/VectorSupport.swift.
-    static var directory: URL {
-        if let dir = ProcessInfo.processInfo.environment["ZC_VECTORS_DIR"] {
-            return URL(fileURLWithPath: dir)
-        }
-        return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent() // StreamProtocolTests
-            .deletingLastPathComponent() // Tests
-            .deletingLastPathComponent() // repo root
-            .appendingPathComponent("Protocol/vectors")
-    }
+    static var directory: URL { Repository.vectors }
 
     static func load<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
         let url = directory.appendingPathComponent(name)
@@ -89,51 +80,6 @@ struct VectorError: Error, CustomStringConvertible {
 func u64(_ s: String, file: StaticString = #filePath, line: UInt = #line) throws -> UInt64 {
     guard let v = UInt64(s) else { throw VectorError(description: "not a decimal u64: \(s)") }
     return v
-}
-
-func bytes(hex: String) throws -> [UInt8] {
-    let chars = Array(hex.utf8)
-    guard chars.count % 2 == 0 else { throw VectorError(description: "odd hex length") }
-    var out: [UInt8] = []
-    out.reserveCapacity(chars.count / 2)
-    var i = 0
-    while i < chars.count {
-        guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else {
-            throw VectorError(description: "bad hex digit in \(hex)")
-        }
-        out.append(hi << 4 | lo)
-        i += 2
-    }
-    return out
-}
-
-private func nibble(_ c: UInt8) -> UInt8? {
-    switch c {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-    default: return nil
-    }
-}
-
-func hex(_ b: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef")
-    var s = ""
-    for x in b { s.append(digits[Int(x >> 4)]); s.append(digits[Int(x & 15)]) }
-    return s
-}
-
-/// SplitMix64: a seeded generator so random tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Validates a byte array (any alignment handled by the API's unaligned loads).

@@ -1,10 +1,10 @@
 import StreamProtocol
 
-/// Sealed datagrams for receiver tests, one definition for every test file.
-enum TestDatagrams {
+/// Sealed datagrams for the tests, one definition for every test file.
+package enum TestDatagrams {
     /// A DATA|PATTERN datagram for (stream, seq) with `payload` bytes at `offset`
     /// (default: `seq * payload`), sent at `timestamp`.
-    static func data(stream: UInt64, seq: UInt64, payload: Int = 100, offset: UInt64? = nil, timestamp: UInt64 = 1) -> [UInt8] {
+    package static func data(stream: UInt64, seq: UInt64, payload: Int = 100, offset: UInt64? = nil, timestamp: UInt64 = 1) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: DatagramHeader.size + payload)
         bytes.withUnsafeMutableBytes { buf in
             let offset = offset ?? seq * UInt64(payload)
@@ -16,7 +16,7 @@ enum TestDatagrams {
     }
 
     /// The END of `stream` with its totals.
-    static func end(stream: UInt64, datagrams: UInt64, bytes: UInt64) -> [UInt8] {
+    package static func end(stream: UInt64, datagrams: UInt64, bytes: UInt64) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: DatagramHeader.size + EndOfStream.payloadSize)
         out.withUnsafeMutableBytes { buf in
             EndOfStream(datagrams: datagrams, bytes: bytes).write(to: buf.baseAddress! + DatagramHeader.size)
