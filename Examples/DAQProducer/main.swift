@@ -99,7 +99,7 @@ do {
     let rate: Rate? = options.sampleRate > 0
         ? .packetsPerSecond(options.sampleRate / Double(options.samplesPerDatagram)) : nil
     var configuration = try SenderConfiguration(destination: destination, datagramSize: payload + 48,
-                                                gso: options.gso ? .auto : .off, limit: StreamLimit(), rate: rate,
+                                                gso: options.gso ? .auto : .off, rate: rate,
                                                 poolSlots: options.poolSlots)
     configuration.endRepeats = 3
     configuration.engine = options.engine

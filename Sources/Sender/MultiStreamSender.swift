@@ -5,7 +5,7 @@ import ZCSystem
 /// ring, pool and thread (optionally pinned), and nothing is shared on the hot path.
 /// The calling thread only gathers progress snapshots and joins the workers.
 public enum MultiStreamSender {
-    /// Sends one stream per configuration, each on its own thread (pinned round robin to
+    /// Sends one stream per configuration, all with the same `content`, each on its own thread (pinned round robin to
     /// `cpus` when given), and returns their reports in the same order. A single stream
     /// without `cpus` runs on the calling thread.
     ///
@@ -15,12 +15,13 @@ public enum MultiStreamSender {
     ///   - progressIntervalNanoseconds: How often to call `progress`; 0 never.
     ///   - progress: Called on the calling thread with the counters summed over streams.
     /// - Throws: ``SenderError``: the first stream's failure, in configuration order, once all threads ended.
-    public static func run(_ configurations: [SenderConfiguration], cpus: [Int]? = nil,
+    public static func run(_ configurations: [SenderConfiguration], content: StreamContent, cpus: [Int]? = nil,
                            progressIntervalNanoseconds: UInt64 = 0,
                            progress: @escaping (SendProgress) -> Void = { _ in }) throws(SenderError) -> [SenderReport] {
         precondition(!configurations.isEmpty)
         if configurations.count == 1 && cpus == nil {
-            return [try StreamSender.run(configurations[0], progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress)]
+            return [try StreamSender.run(configurations[0], content: content, progressIntervalNanoseconds: progressIntervalNanoseconds,
+                                         progress: progress)]
         }
         let board = Board(count: configurations.count)
         var workers: [WorkerThread] = []
@@ -30,7 +31,7 @@ public enum MultiStreamSender {
                 workers.append(try WorkerThread(cpu: cpu) {
                     // Workers report to the board as often as the caller wants progress.
                     let result = Result { () throws(SenderError) -> SenderReport in
-                        try StreamSender.run(c, progressIntervalNanoseconds: progressIntervalNanoseconds) { board.post(i, $0) }
+                        try StreamSender.run(c, content: content, progressIntervalNanoseconds: progressIntervalNanoseconds) { board.post(i, $0) }
                     }
                     board.finish(i, result)
                 })

@@ -23,8 +23,8 @@ import ZCSystem
 /// ```
 ///
 /// Back-pressure is explicit: when every slot is in flight, `send` waits for a
-/// notification (``SenderConfiguration/BackPressure/wait``) or throws
-/// ``OutboundStreamError/wouldBlock`` (``SenderConfiguration/BackPressure/fail``).
+/// notification (``OutboundStream/BackPressure/wait``) or throws
+/// ``OutboundStreamError/wouldBlock`` (``OutboundStream/BackPressure/fail``).
 ///
 /// With `engine: .sendmmsg` the payload area lies in the copying engine's own batch
 /// memory: the kernel copies at the call, so the slot is free again at once (without
@@ -45,6 +45,14 @@ import ZCSystem
 /// One thread owns an `OutboundStream` (the ring is single-issuer); it is not
 /// `Sendable`.
 public final class OutboundStream {
+    /// What a producer experiences when no slot is free.
+    public enum BackPressure: Sendable {
+        /// Wait for the kernel to release a slot.
+        case wait
+        /// Throw ``OutboundStreamError/wouldBlock`` at once.
+        case fail
+    }
+
     /// The configuration the stream was opened with.
     public let configuration: SenderConfiguration
     private let transport: OutboundTransport
@@ -66,17 +74,19 @@ public final class OutboundStream {
     /// thrown as ``OutboundStreamError/packetRingSetup(_:)``) — and the engine's memory: the
     /// registered pool (`uring-zc`, `uring`, `auto`), the copying batch (`sendmmsg`), or the
     /// ring's frames (`packet-ring`).
-    public init(_ configuration: SenderConfiguration) throws(OutboundStreamError) {
+    ///
+    /// - Parameter backPressure: what ``send(_:)`` does when every slot is in flight.
+    public init(_ configuration: SenderConfiguration, backPressure: BackPressure = .wait) throws(OutboundStreamError) {
         self.configuration = configuration
-        do { (transport, sendDatagram) = try SenderSession.open(configuration, PushOpen()) }
+        do { (transport, sendDatagram) = try SenderSession.open(configuration, PushOpen(backPressure: backPressure)) }
         catch { throw OutboundStreamError(error) }
     }
 
     /// The same on an engine `make` builds (tests: an engine of their own).
-    package init<Engine: SendEngine>(_ configuration: SenderConfiguration,
+    package init<Engine: SendEngine>(_ configuration: SenderConfiguration, backPressure: BackPressure = .wait,
                                      engine make: (SenderSession) throws(SystemError) -> Engine) throws(OutboundStreamError) {
         self.configuration = configuration
-        do { (transport, sendDatagram) = try SenderSession.open(configuration, engine: make, PushOpen()) }
+        do { (transport, sendDatagram) = try SenderSession.open(configuration, engine: make, PushOpen(backPressure: backPressure)) }
         catch { throw OutboundStreamError(error) }
     }
 
@@ -134,8 +144,10 @@ typealias PushSend = ((UnsafeMutableRawBufferPointer) throws -> Int) throws(Outb
 
 /// Opens a pushed stream on a session's engine.
 struct PushOpen: SenderSessionBody {
+    let backPressure: OutboundStream.BackPressure
+
     func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> (OutboundTransport, PushSend) {
-        let stream = PushedStream(engine, session: session)
+        let stream = PushedStream(engine, session: session, waits: backPressure == .wait)
         // Made here, where Engine is concrete, this closure calls the specialised send.
         return (stream, { [unowned stream] fill throws(OutboundStreamError) in try stream.send(fill) })
     }
@@ -155,9 +167,12 @@ class OutboundTransport {
 final class PushedStream<Engine: SendEngine>: OutboundTransport {
     private var driver: StreamDriver<Engine>
     private let session: SenderSession
+    /// Back-pressure: wait for a slot, or throw ``OutboundStreamError/wouldBlock``.
+    private let waits: Bool
     private var finished = false
 
-    init(_ engine: Engine, session: SenderSession) {
+    init(_ engine: Engine, session: SenderSession, waits: Bool) {
+        self.waits = waits
         let c = session.configuration
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize,
                                     limit: StreamLimit(), faults: FaultInjection(), patternPayload: false)
@@ -173,7 +188,7 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
     func send(_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws(OutboundStreamError) {
         guard !finished else { throw .finished }
         let datagram: UnsafeMutableRawPointer?
-        do { datagram = try driver.lendDatagram(wait: session.configuration.backPressure == .wait) } catch { throw .init(error) }
+        do { datagram = try driver.lendDatagram(wait: waits) } catch { throw .init(error) }
         guard let datagram else { throw .wouldBlock }
         let maxPayload = driver.maxPayload
         let written: Int

@@ -8,8 +8,8 @@ package struct ProductionLimits {
     let deadline: UInt64?
     let stopOnError: Bool
 
-    package init(_ c: SenderConfiguration, start: UInt64) {
-        deadline = c.limit.durationNanoseconds.map { start + $0 }
+    package init(_ c: SenderConfiguration, limit: StreamLimit, start: UInt64) {
+        deadline = limit.durationNanoseconds.map { start + $0 }
         stopOnError = c.onError == .stop
     }
 

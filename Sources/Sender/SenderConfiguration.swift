@@ -130,10 +130,6 @@ public struct FaultInjection: Equatable, Sendable {
     public var reorder: Int = 0
     /// Datagrams sent twice.
     public var duplicate: Int = 0
-    /// Recycle a slot on the send CQE instead of the notification, and scribble
-    /// over its payload at once as an application reusing its buffer would: the
-    /// hazard zero copy must avoid. Only meaningful with `uring-zc`.
-    public var recycleOnSendCompletion: Bool = false
 
     /// No faults.
     public init() {}
@@ -142,7 +138,9 @@ public struct FaultInjection: Equatable, Sendable {
     public var isEmpty: Bool { self == FaultInjection() }
 }
 
-/// Everything one sender run needs, validated at construction.
+/// How a stream reaches the wire, validated at construction: what a sender session, its
+/// engine and the feedback channel read, the same for a pulled stream (``StreamSender``,
+/// whose content and limits are a ``StreamContent``) and a pushed one (``OutboundStream``).
 public struct SenderConfiguration: Sendable {
     /// Where the datagrams go.
     public var destination: SocketAddress
@@ -150,8 +148,6 @@ public struct SenderConfiguration: Sendable {
     public var datagramSize: Int
     /// Datagrams per send (UDP GSO); ignored by the packet-ring engine.
     public var gso: GSOSetting
-    /// When the stream ends.
-    public var limit: StreamLimit
     /// The pacing target; nil sends as fast as possible.
     public var rate: Rate?
     /// How datagrams reach the kernel.
@@ -166,26 +162,16 @@ public struct SenderConfiguration: Sendable {
     public var submissionPolling: SubmissionPolling? = nil
     /// The stream id in every header; random unless given.
     public var streamID: UInt64
-    /// Test-only damage to inject.
-    public var faults: FaultInjection
     /// How many END datagrams close the stream.
     public var endRepeats: Int
     /// Socket send buffer to request.
     public var sendBufferBytes: Int32
-    /// Where the payload comes from.
-    public var source: PayloadSource = .pattern
-    /// A live source (a pipe, a terminal): how long a partly filled datagram waits for
-    /// more bytes before it is sent as it is. 5 ms by default: an interactive pipe feels
-    /// immediate, and a fast producer fills whole datagrams long before it.
-    public var flushIntervalNanoseconds: UInt64 = 5_000_000
     /// What a failed send does to the run (the failure is counted either way).
     public var onError: ErrorPolicy = .continue
     /// Interface and addressing for `.packetRing` (ignored by the other engines).
     public var packetRing: PacketRingOptions? = nil
     /// Multicast destination with a socket engine: interface, hops, loop (see ``MulticastSendOptions``).
     public var multicast = MulticastSendOptions()
-    /// What ``OutboundStream/send(_:)`` does when every slot is in flight.
-    public var backPressure: BackPressure = .wait
     /// After END, wait this long for the receiver's REPORT (SPEC §12) on the sending socket
     /// (packet-ring: a UDP socket bound to the frames' source port). nil: do not wait.
     /// Never for a multicast destination (every member could answer).
@@ -193,17 +179,14 @@ public struct SenderConfiguration: Sendable {
     /// Socket engines: the local address (and port, 0: any) the datagrams leave from
     /// (`zc-send --bind`, iperf3's `-B`). nil: the kernel's choice.
     public var bindAddress: SocketAddress? = nil
+    /// Testing only: recycle a slot on the send CQE instead of the notification, and
+    /// scribble over its payload at once as an application reusing its buffer would: the
+    /// hazard zero copy must avoid (the receiver must detect it). An engine behaviour, so
+    /// it is here and not in ``StreamContent/faults``. Only meaningful with `uring-zc`.
+    public var recycleOnSendCompletion: Bool = false
     /// Socket engines: the IP traffic class (TOS byte; DSCP << 2) of every datagram, END
     /// included (IP_TOS / IPV6_TCLASS, set before the first send). nil: the kernel's default.
     public var trafficClass: UInt8? = nil
-
-    /// What a producer experiences when no slot is free.
-    public enum BackPressure: Sendable {
-        /// Wait for the kernel to release a slot.
-        case wait
-        /// Throw ``OutboundStreamError/wouldBlock`` at once.
-        case fail
-    }
 
     /// A setting out of range: the property, its value and the allowed range.
     public enum Invalid: ConfigurationError, Equatable {
@@ -237,14 +220,15 @@ public struct SenderConfiguration: Sendable {
     /// `UDP_MAX_SEGMENTS`: the most datagrams one GSO send may carry.
     public static let maxGSOSegments = 64
 
-    /// A validated configuration. Settings without a parameter (``source``, ``onError``,
-    /// ``packetRing``, ``backPressure``) take their defaults and may be set afterwards.
+    /// A validated configuration. Settings without a parameter (``onError``,
+    /// ``packetRing``, ``multicast``, ``reportTimeoutNanoseconds``...) take their defaults
+    /// and may be set afterwards.
     ///
     /// - Throws: ``Invalid`` when the datagram size, pool, ring depth or GSO segment count is out of range.
     public init(destination: SocketAddress, datagramSize: Int = 1472, gso: GSOSetting = .auto,
-                limit: StreamLimit, rate: Rate? = nil, engine: SendEngineKind = .auto,
+                rate: Rate? = nil, engine: SendEngineKind = .auto,
                 poolSlots: Int = 256, ringDepth: Int = 256, streamID: UInt64 = UInt64.random(in: 1...UInt64.max),
-                faults: FaultInjection = FaultInjection(), endRepeats: Int = 3,
+                endRepeats: Int = 3,
                 sendBufferBytes: Int32 = 8 << 20) throws(Invalid) {
         let minSize = DatagramHeader.size
         let maxSize = destination.maxDatagramPayload
@@ -260,13 +244,11 @@ public struct SenderConfiguration: Sendable {
         self.destination = destination
         self.datagramSize = datagramSize
         self.gso = gso
-        self.limit = limit
         self.rate = rate
         self.engine = engine
         self.poolSlots = poolSlots
         self.ringDepth = ringDepth
         self.streamID = streamID
-        self.faults = faults
         self.endRepeats = endRepeats
         self.sendBufferBytes = sendBufferBytes
     }

@@ -6,8 +6,11 @@ import ZCSystem
 
 /// What a finished run reports.
 public struct SenderReport: Sendable {
-    /// The configuration the run used (with a regular file's size applied to the limit).
+    /// The configuration the run used.
     public var configuration: SenderConfiguration
+    /// A pulled stream's content and limits (a regular file's size applied to the limit);
+    /// nil for a pushed stream.
+    public var content: StreamContent?
     /// The run's counters.
     public var statistics: SenderStatistics
     /// Faults actually applied; the receiver must report exactly these.
@@ -88,65 +91,69 @@ public enum StreamSender {
     /// every slot, and then (when configured) for the receiver's REPORT.
     ///
     /// - Parameters:
-    ///   - configuration: The stream to send.
+    ///   - configuration: How the stream reaches the wire.
+    ///   - content: What it carries and when it ends.
     ///   - progressIntervalNanoseconds: How often to call `progress`; 0 never.
     ///   - progress: Called on this thread with the counters so far.
     /// - Returns: The run's report.
     /// - Throws: ``SenderError``.
-    public static func run(_ configuration: SenderConfiguration, progressIntervalNanoseconds: UInt64 = 0,
+    public static func run(_ configuration: SenderConfiguration, content: StreamContent, progressIntervalNanoseconds: UInt64 = 0,
                            progress: @escaping (SendProgress) -> Void = { _ in }) throws(SenderError) -> SenderReport {
-        try withPullRun(configuration, progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress) {
+        try withPullRun(configuration, content: content, progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress) {
             c, body throws(SenderError) in try SenderSession.open(c, body)
         }
     }
 
     /// The same run on an engine `make` builds (tests: an engine of their own).
-    package static func run<Engine: SendEngine>(_ configuration: SenderConfiguration,
+    package static func run<Engine: SendEngine>(_ configuration: SenderConfiguration, content: StreamContent,
                                                 engine make: (SenderSession) throws(SystemError) -> Engine) throws(SenderError) -> SenderReport {
-        try withPullRun(configuration, progressIntervalNanoseconds: 0, progress: { _ in }) {
+        try withPullRun(configuration, content: content, progressIntervalNanoseconds: 0, progress: { _ in }) {
             c, body throws(SenderError) in try SenderSession.open(c, engine: make, body)
         }
     }
 
     /// Opens the source, bounds the stream by a regular file's size, and runs `open` with
     /// the pull body.
-    private static func withPullRun(_ configuration: SenderConfiguration, progressIntervalNanoseconds: UInt64,
+    private static func withPullRun(_ configuration: SenderConfiguration, content: StreamContent, progressIntervalNanoseconds: UInt64,
                                     progress: @escaping (SendProgress) -> Void,
                                     _ open: (SenderConfiguration, PullRun) throws(SenderError) -> SenderReport) throws(SenderError) -> SenderReport {
-        var c = configuration
+        var content = content
         let input: PayloadInput?
-        do { input = try PayloadInput.open(c.source) } catch { throw .source(error) }
+        do { input = try PayloadInput.open(content.source) } catch { throw .source(error) }
         defer { input?.close() }
         if let size = input?.size {
             // A regular file's size bounds the stream; END will carry it.
-            c.limit.payloadBytes = min(c.limit.payloadBytes ?? size, size)
+            content.limit.payloadBytes = min(content.limit.payloadBytes ?? size, size)
         }
-        return try open(c, PullRun(input: input, progressIntervalNanoseconds: progressIntervalNanoseconds, progress: progress))
+        return try open(configuration, PullRun(content: content, input: input, progressIntervalNanoseconds: progressIntervalNanoseconds,
+                                               progress: progress))
     }
 }
 
 /// The pull run on a session's engine: produce until a limit, the source's end or a stop,
 /// END and drain, then the receiver's REPORT.
 struct PullRun: SenderSessionBody {
+    let content: StreamContent
     let input: PayloadInput?
     let progressIntervalNanoseconds: UInt64
     let progress: (SendProgress) -> Void
 
     func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> SenderReport {
         let c = session.configuration
-        let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: c.limit,
-                                    faults: c.faults, patternPayload: input == nil, fixedPayload: c.source == .fixed)
+        let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: content.limit,
+                                    faults: content.faults, patternPayload: input == nil, fixedPayload: content.source == .fixed)
         var driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats)
         var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: driver.start, report: progress)
         var report: SenderReport
         do {
-            var reason = try driver.run(source: input, limits: ProductionLimits(c, start: driver.start),
-                                        flushIntervalNanoseconds: c.flushIntervalNanoseconds, ticker: &ticker)
+            var reason = try driver.run(source: input, limits: ProductionLimits(c, limit: content.limit, start: driver.start),
+                                        flushIntervalNanoseconds: content.flushIntervalNanoseconds, ticker: &ticker)
             try driver.finish()
             // A stop request decides, even when the source ended right after it (Ctrl-C on
             // `cmd | zc-send --source -` also ends the writer: EOF follows the signal).
             if reason == .limit && StopFlag.isSet { reason = .signal }
             report = driver.report(configuration: c, reason: reason, sendBufferBytes: session.sendBufferBytes)
+            report.content = content
         } catch {
             throw SenderError(error)
         }

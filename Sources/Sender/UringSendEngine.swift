@@ -60,7 +60,7 @@ final class UringSendEngine: SendEngine {
         adaptive = c.engine == .auto
         segmentsPerSlot = c.segmentsPerSend
         datagramSize = c.datagramSize
-        recycleOnSendCompletion = c.faults.recycleOnSendCompletion && zeroCopy
+        recycleOnSendCompletion = c.recycleOnSendCompletion && zeroCopy
         slotsPerTurn = ring.pollsSubmissions ? SendEngineTuning.submissionThreadSlotsPerTurn : SendEngineTuning.socketSlotsPerTurn
         self.ring = ring
         self.pool = pool

@@ -5,13 +5,13 @@ import CLinux
 
 /// A joinable OS thread running one closure: one thread per ring, run to
 /// completion. Plain pthreads, no executor, no async: the hot loop owns its core.
-package final class WorkerThread: @unchecked Sendable {
+public final class WorkerThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let body: @Sendable () -> Void
     private let cpu: Int?
 
     /// Starts `body` at once, pinned to `cpu` when given.
-    package init(cpu: Int? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+    public init(cpu: Int? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         self.body = body
         self.cpu = cpu
         let context = Unmanaged.passRetained(self).toOpaque()
@@ -31,12 +31,12 @@ package final class WorkerThread: @unchecked Sendable {
 
     /// Waits for the thread to finish. Joining again returns at once (a pthread may be
     /// joined only once).
-    package func join() {
+    public func join() {
         guard !joined else { return }
         joined = true
         pthread_join(thread, nil)
     }
 
     /// CPUs this process may run on.
-    package static var availableCPUs: Int { Int(zc_available_cpus()) }
+    public static var availableCPUs: Int { Int(zc_available_cpus()) }
 }

@@ -64,7 +64,7 @@ enum SenderReportFormatter {
             ("datagrams_failed", .uint(s.datagramsFailed)),
             ("errors", .object(s.errors.sorted { $0.key < $1.key }.map { (SystemError.describe($0.key), .uint($0.value)) })),
             ("stop_reason", .string(r.stopReason.rawValue)),
-            ("source", .string(c.source.description)),
+            ("source", .string((r.content?.source ?? .pattern).description)),
             ("sndbuf", .int(Int64(r.sendBufferBytes))),
             ("pool_slots", .int(Int64(c.poolSlots))),
             ("sqpoll", c.submissionPolling.map { p in .object([("cpu", p.cpu.map { .int(Int64($0)) } ?? .null)]) } ?? .null),
@@ -133,13 +133,13 @@ enum SenderReportFormatter {
             fields.append(("receiver_missing", .string(why)))
         }
         if let rate = c.rate { fields.append(("rate", .string(rate.description))) }
-        if !c.faults.isEmpty {
+        if !(r.content?.faults.isEmpty ?? true) || c.recycleOnSendCompletion {
             fields.append(("injected", .object([
                 ("corrupt", .uint(r.injected.corrupted)),
                 ("skip", .uint(r.injected.skipped)),
                 ("reorder", .uint(r.injected.reordered)),
                 ("duplicate", .uint(r.injected.duplicated)),
-                ("recycle_on_send", .bool(c.faults.recycleOnSendCompletion)),
+                ("recycle_on_send", .bool(c.recycleOnSendCompletion)),
             ])))
         }
         return .object(fields)

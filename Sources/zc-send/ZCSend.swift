@@ -318,15 +318,26 @@ struct ZCSend: ParsableCommand {
         }
     }
 
-    func makeConfiguration() throws -> SenderConfiguration {
-        let address: SocketAddress
-        let destination = try destinationText()
-        do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
+    /// What the stream carries and when it ends (the same for every stream of a run).
+    func makeContent() -> StreamContent {
         var limit = StreamLimit(datagrams: count, payloadBytes: bytes.flatMap(Units.parseBytes),
                                 durationNanoseconds: duration.flatMap(Units.parseDuration))
         if (source == "pattern" || source == "fixed") && limit.datagrams == nil && limit.payloadBytes == nil && limit.durationNanoseconds == nil {
             limit.durationNanoseconds = 10_000_000_000
         }
+        var faults = FaultInjection()
+        faults.corrupt = injectCorrupt
+        faults.skip = injectSkip
+        faults.reorder = injectReorder
+        faults.duplicate = injectDuplicate
+        return StreamContent(source: source == "pattern" ? .pattern : source == "fixed" ? .fixed : source == "-" ? .standardInput : .file(source),
+                             limit: limit, faults: faults, flushIntervalNanoseconds: Units.parseDuration(flushInterval)!)
+    }
+
+    func makeConfiguration() throws -> SenderConfiguration {
+        let address: SocketAddress
+        let destination = try destinationText()
+        do { address = try SocketAddress.parse(destination) } catch { throw ValidationError("destination: \(error)") }
         if engine != SendEngineKind.packetRing.rawValue {
             if !address.isMulticast {
                 let group = "a multicast destination (224.0.0.0/4, ff00::/8)"
@@ -338,23 +349,17 @@ struct ZCSend: ParsableCommand {
                 throw ValidationError("--interface '\(interface)': no such interface")
             }
         }
-        var faults = FaultInjection()
-        faults.corrupt = injectCorrupt
-        faults.skip = injectSkip
-        faults.reorder = injectReorder
-        faults.duplicate = injectDuplicate
-        faults.recycleOnSendCompletion = unsafeRecycleOnSend
         do {
             var c = try SenderConfiguration(
-                destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!, limit: limit,
+                destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!,
                 rate: rate.flatMap { $0 == "0" ? nil : Rate.parse($0) }, engine: SendEngineKind(rawValue: engine)!,
                 poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams), ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
-                faults: faults, endRepeats: endRepeat,
+                endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
             c.onError = ErrorPolicy(rawValue: onError)!
             if sqpoll { c.submissionPolling = SubmissionPolling(cpu: sqpollCpu) }
-            c.flushIntervalNanoseconds = Units.parseDuration(flushInterval)!
+            c.recycleOnSendCompletion = unsafeRecycleOnSend
             c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
             c.trafficClass = tos.map { UInt8($0) } ?? dscp.map { UInt8($0 << 2) }
             if let bindAddress = try parsedBind(), c.engine != .packetRing {
@@ -366,7 +371,6 @@ struct ZCSend: ParsableCommand {
             if c.engine != .packetRing {
                 c.multicast = MulticastSendOptions(interface: interface, hops: ttl.map(Int32.init), loop: multicastLoop.map { $0 == "on" })
             }
-            c.source = source == "pattern" ? .pattern : source == "fixed" ? .fixed : source == "-" ? .standardInput : .file(source)
             if c.engine == .packetRing, let interface {
                 let bound = try parsedBind()
                 let bindHost = bound.flatMap { IPv4Address($0.host) }
@@ -425,7 +429,7 @@ struct ZCSend: ParsableCommand {
         var nextPrint = printEvery
         let reports: [SenderReport]
         do {
-            reports = try MultiStreamSender.run(configurations, cpus: cpu.flatMap(Units.parseCPUList),
+            reports = try MultiStreamSender.run(configurations, content: makeContent(), cpus: cpu.flatMap(Units.parseCPUList),
                                                 progressIntervalNanoseconds: exporter == nil ? printEvery : SenderMetricsExporter.intervalNanoseconds) {
                 exporter?.update($0)
                 if exporter == nil || (printEvery > 0 && $0.elapsedNanoseconds >= nextPrint) {

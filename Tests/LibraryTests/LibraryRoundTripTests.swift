@@ -31,7 +31,7 @@ final class LibraryRoundTripTests: XCTestCase {
             var address: SocketAddress?
             while address == nil { address = ready.withLock { $0 }; usleep(1000) }
             do {
-                let c = try SenderConfiguration(destination: address!, datagramSize: 1472, limit: StreamLimit(),
+                let c = try SenderConfiguration(destination: address!, datagramSize: 1472,
                                                 rate: .bitsPerSecond(1e9))
                 let stream = try OutboundStream(c)
                 for (i, size) in sizes.enumerated() {

@@ -63,7 +63,7 @@ final class PackageDependencyTests: XCTestCase {
         var address: SocketAddress?
         while address == nil { address = ready.withLock { $0 }; usleep(1000) }
         do {
-            let c = try SenderConfiguration(destination: address!, datagramSize: 1472, limit: StreamLimit(), rate: .bitsPerSecond(2e9))
+            let c = try SenderConfiguration(destination: address!, datagramSize: 1472, rate: .bitsPerSecond(2e9))
             let stream = try OutboundStream(c)
             for i in 0..<5000 {
                 try stream.send { area in

@@ -18,18 +18,18 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testGSOAutoPicksMostWholeDatagramsUnder64K() throws {
-        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 1472, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 44)
-        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 8972, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 7)
-        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 100, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 64)
-        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 1472, gso: .off, limit: StreamLimit(datagrams: 1)).segmentsPerSend, 1)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 1472).segmentsPerSend, 44)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 8972).segmentsPerSend, 7)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 100).segmentsPerSend, 64)
+        XCTAssertEqual(try SenderConfiguration(destination: loopback, datagramSize: 1472, gso: .off).segmentsPerSend, 1)
     }
 
     func testRejectsOutOfRange() {
-        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 47, limit: StreamLimit(datagrams: 1)))
-        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 65508, limit: StreamLimit(datagrams: 1)))
-        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 8972, gso: .segments(8), limit: StreamLimit(datagrams: 1)))
-        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, limit: StreamLimit(datagrams: 1), poolSlots: 1))
-        XCTAssertNoThrow(try SenderConfiguration(destination: loopback, datagramSize: 65507, gso: .off, limit: StreamLimit(datagrams: 1)))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 47))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 65508))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, datagramSize: 8972, gso: .segments(8)))
+        XCTAssertThrowsError(try SenderConfiguration(destination: loopback, poolSlots: 1))
+        XCTAssertNoThrow(try SenderConfiguration(destination: loopback, datagramSize: 65507, gso: .off))
     }
 
     func testPacerHoldsRate() {

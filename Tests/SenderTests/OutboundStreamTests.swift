@@ -53,7 +53,7 @@ final class OutboundStreamTests: XCTestCase {
     private func deliverEveryPayloadIntact(engine: SendEngineKind, gso: GSOSetting = .auto) throws {
         let collector = try Collector()
         try collector.start(ends: 3)
-        var c = try SenderConfiguration(destination: collector.address, datagramSize: 1000, gso: gso, limit: StreamLimit(), engine: engine,
+        var c = try SenderConfiguration(destination: collector.address, datagramSize: 1000, gso: gso, engine: engine,
                                         poolSlots: 4)
         c.streamID = 77
         let stream = try OutboundStream(c)
@@ -101,7 +101,7 @@ final class OutboundStreamTests: XCTestCase {
     func testCopyingConvenienceAndTinyPoolWaits() throws {
         let collector = try Collector()
         try collector.start(ends: 1)
-        var c = try SenderConfiguration(destination: collector.address, datagramSize: 200, gso: .off, limit: StreamLimit(), poolSlots: 2)
+        var c = try SenderConfiguration(destination: collector.address, datagramSize: 200, gso: .off, poolSlots: 2)
         c.endRepeats = 1
         let stream = try OutboundStream(c)
         for i in 0..<3000 { try stream.send(copying: [UInt8](repeating: UInt8(i & 0xFF), count: 100)) }
@@ -113,7 +113,7 @@ final class OutboundStreamTests: XCTestCase {
 
     func testMisuseGivesTypedErrors() throws {
         let collector = try Collector()
-        let c = try SenderConfiguration(destination: collector.address, datagramSize: 200, limit: StreamLimit())
+        let c = try SenderConfiguration(destination: collector.address, datagramSize: 200)
         let stream = try OutboundStream(c)
         XCTAssertThrowsError(try stream.send { _ in 153 }) { XCTAssertEqual($0 as? OutboundStreamError, .payloadTooLarge(153, max: 152)) }
         XCTAssertThrowsError(try stream.send(copying: [UInt8](repeating: 0, count: 500))) {

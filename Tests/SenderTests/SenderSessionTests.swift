@@ -67,7 +67,7 @@ final class SenderSessionTests: XCTestCase {
 
     private func configuration(port: UInt16 = 9) throws -> SenderConfiguration {
         var c = try SenderConfiguration(destination: try SocketAddress.parse("127.0.0.1:\(port)"), datagramSize: 500,
-                                        gso: .off, limit: StreamLimit(datagrams: 25), engine: .sendmmsg)
+                                        gso: .off, engine: .sendmmsg)
         c.streamID = 4242
         c.endRepeats = 3
         return c
@@ -95,7 +95,7 @@ final class SenderSessionTests: XCTestCase {
 
     func testPullRunsOnAnEngineTheSessionWasHanded() throws {
         var engine: RecordingEngine?
-        let report = try StreamSender.run(try configuration()) { session in
+        let report = try StreamSender.run(try configuration(), content: StreamContent(limit: StreamLimit(datagrams: 25))) { session in
             let e = RecordingEngine(segmentsPerSlot: 1, datagramSize: session.configuration.datagramSize)
             engine = e
             return e

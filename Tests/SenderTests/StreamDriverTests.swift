@@ -141,18 +141,20 @@ final class StreamDriverTests: XCTestCase {
                        limit: StreamLimit(datagrams: count, durationNanoseconds: duration), faults: faults, patternPayload: patternPayload)
     }
 
-    private func configuration(count: UInt64? = nil, duration: UInt64? = nil, onError: ErrorPolicy = .continue) throws -> SenderConfiguration {
-        var c = try SenderConfiguration(destination: SocketAddress.parse("198.18.0.1:9"), datagramSize: size,
-                                        limit: StreamLimit(datagrams: count, durationNanoseconds: duration))
+    /// A configuration and the pulled stream's limit: what ProductionLimits reads.
+    struct Setup { var configuration: SenderConfiguration; var limit: StreamLimit }
+
+    private func configuration(count: UInt64? = nil, duration: UInt64? = nil, onError: ErrorPolicy = .continue) throws -> Setup {
+        var c = try SenderConfiguration(destination: SocketAddress.parse("198.18.0.1:9"), datagramSize: size)
         c.onError = onError
-        return c
+        return Setup(configuration: c, limit: StreamLimit(datagrams: count, durationNanoseconds: duration))
     }
 
-    private func run(_ engine: FakeEngine, writer: DatagramWriter, configuration c: SenderConfiguration, rate: Rate? = nil,
+    private func run(_ engine: FakeEngine, writer: DatagramWriter, configuration c: Setup, rate: Rate? = nil,
                      endRepeats: Int = 3, drainTimeout: UInt64 = 10_000_000_000) throws(SendEngineError) -> (StopReason, SenderStatistics, UInt64) {
         var driver = StreamDriver(engine: engine, writer: writer, rate: rate, endRepeats: endRepeats, drainTimeoutNanoseconds: drainTimeout)
         var ticker = ProgressTicker(intervalNanoseconds: 0, start: driver.start) { _ in }
-        let reason = try driver.run(source: nil, limits: ProductionLimits(c, start: driver.start), flushIntervalNanoseconds: 5_000_000, ticker: &ticker)
+        let reason = try driver.run(source: nil, limits: ProductionLimits(c.configuration, limit: c.limit, start: driver.start), flushIntervalNanoseconds: 5_000_000, ticker: &ticker)
         // END and the drain: the same finish() a pushed stream ends with.
         try driver.finish()
         return (reason, driver.stats, driver.elapsedNanoseconds)
@@ -252,7 +254,8 @@ final class StreamDriverTests: XCTestCase {
         let w = writer(count: 3000, faults: faults)
         var driver = StreamDriver(engine: engine, writer: w, rate: nil, endRepeats: 1)
         var ticker = ProgressTicker(intervalNanoseconds: 0, start: driver.start) { _ in }
-        _ = try driver.run(source: nil, limits: ProductionLimits(try configuration(count: 3000), start: driver.start),
+        let setup = try configuration(count: 3000)
+        _ = try driver.run(source: nil, limits: ProductionLimits(setup.configuration, limit: setup.limit, start: driver.start),
                            flushIntervalNanoseconds: 5_000_000, ticker: &ticker)
         try driver.finish()
         XCTAssertEqual(driver.writer.injected.reordered, 1)
