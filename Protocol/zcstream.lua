@@ -6,16 +6,25 @@
 --
 -- Registered on UDP port 9000 (preference "zcstream.port", 0 disables; e.g.
 -- `-o zcstream.port:5201`) and as a heuristic dissector on UDP: any UDP payload that
--- starts with "ZCST" and version 1 is taken, whatever the port (and a REPORT:
+-- starts with "ZCST" and version 1 or 3 is taken, whatever the port (and a REPORT:
 -- version 2 with flags 0x08).
 --
 -- REPORT datagrams (SPEC §12, version 2, flags 0x08: a receiver's verdict sent back
 -- to the sender) are checked in §12.3's order; zcstream.kind is "REPORT", zcstream.status
 -- "valid" or the reason (too_short ... bad_checksum, bad_report), and the body's
--- fields are zcstream.report.* (verdict, received, unique, lost, lost_range, ...).
+-- fields are zcstream.report.* (verdict, received, unique, lost, lost_range, ...;
+-- repaired, repair_duplicates, naks_sent, status_sent on a reliable stream's REPORT).
+--
+-- Reliable streams (SPEC §13, version 3): DATA/END with RELIABLE (0x10) and REPAIR
+-- (0x20) are stream datagrams checked by §13.2 (zcstream.identity_checksum: a repair's
+-- checksum with REPAIR clear, the original's); a version 3 datagram with 0x40 or 0x80
+-- in its flags is a control candidate, checked in §13.4's order: zcstream.kind "STATUS"
+-- or "NAK", zcstream.status "valid" or the reason (not_control ... bad_status, bad_nak),
+-- the body in zcstream.ctl.* (ack, receiver_id, window_limit, highest, unique, echo,
+-- range, ...).
 --
 -- Validation mirrors the reference implementation, in the same order and with the
--- same names, shown in zcstream.status: valid, too_short, bad_magic,
+-- same names (a version 3 receiver's view), shown in zcstream.status: valid, too_short, bad_magic,
 -- unsupported_version, bad_header_length, bad_flags, length_mismatch, bad_checksum,
 -- bad_end. zcstream.checksum.status is "good"/"bad" when the checksum was checked
 -- (structure valid up to and including the length check) and "unverified" otherwise.
@@ -57,6 +66,11 @@ local END_PAYLOAD_SIZE = 16
 local FLAG_DATA, FLAG_END, FLAG_PATTERN = 0x01, 0x02, 0x04
 local FLAGS_KNOWN = 0x07
 local REPORT_VERSION, FLAG_REPORT = 2, 0x08
+local RELIABLE_VERSION, FLAG_RELIABLE, FLAG_REPAIR, FLAG_STATUS, FLAG_NAK = 3, 0x10, 0x20, 0x40, 0x80
+local FLAGS_KNOWN_V3 = 0x37
+local STATUS_FIXED_BODY, NAK_FIXED_BODY, NAK_MAX_RANGES = 56, 24, 64
+local REPORT_RELIABLE_FIXED_BODY = 240
+local REPORT_RELIABLE = { "repaired", "repair_duplicates", "naks_sent", "status_sent" }
 local REPORT_FIXED_BODY, REPORT_MAX_RANGES = 208, 32
 -- The REPORT body after its 8-byte preamble, in wire order (SPEC §12.2).
 local REPORT_COUNTERS = { "received", "unique", "unique_payload_bytes", "expected_datagrams",
@@ -197,7 +211,26 @@ local f = {
     flag_data = ProtoField.bool("zcstream.flags.data", "DATA", 8, nil, FLAG_DATA),
     flag_end = ProtoField.bool("zcstream.flags.end", "END", 8, nil, FLAG_END),
     flag_pattern = ProtoField.bool("zcstream.flags.pattern", "PATTERN", 8, nil, FLAG_PATTERN),
-    flag_reserved = ProtoField.uint8("zcstream.flags.reserved", "Reserved", base.HEX, nil, 0xF8),
+    flag_reliable = ProtoField.bool("zcstream.flags.reliable", "RELIABLE", 8, nil, FLAG_RELIABLE),
+    flag_repair = ProtoField.bool("zcstream.flags.repair", "REPAIR", 8, nil, FLAG_REPAIR),
+    flag_reserved = ProtoField.uint8("zcstream.flags.reserved", "Reserved bits", base.HEX),
+    identity_checksum = ProtoField.uint32("zcstream.identity_checksum", "Identity checksum (REPAIR clear)", base.HEX),
+    ctl_ack = ProtoField.uint64("zcstream.ctl.ack", "Cumulative ack (all below delivered)", base.DEC),
+    ctl_delivered = ProtoField.uint64("zcstream.ctl.delivered_bytes", "Bytes below the ack", base.DEC),
+    ctl_fixed = ProtoField.uint16("zcstream.ctl.fixed_length", "Fixed body length", base.DEC),
+    ctl_state = ProtoField.uint8("zcstream.ctl.state", "State", base.HEX),
+    ctl_end_seen = ProtoField.bool("zcstream.ctl.end_seen", "END seen", 8, nil, 0x01),
+    ctl_complete = ProtoField.bool("zcstream.ctl.complete", "Complete", 8, nil, 0x02),
+    ctl_gave_up = ProtoField.bool("zcstream.ctl.gave_up", "Gave up", 8, nil, 0x04),
+    ctl_feedback_sequence = ProtoField.uint32("zcstream.ctl.feedback_sequence", "Feedback sequence", base.DEC),
+    ctl_receiver_id = ProtoField.uint64("zcstream.ctl.receiver_id", "Receiver ID", base.HEX),
+    ctl_window_limit = ProtoField.uint64("zcstream.ctl.window_limit", "Window limit (send below)", base.DEC),
+    ctl_highest = ProtoField.uint64("zcstream.ctl.highest", "Highest received + 1", base.DEC),
+    ctl_unique = ProtoField.uint64("zcstream.ctl.unique", "Distinct received", base.DEC),
+    ctl_echo = ProtoField.uint64("zcstream.ctl.echo_timestamp_ns", "Echoed send timestamp (ns)", base.DEC),
+    ctl_echo_delay = ProtoField.uint64("zcstream.ctl.echo_delay_ns", "Echo delay (ns)", base.DEC),
+    ctl_range_count = ProtoField.uint16("zcstream.ctl.range_count", "Missing ranges", base.DEC),
+    ctl_range = ProtoField.string("zcstream.ctl.range", "Missing range"),
     flag_names = ProtoField.string("zcstream.flags.names", "Flag names"),
     header_length = ProtoField.uint16("zcstream.header_length", "Header length", base.DEC),
     stream_id = ProtoField.uint64("zcstream.stream_id", "Stream ID", base.HEX),
@@ -237,6 +270,9 @@ end
 for _, name in ipairs(REPORT_OUTAGES) do
     f["report_" .. name] = ProtoField.uint64("zcstream.report." .. name, name, base.DEC)
 end
+for _, name in ipairs(REPORT_RELIABLE) do
+    f["report_" .. name] = ProtoField.uint64("zcstream.report." .. name, name, base.DEC)
+end
 zc.fields = {
     f.status, f.magic, f.version, f.flags, f.flag_data, f.flag_end, f.flag_pattern, f.flag_reserved,
     f.flag_names, f.header_length, f.stream_id, f.seq, f.offset, f.timestamp_ns, f.timestamp,
@@ -245,8 +281,13 @@ zc.fields = {
     f.kind, f.report, f.report_fixed, f.report_verdict, f.report_state, f.report_end_seen,
     f.report_complete, f.report_exact, f.report_joined_late, f.report_output_incomplete, f.report_listed, f.report_range,
 }
-for _, list in ipairs({ REPORT_COUNTERS, REPORT_LATENCIES, REPORT_OUTAGES }) do
+for _, list in ipairs({ REPORT_COUNTERS, REPORT_LATENCIES, REPORT_OUTAGES, REPORT_RELIABLE }) do
     for _, name in ipairs(list) do zc.fields[#zc.fields + 1] = f["report_" .. name] end
+end
+for _, name in ipairs({ "flag_reliable", "flag_repair", "identity_checksum", "ctl_ack", "ctl_delivered", "ctl_fixed",
+    "ctl_state", "ctl_end_seen", "ctl_complete", "ctl_gave_up", "ctl_feedback_sequence", "ctl_receiver_id",
+    "ctl_window_limit", "ctl_highest", "ctl_unique", "ctl_echo", "ctl_echo_delay", "ctl_range_count", "ctl_range" }) do
+    zc.fields[#zc.fields + 1] = f[name]
 end
 
 local ex = {
@@ -268,12 +309,22 @@ zc.prefs.verify_pattern = Pref.bool("Verify PATTERN payloads", true,
 ---------------------------------------------------------------------------
 -- Dissection
 ---------------------------------------------------------------------------
-local function flag_names(flags)
+-- The bits a stream datagram of this version may carry (version 3: RELIABLE, REPAIR too).
+local function known_flags(version)
+    if version == RELIABLE_VERSION then return FLAGS_KNOWN_V3 end
+    return FLAGS_KNOWN
+end
+
+local function flag_names(flags, version)
     local n = {}
+    local known = known_flags(version)
     if band(flags, FLAG_DATA) ~= 0 then n[#n + 1] = "DATA" end
     if band(flags, FLAG_END) ~= 0 then n[#n + 1] = "END" end
     if band(flags, FLAG_PATTERN) ~= 0 then n[#n + 1] = "PATTERN" end
-    if band(flags, 0xF8) ~= 0 then n[#n + 1] = string.format("RESERVED(0x%02x)", band(flags, 0xF8)) end
+    if band(flags, band(known, FLAG_RELIABLE)) ~= 0 then n[#n + 1] = "RELIABLE" end
+    if band(flags, band(known, FLAG_REPAIR)) ~= 0 then n[#n + 1] = "REPAIR" end
+    local reserved = band(flags, 0xFF - known)
+    if reserved ~= 0 then n[#n + 1] = string.format("RESERVED(0x%02x)", reserved) end
     return table.concat(n, "|")
 end
 
@@ -282,12 +333,18 @@ end
 local function check_structure(tvb, pos, len)
     if len < HEADER_SIZE then return "too_short" end
     if tvb(pos, 4):uint() ~= MAGIC then return "bad_magic" end
-    if tvb(pos + 4, 1):uint() ~= VERSION then return "unsupported_version" end
+    local version = tvb(pos + 4, 1):uint()
+    if version ~= VERSION and version ~= RELIABLE_VERSION then return "unsupported_version" end
     local hlen = tvb(pos + 6, 2):uint()
     if hlen < HEADER_SIZE or hlen % 8 ~= 0 or hlen > len then return "bad_header_length" end
     local flags = tvb(pos + 5, 1):uint()
-    if band(flags, 0xFF - FLAGS_KNOWN) ~= 0
+    if band(flags, 0xFF - known_flags(version)) ~= 0
         or (band(flags, FLAG_DATA) ~= 0) == (band(flags, FLAG_END) ~= 0) then
+        return "bad_flags"
+    end
+    -- Version 3 (§13.2): RELIABLE always, REPAIR only on DATA.
+    if version == RELIABLE_VERSION and (band(flags, FLAG_RELIABLE) == 0
+        or (band(flags, FLAG_REPAIR) ~= 0 and band(flags, FLAG_END) ~= 0)) then
         return "bad_flags"
     end
     if hlen + tvb(pos + 40, 4):uint() ~= len then return "length_mismatch" end
@@ -371,6 +428,12 @@ local function dissect_report(tvb, pinfo, root, pos, len)
             at = at + 8
         end
     end
+    if fixed >= REPORT_RELIABLE_FIXED_BODY then
+        for _, name in ipairs(REPORT_RELIABLE) do
+            body:add(f["report_" .. name], tvb(at, 8))
+            at = at + 8
+        end
+    end
     if reason then return "REPORT [" .. reason .. "]" end
     for i = 0, listed - 1 do
         local r = b + fixed + 16 * i
@@ -383,9 +446,129 @@ local function dissect_report(tvb, pinfo, root, pos, len)
     return summary
 end
 
+-- A control candidate (SPEC §13.4): "ZCST", version 3, and 0x40 or 0x80 in the flags.
+local function is_control(tvb, pos, len)
+    return len >= 6 and tvb(pos, 4):uint() == MAGIC and tvb(pos + 4, 1):uint() == RELIABLE_VERSION
+        and band(tvb(pos + 5, 1):uint(), FLAG_STATUS + FLAG_NAK) ~= 0
+end
+
+-- The kind a control candidate claims: NAK when 0x80 is set, else STATUS; either fails
+-- its flag check unless the byte is exactly 0x80 or 0x40.
+local function control_kind(tvb, pos)
+    if band(tvb(pos + 5, 1):uint(), FLAG_NAK) ~= 0 then return "NAK" end
+    return "STATUS"
+end
+
+-- A control datagram's outcome in §13.4's order (magic and version already hold).
+local function check_control(tvb, pos, len, kind)
+    if len < HEADER_SIZE then return "too_short" end
+    local hlen = tvb(pos + 6, 2):uint()
+    if hlen < HEADER_SIZE or hlen % 8 ~= 0 or hlen > len then return "bad_header_length" end
+    local flag = kind == "NAK" and FLAG_NAK or FLAG_STATUS
+    if tvb(pos + 5, 1):uint() ~= flag then return "bad_flags" end
+    if hlen + tvb(pos + 40, 4):uint() ~= len then return "length_mismatch" end
+    if datagram_checksum(tvb:raw(pos, len)) ~= tvb(pos + CHECKSUM_OFFSET, 4):uint() then return "bad_checksum" end
+    local b, blen = pos + hlen, len - hlen
+    local ack = tvb(pos + 16, 8):uint64()
+    if kind == "STATUS" then
+        if blen < STATUS_FIXED_BODY then return "bad_status" end
+        local fixed = tvb(b, 2):uint()
+        if fixed < STATUS_FIXED_BODY or fixed % 8 ~= 0 or blen ~= fixed or tvb(b + 8, 8):uint64() == UInt64(0) then
+            return "bad_status"
+        end
+        local limit, highest, unique = tvb(b + 16, 8):uint64(), tvb(b + 24, 8):uint64(), tvb(b + 32, 8):uint64()
+        local state = tvb(b + 2, 1):uint()
+        if ack > unique or unique > highest or limit < ack
+            or (band(state, 0x02) ~= 0 and band(state, 0x01) == 0) then
+            return "bad_status"
+        end
+        return nil
+    end
+    if blen < NAK_FIXED_BODY then return "bad_nak" end
+    local fixed, count = tvb(b, 2):uint(), tvb(b + 16, 2):uint()
+    if fixed < NAK_FIXED_BODY or fixed % 8 ~= 0 or tvb(b + 8, 8):uint64() == UInt64(0) or count < 1
+        or count > NAK_MAX_RANGES or blen ~= fixed + 16 * count then
+        return "bad_nak"
+    end
+    local max = UInt64(0xFFFFFFFF, 0xFFFFFFFF)
+    local prev = nil
+    for i = 0, count - 1 do
+        local first, last = tvb(b + fixed + 16 * i, 8):uint64(), tvb(b + fixed + 16 * i + 8, 8):uint64()
+        if first > last or last == max then return "bad_nak" end
+        if prev then
+            if first <= prev or first - prev < UInt64(2) then return "bad_nak" end
+        elseif first < ack then
+            return "bad_nak"
+        end
+        prev = last
+    end
+    return nil
+end
+
+-- Dissects a STATUS or NAK candidate. Returns the Info summary.
+local function dissect_control(tvb, pinfo, root, pos, len)
+    local tree = root:add(zc, tvb(pos, len))
+    local kind = control_kind(tvb, pos)
+    local reason = check_control(tvb, pos, len, kind)
+    tree:add(f.kind, tvb(pos, len), kind)
+    tree:add(f.status, tvb(pos, len), reason or "valid")
+    if reason then tree:add_proto_expert_info(ex.rejected, "Invalid zcstream " .. kind .. ": " .. reason) end
+    if len < HEADER_SIZE then return kind .. " [" .. reason .. "]" end
+    tree:add(f.magic, tvb(pos, 4))
+    tree:add(f.version, tvb(pos + 4, 1))
+    tree:add(f.flags, tvb(pos + 5, 1)):append_text(" (" .. kind .. ")")
+    tree:add(f.header_length, tvb(pos + 6, 2))
+    tree:add(f.stream_id, tvb(pos + 8, 8))
+    tree:add(f.ctl_ack, tvb(pos + 16, 8))
+    tree:add(f.ctl_delivered, tvb(pos + 24, 8))
+    tree:add(f.timestamp_ns, tvb(pos + 32, 8))
+    tree:add(f.payload_length, tvb(pos + 40, 4))
+    local ck = tree:add(f.checksum, tvb(pos + 44, 4))
+    local good = reason ~= "bad_checksum" and reason ~= "length_mismatch" and reason ~= "bad_header_length"
+        and reason ~= "bad_flags"
+    ck:add(f.checksum_status, tvb(pos + 44, 4), good and "good" or (reason == "bad_checksum" and "bad" or "unverified"))
+    if reason and reason ~= "bad_status" and reason ~= "bad_nak" then return kind .. " [" .. reason .. "]" end
+    local hlen = tvb(pos + 6, 2):uint()
+    local b = pos + hlen
+    local need = kind == "NAK" and NAK_FIXED_BODY or STATUS_FIXED_BODY
+    if len - hlen < need then return kind .. " [" .. reason .. "]" end
+    local fixed = tvb(b, 2):uint()
+    tree:add(f.ctl_fixed, tvb(b, 2))
+    tree:add(f.ctl_feedback_sequence, tvb(b + 4, 4))
+    tree:add(f.ctl_receiver_id, tvb(b + 8, 8))
+    local summary
+    if kind == "STATUS" then
+        local st = tree:add(f.ctl_state, tvb(b + 2, 1))
+        st:add(f.ctl_end_seen, tvb(b + 2, 1))
+        st:add(f.ctl_complete, tvb(b + 2, 1))
+        st:add(f.ctl_gave_up, tvb(b + 2, 1))
+        tree:add(f.ctl_window_limit, tvb(b + 16, 8))
+        tree:add(f.ctl_highest, tvb(b + 24, 8))
+        tree:add(f.ctl_unique, tvb(b + 32, 8))
+        tree:add(f.ctl_echo, tvb(b + 40, 8))
+        tree:add(f.ctl_echo_delay, tvb(b + 48, 8))
+        summary = string.format("STATUS ack=%s window<%s highest=%s", tostring(tvb(pos + 16, 8):uint64()),
+            tostring(tvb(b + 16, 8):uint64()), tostring(tvb(b + 24, 8):uint64()))
+    else
+        local count = tvb(b + 16, 2):uint()
+        tree:add(f.ctl_range_count, tvb(b + 16, 2))
+        if not reason then
+            for i = 0, count - 1 do
+                local r = b + fixed + 16 * i
+                tree:add(f.ctl_range, tvb(r, 16), tostring(tvb(r, 8):uint64()) .. "-" .. tostring(tvb(r + 8, 8):uint64()))
+            end
+        end
+        summary = string.format("NAK ack=%s ranges=%d", tostring(tvb(pos + 16, 8):uint64()), count)
+    end
+    if reason then return summary .. " [" .. reason .. "]" end
+    tree:append_text(", " .. summary)
+    return summary
+end
+
 -- Dissects one datagram tvb[pos, pos+len). Returns a short summary for the Info column.
 local function dissect_one(tvb, pinfo, root, pos, len)
     if is_report(tvb, pos, len) then return dissect_report(tvb, pinfo, root, pos, len) end
+    if is_control(tvb, pos, len) then return dissect_control(tvb, pinfo, root, pos, len) end
     local tree = root:add(zc, tvb(pos, len))
     tree:add(f.kind, tvb(pos, math.min(len, 6)), "STREAM")
 
@@ -424,13 +607,18 @@ local function dissect_one(tvb, pinfo, root, pos, len)
     tree:add(f.magic, tvb(pos, 4))
     tree:add(f.version, tvb(pos + 4, 1))
     local flags = tvb(pos + 5, 1):uint()
-    local names = flag_names(flags)
+    local version = tvb(pos + 4, 1):uint()
+    local names = flag_names(flags, version)
     local ft = tree:add(f.flags, tvb(pos + 5, 1))
     ft:append_text(" (" .. names .. ")")
     ft:add(f.flag_data, tvb(pos + 5, 1))
     ft:add(f.flag_end, tvb(pos + 5, 1))
     ft:add(f.flag_pattern, tvb(pos + 5, 1))
-    ft:add(f.flag_reserved, tvb(pos + 5, 1))
+    if version == RELIABLE_VERSION then
+        ft:add(f.flag_reliable, tvb(pos + 5, 1))
+        ft:add(f.flag_repair, tvb(pos + 5, 1))
+    end
+    ft:add(f.flag_reserved, tvb(pos + 5, 1), band(flags, 0xFF - known_flags(version)))
     ft:add(f.flag_names, tvb(pos + 5, 1), names)
     local hlen = tvb(pos + 6, 2):uint()
     tree:add(f.header_length, tvb(pos + 6, 2))
@@ -466,6 +654,12 @@ local function dissect_one(tvb, pinfo, root, pos, len)
 
     if hlen > HEADER_SIZE then
         tree:add(f.extension, tvb(pos + HEADER_SIZE, hlen - HEADER_SIZE))
+    end
+    if version == RELIABLE_VERSION and band(flags, FLAG_REPAIR) ~= 0 and checksum_status == "good" then
+        -- §13.3: the checksum with REPAIR clear, which the repair shares with its original.
+        local raw = tvb:raw(pos, len)
+        local orig = string.sub(raw, 1, 5) .. string.char(flags - FLAG_REPAIR) .. string.sub(raw, 7)
+        ck:add(f.identity_checksum, tvb(pos + 44, 4), datagram_checksum(orig))
     end
     if plen > 0 then
         local pt = tree:add(f.payload, tvb(pos + hlen, plen))
@@ -532,7 +726,8 @@ end
 local function heuristic(tvb, pinfo, root)
     if tvb:len() < 5 then return false end
     if tvb(0, 4):uint() ~= MAGIC then return false end
-    if tvb(4, 1):uint() ~= VERSION and not is_report(tvb, 0, tvb:len()) then return false end
+    local version = tvb(4, 1):uint()
+    if version ~= VERSION and version ~= RELIABLE_VERSION and not is_report(tvb, 0, tvb:len()) then return false end
     zc.dissector(tvb, pinfo, root)
     return true
 end

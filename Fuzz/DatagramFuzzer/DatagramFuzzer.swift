@@ -10,6 +10,11 @@
 //   2. the same bytes through a ValidatingCore, and if valid, a few derived datagrams
 //      (duplicate, next sequence, corrupted copy, END with the header's totals);
 //      a datagram that fails only its checksum goes through 1 and 2 again sealed;
+//   2b. as a STATUS and as a NAK (SPEC §13.4-13.6): StatusMessage.decode and
+//      NakMessage.decode against a re-implementation of the tables, re-encoding a valid
+//      one reproduces it, the writer accepts exactly what the reader does; and as a
+//      version 3 stream datagram (Datagram.validateReliable, repair marking);
+//      a version 3 input is also tried sealed so the body checks are reached;
 //   3. as a list of sequence numbers for a SequenceTracker with a small window and
 //      an END total arriving at a point the input picks, checked against an exact
 //      model of SPEC §9 (a set of unique numbers): every outcome, every counter,
@@ -41,6 +46,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         checkDatagram(sealed, size)
         feedCore(&core, sealed, size)
     }
+    checkControl(p, size)
     checkTracker(p, size)
     return 0
 }
@@ -413,4 +419,155 @@ func checkTracker(_ p: UnsafeRawPointer, _ n: Int) {
     require(f.lost == g.lost, "lost \(f.lost), model \(g.lost)")
     require(f.ranges == g.ranges, "ranges \(f.ranges), model \(g.ranges)")
     require(f.rangeCount == g.rangeCount, "range count \(f.rangeCount), model \(g.rangeCount)")
+}
+
+
+// MARK: - STATUS, NAK and reliable DATA (SPEC §13)
+
+func bitwiseDatagramCRC(_ p: UnsafeRawPointer, _ n: Int) -> UInt32 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for i in 0..<n {
+        let b: UInt8 = (44..<48).contains(i) ? 0 : p.load(fromByteOffset: i, as: UInt8.self)
+        crc ^= UInt32(b)
+        for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 0 ? 0 : 0x82F6_3B78) }
+    }
+    return ~crc
+}
+
+/// SPEC.md §13.4 checks 1-7, from the table: nil when they pass.
+func referenceControlHeader(_ p: UnsafeRawPointer, _ n: Int, flag: UInt8) -> String? {
+    if n < 48 { return "too_short" }
+    if be(p, 0, as: UInt32.self) != 0x5A43_5354 { return "bad_magic" }
+    if p.load(fromByteOffset: 4, as: UInt8.self) != 3 { return "not_control" }
+    let h = Int(be(p, 6, as: UInt16.self))
+    if h < 48 || h % 8 != 0 || h > n { return "bad_header_length" }
+    if p.load(fromByteOffset: 5, as: UInt8.self) != flag { return "bad_flags" }
+    if h + Int(be(p, 40, as: UInt32.self)) != n { return "length_mismatch" }
+    if n <= 4096 && bitwiseDatagramCRC(p, n) != be(p, 44, as: UInt32.self) { return "bad_checksum" }
+    if n > 4096 && Datagram.computeChecksum(p, length: n) != be(p, 44, as: UInt32.self) { return "bad_checksum" }
+    return nil
+}
+
+/// §13.5: "valid" or the reason.
+func referenceStatus(_ p: UnsafeRawPointer, _ n: Int) -> String {
+    if let r = referenceControlHeader(p, n, flag: 0x40) { return r }
+    let h = Int(be(p, 6, as: UInt16.self))
+    let body = n - h
+    if body < 56 { return "bad_status" }
+    let fixed = Int(be(p, h, as: UInt16.self))
+    if fixed < 56 || fixed % 8 != 0 || body != fixed || be(p, h + 8, as: UInt64.self) == 0 { return "bad_status" }
+    let ack = be(p, 16, as: UInt64.self)
+    let limit = be(p, h + 16, as: UInt64.self), highest = be(p, h + 24, as: UInt64.self), unique = be(p, h + 32, as: UInt64.self)
+    let state = p.load(fromByteOffset: h + 2, as: UInt8.self)
+    if ack > unique || unique > highest || limit < ack || (state & 0x02 != 0 && state & 0x01 == 0) { return "bad_status" }
+    return "valid"
+}
+
+/// §13.6: "valid" or the reason (ranges compared in 128-bit-free form: each next first
+/// must exceed the previous last by at least 2, computed without overflow).
+func referenceNak(_ p: UnsafeRawPointer, _ n: Int) -> String {
+    if let r = referenceControlHeader(p, n, flag: 0x80) { return r }
+    let h = Int(be(p, 6, as: UInt16.self))
+    let body = n - h
+    if body < 24 { return "bad_nak" }
+    let fixed = Int(be(p, h, as: UInt16.self))
+    let count = Int(be(p, h + 16, as: UInt16.self))
+    if fixed < 24 || fixed % 8 != 0 || be(p, h + 8, as: UInt64.self) == 0 || count < 1 || count > 64
+        || body != fixed + 16 * count { return "bad_nak" }
+    var previousLast: UInt64? = nil
+    for i in 0..<count {
+        let first = be(p, h + fixed + 16 * i, as: UInt64.self), last = be(p, h + fixed + 16 * i + 8, as: UInt64.self)
+        if first > last || last == UInt64.max { return "bad_nak" }
+        if let pl = previousLast {
+            if first <= pl || first - pl < 2 { return "bad_nak" }
+        } else if first < be(p, 16, as: UInt64.self) {
+            return "bad_nak"
+        }
+        previousLast = last
+    }
+    return "valid"
+}
+
+func checkControl(_ p: UnsafeRawPointer, _ n: Int) {
+    controlOnce(p, n)
+    if n >= DatagramHeader.size, p.load(fromByteOffset: 4, as: UInt8.self) == DatagramHeader.reliableVersion {
+        let sealed = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 16)
+        defer { sealed.deallocate() }
+        sealed.copyMemory(from: p, byteCount: n)
+        sealed.storeBytes(of: UInt32(0), toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        Datagram.seal(sealed, length: n)
+        controlOnce(sealed, n)
+    }
+}
+
+func controlOnce(_ p: UnsafeRawPointer, _ n: Int) {
+    let bytes = UnsafeRawBufferPointer(start: p, count: n)
+    let status = StatusMessage.decode(bytes)
+    let statusName: String
+    switch status { case .success: statusName = "valid"; case .failure(let r): statusName = r.rawValue }
+    let statusRef = referenceStatus(p, n)
+    require(statusName == statusRef, "STATUS: decode \(statusName), reference \(statusRef)")
+    if case .success(let m) = status {
+        require(m.cumulativeAck <= m.unique && m.unique <= m.highest && m.windowLimit >= m.cumulativeAck, "STATUS invariants")
+        // Readers ignore unknown state bits and the reserved byte; the writer writes 0 there.
+        if n == StatusMessage.length && be(p, 6, as: UInt16.self) == 48
+            && p.load(fromByteOffset: 50, as: UInt8.self) & 0xF8 == 0 && p.load(fromByteOffset: 51, as: UInt8.self) == 0 {
+            let again = m.encoded()
+            require(again.elementsEqual(bytes), "STATUS re-encoded differs")
+        }
+    }
+    let nak = NakMessage.decode(bytes)
+    let nakName: String
+    switch nak { case .success: nakName = "valid"; case .failure(let r): nakName = r.rawValue }
+    let nakRef = referenceNak(p, n)
+    require(nakName == nakRef, "NAK: decode \(nakName), reference \(nakRef)")
+    if case .success(let m) = nak {
+        let ranges = m.ranges(in: bytes)
+        require(ranges.count >= 1 && ranges.count <= NakMessage.maxRanges, "NAK range count")
+        require(NakMessage.rangesValid(ranges, cumulativeAck: m.cumulativeAck), "NAK ranges valid to the writer")
+        let h = Int(be(p, 6, as: UInt16.self))
+        // Readers ignore the reserved bytes (body 2, 3, 18..23); the writer writes 0 there.
+        let reservedZero = be(p, 50, as: UInt16.self) == 0 && be(p, 66, as: UInt16.self) == 0 && be(p, 68, as: UInt32.self) == 0
+        if h == 48 && be(p, 48, as: UInt16.self) == UInt16(NakMessage.fixedBodyLength) && reservedZero {
+            let again = m.encoded(ranges: Array(ranges))
+            require(again.map { $0.elementsEqual(bytes) } ?? false, "NAK re-encoded differs")
+        }
+    }
+    require(!(statusName == "valid" && nakName == "valid"), "both STATUS and NAK")
+
+    // As a version 3 receiver's stream datagram: version 1 exactly as before; version 3 by §13.2.
+    let v3 = Datagram.validateReliable(p, length: n)
+    if n >= 48 && p.load(fromByteOffset: 4, as: UInt8.self) == 1 {
+        let v1 = Datagram.validate(p, length: n)
+        switch (v1, v3) {
+        case (.valid(let a), .valid(let b)): require(a == b, "validateReliable differs on version 1")
+        case (.badChecksum(let a, let x), .badChecksum(let b, let y)): require(a == b && x == y, "validateReliable differs on version 1")
+        case (.rejected(let a), .rejected(let b)): require(a == b, "validateReliable differs on version 1")
+        default: require(false, "validateReliable differs on version 1: \(v1) vs \(v3)")
+        }
+    }
+    if case .valid(let h) = v3, h.flags.contains(.reliable) {
+        require(Datagram.reliableFlagsValid(h.flags), "valid version 3 with bad flags")
+        require(statusName != "valid" && nakName != "valid", "a stream datagram that is also a control datagram")
+        if h.flags.contains(.data) {
+            // The repair of the original (REPAIR clear, resealed) is byte for byte this datagram
+            // with REPAIR set; both have the same identity checksum.
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 16)
+            defer { copy.deallocate() }
+            copy.copyMemory(from: p, byteCount: n)
+            copy.storeBytes(of: h.flags.rawValue & ~DatagramFlags.repair.rawValue, toByteOffset: 5, as: UInt8.self)
+            copy.storeBytes(of: UInt32(0), toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+            Datagram.seal(copy, length: n)
+            let originalCRC = be(UnsafeRawPointer(copy), 44, as: UInt32.self)
+            require(Datagram.identityChecksum(p, length: n) == originalCRC, "identity checksum")
+            Datagram.markRepair(copy, length: n)
+            let repairCRC = be(UnsafeRawPointer(copy), 44, as: UInt32.self)
+            require(Datagram.identityChecksum(copy, length: n) == originalCRC, "identity checksum of the repair")
+            if h.flags.contains(.repair) {
+                require(memcmp(copy, p, n) == 0, "markRepair does not reproduce the repair")
+            } else {
+                require(repairCRC != originalCRC || n == 0, "REPAIR changes the checksum")
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ Commands:
   zcstream.py gen-vectors [--out DIR]     write the golden vectors (default Protocol/vectors)
   zcstream.py check-vectors [--dir DIR]   re-verify the vector files with this implementation
   zcstream.py decode HEX                  validate and print one datagram as JSON
+                                          (REPORT, STATUS, NAK and reliable DATA/END too)
   zcstream.py pattern STREAM_ID OFFSET COUNT   print pattern bytes as hex
   zcstream.py crc32c HEX                  print CRC32C of the bytes
 """
@@ -32,6 +33,15 @@ FLAG_DATA = 0x01
 FLAG_END = 0x02
 FLAG_PATTERN = 0x04
 FLAGS_KNOWN = FLAG_DATA | FLAG_END | FLAG_PATTERN
+
+# Version 3 (SPEC §13): reliable streams. DATA/END of a reliable stream carry version 3
+# and RELIABLE; a retransmission carries REPAIR too. STATUS and NAK are receiver -> sender.
+RELIABLE_VERSION = 3
+FLAG_RELIABLE = 0x10
+FLAG_REPAIR = 0x20
+FLAG_STATUS = 0x40
+FLAG_NAK = 0x80
+FLAGS_KNOWN_V3 = FLAGS_KNOWN | FLAG_RELIABLE | FLAG_REPAIR   # a version 3 DATA/END
 
 # Rejection reasons, in the order the checks run (bad_checksum is not a rejection
 # in the Swift API but a separate outcome; it sits between length_mismatch and bad_end).
@@ -142,11 +152,13 @@ def parse_header(data):
             "payload_length": plen, "checksum": crc}
 
 
-def validate(data):
+def validate(data, reliable=False):
     """Returns (outcome, header, detail):
       ("valid", header, None)
       ("bad_checksum", header, computed_checksum)   -- header is untrusted
-      ("rejected", None or header, reason)"""
+      ("rejected", None or header, reason)
+    reliable=False is a version 1/2 receiver (§8 as in version 1: DATA/END version 1 only);
+    reliable=True a version 3 receiver, which also takes reliable DATA/END (version 3, §13.2)."""
     data = bytes(data)
     n = len(data)
     if n < HEADER_SIZE:
@@ -154,13 +166,14 @@ def validate(data):
     h = parse_header(data)
     if h["magic"] != MAGIC:
         return ("rejected", None, "bad_magic")
-    if h["version"] != VERSION:
+    v3 = reliable and h["version"] == RELIABLE_VERSION
+    if h["version"] != VERSION and not v3:
         return ("rejected", None, "unsupported_version")
     hlen = h["header_length"]
     if hlen < HEADER_SIZE or hlen % 8 != 0 or hlen > n:
         return ("rejected", None, "bad_header_length")
     flags = h["flags"]
-    if flags & ~FLAGS_KNOWN or bool(flags & FLAG_DATA) == bool(flags & FLAG_END):
+    if not stream_flags_ok(flags, h["version"]):
         return ("rejected", None, "bad_flags")
     if hlen + h["payload_length"] != n:
         return ("rejected", None, "length_mismatch")
@@ -176,9 +189,39 @@ def validate(data):
     return ("valid", h, None)
 
 
-def reason_of(data):
+def stream_flags_ok(flags, version):
+    """§8 check 5. Version 1: known bits only, exactly one of DATA and END. Version 3 (§13.2):
+    also RELIABLE set, and REPAIR only on DATA."""
+    if bool(flags & FLAG_DATA) == bool(flags & FLAG_END):
+        return False
+    if version == RELIABLE_VERSION:
+        return (not flags & ~FLAGS_KNOWN_V3 and bool(flags & FLAG_RELIABLE)
+                and not (flags & FLAG_REPAIR and flags & FLAG_END))
+    return not flags & ~FLAGS_KNOWN
+
+
+def identity_checksum(data):
+    """§13.3: the checksum a DATA datagram has with REPAIR clear. A repair and its original
+    share it, so a receiver compares it for conflicting duplicates (§9.2)."""
+    data = bytearray(data)
+    if len(data) < HEADER_SIZE or not data[5] & FLAG_REPAIR:
+        return struct.unpack_from(">I", data, CHECKSUM_OFFSET)[0]
+    data[5] &= ~FLAG_REPAIR & 0xFF
+    return datagram_checksum(data)
+
+
+def mark_repair(data):
+    """§13.3: the repair of a sealed reliable DATA datagram: REPAIR set, resealed, every
+    other byte (timestamp included) unchanged."""
+    d = bytearray(data)
+    d[5] |= FLAG_REPAIR
+    struct.pack_into(">I", d, CHECKSUM_OFFSET, datagram_checksum(d))
+    return bytes(d)
+
+
+def reason_of(data, reliable=False):
     """The rejection reason name, "bad_checksum", or None when valid."""
-    outcome, _, detail = validate(data)
+    outcome, _, detail = validate(data, reliable)
     if outcome == "valid":
         return None
     if outcome == "bad_checksum":
@@ -186,19 +229,23 @@ def reason_of(data):
     return detail
 
 
-def flag_names(flags):
-    names = [n for bit, n in ((FLAG_DATA, "DATA"), (FLAG_END, "END"), (FLAG_PATTERN, "PATTERN")) if flags & bit]
-    if flags & ~FLAGS_KNOWN:
-        names.append("RESERVED(0x%02x)" % (flags & ~FLAGS_KNOWN))
+def flag_names(flags, version=VERSION):
+    """Names of a stream datagram's flag bits; version 3 also knows RELIABLE and REPAIR."""
+    known = FLAGS_KNOWN_V3 if version == RELIABLE_VERSION else FLAGS_KNOWN
+    bits = ((FLAG_DATA, "DATA"), (FLAG_END, "END"), (FLAG_PATTERN, "PATTERN"), (FLAG_RELIABLE, "RELIABLE"),
+            (FLAG_REPAIR, "REPAIR"))
+    names = [n for bit, n in bits if flags & bit & known]
+    if flags & ~known:
+        names.append("RESERVED(0x%02x)" % (flags & ~known))
     return names
 
 
-def describe(data):
+def describe(data, reliable=True):
     """Everything a human wants to know about one datagram, JSON-ready
     (u64 values as decimal strings, as in the vector files)."""
     data = bytes(data)
     out = {"length": len(data)}
-    outcome, h, detail = validate(data)
+    outcome, h, detail = validate(data, reliable)
     out["outcome"] = outcome
     if outcome == "rejected":
         out["reason"] = detail
@@ -207,12 +254,14 @@ def describe(data):
         fields = json_fields(raw)
         fields["magic"] = "0x%08x" % raw["magic"]
         fields["version"] = raw["version"]
-        fields["flag_names"] = flag_names(raw["flags"])
+        fields["flag_names"] = flag_names(raw["flags"], raw["version"])
         fields["stream_id_hex"] = "0x%016x" % raw["stream_id"]
         fields["checksum_hex"] = "0x%08x" % raw["checksum"]
         out["fields"] = fields
         out["computed_checksum"] = datagram_checksum(data)
         out["checksum_ok"] = out["computed_checksum"] == raw["checksum"]
+        if raw["flags"] & FLAG_REPAIR:
+            out["identity_checksum"] = identity_checksum(data)
     if outcome == "valid":
         hlen = h["header_length"]
         payload = data[hlen:]
@@ -261,6 +310,10 @@ REPORT_COUNTERS = ("received", "unique", "unique_payload_bytes", "expected_datag
 REPORT_LATENCIES = ("latency_min_ns", "latency_p50_ns", "latency_p99_ns", "latency_p99_9_ns",
                     "latency_max_ns")
 REPORT_OUTAGES = ("gaps", "longest_gap_datagrams", "longest_gap_ns", "first_to_last_ns")
+# Version 3 (§13.8): a REPORT on a reliable stream has fixed length 240 and these counters
+# at body offsets 208..239; readers of an older REPORT (fixed length 208) skip nothing.
+REPORT_RELIABLE_FIXED_BODY = 240
+REPORT_RELIABLE = ("repaired", "repair_duplicates", "naks_sent", "status_sent")
 REPORT_STATE_BITS = (("end_seen", 0x01), ("complete", 0x02), ("exact", 0x04), ("joined_late", 0x08),
                      ("output_incomplete", 0x10))
 
@@ -278,6 +331,12 @@ def encode_report(r, limit=REPORT_MAX_LENGTH, fixed_body=REPORT_FIXED_BODY, extr
     for name, bit in REPORT_STATE_BITS:
         if r.get(name):
             state |= bit
+    if r.get("reliable") and fixed_body == REPORT_FIXED_BODY:
+        fixed_body = REPORT_RELIABLE_FIXED_BODY
+        extra = b"".join(struct.pack(">Q", int(r.get(k, 0))) for k in REPORT_RELIABLE) + extra
+        if limit < REPORT_MIN_LENGTH + len(extra):
+            return None
+        ranges = ranges[:min(REPORT_MAX_RANGES, (limit - REPORT_MIN_LENGTH - len(extra)) // 16)]
     body = struct.pack(">HBBHH", fixed_body, 0 if r.get("verdict", "pass") == "pass" else 1, state,
                        len(ranges) if listed is None else listed, 0)
     body += b"".join(struct.pack(">Q", int(r.get(k, 0))) for k in REPORT_COUNTERS)
@@ -326,6 +385,12 @@ def decode_report(data):
         (v,) = struct.unpack_from(">q" if k in REPORT_LATENCIES else ">Q", body, at)
         r[k] = str(v)
         at += 8
+    if fixed >= REPORT_RELIABLE_FIXED_BODY:
+        r["reliable"] = True
+        for k in REPORT_RELIABLE:
+            (v,) = struct.unpack_from(">Q", body, at)
+            r[k] = str(v)
+            at += 8
     ranges = []
     for i in range(listed):
         lo, hi = struct.unpack_from(">QQ", body, fixed + 16 * i)
@@ -367,6 +432,9 @@ def report_scenarios():
          encode_report(many, limit=300)),
         ("report_output_incomplete", "every datagram arrived, but the receiver's --output lacks bytes (a failed write): verdict fail, state bit 0x10",
          encode_report(dict(clean, verdict="fail", output_incomplete=True))),
+        ("report_reliable", "a reliable stream (§13.8): fixed length 240 with repaired, repair_duplicates, naks_sent, "
+         "status_sent; a version 2 reader skips them",
+         encode_report(dict(clean, reliable=True, repaired=3, repair_duplicates=1, naks_sent=2, status_sent=40))),
         ("report_future_counters", "a later version's body: fixed length 216, one counter this version does not know (skipped)",
          encode_report(lossy, fixed_body=216, extra=struct.pack(">Q", 77))),
     ]
@@ -405,6 +473,352 @@ def _with_checksum_recomputed(data):
         struct.pack_into(">I", data, CHECKSUM_OFFSET, datagram_checksum(data))
     return bytes(data)
 
+
+
+# ---- STATUS and NAK (SPEC §13, wire format version 3) ------------------------------
+
+CONTROL_REASONS_STATUS = ("too_short", "bad_magic", "not_control", "bad_header_length", "bad_flags",
+                          "length_mismatch", "bad_checksum", "bad_status")
+CONTROL_REASONS_NAK = CONTROL_REASONS_STATUS[:-1] + ("bad_nak",)
+STATUS_FIXED_BODY = 56
+STATUS_LENGTH = HEADER_SIZE + STATUS_FIXED_BODY          # 104
+NAK_FIXED_BODY = 24
+NAK_MAX_RANGES = 64
+NAK_MIN_LENGTH = HEADER_SIZE + NAK_FIXED_BODY + 16       # 88: one range
+NAK_MAX_LENGTH = HEADER_SIZE + NAK_FIXED_BODY + 16 * NAK_MAX_RANGES   # 1096
+NAK_REPAIR_LIMIT = 1024     # K: datagrams a sender retransmits for one NAK at most (§13.6)
+STATUS_STATE_BITS = (("end_seen", 0x01), ("complete", 0x02), ("gave_up", 0x04))
+# STATUS body after the common 16 bytes, in wire order (u64).
+STATUS_U64 = ("window_limit", "highest", "unique", "echo_timestamp_ns", "echo_delay_ns")
+CONTROL_COMMON_U64 = ("stream_id", "timestamp_ns", "cumulative_ack", "delivered_bytes", "receiver_id")
+
+
+def _control_body_head(fixed, state, feedback_sequence, receiver_id):
+    """The 16 bytes STATUS and NAK bodies start with: fixed length, state, 0, feedback
+    sequence, receiver id."""
+    return struct.pack(">HBBIQ", fixed, state, 0, feedback_sequence, receiver_id)
+
+
+def encode_status(m, fixed_body=STATUS_FIXED_BODY, extra=b"", extension=b"", version=RELIABLE_VERSION,
+                  flags=FLAG_STATUS, checksum=None):
+    """A sealed STATUS from a dict of the JSON form (u64 as ints or decimal strings).
+    Keyword overrides build invalid vectors."""
+    state = 0
+    for name, bit in STATUS_STATE_BITS:
+        if m.get(name):
+            state |= bit
+    body = _control_body_head(fixed_body, state, int(m.get("feedback_sequence", 0)), int(m["receiver_id"]))
+    body += b"".join(struct.pack(">Q", int(m.get(k, 0))) for k in STATUS_U64) + extra
+    return encode(flags, int(m["stream_id"]), int(m.get("cumulative_ack", 0)), int(m.get("delivered_bytes", 0)),
+                  int(m.get("timestamp_ns", 0)), body, extension=extension, version=version, checksum=checksum)
+
+
+def encode_nak(m, fixed_body=NAK_FIXED_BODY, extra=b"", extension=b"", version=RELIABLE_VERSION, flags=FLAG_NAK,
+               checksum=None, count=None):
+    """A sealed NAK from a dict of the JSON form: ranges [[first, last], ...] inclusive, as given
+    (no sorting or capping: that is the writer's duty, and invalid vectors need the raw form)."""
+    ranges = [(int(a), int(b)) for a, b in m.get("ranges", [])]
+    body = _control_body_head(fixed_body, 0, int(m.get("feedback_sequence", 0)), int(m["receiver_id"]))
+    body += struct.pack(">HHI", len(ranges) if count is None else count, 0, 0) + extra
+    body += b"".join(struct.pack(">QQ", a, b) for a, b in ranges)
+    return encode(flags, int(m["stream_id"]), int(m.get("cumulative_ack", 0)), int(m.get("delivered_bytes", 0)),
+                  int(m.get("timestamp_ns", 0)), body, extension=extension, version=version, checksum=checksum)
+
+
+def _control_header(data, flag):
+    """§13.4 checks 1-7 for a control datagram of kind `flag`. (reason, None) or (None, header)."""
+    n = len(data)
+    if n < HEADER_SIZE:
+        return ("too_short", None)
+    h = parse_header(data)
+    if h["magic"] != MAGIC:
+        return ("bad_magic", None)
+    if h["version"] != RELIABLE_VERSION:
+        return ("not_control", None)
+    hlen = h["header_length"]
+    if hlen < HEADER_SIZE or hlen % 8 != 0 or hlen > n:
+        return ("bad_header_length", None)
+    if h["flags"] != flag:
+        return ("bad_flags", None)
+    if hlen + h["payload_length"] != n:
+        return ("length_mismatch", None)
+    if datagram_checksum(data) != h["checksum"]:
+        return ("bad_checksum", None)
+    return (None, h)
+
+
+def _control_common(h, body):
+    fixed, state, _, fseq, rid = struct.unpack_from(">HBBIQ", body, 0)
+    m = {"stream_id": str(h["stream_id"]), "timestamp_ns": str(h["timestamp_ns"]),
+         "cumulative_ack": str(h["sequence"]), "delivered_bytes": str(h["offset"]),
+         "feedback_sequence": fseq, "receiver_id": str(rid)}
+    return fixed, state, rid, m
+
+
+def decode_status(data):
+    """Checks a STATUS in the order of §13.4. ("valid", dict) or ("rejected", reason)."""
+    data = bytes(data)
+    reason, h = _control_header(data, FLAG_STATUS)
+    if reason:
+        return ("rejected", reason)
+    body = data[h["header_length"]:]
+    if len(body) < STATUS_FIXED_BODY:
+        return ("rejected", "bad_status")
+    fixed, state, rid, m = _control_common(h, body)
+    if fixed < STATUS_FIXED_BODY or fixed % 8 or len(body) != fixed or rid == 0:
+        return ("rejected", "bad_status")
+    for name, bit in STATUS_STATE_BITS:
+        m[name] = bool(state & bit)
+    vals = struct.unpack_from(">5Q", body, 16)
+    for k, v in zip(STATUS_U64, vals):
+        m[k] = str(v)
+    ack, (limit, highest, unique) = h["sequence"], vals[:3]
+    if not (ack <= unique <= highest) or limit < ack or (m["complete"] and not m["end_seen"]):
+        return ("rejected", "bad_status")
+    return ("valid", m)
+
+
+def decode_nak(data):
+    """Checks a NAK in the order of §13.4. ("valid", dict) or ("rejected", reason)."""
+    data = bytes(data)
+    reason, h = _control_header(data, FLAG_NAK)
+    if reason:
+        return ("rejected", reason)
+    body = data[h["header_length"]:]
+    if len(body) < NAK_FIXED_BODY:
+        return ("rejected", "bad_nak")
+    fixed, _, rid, m = _control_common(h, body)
+    (count,) = struct.unpack_from(">H", body, 16)
+    if (fixed < NAK_FIXED_BODY or fixed % 8 or rid == 0 or count < 1 or count > NAK_MAX_RANGES
+            or len(body) != fixed + 16 * count):
+        return ("rejected", "bad_nak")
+    ranges, floor = [], h["sequence"]    # the next range starts at or above floor
+    for i in range(count):
+        lo, hi = struct.unpack_from(">QQ", body, fixed + 16 * i)
+        if lo < floor or lo > hi or hi == MASK64:
+            return ("rejected", "bad_nak")
+        ranges.append([str(lo), str(hi)])
+        floor = hi + 2     # disjoint and not adjacent: a gap of at least one number
+    m["ranges"] = ranges
+    return ("valid", m)
+
+
+def decode_control(data):
+    """A version 3 control datagram by its flags (NAK when 0x80 is set, else STATUS):
+    ("STATUS"|"NAK", outcome, dict or reason)."""
+    data = bytes(data)
+    if len(data) >= 6 and data[5] & FLAG_NAK:
+        return ("NAK",) + decode_nak(data)
+    return ("STATUS",) + decode_status(data)
+
+
+def is_control(data):
+    """A control candidate: "ZCST", version 3, and a STATUS or NAK bit (0xC0) in the flags.
+    Every other version 3 datagram is a stream datagram (§13.2)."""
+    data = bytes(data)
+    return (len(data) >= 6 and data[:4] == b"ZCST" and data[4] == RELIABLE_VERSION
+            and data[5] & (FLAG_STATUS | FLAG_NAK) != 0)
+
+
+def reliable_scenarios():
+    """(valid, invalid) version 3 stream datagrams for reliable.json. Each valid entry:
+    (name, description, bytes); invalid: (name, description, bytes, reason under §13.2)."""
+    dp = FLAG_DATA | FLAG_PATTERN | FLAG_RELIABLE
+    first = encode(dp, SID_A, 0, 0, TS, pattern(SID_A, 0, 32), version=RELIABLE_VERSION)
+    opaque = encode(FLAG_DATA | FLAG_RELIABLE, SID_B, 41, 41 * 1424, TS + 7000, b"reliable bytes\n",
+                    version=RELIABLE_VERSION)
+    end = encode(FLAG_END | FLAG_RELIABLE, SID_A, 8, 153, TS + 5000, end_payload(8, 153), version=RELIABLE_VERSION)
+    valid = [
+        ("reliable_data_first", "First DATA of a reliable stream: version 3, DATA|PATTERN|RELIABLE (0x15), seq 0.",
+         first),
+        ("reliable_data_opaque", "Reliable DATA with an opaque payload (0x11), stream id above 2^63.", opaque),
+        ("reliable_repair", "The repair of reliable_data_first: REPAIR (0x20) set and resealed, every other byte "
+         "(timestamp included) the same; identity_checksum is the original's checksum.", mark_repair(first)),
+        ("reliable_repair_opaque", "The repair of reliable_data_opaque (0x31).", mark_repair(opaque)),
+        ("reliable_end", "END of a reliable stream: END|RELIABLE (0x12), 8 datagrams, 153 bytes.", end),
+        ("reliable_data_extended_header", "Reliable DATA with a 56-byte header (8 extension bytes, skipped).",
+         encode(dp, SID_A, 6, 137, TS, pattern(SID_A, 137, 16), extension=b"EXT\x00\x01\x02\x03\x04",
+                version=RELIABLE_VERSION)),
+    ]
+
+    def v3(flags, payload=None):
+        return encode(flags, SID_A, 1, 16, TS, pattern(SID_A, 16, 16) if payload is None else payload,
+                      version=RELIABLE_VERSION)
+
+    invalid = [
+        ("reliable_flag_missing", "Version 3 DATA|PATTERN without RELIABLE: unreliable DATA is version 1.",
+         v3(FLAG_DATA | FLAG_PATTERN), "bad_flags"),
+        ("reliable_repair_without_reliable", "Version 3 DATA|PATTERN|REPAIR (0x25).",
+         v3(FLAG_DATA | FLAG_PATTERN | FLAG_REPAIR), "bad_flags"),
+        ("reliable_repair_on_end", "END|RELIABLE|REPAIR (0x32): END copies are repeats, never repairs.",
+         encode(0x32, SID_A, 1, 16, TS, end_payload(1, 16), version=RELIABLE_VERSION), "bad_flags"),
+        ("reliable_reserved_0x08", "Version 3 DATA|PATTERN|RELIABLE plus 0x08 (the REPORT bit).",
+         v3(dp | 0x08), "bad_flags"),
+        ("reliable_data_and_end", "Version 3 DATA|END|RELIABLE.", v3(0x13), "bad_flags"),
+        ("reliable_status_as_stream", "A STATUS (flags 0x40) seen by a stream receiver: never stream data.",
+         encode_status(STATUS_SAMPLES["status_gap"]), "bad_flags"),
+        ("reliable_nak_as_stream", "A NAK (flags 0x80) seen by a stream receiver.",
+         encode_nak(NAK_SAMPLES["nak_two_ranges"]), "bad_flags"),
+        ("reliable_bits_in_version_1", "Version 1 with RELIABLE set (0x15): reserved in version 1.",
+         encode(dp, SID_A, 1, 16, TS, pattern(SID_A, 16, 16)), "bad_flags"),
+        ("reliable_version_4", "Version 4 (not defined).",
+         encode(dp, SID_A, 1, 16, TS, pattern(SID_A, 16, 16), version=4), "unsupported_version"),
+        ("reliable_version_2_data", "Version 2 with reliable DATA flags: version 2 defines only the REPORT.",
+         encode(dp, SID_A, 1, 16, TS, pattern(SID_A, 16, 16), version=2), "unsupported_version"),
+        ("reliable_bad_checksum", "Reliable DATA with a payload bit flipped after sealing.",
+         first[:60] + bytes([first[60] ^ 0x01]) + first[61:], "bad_checksum"),
+        ("reliable_repair_bit_flipped_unsealed", "REPAIR set without resealing: the checksum covers the flags.",
+         first[:5] + bytes([first[5] | FLAG_REPAIR]) + first[6:], "bad_checksum"),
+        ("reliable_end_bad_totals", "Reliable END whose payload says 9 datagrams, header 8.",
+         encode(FLAG_END | FLAG_RELIABLE, SID_A, 8, 153, TS, end_payload(9, 153), version=RELIABLE_VERSION), "bad_end"),
+        ("reliable_truncated", "Reliable DATA cut by 8 bytes.", first[:-8], "length_mismatch"),
+    ]
+    return valid, invalid
+
+
+STATUS_SAMPLES = {
+    "status_first": {"stream_id": SID_A, "timestamp_ns": TS + 60000, "cumulative_ack": 1, "delivered_bytes": 32,
+                     "feedback_sequence": 0, "receiver_id": 0x5EC0DE0123456789, "window_limit": 1 + 65536,
+                     "highest": 1, "unique": 1, "echo_timestamp_ns": TS, "echo_delay_ns": 12000},
+    "status_gap": {"stream_id": SID_A, "timestamp_ns": TS + 9000000, "cumulative_ack": 10, "delivered_bytes": 14240,
+                   "feedback_sequence": 7, "receiver_id": 0x5EC0DE0123456789, "window_limit": 10 + 65536,
+                   "highest": 20, "unique": 17, "echo_timestamp_ns": TS + 8900000, "echo_delay_ns": 3000},
+    "status_complete": {"stream_id": SID_A, "timestamp_ns": TS + 20000000, "cumulative_ack": 8,
+                        "delivered_bytes": 153, "feedback_sequence": 12, "receiver_id": 0x5EC0DE0123456789,
+                        "window_limit": 8 + 65536, "highest": 8, "unique": 8, "echo_timestamp_ns": TS + 5000,
+                        "echo_delay_ns": 800, "end_seen": True, "complete": True},
+    "status_end_first": {"stream_id": SID_B, "timestamp_ns": TS, "cumulative_ack": 0, "delivered_bytes": 0,
+                         "feedback_sequence": 0, "receiver_id": 0xFFFFFFFFFFFFFFFF, "window_limit": 1024,
+                         "highest": 0, "unique": 0, "echo_timestamp_ns": 0, "echo_delay_ns": 0, "end_seen": True},
+    "status_gave_up": {"stream_id": SID_B, "timestamp_ns": TS + 10 ** 10, "cumulative_ack": 500,
+                       "delivered_bytes": 712000, "feedback_sequence": 0xFFFFFFFF, "receiver_id": 1,
+                       "window_limit": 500, "highest": 2 ** 64 - 1, "unique": 2 ** 63, "echo_timestamp_ns": 2 ** 64 - 1,
+                       "echo_delay_ns": 10 ** 10, "end_seen": True, "gave_up": True},
+}
+
+NAK_SAMPLES = {
+    "nak_single": {"stream_id": SID_A, "timestamp_ns": TS + 9000000, "cumulative_ack": 10, "delivered_bytes": 14240,
+                   "feedback_sequence": 8, "receiver_id": 0x5EC0DE0123456789, "ranges": [[10, 10]]},
+    "nak_two_ranges": {"stream_id": SID_A, "timestamp_ns": TS + 9000000, "cumulative_ack": 10,
+                       "delivered_bytes": 14240, "feedback_sequence": 9, "receiver_id": 0x5EC0DE0123456789,
+                       "ranges": [[10, 11], [15, 15]]},
+    "nak_max_ranges": {"stream_id": SID_B, "timestamp_ns": TS, "cumulative_ack": 100, "delivered_bytes": 142400,
+                       "feedback_sequence": 1, "receiver_id": 0x0123456789ABCDEF,
+                       "ranges": [[100 + 3 * i, 101 + 3 * i] for i in range(NAK_MAX_RANGES)]},
+    "nak_u64_extremes": {"stream_id": 0xFFFFFFFFFFFFFFFF, "timestamp_ns": 2 ** 64 - 1, "cumulative_ack": 2 ** 63,
+                         "delivered_bytes": 2 ** 64 - 1, "feedback_sequence": 0xFFFFFFFF,
+                         "receiver_id": 0xFFFFFFFFFFFFFFFF, "ranges": [[2 ** 63, 2 ** 63 + 5], [2 ** 64 - 3, 2 ** 64 - 2]]},
+}
+
+
+def control_scenarios():
+    """(status valid, status invalid, nak valid, nak invalid) for status.json and nak.json."""
+    S, N = STATUS_SAMPLES, NAK_SAMPLES
+    sv = [
+        ("status_first", "The receiver's first STATUS: sequence 0 delivered, the window opened by 65536 datagrams, "
+         "the echo of that datagram's send time.", encode_status(S["status_first"])),
+        ("status_gap", "0..9 delivered, 10 of 11..19 held (17 distinct below 20): ack 10, highest 20.",
+         encode_status(S["status_gap"])),
+        ("status_complete", "Every datagram of an 8-datagram stream and its END: complete.",
+         encode_status(S["status_complete"])),
+        ("status_end_first", "Only the END has arrived: nothing delivered, no echo (0), receiver id all ones.",
+         encode_status(S["status_end_first"])),
+        ("status_gave_up", "The receiver gave up (its deadline passed): final STATUS, u64/u32 extremes; the window "
+         "limit equal to the ack (closed).", encode_status(S["status_gave_up"])),
+        ("status_future_fields", "A later revision's body: fixed length 64, one field this version does not know "
+         "(skipped).", encode_status(S["status_gap"], fixed_body=64, extra=struct.pack(">Q", 77))),
+        ("status_extended_header", "Header length 64: 16 extension bytes (e.g. a future tag), skipped.",
+         encode_status(S["status_gap"], extension=bytes(range(16)))),
+    ]
+    good = encode_status(S["status_gap"])
+
+    def poke(data, at, new):
+        b = bytearray(data)
+        b[at:at + len(new)] = new
+        return _with_checksum_recomputed(bytes(b))
+
+    B = HEADER_SIZE
+    si = [
+        ("status_too_short", "40 bytes.", good[:40], "too_short"),
+        ("status_truncated", "A STATUS cut to 100 bytes: the payload length says 56.", good[:100], "length_mismatch"),
+        ("status_bad_magic", "Not ZCST.", poke(good, 0, b"ZCSX"), "bad_magic"),
+        ("status_version_1", "Version 1: a stream datagram, not a control datagram.",
+         encode_status(S["status_gap"], version=1), "not_control"),
+        ("status_version_2", "Version 2 (REPORT's version).", encode_status(S["status_gap"], version=2), "not_control"),
+        ("status_bad_header_length", "Header length 44.", poke(good, 6, b"\x00\x2c"), "bad_header_length"),
+        ("status_bad_flags", "STATUS with DATA set (0x41).", encode_status(S["status_gap"], flags=0x41), "bad_flags"),
+        ("status_is_nak", "A NAK given to the STATUS reader.", encode_nak(N["nak_single"]), "bad_flags"),
+        ("status_length_mismatch", "One trailing byte.", _with_checksum_recomputed(good + b"\x00"), "length_mismatch"),
+        ("status_bad_checksum", "The window limit changed after sealing.",
+         good[:B + 20] + bytes([good[B + 20] ^ 1]) + good[B + 21:], "bad_checksum"),
+        ("status_body_short", "A 48-byte body.", encode(FLAG_STATUS, SID_A, 0, 0, 0, good[B:B + 48],
+                                                        version=RELIABLE_VERSION), "bad_status"),
+        ("status_body_longer_than_fixed", "Fixed length 56, body 64: no trailing bytes allowed.",
+         encode_status(S["status_gap"], extra=bytes(8)), "bad_status"),
+        ("status_fixed_not_multiple_of_8", "Fixed length 60.",
+         encode_status(S["status_gap"], fixed_body=60, extra=bytes(4)), "bad_status"),
+        ("status_receiver_id_zero", "Receiver id 0 (reserved for the sender, §13.9).",
+         encode_status(dict(S["status_gap"], receiver_id=0)), "bad_status"),
+        ("status_ack_above_unique", "Ack 18 but only 17 distinct held.",
+         encode_status(dict(S["status_gap"], cumulative_ack=18)), "bad_status"),
+        ("status_unique_above_highest", "21 distinct held below 20.",
+         encode_status(dict(S["status_gap"], unique=21)), "bad_status"),
+        ("status_window_below_ack", "Window limit 9 below the ack 10.",
+         encode_status(dict(S["status_gap"], window_limit=9)), "bad_status"),
+        ("status_complete_without_end", "complete set, end_seen clear.",
+         encode_status(dict(S["status_complete"], end_seen=False)), "bad_status"),
+    ]
+
+    nv = [
+        ("nak_single", "One missing datagram, 10 (the ack): the smallest NAK, 88 bytes.", encode_nak(N["nak_single"])),
+        ("nak_two_ranges", "10..11 and 15 missing.", encode_nak(N["nak_two_ranges"])),
+        ("nak_max_ranges", "64 ranges: the largest NAK (1096 bytes, fits the 1232 bytes of a 1280-byte IPv6 path).",
+         encode_nak(N["nak_max_ranges"])),
+        ("nak_u64_extremes", "Ranges high in the u64 space; the last ends at 2^64-2 (the last DATA number).",
+         encode_nak(N["nak_u64_extremes"])),
+        ("nak_future_fields", "A later revision's body: fixed length 32 (8 unknown bytes before the ranges, skipped).",
+         encode_nak(N["nak_two_ranges"], fixed_body=32, extra=struct.pack(">Q", 77))),
+        ("nak_extended_header", "Header length 64: 16 extension bytes, skipped.",
+         encode_nak(N["nak_two_ranges"], extension=bytes(range(16)))),
+    ]
+    ng = encode_nak(N["nak_two_ranges"])
+    two = N["nak_two_ranges"]
+    ni = [
+        ("nak_too_short", "47 bytes.", ng[:47], "too_short"),
+        ("nak_truncated", "A NAK missing its last 8 bytes.", ng[:-8], "length_mismatch"),
+        ("nak_bad_magic", "Not ZCST.", poke(ng, 1, b"X"), "bad_magic"),
+        ("nak_version_1", "Version 1.", encode_nak(two, version=1), "not_control"),
+        ("nak_version_4", "Version 4 (not defined).", encode_nak(two, version=4), "not_control"),
+        ("nak_bad_header_length", "Header length 52.", poke(ng, 6, b"\x00\x34"), "bad_header_length"),
+        ("nak_is_status", "A STATUS given to the NAK reader.", encode_status(S["status_gap"]), "bad_flags"),
+        ("nak_announcement_flags", "Flags 0xA0 (NAK|REPAIR): reserved for the sender's repair announcement "
+         "(issue 26), not a version 3 NAK.", encode_nak(two, flags=0xA0), "bad_flags"),
+        ("nak_bad_checksum", "A range changed after sealing.", ng[:-1] + bytes([ng[-1] ^ 1]), "bad_checksum"),
+        ("nak_body_short", "A 16-byte body.", encode(FLAG_NAK, SID_A, 0, 0, 0, ng[B:B + 16],
+                                                     version=RELIABLE_VERSION), "bad_nak"),
+        ("nak_no_ranges", "Count 0: a NAK names at least one range.", encode_nak(dict(two, ranges=[])), "bad_nak"),
+        ("nak_too_many_ranges", "65 ranges.",
+         encode_nak(dict(N["nak_max_ranges"], ranges=[[100 + 3 * i, 101 + 3 * i] for i in range(65)])), "bad_nak"),
+        ("nak_count_mismatch", "Count says 3, two ranges carried.", encode_nak(two, count=3), "bad_nak"),
+        ("nak_count_short", "Count says 1, two ranges carried.", encode_nak(two, count=1), "bad_nak"),
+        ("nak_unsorted", "Ranges 15 then 10..11.", encode_nak(dict(two, ranges=[[15, 15], [10, 11]])), "bad_nak"),
+        ("nak_overlapping", "Ranges 10..12 and 12..15.", encode_nak(dict(two, ranges=[[10, 12], [12, 15]])), "bad_nak"),
+        ("nak_adjacent", "Ranges 10..11 and 12..13: one range written as two.",
+         encode_nak(dict(two, ranges=[[10, 11], [12, 13]])), "bad_nak"),
+        ("nak_duplicate_range", "The range 10..11 twice.", encode_nak(dict(two, ranges=[[10, 11], [10, 11]])), "bad_nak"),
+        ("nak_inverted_range", "A range 15..12.", encode_nak(dict(two, ranges=[[10, 10], [15, 12]])), "bad_nak"),
+        ("nak_zero_length_range", "A range 16..15 (inclusive: zero numbers).",
+         encode_nak(dict(two, ranges=[[16, 15]])), "bad_nak"),
+        ("nak_below_ack", "Range 9..9 below the NAK's own ack 10.", encode_nak(dict(two, ranges=[[9, 9]])), "bad_nak"),
+        ("nak_range_to_u64_max", "A range ending at 2^64-1 (never a DATA number).",
+         encode_nak(dict(two, ranges=[[20, 2 ** 64 - 1]])), "bad_nak"),
+        ("nak_range_after_u64_end", "A range after one ending at 2^64-2: nothing can follow it.",
+         encode_nak(dict(two, ranges=[[20, 2 ** 64 - 2], [3, 4]])), "bad_nak"),
+        ("nak_receiver_id_zero", "Receiver id 0 (reserved for the sender, §13.9).",
+         encode_nak(dict(two, receiver_id=0)), "bad_nak"),
+        ("nak_fixed_short", "Fixed length 16 < 24.", poke(ng, B, b"\x00\x10"), "bad_nak"),
+    ]
+    return sv, si, nv, ni
 
 
 # --- Receiver accounting (SPEC section 9), as an exact model ----------------------
@@ -703,12 +1117,56 @@ def build_vectors():
     }
     for n, _, b, r in rinvalid:
         assert decode_report(b) == ("rejected", r), (n, decode_report(b))
+
+    lvalid, linvalid = reliable_scenarios()
+    reliable = {"valid": [], "invalid": []}
+    for n, d, b in lvalid:
+        outcome, h, _ = validate(b, reliable=True)
+        assert outcome == "valid", (n, outcome)
+        payload = b[h["header_length"]:]
+        entry = {"name": n, "description": d, "hex": b.hex(), "version": RELIABLE_VERSION,
+                 "fields": json_fields(h), "identity_checksum": identity_checksum(b),
+                 "v1_reason": reason_of(b)}
+        if h["flags"] & FLAG_DATA and h["flags"] & FLAG_PATTERN:
+            mm = pattern_first_mismatch(payload, h["stream_id"], h["offset"])
+            entry["pattern_ok"] = mm is None
+        if h["flags"] & FLAG_END:
+            t, nb = struct.unpack(">QQ", payload)
+            entry["end"] = {"datagrams": str(t), "bytes": str(nb)}
+        reliable["valid"].append(entry)
+    for n, d, b, r in linvalid:
+        assert reason_of(b, reliable=True) == r, (n, reason_of(b, reliable=True), r)
+        reliable["invalid"].append({"name": n, "description": d, "hex": b.hex(), "reason": r,
+                                    "v1_reason": reason_of(b)})
+
+    sv, si, nv, ni = control_scenarios()
+    status = {"valid": [], "invalid": []}
+    for n, d, b in sv:
+        outcome, m = decode_status(b)
+        assert outcome == "valid", (n, m)
+        status["valid"].append({"name": n, "description": d, "hex": b.hex(), "status": m})
+    for n, d, b, r in si:
+        assert decode_status(b) == ("rejected", r), (n, decode_status(b), r)
+        status["invalid"].append({"name": n, "description": d, "hex": b.hex(), "reason": r})
+    nak = {"valid": [], "invalid": []}
+    for n, d, b in nv:
+        outcome, m = decode_nak(b)
+        assert outcome == "valid", (n, m)
+        nak["valid"].append({"name": n, "description": d, "hex": b.hex(), "nak": m})
+    for n, d, b, r in ni:
+        assert decode_nak(b) == ("rejected", r), (n, decode_nak(b), r)
+        nak["invalid"].append({"name": n, "description": d, "hex": b.hex(), "reason": r})
+    assert len(encode_nak(NAK_SAMPLES["nak_max_ranges"])) == NAK_MAX_LENGTH
+    assert len(encode_status(STATUS_SAMPLES["status_gap"])) == STATUS_LENGTH
     return {
         "valid.json": valid,
         "invalid.json": invalid,
         "crc32c.json": crc,
         "accounting.json": accounting,
         "reports.json": reports,
+        "reliable.json": reliable,
+        "status.json": status,
+        "nak.json": nak,
     }
 
 
@@ -795,11 +1253,49 @@ def check_vectors(directory, verbose=False):
         # A stream receiver (version 1, §8) rejects every REPORT: it never enters a stream.
         ok(reason_of(data) == "unsupported_version", "report %s: a stream receiver rejects it" % v["name"])
         # Re-encoding the decoded report gives the same bytes (unless it carries unknown counters).
-        if int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + 2], "big") == REPORT_FIXED_BODY:
+        if int.from_bytes(data[HEADER_SIZE:HEADER_SIZE + 2], "big") in (REPORT_FIXED_BODY, REPORT_RELIABLE_FIXED_BODY):
             ok(encode_report(r, limit=len(data)) == data, "report %s: re-encodes byte for byte" % v["name"])
     for v in reports["invalid"]:
         got = decode_report(bytes.fromhex(v["hex"]))
         ok(got == ("rejected", v["reason"]), "report invalid %s: expected %s, got %s" % (v["name"], v["reason"], got))
+
+    rel = load("reliable.json")
+    for v in rel["valid"]:
+        data = bytes.fromhex(v["hex"])
+        outcome, h, _ = validate(data, reliable=True)
+        good = outcome == "valid" and json_fields(h) == v["fields"] and h["version"] == v["version"]
+        ok(good, "reliable %s" % v["name"])
+        ok(identity_checksum(data) == v["identity_checksum"], "reliable %s: identity checksum" % v["name"])
+        # A version 1/2 receiver (today's zc-recv) rejects every reliable datagram: no stream, no counter.
+        ok(reason_of(data) == v["v1_reason"] == "unsupported_version", "reliable %s: a version 1 receiver rejects it"
+           % v["name"])
+        if h and h["flags"] & FLAG_REPAIR:
+            orig = bytearray(data)
+            orig[5] &= ~FLAG_REPAIR & 0xFF
+            orig = _with_checksum_recomputed(orig)
+            ok(mark_repair(orig) == data and struct.unpack_from(">I", orig, 44)[0] == v["identity_checksum"],
+               "reliable %s: the repair is the original with REPAIR set, resealed" % v["name"])
+    for v in rel["invalid"]:
+        data = bytes.fromhex(v["hex"])
+        got = reason_of(data, reliable=True)
+        ok(got == v["reason"], "reliable invalid %s: expected %s, got %s" % (v["name"], v["reason"], got))
+        ok(reason_of(data) == v["v1_reason"], "reliable invalid %s: version 1 view" % v["name"])
+    for fname, key, decode in (("status.json", "status", decode_status), ("nak.json", "nak", decode_nak)):
+        f = load(fname)
+        for v in f["valid"]:
+            data = bytes.fromhex(v["hex"])
+            got = decode(data)
+            ok(got == ("valid", v[key]), "%s %s" % (key, v["name"]))
+            ok(reason_of(data, reliable=True) == "bad_flags" and reason_of(data) == "unsupported_version",
+               "%s %s: never stream data" % (key, v["name"]))
+            ok(decode_report(data) == ("rejected", "not_report"), "%s %s: never a REPORT" % (key, v["name"]))
+            plain = data[6:8] == struct.pack(">H", HEADER_SIZE) and data[48:50] == struct.pack(">H", STATUS_FIXED_BODY if key == "status" else NAK_FIXED_BODY)
+            if plain:
+                enc = encode_status(v[key]) if key == "status" else encode_nak(v[key])
+                ok(enc == data, "%s %s: re-encodes byte for byte" % (key, v["name"]))
+        for v in f["invalid"]:
+            got = decode(bytes.fromhex(v["hex"]))
+            ok(got == ("rejected", v["reason"]), "%s invalid %s: expected %s, got %s" % (key, v["name"], v["reason"], got))
 
     # The files on disk must be exactly what this generator produces (no hand edits drift).
     for fname, obj in build_vectors().items():
@@ -822,6 +1318,11 @@ def cmd_decode(args):
     if h.startswith("0x"):
         h = h[2:]
     data = bytes.fromhex(h)
+    if is_control(data):
+        kind, outcome, m = decode_control(data)
+        print(json.dumps({"kind": kind, "length": len(data), "outcome": outcome,
+                          (kind.lower() if outcome == "valid" else "reason"): m}, indent=2))
+        return 0
     if len(data) > 4 and data[4] == REPORT_VERSION:
         outcome, r = decode_report(data)
         print(json.dumps({"kind": "REPORT", "length": len(data), "outcome": outcome,

@@ -16,8 +16,11 @@
 public struct DatagramHeader: Equatable, Sendable {
     /// The first four bytes, `ZCST` read as a big-endian integer.
     public static let magic: UInt32 = 0x5A43_5354 // "ZCST"
-    /// The protocol version this implementation writes and accepts.
+    /// The protocol version of DATA and END (and what ``write(to:)`` writes): 1.
     public static let version: UInt8 = 1
+    /// The version of a reliable stream's DATA and END and of STATUS and NAK (SPEC §13):
+    /// 3. A version 1 receiver rejects such datagrams (`unsupported_version`).
+    public static let reliableVersion: UInt8 = 3
     /// Bytes in the fixed header: the smallest valid datagram and the default ``headerLength``.
     public static let size = 48
     /// Byte offset of the CRC32C field, taken as zero when the checksum is computed.
@@ -93,6 +96,14 @@ public struct DatagramHeader: Equatable, Sendable {
         #endif
     }
 
+    /// ``write(to:)`` with another version byte: ``reliableVersion`` for a reliable
+    /// stream's DATA and END (SPEC §13.2).
+    @inlinable @inline(__always)
+    public func write(to p: UnsafeMutableRawPointer, version: UInt8) {
+        write(to: p)
+        p.storeBytes(of: version, toByteOffset: 4, as: UInt8.self)
+    }
+
     /// Reads the fields at `p` without checking them (see `Datagram.validate`).
     @inline(__always)
     public init(reading p: UnsafeRawPointer) {
@@ -108,6 +119,8 @@ public struct DatagramHeader: Equatable, Sendable {
 }
 
 /// Header flag bits. Unknown bits are reserved: senders write 0, receivers reject.
+/// Version 1 knows DATA, END and PATTERN (``known``); version 3 adds RELIABLE and REPAIR
+/// to DATA/END (``knownReliable``) and the STATUS and NAK kinds (SPEC §13).
 public struct DatagramFlags: OptionSet, Sendable, Hashable {
     /// The flags byte as on the wire.
     public let rawValue: UInt8
@@ -121,8 +134,23 @@ public struct DatagramFlags: OptionSet, Sendable, Hashable {
     /// The payload is the synthetic pattern, which the receiver verifies byte for byte.
     public static let pattern = DatagramFlags(rawValue: 0x04)
 
-    /// Every bit version 1 defines; any other bit is reserved.
+    /// Version 3 DATA/END of a reliable stream (SPEC §13.2): the receiver repairs and
+    /// acknowledges the stream. Set in every DATA and END of such a stream.
+    public static let reliable = DatagramFlags(rawValue: 0x10)
+    /// Version 3 DATA only: a retransmission of a datagram sent before, otherwise
+    /// byte-identical to it (SPEC §13.3).
+    public static let repair = DatagramFlags(rawValue: 0x20)
+    /// The whole flag byte of a STATUS (version 3, ``StatusMessage``).
+    public static let status = DatagramFlags(rawValue: 0x40)
+    /// The whole flag byte of a NAK (version 3, ``NakMessage``).
+    public static let nak = DatagramFlags(rawValue: 0x80)
+
+    /// Every bit version 1 defines; any other bit is reserved. (Version 1 DATA/END
+    /// only: ``Datagram/validate(_:length:)`` checks version 1 before this.)
     public static let known: DatagramFlags = [.data, .end, .pattern]
+    /// Every bit a version 3 DATA/END may carry (SPEC §13.2): ``known`` plus
+    /// ``reliable`` and ``repair``.
+    public static let knownReliable: DatagramFlags = [.data, .end, .pattern, .reliable, .repair]
 
     /// The names of the known bits set, e.g. `["DATA", "PATTERN"]`, for reports.
     public var names: [String] {
@@ -130,6 +158,8 @@ public struct DatagramFlags: OptionSet, Sendable, Hashable {
         if contains(.data) { n.append("DATA") }
         if contains(.end) { n.append("END") }
         if contains(.pattern) { n.append("PATTERN") }
+        if contains(.reliable) { n.append("RELIABLE") }
+        if contains(.repair) { n.append("REPAIR") }
         return n
     }
 }

@@ -1,0 +1,78 @@
+/// Reliable streams (SPEC §13, wire format version 3): validation of a reliable stream's
+/// DATA and END, and the REPAIR marking of a retransmission. STATUS and NAK, the datagrams
+/// a receiver sends back, are ``StatusMessage`` and ``NakMessage``.
+extension Datagram {
+    /// SPEC §13.2 check 5 for a version 3 DATA/END: only ``DatagramFlags/knownReliable``
+    /// bits, exactly one of DATA and END, RELIABLE set, REPAIR only with DATA.
+    @inlinable @inline(__always)
+    public static func reliableFlagsValid(_ flags: DatagramFlags) -> Bool {
+        flags.isSubset(of: .knownReliable) && flags.contains(.data) != flags.contains(.end)
+            && flags.contains(.reliable) && !(flags.contains(.repair) && flags.contains(.end))
+    }
+
+    /// Validates a stream datagram as a version 3 receiver does (SPEC §8 with §13.2):
+    /// version 1 exactly as ``validate(_:length:)``, version 3 with the reliable flag
+    /// rules; any other version is ``Rejection/unsupportedVersion``. The payload pattern
+    /// is not checked here (``PayloadPattern/firstMismatch(_:count:streamID:offset:)``).
+    /// Not used by today's receiver, which speaks versions 1 and 2 only.
+    public static func validateReliable(_ p: UnsafeRawPointer, length: Int) -> Validation {
+        guard length >= DatagramHeader.size else { return .rejected(.tooShort) }
+        guard UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)) == DatagramHeader.magic else {
+            return .rejected(.badMagic)
+        }
+        let version = p.load(fromByteOffset: 4, as: UInt8.self)
+        if version == DatagramHeader.version { return validate(p, length: length) }
+        guard version == DatagramHeader.reliableVersion else { return .rejected(.unsupportedVersion) }
+        let header = DatagramHeader(reading: p)
+        let hlen = Int(header.headerLength)
+        guard hlen >= DatagramHeader.size, hlen & 7 == 0, hlen <= length else { return .rejected(.badHeaderLength) }
+        guard reliableFlagsValid(header.flags) else { return .rejected(.badFlags) }
+        guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
+        let computed = computeChecksum(p, length: length)
+        guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
+        if header.flags.contains(.end) {
+            guard header.payloadLength == UInt32(EndOfStream.payloadSize) else { return .rejected(.badEnd) }
+            let totals = EndOfStream(reading: p + hlen)
+            guard totals.datagrams == header.sequence, totals.bytes == header.offset else { return .rejected(.badEnd) }
+        }
+        return .valid(header)
+    }
+
+    /// ``validateReliable(_:length:)`` over a buffer (empty: ``Rejection/tooShort``).
+    public static func validateReliable(_ bytes: UnsafeRawBufferPointer) -> Validation {
+        guard let base = bytes.baseAddress else { return .rejected(.tooShort) }
+        return validateReliable(base, length: bytes.count)
+    }
+
+    /// The identity checksum of a sealed datagram (SPEC §13.3): its checksum as it would
+    /// be with REPAIR clear, which a repair shares with its original. A receiver compares
+    /// it, not the stored checksum, for conflicting duplicates. For a datagram without
+    /// REPAIR it is the stored checksum; for a repair it costs one CRC pass (repairs are rare).
+    public static func identityChecksum(_ p: UnsafeRawPointer, length: Int) -> UInt32 {
+        let stored = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: DatagramHeader.checksumOffset, as: UInt32.self))
+        let flags = p.load(fromByteOffset: 5, as: UInt8.self)
+        guard length >= DatagramHeader.size, flags & DatagramFlags.repair.rawValue != 0 else { return stored }
+        var crc = CRC32C.checksum(p, count: 5)
+        var cleared = flags & ~DatagramFlags.repair.rawValue
+        crc = withUnsafeBytes(of: &cleared) { CRC32C.checksum($0, continuing: crc) }
+        crc = CRC32C.checksum(p + 6, count: DatagramHeader.checksumOffset - 6, continuing: crc)
+        let zero: UInt32 = 0
+        crc = withUnsafeBytes(of: zero) { CRC32C.checksum($0, continuing: crc) }
+        let rest = DatagramHeader.checksumOffset + 4
+        return CRC32C.checksum(p + rest, count: length - rest, continuing: crc)
+    }
+
+    /// Turns a sealed reliable DATA datagram in place into its repair (SPEC §13.3): sets
+    /// REPAIR in the flag byte and reseals; no other byte changes (the timestamp stays the
+    /// first send's). Touches 5 header bytes and reads the rest: the retransmission goes
+    /// out from the same buffer. Only once the kernel is done with the buffer's previous
+    /// send (the zero-copy notification). Returns the new checksum.
+    @discardableResult
+    public static func markRepair(_ p: UnsafeMutableRawPointer, length: Int) -> UInt32 {
+        let flags = p.load(fromByteOffset: 5, as: UInt8.self)
+        p.storeBytes(of: flags | DatagramFlags.repair.rawValue, toByteOffset: 5, as: UInt8.self)
+        let crc = computeChecksum(UnsafeRawPointer(p), length: length)
+        p.storeBytes(of: crc.bigEndian, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        return crc
+    }
+}
