@@ -16,8 +16,10 @@ import ZCSystem
 /// receiver's REPORT comes back on (and, with reliable streams, STATUS and NAK).
 ///
 /// A new engine is one ``SendEngine`` type plus one case in ``open(_:_:)``'s switch:
-/// nothing else in the pull or push path names an engine (SenderSessionTests runs both
-/// through a fake engine handed to ``open(_:engine:_:)``).
+/// nothing else in the pull or push path needs it to work (SenderSessionTests runs both
+/// through a fake engine handed to ``open(_:engine:_:)``). For speed on the push path only,
+/// add its `@_specialize` line to `PushedStream.send` (a generic class's vtable entry is
+/// generic code; see the note there).
 package final class SenderSession {
     /// The configuration the stream runs with.
     package let configuration: SenderConfiguration
