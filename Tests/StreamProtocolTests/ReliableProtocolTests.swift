@@ -1,5 +1,6 @@
 import Foundation
 import StreamProtocol
+import TestSupport
 import XCTest
 
 /// Reliable streams (SPEC §13, version 3) against Protocol/vectors/{reliable,status,nak}.json,
