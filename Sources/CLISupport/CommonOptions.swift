@@ -28,3 +28,19 @@ public struct PlacementOptions: ParsableArguments {
 
     public init() {}
 }
+
+/// A command that includes both groups: their values under their usual names, written once
+/// for zc-send and zc-recv.
+public protocol CommonOptionsCommand {
+    var placement: PlacementOptions { get }
+    var reporting: ReportingOptions { get }
+}
+
+extension CommonOptionsCommand {
+    public var cpu: String? { placement.cpu }
+    public var interface: String? { placement.interface }
+    public var json: Bool { reporting.json }
+    public var jsonStream: Bool { reporting.jsonStream }
+    public var interval: String { reporting.interval }
+    public var metrics: String? { reporting.metrics }
+}

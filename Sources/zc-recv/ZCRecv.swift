@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 @main
-struct ZCRecv: ParsableCommand {
+struct ZCRecv: ParsableCommand, CommonOptionsCommand {
     static let configuration = CommandConfiguration(
         commandName: "zc-recv",
         abstract: "Receive zcstream datagrams and validate every one: sequence, checksum and payload, per stream.",
@@ -184,15 +184,9 @@ struct ZCRecv: ParsableCommand {
 
     @OptionGroup(title: "Placement")
     var placement: PlacementOptions
-    var cpu: String? { placement.cpu }
-    var interface: String? { placement.interface }
 
     @OptionGroup(title: "Reporting")
     var reporting: ReportingOptions
-    var json: Bool { reporting.json }
-    var jsonStream: Bool { reporting.jsonStream }
-    var interval: String { reporting.interval }
-    var metrics: String? { reporting.metrics }
 
     func validate() throws {
         if ReceiveEngineKind(rawValue: engine) == nil { throw ValidationError("--engine '\(engine)' is unknown: use \(ReceiveEngineKind.allCases.map(\.rawValue).joined(separator: ", "))") }

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 @main
-struct ZCSend: ParsableCommand {
+struct ZCSend: ParsableCommand, CommonOptionsCommand {
     static let configuration = CommandConfiguration(
         commandName: "zc-send",
         abstract: "Stream UDP datagrams with io_uring zero-copy sends; every datagram is sequenced and checksummed.",
@@ -182,15 +182,9 @@ struct ZCSend: ParsableCommand {
 
     @OptionGroup(title: "Placement")
     var placement: PlacementOptions
-    var cpu: String? { placement.cpu }
-    var interface: String? { placement.interface }
 
     @OptionGroup(title: "Reporting")
     var reporting: ReportingOptions
-    var json: Bool { reporting.json }
-    var jsonStream: Bool { reporting.jsonStream }
-    var interval: String { reporting.interval }
-    var metrics: String? { reporting.metrics }
 
     func validate() throws {
         if let count, count == 0 { throw ValidationError("--count must be at least 1") }
