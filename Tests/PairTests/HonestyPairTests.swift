@@ -6,19 +6,6 @@ import XCTest
 /// types — defaults included (no `--interval 0`, no `--json` unless the user would) — and
 /// asserts on what they print and how they exit.
 final class HonestyPairTests: XCTestCase {
-    /// A free UDP port on 127.0.0.1 (bound and released).
-    func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: a.sin_port))
-    }
-
     /// The final JSON report in `stdout`: the whole text when it is one document, else its
     /// last line (the final object of an NDJSON stream of intervals).
     func finalJSON(_ stdout: String) -> [String: Any]? {

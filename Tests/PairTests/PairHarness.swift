@@ -115,9 +115,16 @@ struct RunningReceiver {
     let child: Child
     let address: String  // HOST:PORT as the receiver printed it
 
-    static func start(listen: String = "127.0.0.1:0", _ extra: [String] = [], namespace: String? = nil,
+    /// `progress`: keep zc-recv's default progress lines (stderr) instead of `--interval 0`.
+    static func start(listen: String = "127.0.0.1:0", _ extra: [String] = [], namespace: String? = nil, progress: Bool = false,
                       file: StaticString = #filePath, line: UInt = #line) throws -> RunningReceiver {
-        let child = try Child(Binaries.recv, [listen, "--json", "--interval", "0"] + extra, namespace: namespace)
+        let child = try Child(Binaries.recv, [listen, "--json"] + (progress ? [] : ["--interval", "0"]) + extra, namespace: namespace)
+        return RunningReceiver(child: child, address: try listeningAddress(child, file: file, line: line))
+    }
+
+    /// Waits for zc-recv's "listening on" line on `child`'s stderr (zc-recv itself, or a shell
+    /// pipeline it heads) and returns the HOST:PORT it names.
+    static func listeningAddress(_ child: Child, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         guard let ready = child.waitForLine(containing: "listening on") else {
             let r = child.wait(timeout: 1)
             XCTFail("zc-recv did not start: status \(r.status), stderr: \(r.stderr)", file: file, line: line)
@@ -125,8 +132,7 @@ struct RunningReceiver {
         }
         // "zc-recv: listening on 127.0.0.1:PORT (...)"
         let afterOn = ready.components(separatedBy: "listening on ")[1]
-        let address = String(afterOn.split(separator: " ")[0])
-        return RunningReceiver(child: child, address: address)
+        return String(afterOn.split(separator: " ")[0])
     }
 }
 
@@ -147,6 +153,19 @@ func runPair(listen: String = "127.0.0.1:0", receiverArgs: [String] = [], sender
 func runSender(_ arguments: [String], namespace: String? = nil, timeout: TimeInterval = 60) throws -> Child.Result {
     let child = try Child(Binaries.send, arguments + ["--json", "--interval", "0"], namespace: namespace)
     return child.wait(timeout: timeout)
+}
+
+/// A free UDP port on 127.0.0.1 (bound and released).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(fd) }
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: a.sin_port))
 }
 
 /// Reads a JSON number as UInt64 (JSONSerialization gives NSNumber).
