@@ -149,8 +149,11 @@ extension StreamState {
             f.ack = newAck
         }
         let complete = isComplete
-        // 2. Give up: nothing of the stream for the deadline while numbers are missing.
-        if !complete && !f.gaveUp && lastActivityNanoseconds != 0 && now &- lastActivityNanoseconds >= t.deadlineNanoseconds {
+        // 2. Give up: nothing of the stream for the deadline while numbers are missing (a
+        //    live source that pauses, everything held so far, is not given up on).
+        let known = total ?? (tracker.started ? tracker.highest + 1 : 0)
+        if !complete && !f.gaveUp && f.ack < known && lastActivityNanoseconds != 0
+            && now > lastActivityNanoseconds && now - lastActivityNanoseconds >= t.deadlineNanoseconds {
             f.gaveUp = true
         }
         // 3. NAK what is due (not after give-up or completion).
@@ -160,11 +163,12 @@ extension StreamState {
                 sendNak(&f, below: end, now: now, wallNow: wallNow, timing: t, scratch: scratch, send: send)
             }
         }
-        // 4. STATUS: every interval, after a quarter window of progress, for each END copy,
+        // 4. STATUS: every interval, after an eighth of the window of progress (the sender's
+        //    slots come back only with it), for each END copy,
         //    and the final one (complete or gave up; twice, as the last word matters most).
         let final = complete || f.gaveUp
         let due = final || now &- f.lastStatusAt >= t.statusIntervalNanoseconds
-            || f.ack &- f.lastStatusAck >= f.capacity / 4 || endsReceived != f.endsAnswered || f.lastStatusAt == 0
+            || f.ack &- f.lastStatusAck >= f.capacity / 8 || endsReceived != f.endsAnswered || f.lastStatusAt == 0
         if due {
             let copies = final ? 2 : 1
             for _ in 0..<copies { sendStatus(&f, now: now, wallNow: wallNow, complete: complete, scratch: scratch, send: send) }

@@ -43,6 +43,9 @@ public struct ReliabilityReport: Equatable, Sendable {
     public var repairsHeldOff: UInt64 = 0
     /// NAKed numbers outside what was sent and not yet acknowledged (ignored).
     public var nakedOutside: UInt64 = 0
+    /// Tail-loss probes: the last datagram sent again because the acknowledgement stalled
+    /// with the receiver not having seen it (an outage swallowed the tail of the window).
+    public var tailProbes: UInt64 = 0
     /// Control datagrams dropped, by reason (SPEC §13.9).
     public var controlRejected = ControlRejections()
     /// RTT from STATUS echoes (SPEC §13.5): smallest and mean, nil without a sample.

@@ -68,6 +68,9 @@ package final class ReliableDelivery {
     private var tokens: Double
     private var tokensAt: UInt64
     private var blockedSince: UInt64 = 0
+    /// Tail-loss probing: when the last probe went, and the wait before the next.
+    private var lastProbeAt: UInt64 = 0
+    private var probeInterval: UInt64 = 0
 
     init(parameters: Reliability, streamID: UInt64, datagramSize: Int, segments: Int, slotCount: Int, feedbackFD: Int32) {
         self.parameters = parameters
@@ -131,11 +134,13 @@ package final class ReliableDelivery {
         }
     }
 
-    /// Waits up to a millisecond for feedback or a completion, takes in both.
+    /// Waits up to a millisecond for feedback or a completion, takes in both; probes the
+    /// tail when the acknowledgement has stalled short of what was sent.
     func wait<Engine: SendEngine>(_ engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
         try engine.service(.none, stats: &stats)
         try poll(engine, stats: &stats)
         if delivered || gaveUp { return }
+        try probeIfStalled(now: MonotonicClock.nanoseconds(), engine: engine, stats: &stats)
         _ = try? FileCalls.pollEither(feedbackFD, engine.completionDescriptor ?? -1, timeoutMilliseconds: 1)
         try engine.service(.none, stats: &stats)
         try poll(engine, stats: &stats)
@@ -196,6 +201,7 @@ package final class ReliableDelivery {
         guard newAck > ack else { return }
         ack = newAck
         lastProgressAt = now
+        probeInterval = 0
         while count > 0 {
             let h = held[head]
             guard h.first + UInt64(h.datagrams) <= ack else { break }
@@ -254,6 +260,23 @@ package final class ReliableDelivery {
         report.retransmittedDatagrams &+= 1
         report.retransmittedBytes &+= UInt64(length)
         return true
+    }
+
+    /// Tail-loss probe. A receiver NAKs only what it knows is missing: numbers below its
+    /// highest, or below END's total. When everything after its highest was lost (an outage)
+    /// and the window or the pool stops the sender, nothing more would arrive to show the
+    /// gap. So while the acknowledgement is stalled short of what was sent and the last
+    /// STATUS has not seen the last datagram, the last datagram sent goes again as a repair
+    /// (`max(2·srtt, 10 ms)` after the last progress, doubling to 250 ms): the receiver then
+    /// sees the whole gap and NAKs it. One datagram per interval: nothing to amplify.
+    private func probeIfStalled<Engine: SendEngine>(now: UInt64, engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
+        guard sentEdge > ack, lastStatusHighest < sentEdge else { return }
+        if probeInterval == 0 { probeInterval = max(2 * smoothedRTT, 10_000_000) }
+        let since = max(lastProgressAt, lastProbeAt)
+        guard now > since, now - since >= probeInterval else { return }
+        lastProbeAt = now
+        probeInterval = min(probeInterval * 2, Self.endRepeatCap)
+        if try repair(sentEdge - 1, now: now, holdOff: 0, engine: engine, stats: &stats) { report.tailProbes &+= 1 }
     }
 
     /// The held slot that holds sequence number `s` (binary search: the ring is in order).

@@ -220,6 +220,7 @@ enum SenderReportFormatter {
             ("repairs_held_off", .uint(rel.repairsHeldOff)),
             ("repair_errors", .uint(r.statistics.repairErrors)),
             ("naked_outside", .uint(rel.nakedOutside)),
+            ("tail_probes", .uint(rel.tailProbes)),
             ("control_rejected", .object([
                 ("foreign", .uint(x.foreign)), ("malformed", .uint(x.malformed)), ("unknown_stream", .uint(x.unknownStream)),
                 ("other_receiver", .uint(x.otherReceiver)), ("rate_limited", .uint(x.rateLimited)), ("impossible", .uint(x.impossible)),
