@@ -82,6 +82,9 @@ extension StreamState {
         r.longestGapDatagrams = summary.lostRanges.map { $0.upperBound - $0.lowerBound + 1 }.max() ?? 0
         r.longestGapNanoseconds = longestGapNanoseconds
         r.firstToLastNanoseconds = firstToLastSendNanoseconds
+        if reliable {
+            r.reliable = .init(repaired: repaired, repairDuplicates: repairDuplicates, naksSent: naksSent, statusSent: statusSent)
+        }
         return r
     }
 }

@@ -289,6 +289,10 @@ enum SenderReportFormatter {
                 ("p99", us(r.latencyP99Nanoseconds)), ("p99_9", us(r.latencyP999Nanoseconds)), ("max", us(r.latencyMaxNanoseconds)),
             ])))
         }
+        if let c = r.reliable {
+            fields += [("reliable", .bool(true)), ("repaired", .uint(c.repaired)), ("repair_duplicates", .uint(c.repairDuplicates)),
+                       ("naks_sent", .uint(c.naksSent)), ("status_sent", .uint(c.statusSent))]
+        }
         fields.append(("ok", .bool(r.pass)))
         fields.append(("report_after_ms", .double(Double(afterNanoseconds) / 1e6)))
         return .object(fields)
