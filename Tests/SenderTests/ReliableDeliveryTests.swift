@@ -153,6 +153,36 @@ final class ReliableDeliveryTests: XCTestCase {
         XCTAssertEqual(s.summary().lost, 0)
     }
 
+    /// The push path: an application's datagrams, lost ones repaired from their slots, the
+    /// stream finished only when the receiver says complete.
+    func testPushedReliableStreamIsRepairedAndDelivered() throws {
+        let port = UInt16(20000 + (getpid() + 3) % 20000)
+        let destination = try SocketAddress.parse("127.0.0.1:\(port)")
+        var c = try SenderConfiguration(destination: destination, datagramSize: 300, gso: .segments(4), engine: .uring)
+        c.streamID = 78
+        c.reliability = Reliability()
+        var engine: LossyLoopEngine?
+        let stream = try OutboundStream(c) { (session) throws(SystemError) -> LossyLoopEngine in
+            let e = try! LossyLoopEngine(datagramSize: 300, dropOnce: [0, 17, 18, 60], destination: destination)
+            let local = try session.socket.localAddress()
+            e.senderSource = local.withSockAddr { a, n in SourceAddress(sockaddr: UnsafeRawPointer(a), length: Int(n)) }
+            engine = e
+            return e
+        }
+        for i in 0..<61 { try stream.send(copying: [UInt8](repeating: UInt8(i), count: 252)) }
+        let report = try stream.finish()
+        let e = try XCTUnwrap(engine)
+        let rel = try XCTUnwrap(report.reliability)
+        XCTAssertTrue(rel.delivered, "\(rel)")
+        XCTAssertEqual(rel.acknowledged, 61)
+        let repaired = Set(e.repairs.map { DatagramHeader(reading: $0.bytes.withUnsafeBytes { $0.baseAddress! }).sequence })
+        XCTAssertEqual(repaired, [0, 17, 18, 60])
+        XCTAssertEqual(e.originals.count, 61)
+        XCTAssertEqual(e.lentWhileHeld, 0)
+        XCTAssertTrue(e.core.streams[0].isComplete)
+        XCTAssertEqual(e.core.streams[0].uniquePayloadBytes, 61 * 252)
+    }
+
     func testNoFeedbackGivesUpAfterTheDeadline() throws {
         // A plain UDP sink that never answers: the sender sends its initial window and gives up.
         let port = UInt16(20000 + (getpid() + 7) % 20000)
