@@ -36,8 +36,15 @@ struct ReliableFeedback: Sendable {
     var ack: UInt64 = 0
     /// The largest window edge advertised (never retreats).
     var edge: UInt64 = 0
-    /// Datagrams the receiver lets the sender have beyond the acknowledgement.
+    /// Datagrams the sender may have beyond what this receiver has taken in (its highest
+    /// number): what its socket buffer holds, at most ``queueBudget`` — a standing queue
+    /// in the socket buffer delays every repair behind it.
     let capacity: UInt64
+    /// The sender is never more than this beyond the acknowledgement: half the reorder
+    /// window, so every number stays classifiable (SPEC §13.5: ≤ ack + W).
+    let reorderLimit: UInt64
+    /// The window edge of the last STATUS sent.
+    var advertised: UInt64 = 0
     var feedbackSequence: UInt32 = 0
     var lastStatusAt: UInt64 = 0
     var lastStatusAck: UInt64 = 0
@@ -65,7 +72,19 @@ struct ReliableFeedback: Sendable {
         naks = [UInt64](repeating: 0, count: Int(window))
         mask = window - 1
         self.capacity = capacity
+        reorderLimit = window / 2
         edge = capacity
+    }
+
+    /// Datagrams in flight beyond the receiver's highest that keep a fast path busy without
+    /// a standing queue: 8192 (12 MB at 1472 B: 10 ms at 10 Gbit/s).
+    static let queueBudget: UInt64 = 8192
+
+    /// The window edge now: `capacity` beyond what has been taken in (`processed`: one
+    /// above the highest number), never more than ``reorderLimit`` beyond the
+    /// acknowledgement, never below an edge advertised before.
+    func currentEdge(processed: UInt64) -> UInt64 {
+        max(edge, min(ack + reorderLimit, max(ack, processed) + capacity))
     }
 
     /// A repair of `sequence` arrived at `now`: an RTT sample when that number was NAKed exactly once.
@@ -122,7 +141,7 @@ extension StreamState {
         perDatagram += 768
         let fromBuffer = UInt64(max(receiveBufferBytes, 0) / perDatagram)
         // At most half the reorder window ahead of the acknowledgement (SPEC §13.5: ≤ ack + W).
-        let capacity = min(max(fromBuffer, 64), tracker.window / 2)
+        let capacity = min(max(fromBuffer, 64), ReliableFeedback.queueBudget, tracker.window / 2)
         feedback = ReliableFeedback(window: tracker.window, capacity: capacity)
     }
 
@@ -163,12 +182,13 @@ extension StreamState {
                 sendNak(&f, below: end, now: now, wallNow: wallNow, timing: t, scratch: scratch, send: send)
             }
         }
-        // 4. STATUS: every interval, after an eighth of the window of progress (the sender's
-        //    slots come back only with it), for each END copy,
+        // 4. STATUS: every interval, when the edge could move by an eighth of the capacity
+        //    (the sender's slots come back only with it), for each END copy,
         //    and the final one (complete or gave up; twice, as the last word matters most).
+        let processed = tracker.started ? tracker.highest + 1 : 0
         let final = complete || f.gaveUp
         let due = final || now &- f.lastStatusAt >= t.statusIntervalNanoseconds
-            || f.ack &- f.lastStatusAck >= f.capacity / 8 || endsReceived != f.endsAnswered || f.lastStatusAt == 0
+            || f.currentEdge(processed: processed) &- f.advertised >= f.capacity / 8 || endsReceived != f.endsAnswered || f.lastStatusAt == 0
         if due {
             let copies = final ? 2 : 1
             for _ in 0..<copies { sendStatus(&f, now: now, wallNow: wallNow, complete: complete, scratch: scratch, send: send) }
@@ -230,7 +250,8 @@ extension StreamState {
         m.cumulativeAck = f.ack
         m.deliveredBytes = deliveredBelow(f.ack)
         m.feedbackSequence = f.feedbackSequence
-        f.edge = max(f.edge, f.ack + f.capacity)
+        f.edge = f.currentEdge(processed: tracker.started ? tracker.highest + 1 : 0)
+        f.advertised = f.edge
         m.windowLimit = f.edge
         m.highest = tracker.started ? tracker.highest + 1 : 0
         m.unique = max(min(tracker.unique, m.highest), f.ack)

@@ -188,7 +188,7 @@ public struct SenderConfiguration: Sendable {
     /// included (IP_TOS / IPV6_TCLASS, set before the first send). nil: the kernel's default.
     public var trafficClass: UInt8? = nil
     /// A reliable stream (SPEC §13, `zc-send --reliable`): every datagram delivered or the
-    /// ranges that never arrived named. Unicast, io_uring engines. nil: a plain stream.
+    /// ranges that never arrived named. Unicast, socket engines. nil: a plain stream.
     public var reliability: Reliability? = nil
 
     /// A setting out of range: the property, its value and the allowed range.

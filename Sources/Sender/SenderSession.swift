@@ -44,7 +44,7 @@ package final class SenderSession {
                 throw .reliabilityUnsupported("a multicast destination is not supported yet (one receiver per reliable stream)")
             }
             if c.engine == .packetRing {
-                throw .reliabilityUnsupported("--engine packet-ring cannot hold frames until they are acknowledged; use an io_uring engine (auto, uring-zc, uring)")
+                throw .reliabilityUnsupported("--engine packet-ring cannot hold frames until they are acknowledged; use a socket engine (auto, uring-zc, uring, sendmmsg)")
             }
         }
         awaitsReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
@@ -127,7 +127,7 @@ package final class SenderSession {
     package func reliableDelivery<Engine: SendEngine>(for engine: Engine) throws(SenderError) -> ReliableDelivery? {
         guard let parameters = configuration.reliability else { return nil }
         guard engine.holdsSlots else {
-            throw .reliabilityUnsupported("--engine \(configuration.engine.rawValue) cannot hold its slots until they are acknowledged; use an io_uring engine (auto, uring-zc, uring)")
+            throw .reliabilityUnsupported("--engine \(configuration.engine.rawValue) cannot hold its slots until they are acknowledged; use a socket engine (auto, uring-zc, uring, sendmmsg)")
         }
         return ReliableDelivery(parameters: parameters, streamID: configuration.streamID, datagramSize: configuration.datagramSize,
                                 segments: engine.segmentsPerSlot, slotCount: engine.slotCount, feedbackFD: socket.fd)

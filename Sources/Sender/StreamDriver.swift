@@ -120,6 +120,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 (paceWait, producing) = try produce(reader: reader, readFD: readFD)
             }
             if !producing {
+                reliable?.unblocked(now: now)
                 // Reads still outstanding go out first (datagrams leave in sequence order),
                 // bounded like the drain from the turn production stopped.
                 if plan.isEmpty { break }

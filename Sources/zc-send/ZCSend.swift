@@ -163,7 +163,7 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
     @Flag(help: "Do not wait for the receiver's REPORT.")
     var noReport = false
 
-    @Flag(help: "A reliable stream (SPEC §13): the receiver acknowledges and NAKs, the sender repairs lost datagrams from their registered slots and never has more in flight than the receiver's window. Exit 1 when it gives up. io_uring engines (auto, uring-zc, uring), unicast.")
+    @Flag(help: "A reliable stream (SPEC §13): the receiver acknowledges and NAKs, the sender repairs lost datagrams from their registered slots and never has more in flight than the receiver's window. Exit 1 when it gives up. Socket engines (auto, uring-zc, uring, sendmmsg), unicast.")
     var reliable = false
 
     @Option(help: ArgumentHelp("With --reliable: give up when the receiver's acknowledgement has not moved for this long (e.g. 10s).", valueName: "DURATION"))
@@ -215,8 +215,8 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             if injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0 {
                 throw ValidationError("--inject-* with --reliable: an injected fault is never repaired; drop datagrams on the path instead (nftables)")
             }
-            if engine == SendEngineKind.packetRing.rawValue || engine == SendEngineKind.sendmmsg.rawValue {
-                throw ValidationError("--reliable needs an io_uring engine (auto, uring-zc, uring): --engine \(engine) cannot hold its slots until the receiver acknowledges them")
+            if engine == SendEngineKind.packetRing.rawValue {
+                throw ValidationError("--reliable needs a socket engine (auto, uring-zc, uring, sendmmsg): --engine packet-ring cannot hold its ring frames until the receiver acknowledges them")
             }
         }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
@@ -362,7 +362,8 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             var c = try SenderConfiguration(
                 destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!,
                 rate: rate.flatMap { $0 == "0" ? nil : Rate.parse($0) }, engine: SendEngineKind(rawValue: engine)!,
-                poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams), ringDepth: depth,
+                poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams, reliable: reliable),
+                ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
