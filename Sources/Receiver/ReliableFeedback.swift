@@ -121,7 +121,8 @@ extension StreamState {
     /// or a final STATUS still to send.
     var wantsFeedback: Bool {
         guard let f = feedback else { return false }
-        return !f.finalSent
+        // After the final STATUS, an END copy still gets one: the final word may have been lost.
+        return !f.finalSent || endsReceived != f.endsAnswered
     }
 
     /// A reliable stream the receiver is still repairing (its run must not end for linger or idle).
@@ -151,11 +152,20 @@ extension StreamState {
     /// control datagram on the wire (false: it could not).
     mutating func serviceFeedback(now: UInt64, wallNow: UInt64, timing t: ReliableReceiveTiming, scratch: UnsafeMutableRawPointer,
                                   send: (UnsafeRawPointer, Int) -> Bool) {
-        guard feedback?.finalSent == false else { return }
+        guard wantsFeedback else { return }
         // Taken out while it changes, so its NAK array is never copied (one owner).
         var f = feedback!
         feedback = nil
         defer { feedback = f }
+        if f.finalSent {
+            // An END repeat after the final STATUS: the sender did not hear it; say it again
+            // (within the bytes the stream delivered: END copies cannot buy unbounded answers).
+            if f.controlBytes + UInt64(StatusMessage.length) <= deliveredBytes {
+                sendStatus(&f, now: now, wallNow: wallNow, complete: isComplete, scratch: scratch, send: send)
+            }
+            f.endsAnswered = endsReceived
+            return
+        }
         // 1. The acknowledgement, and the NAK state of numbers it passed cleared.
         let total = expected?.datagrams
         let newAck = tracker.firstMissing(from: f.ack)
