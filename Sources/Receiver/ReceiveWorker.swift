@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import ZCSystem
 
@@ -15,6 +18,8 @@ struct WorkerSnapshot: Sendable {
     var streamsEnded = 0
     var endedIncomplete = 0
     var lastData: UInt64 = 0
+    /// Reliable streams still being repaired: the run does not end for linger or idle while any is.
+    var reliablePending = 0
     /// Datagrams of any kind (valid, corrupt, invalid) seen so far.
     var seen: UInt64 = 0
     /// The thread ended (after a stop, or because it failed).
@@ -30,6 +35,7 @@ struct WorkerSnapshot: Sendable {
         streamsEnded = core.streamsEnded
         lastData = core.lastDataNanoseconds
         seen = core.statistics.datagramsSeen
+        if core.sawReliable { reliablePending = core.reliablePending }
         // Retired streams (a server's finished ones) stay in the running totals: a total
         // that went down would make an interval's rate negative.
         datagrams = core.retiredTotals.datagrams
@@ -51,6 +57,7 @@ struct WorkerSnapshot: Sendable {
         corrupt += s.corrupt; invalid += s.invalid; kernelDrops += s.kernelDrops
         streams += s.streams; streamsEnded += s.streamsEnded; endedIncomplete += s.endedIncomplete
         lastData = max(lastData, s.lastData)
+        reliablePending += s.reliablePending
         seen &+= s.seen
         if s.finished { finished = true }
     }
@@ -103,8 +110,12 @@ final class ReceiveWorker: @unchecked Sendable {
     /// Metrics snapshots (`--metrics`) every `interval`, up to `labelLimit` streams named.
     private let metrics: (intervalNanoseconds: UInt64, labelLimit: Int)?
 
-    init(socket: consuming UDPSocket, configuration c: ReceiverConfiguration, coalescing: Bool, cpu: Int?,
+    /// The socket buffer the kernel granted: reliable streams size their window against it.
+    private let receiveBufferBytes: Int
+
+    init(socket: consuming UDPSocket, configuration c: ReceiverConfiguration, coalescing: Bool, receiveBufferBytes: Int, cpu: Int?,
          output: OutputTarget?, metrics: ReceiverMetricsPublisher?) {
+        self.receiveBufferBytes = receiveBufferBytes
         self.socket = socket
         configuration = c
         self.coalescing = coalescing
@@ -119,9 +130,12 @@ final class ReceiveWorker: @unchecked Sendable {
         let linger = configuration.lingerNanoseconds, idle = configuration.idleTimeoutNanoseconds
         var reasons: [StreamKey: FinishedStream.Reason] = [:]
         let gone = core.retireStreams { s in
+            // A reliable stream still being repaired is not over at its END: it ends complete,
+            // or when its receiver deadline gives up (then as an idle one would).
+            let repairing = s.reliablePending || s.wantsFeedback
             let reason: FinishedStream.Reason? = all ? .stopped
-                : s.endArrivalNanoseconds != 0 && now &- s.endArrivalNanoseconds >= linger ? .end
-                : now &- s.lastActivityNanoseconds >= idle ? .idle : nil
+                : s.endArrivalNanoseconds != 0 && now &- s.endArrivalNanoseconds >= linger && !repairing ? .end
+                : now &- s.lastActivityNanoseconds >= idle && !repairing ? .idle : nil
             if let reason { reasons[s.key] = reason }
             return reason != nil
         }
@@ -139,7 +153,12 @@ final class ReceiveWorker: @unchecked Sendable {
         var core = ValidatingCore(maxStreams: c.maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
                                   delivery: c.delivery)
         core.excludeHead = c.isMulticast && !c.multicast.countHeadLoss
+        core.receiveBufferBytes = receiveBufferBytes
+        core.reliableTiming = c.reliableTiming
         if let allowList = c.allowList { core.allowList = allowList }
+        var nextFeedback: UInt64 = 0
+        var shortWaits = false
+        let fd = socket.fd
         var nextPublish: UInt64 = 0
         var publishedEnded = 0
         var nextMetrics: UInt64 = 0
@@ -147,6 +166,19 @@ final class ReceiveWorker: @unchecked Sendable {
         var metricsState = ThreadMetricsState()
         // Called by the engine between receive batches.
         let shouldStop: (inout ValidatingCore, UInt64) -> Bool = { [self] core, now in
+            if core.sawReliable {
+                // STATUS and NAK from this thread, which owns the streams' state: at most every
+                // 250 µs, and the socket's wait cut to 1 ms so timers run when nothing arrives.
+                if now >= nextFeedback {
+                    core.serviceReliable(now: now, wallNow: MonotonicClock.wallNanoseconds(), fd: fd)
+                    nextFeedback = now + 250_000
+                }
+                if !shortWaits {
+                    shortWaits = true
+                    _ = try? SocketCalls.setOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO,
+                                                   bytes: timeval(tv_sec: 0, tv_usec: 1000), call: "setsockopt(SO_RCVTIMEO)")
+                }
+            }
             var retired: [FinishedStream] = []
             if c.server && now >= nextRetire {
                 nextRetire = now + 5_000_000
@@ -177,6 +209,8 @@ final class ReceiveWorker: @unchecked Sendable {
         } catch {
             failure = error
         }
+        // The last word of every reliable stream that completed or gave up as the run ended.
+        core.serviceReliable(now: MonotonicClock.nanoseconds(), wallNow: MonotonicClock.wallNanoseconds(), fd: fd)
         var retired: [FinishedStream] = []
         if c.server {
             retired = retire(&core, now: MonotonicClock.nanoseconds(), all: true)

@@ -75,6 +75,9 @@ struct ReceiverConductor: ~Copyable {
             if StopFlag.isSet { return .signal }
             if let limit = c.timeoutNanoseconds, now - start >= limit { return .timeout }
             if c.server { continue } // a server stops only on a signal or --timeout
+            // A reliable stream still being repaired holds the run open (no linger or idle
+            // stop): it ends complete, or its receiver deadline gives up.
+            if sum.reliablePending > 0 { allEndedAt = 0; continue }
             if let wanted = c.streams, sum.streamsEnded >= wanted {
                 if sum.endedIncomplete == 0 { return .streamsComplete }
                 if allEndedAt == 0 { allEndedAt = now }

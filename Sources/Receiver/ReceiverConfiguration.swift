@@ -28,6 +28,8 @@ public struct ReceiverConfiguration: Sendable {
     public var timeoutNanoseconds: UInt64?
     /// After the last expected END: how long to wait for stragglers.
     public var lingerNanoseconds: UInt64 = 300_000_000
+    /// Reliable streams (SPEC §13): reorder grace, STATUS interval, NAK spacing, deadline.
+    public var reliableTiming = ReliableReceiveTiming()
     /// Streams tracked per receive thread; valid datagrams of further streams are counted
     /// apart (``ReceiverStatistics/streamsRefusedDatagrams``, not invalid) and not accounted.
     public var maxStreams: Int = ValidatingCore.defaultMaxStreams

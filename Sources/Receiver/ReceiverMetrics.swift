@@ -27,6 +27,12 @@ public struct StreamMetrics: Sendable, Equatable {
     public var corrupt: UInt64 = 0
     /// Intact datagrams at or above the END's total.
     public var beyondEnd: UInt64 = 0
+    /// Reliable streams: numbers recovered by a repair, repairs of numbers already held,
+    /// NAK and STATUS datagrams sent.
+    public var repaired: UInt64 = 0
+    public var repairDuplicates: UInt64 = 0
+    public var naksSent: UInt64 = 0
+    public var statusSent: UInt64 = 0
     /// Streams (1 for a single stream) whose END has arrived.
     public var ended: UInt64 = 0
     /// Streams folded into this entry (1 for a single stream).
@@ -46,6 +52,10 @@ public struct StreamMetrics: Sendable, Equatable {
         late = s.tracker.late
         corrupt = s.corrupt
         beyondEnd = s.beyondEnd
+        repaired = s.repaired
+        repairDuplicates = s.repairDuplicates
+        naksSent = s.naksSent
+        statusSent = s.statusSent
         ended = s.endSeen ? 1 : 0
         streams = 1
         lost = s.tracker.lostFinal
@@ -58,6 +68,8 @@ public struct StreamMetrics: Sendable, Equatable {
         r.lost -= min(r.lost, o.lost); r.reordered -= min(r.reordered, o.reordered); r.duplicates -= min(r.duplicates, o.duplicates)
         r.late -= min(r.late, o.late); r.corrupt -= min(r.corrupt, o.corrupt); r.beyondEnd -= min(r.beyondEnd, o.beyondEnd)
         r.ended -= min(r.ended, o.ended); r.streams -= min(r.streams, o.streams)
+        r.repaired -= min(r.repaired, o.repaired); r.repairDuplicates -= min(r.repairDuplicates, o.repairDuplicates)
+        r.naksSent -= min(r.naksSent, o.naksSent); r.statusSent -= min(r.statusSent, o.statusSent)
         return r
     }
 
@@ -66,6 +78,7 @@ public struct StreamMetrics: Sendable, Equatable {
         datagrams &+= o.datagrams; bytes &+= o.bytes; unique &+= o.unique
         lost = lost.saturatingAdd(o.lost); reordered &+= o.reordered; duplicates &+= o.duplicates
         late &+= o.late; corrupt &+= o.corrupt; beyondEnd &+= o.beyondEnd; ended &+= o.ended; streams &+= o.streams
+        repaired &+= o.repaired; repairDuplicates &+= o.repairDuplicates; naksSent &+= o.naksSent; statusSent &+= o.statusSent
     }
 }
 

@@ -117,6 +117,55 @@ public struct SequenceTracker: Sendable {
         started && q <= highest && highest - q < window && isSet(q)
     }
 
+    /// The smallest sequence number at or above `from` not received (reliable streams' cumulative
+    /// acknowledgement, SPEC §13.5): a scan of the bitmap a word at a time. Numbers below the
+    /// window cannot be told and are passed over; at most ``highest`` + 1 (or the END's total).
+    public func firstMissing(from: UInt64) -> UInt64 {
+        guard started else { return min(from, limit) }
+        let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        var q = max(from, low)
+        while q <= highest {
+            let i = q & mask
+            let shift = i & 63
+            let left = 64 - shift
+            let missing = ~(bits[Int(i >> 6)] >> shift)
+            let k = UInt64(missing.trailingZeroBitCount)
+            if k < left { return min(q + k, highest + 1, limit) }
+            q += left
+        }
+        return min(max(from, highest + 1), limit)
+    }
+
+    /// Calls `body` with every sequence number in `[from, end)` not received, in order, until
+    /// it returns false; numbers above ``highest`` are all missing, numbers below the window
+    /// are passed over. A word of the bitmap at a time: cheap when little is missing.
+    public func forEachMissing(from: UInt64, below end: UInt64, _ body: (UInt64) -> Bool) {
+        var q = from
+        if started {
+            let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+            if q < low { q = low }
+            while q <= highest && q < end {
+                let i = q & mask
+                let shift = i & 63
+                let left = 64 - shift
+                var missing = ~(bits[Int(i >> 6)] >> shift)
+                if left < 64 { missing &= (1 << left) - 1 }
+                while missing != 0 {
+                    let m = q + UInt64(missing.trailingZeroBitCount)
+                    if m > highest || m >= end { break }
+                    if !body(m) { return }
+                    missing &= missing - 1
+                }
+                q += left
+            }
+            q = max(from, highest + 1)
+        }
+        while q < end {
+            if !body(q) { return }
+            q += 1
+        }
+    }
+
     /// Records one arrival.
     @inline(__always) @discardableResult
     public mutating func record(_ s: UInt64) -> Outcome {

@@ -144,7 +144,7 @@ public enum StreamReceiver {
         var workers: [ReceiveWorker] = []
         for t in 0..<threads {
             let socket = try ReceiveSockets.open(c, index: t, threads: threads, facts: &facts)
-            workers.append(ReceiveWorker(socket: socket, configuration: c, coalescing: facts.groEnabled,
+            workers.append(ReceiveWorker(socket: socket, configuration: c, coalescing: facts.groEnabled, receiveBufferBytes: Int(facts.granted),
                                          cpu: c.cpus.flatMap { $0.isEmpty ? nil : $0[t % $0.count] }, output: output, metrics: metrics))
         }
         var conductor = ReceiverConductor(configuration: c, workers: workers, output: output, metrics: metrics, finished: finished)

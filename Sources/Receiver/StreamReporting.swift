@@ -27,6 +27,7 @@ public struct StreamVerdictLimits: Sendable, Equatable {
         if lossPercent > maxLossPercent { failures.append("loss \(lossPercent)% > --max-loss \(maxLossPercent)%") }
         if s.corrupt > maxCorrupt { failures.append("\(s.corrupt) corrupt datagrams > --max-corrupt \(maxCorrupt)") }
         if !s.exact { failures.append("accounting not exact") }
+        if s.modeMismatches > 0 { failures.append("\(s.modeMismatches) datagrams of the other kind (plain vs reliable) under the stream's id") }
         if s.conflictingDuplicates > 0 {
             failures.append("\(s.conflictingDuplicates) conflicting duplicates (a second copy of a sequence number with other bytes)")
         }
@@ -81,6 +82,9 @@ extension StreamState {
         r.longestGapDatagrams = summary.lostRanges.map { $0.upperBound - $0.lowerBound + 1 }.max() ?? 0
         r.longestGapNanoseconds = longestGapNanoseconds
         r.firstToLastNanoseconds = firstToLastSendNanoseconds
+        if reliable {
+            r.reliable = .init(repaired: repaired, repairDuplicates: repairDuplicates, naksSent: naksSent, statusSent: statusSent)
+        }
         return r
     }
 }

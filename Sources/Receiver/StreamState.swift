@@ -80,6 +80,28 @@ public struct StreamState: Sendable {
     /// What `--output` did with this stream (set when the run ends).
     public var output: StreamOutputReport?
 
+    // MARK: Reliable streams (SPEC §13)
+
+    /// The stream's first valid datagram asked for reliability (version 3, RELIABLE): the
+    /// receiver acknowledges, NAKs gaps and counts repairs.
+    public var reliable = false
+    /// The stream's kind (plain or reliable) is fixed by its first valid datagram.
+    var modeKnown = false
+    /// Valid datagrams of the other kind than the stream's first (SPEC §13.2): ignored,
+    /// and the verdict fails.
+    public var modeMismatches: UInt64 = 0
+    /// Distinct numbers whose first intact arrival was a repair (lost, then recovered).
+    public var repaired: UInt64 = 0
+    /// Repairs of numbers already held (also in `duplicates`): never a second byte.
+    public var repairDuplicates: UInt64 = 0
+    /// The feedback state of a reliable stream (nil: a plain stream).
+    var feedback: ReliableFeedback?
+    /// NAK and STATUS datagrams sent for the stream.
+    public var naksSent: UInt64 { feedback?.naksSent ?? 0 }
+    public var statusSent: UInt64 { feedback?.statusSent ?? 0 }
+    /// The receiver's deadline passed with numbers still missing: it stopped asking.
+    public var gaveUp: Bool { feedback?.gaveUp ?? false }
+
     /// A stream with nothing received yet.
     public init(key: StreamKey) { self.key = key }
 
@@ -270,6 +292,11 @@ public struct StreamState: Sendable {
         }
         checksumErrors += other.checksumErrors
         conflictingDuplicates += other.conflictingDuplicates
+        reliable = reliable || other.reliable
+        modeMismatches += other.modeMismatches
+        repaired += other.repaired
+        repairDuplicates += other.repairDuplicates
+        if feedback == nil { feedback = other.feedback }
         patternMismatches += other.patternMismatches
         afterEnd += other.afterEnd
         endsReceived += other.endsReceived

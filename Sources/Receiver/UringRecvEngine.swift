@@ -80,7 +80,8 @@ final class UringRecvEngine {
         try arm(fd: fd)
         var info = zc_recvmsg_info()
         while true {
-            try ring.submit(waitTimeoutNanoseconds: 100_000_000)
+            // Reliable streams' timers (NAK, STATUS) run between waits: 1 ms once one exists.
+            try ring.submit(waitTimeoutNanoseconds: core.sawReliable ? 1_000_000 : 100_000_000)
             let n = ring.reap(into: completions)
             let now = MonotonicClock.nanoseconds()
             if n == 0 {

@@ -75,6 +75,35 @@ public struct ValidatingCore: Sendable {
     /// IP_PKTINFO), set by the engine per buffer; a new stream keeps it for its REPORT.
     public var arrivalAddress = SourceAddress.unknown
 
+    /// Reliable streams (SPEC §13): the socket buffer the window is sized against, and the
+    /// timing of NAK and STATUS.
+    public var receiveBufferBytes = 256 << 20
+    public var reliableTiming = ReliableReceiveTiming()
+
+    /// Reliable streams still owed feedback (a final STATUS at least); 0: the feedback turn
+    /// costs one comparison.
+    public var reliableStreamsActive: Int { streams.reduce(0) { $0 + ($1.wantsFeedback ? 1 : 0) } }
+    /// Reliable streams still being repaired (not complete, not given up).
+    public var reliablePending: Int { streams.reduce(0) { $0 + ($1.reliablePending ? 1 : 0) } }
+    /// True once any stream asked for reliability (the receive thread then wakes often).
+    public private(set) var sawReliable = false
+
+    /// One feedback turn over the reliable streams: STATUS and NAK sent from `fd` (the
+    /// receiving socket) to each stream's source. The receive thread calls it between
+    /// batches; no allocation but a NAK's range list.
+    public mutating func serviceReliable(now: UInt64, wallNow: UInt64, fd: Int32) {
+        guard sawReliable else { return }
+        let timing = reliableTiming
+        withUnsafeTemporaryAllocation(byteCount: 1280, alignment: 8) { scratch in
+            for i in streams.indices where streams[i].wantsFeedback {
+                let source = streams[i].source, local = streams[i].localAddress
+                streams[i].serviceFeedback(now: now, wallNow: wallNow, timing: timing, scratch: scratch.baseAddress!) { bytes, count in
+                    FeedbackSocket.send(bytes, count, fd: fd, to: source, from: local)
+                }
+            }
+        }
+    }
+
     /// Where payloads go with `--output` (nil: nowhere).
     let output: CoreOutput?
     /// The application's callback for new intact datagrams (nil: none).
@@ -158,11 +187,21 @@ public struct ValidatingCore: Sendable {
         // Checksum and pattern in one pass over the payload.
         var patternMatches = true
         switch Datagram.validate(p, length: length, patternMatches: &patternMatches) {
-        case .valid(let h):
+        case .valid(var h):
             guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else { return }
+            let isReliable = h.flags.contains(.reliable)
+            if _slowPath(!streams[i].modeKnown || streams[i].reliable != isReliable) {
+                guard Self.fixMode(&streams[i], reliable: isReliable, length: length, receiveBufferBytes: receiveBufferBytes) else { return }
+                if isReliable { sawReliable = true }
+            }
+            if _slowPath(h.flags.contains(.repair)) {
+                // Duplicates compare the identity checksum: a repair's with REPAIR clear (SPEC §13.3).
+                h.checksum = Datagram.identityChecksum(p, length: length)
+            }
             let payload = p + Int(h.headerLength)
             if h.flags.rawValue & Self.endFlag != 0 {
                 streams[i].lastOtherNanoseconds = now
+                if isReliable { streams[i].feedback?.echoArrival = now; streams[i].feedback?.echoTimestamp = h.timestampNanoseconds }
                 if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) {
                     streams[i].endArrivalNanoseconds = now
                     streamsEnded += 1
@@ -197,6 +236,40 @@ public struct ValidatingCore: Sendable {
         }
     }
 
+    /// The stream's first valid datagram fixes its kind; a later one of the other kind is
+    /// counted (``StreamState/modeMismatches``) and ignored. True when the datagram goes on.
+    @inline(never)
+    private static func fixMode(_ s: inout StreamState, reliable: Bool, length: Int, receiveBufferBytes: Int) -> Bool {
+        if s.modeKnown {
+            s.modeMismatches &+= 1
+            return false
+        }
+        s.modeKnown = true
+        if reliable { s.becomeReliable(datagramLength: length, receiveBufferBytes: receiveBufferBytes) }
+        return true
+    }
+
+    /// A reliable stream's DATA: the echo for the sender's RTT (not from a repair, Karn's
+    /// rule) and the repair counts. Returns true for a repair.
+    @inline(__always)
+    private static func noteReliable(_ s: inout StreamState, _ h: DatagramHeader, outcome: SequenceTracker.Outcome, now: UInt64) -> Bool {
+        guard h.flags.contains(.repair) else {
+            s.feedback?.echoArrival = now
+            s.feedback?.echoTimestamp = h.timestampNanoseconds
+            return false
+        }
+        switch outcome {
+        case .inOrder, .gapAhead, .reordered:
+            s.repaired &+= 1
+            s.feedback?.repairArrived(h.sequence, now: now)
+        case .duplicate:
+            s.repairDuplicates &+= 1
+        case .late, .beyondEnd:
+            break
+        }
+        return true
+    }
+
     /// One intact DATA datagram; returns true when it is new stream data.
     @inline(__always)
     private static func recordData(_ s: inout StreamState, _ h: DatagramHeader, length: Int, now: UInt64, wallNow: UInt64) -> Bool {
@@ -205,7 +278,9 @@ public struct ValidatingCore: Sendable {
         s.bytes &+= UInt64(length)
         if s.firstArrivalNanoseconds == 0 { s.firstArrivalNanoseconds = now }
         s.lastArrivalNanoseconds = now
-        s.latency.record(Int64(bitPattern: wallNow &- h.timestampNanoseconds))
+        // A repair carries its first send's timestamp: not a latency sample (SPEC §13.3).
+        let isRepair = s.reliable && noteReliable(&s, h, outcome: outcome, now: now)
+        if !isRepair { s.latency.record(Int64(bitPattern: wallNow &- h.timestampNanoseconds)) }
         let sent = h.timestampNanoseconds
         if s.firstSendNanoseconds == 0 || sent < s.firstSendNanoseconds { s.firstSendNanoseconds = sent }
         if sent > s.lastSendNanoseconds { s.lastSendNanoseconds = sent }

@@ -22,6 +22,9 @@ package struct DatagramWriter {
     package private(set) var totalBytes: UInt64?
     /// Flags of data datagrams: PATTERN only when the writer makes the payload.
     package let dataFlags: DatagramFlags
+    /// Flags of the END: with ``dataFlags``'s RELIABLE (a reliable stream's datagrams are
+    /// all version 3, SPEC §13.2).
+    package let endFlags: DatagramFlags
 
     /// The next sequence number to write in order.
     package private(set) var nextSequence: UInt64 = 0
@@ -48,8 +51,10 @@ package struct DatagramWriter {
     /// `fixedPayload: true` (`--source fixed`): one payload, written into each slot once by
     /// ``prepareSlot(_:maxSegments:)``; `fill` then writes headers only.
     package init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection,
-                patternPayload: Bool = true, fixedPayload: Bool = false) {
-        self.dataFlags = patternPayload && !fixedPayload ? [.data, .pattern] : [.data]
+                patternPayload: Bool = true, fixedPayload: Bool = false, reliable: Bool = false) {
+        let mode: DatagramFlags = reliable ? [.reliable] : []
+        self.dataFlags = mode.union(patternPayload && !fixedPayload ? [.data, .pattern] : [.data])
+        self.endFlags = mode.union(.end)
         if fixedPayload {
             let payload = datagramSize - DatagramHeader.size
             let crc = withUnsafeTemporaryAllocation(byteCount: max(payload, 1), alignment: 64) { b in
@@ -316,7 +321,7 @@ package struct DatagramWriter {
     /// Writes the END datagram (totals so far) at `p`; returns its length.
     package func writeEnd(at p: UnsafeMutableRawPointer) -> Int {
         let totals = EndOfStream(datagrams: nextSequence, bytes: payloadBytesCovered)
-        let header = DatagramHeader(flags: [.end], streamID: streamID, sequence: nextSequence,
+        let header = DatagramHeader(flags: endFlags, streamID: streamID, sequence: nextSequence,
                                     offset: payloadBytesCovered, timestampNanoseconds: MonotonicClock.wallNanoseconds(),
                                     payloadLength: UInt32(EndOfStream.payloadSize))
         totals.write(to: p + DatagramHeader.size)

@@ -14,6 +14,8 @@ package enum MemoryLockBudget {
     package static let slotBytes = 64 * 1024 + 4096
     /// The pool a stream gets when `--pool` is not given.
     package static let defaultSlots = 256
+    /// A reliable stream's default: 1024 slots (64 MiB, 45056 datagrams of 1472 B).
+    package static let reliableSlots = 1024
     /// Fewer slots than this cannot keep a ring busy; below it the limit is reported instead.
     package static let minimumSlots = 8
 
@@ -29,12 +31,15 @@ package enum MemoryLockBudget {
     /// The default pool per stream for `engine` with `streams` streams: ``defaultSlots``,
     /// or as many as RLIMIT_MEMLOCK holds for every stream's pool (at least ``minimumSlots``;
     /// registration then fails with the message of ``registrationHint(poolBytes:)``).
-    package static func defaultPoolSlots(engine: SendEngineKind, streams: Int) -> Int {
-        guard engine == .uringZC || engine == .uring || engine == .auto, let bytes = lockableBytes else { return defaultSlots }
+    /// A reliable stream (`reliable`) wants ``reliableSlots``: its slots stay held until
+    /// acknowledged, and a loss holds everything sent after it until the repair arrives.
+    package static func defaultPoolSlots(engine: SendEngineKind, streams: Int, reliable: Bool = false) -> Int {
+        let wanted = reliable ? reliableSlots : defaultSlots
+        guard engine == .uringZC || engine == .uring || engine == .auto, let bytes = lockableBytes else { return wanted }
         let perStream = bytes / UInt64(max(1, streams))
         // Leave a page per stream for whatever else the process pins.
         let fit = perStream > 4096 ? Int((perStream - 4096) / UInt64(slotBytes)) : 0
-        return max(minimumSlots, min(defaultSlots, fit))
+        return max(minimumSlots, min(wanted, fit))
     }
 
     /// What to do when registering `poolBytes` failed with ENOMEM.

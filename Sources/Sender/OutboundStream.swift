@@ -141,7 +141,7 @@ struct PushOpen: SenderSessionBody {
     let backPressure: OutboundStream.BackPressure
 
     func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> OutboundTransport {
-        PushedStream(engine, session: session, waits: backPressure == .wait)
+        PushedStream(engine, session: session, waits: backPressure == .wait, reliable: try session.reliableDelivery(for: engine))
     }
 }
 
@@ -163,12 +163,14 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
     private let waits: Bool
     private var finished = false
 
-    init(_ engine: Engine, session: SenderSession, waits: Bool) {
+    init(_ engine: Engine, session: SenderSession, waits: Bool, reliable: ReliableDelivery?) {
         self.waits = waits
         let c = session.configuration
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize,
-                                    limit: StreamLimit(), faults: FaultInjection(), patternPayload: false)
-        driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats)
+                                    limit: StreamLimit(), faults: FaultInjection(), patternPayload: false,
+                                    reliable: c.reliability != nil)
+        driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats,
+                              reliable: reliable)
         self.session = session
     }
 
@@ -211,7 +213,7 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
         finished = true
         do { try driver.finish() } catch { throw .init(error) }
         var report = driver.report(configuration: session.configuration, reason: .limit, sendBufferBytes: session.sendBufferBytes)
-        session.awaitReport(&report)
+        session.awaitReport(&report, early: driver.reliable?.receiverReport)
         return report
     }
 
@@ -245,6 +247,8 @@ public enum OutboundStreamError: Error, Equatable, CustomStringConvertible {
     /// The path cannot carry the configured datagrams with GSO (each segment must fit the
     /// path MTU less `headers`).
     case pathMTU(mtu: Int, datagramSize: Int, headers: Int)
+    /// `reliability` with what cannot carry it (the reason).
+    case reliabilityUnsupported(String)
 
     init(_ error: SendEngineError) {
         if case .system(let e) = error { self = .system(e) } else { self = .engine(error) }
@@ -257,6 +261,7 @@ public enum OutboundStreamError: Error, Equatable, CustomStringConvertible {
         case .engine(let e): self = .engine(e)
         case .packetRingSetup(let e): self = .packetRingSetup(e)
         case .pathMTU(let mtu, let size, let headers): self = .pathMTU(mtu: mtu, datagramSize: size, headers: headers)
+        case .reliabilityUnsupported(let why): self = .reliabilityUnsupported(why)
         case .source: preconditionFailure("a pushed stream has no source")
         }
     }
@@ -271,6 +276,7 @@ public enum OutboundStreamError: Error, Equatable, CustomStringConvertible {
         case .producer(let why): return "the producer failed: \(why)"
         case .system(let e): return e.description
         case .engine(let e): return e.description
+        case .reliabilityUnsupported(let why): return "reliability: \(why)"
         case .pathMTU(let mtu, let size, let headers):
             return "datagram size \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes (path MTU \(mtu))"
         }

@@ -74,6 +74,28 @@ package protocol SendEngine: AnyObject {
     func readProgress(of slot: Int) -> (pending: Int, bytes: Int)
     /// Submission-queue entries free for reads now.
     var readCapacity: Int { get }
+
+    // MARK: Reliable streams (SPEC §13): slots kept until the receiver acknowledges them
+
+    /// The engine can keep a slot after the kernel let go of it (``hold(_:)``) and send one
+    /// datagram again from inside it (``resend(_:offset:length:stats:)``). False: `--reliable`
+    /// refuses the engine.
+    var holdsSlots: Bool { get }
+    /// Before its commit: the slot stays out of the pool after the kernel is done with it,
+    /// until ``release(_:)``.
+    func hold(_ slot: Int)
+    /// The receiver acknowledged every datagram in the slot: it goes back to the pool as soon
+    /// as the kernel holds nothing of it (now, or at its last notification).
+    func release(_ slot: Int)
+    /// The kernel is done with the slot's first send (its notification came): its bytes may
+    /// be rewritten (a repair's flag and checksum) while repairs from it are in flight.
+    func originalSendDone(_ slot: Int) -> Bool
+    /// Sends `length` bytes at `offset` in a held slot again (one datagram: a repair), from
+    /// the same memory (SEND_ZC from the registered buffer where the engine has it).
+    func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError)
+    /// A descriptor that turns readable when the engine has completions to take in (the
+    /// ring's), so a thread waiting for feedback wakes for either; nil: none.
+    var completionDescriptor: Int32? { get }
 }
 
 extension SendEngine {
@@ -89,6 +111,14 @@ extension SendEngine {
     package func readProgress(of slot: Int) -> (pending: Int, bytes: Int) { (0, 0) }
     package var readCapacity: Int { 0 }
     package var slotsPerTurn: Int { .max }
+    package var holdsSlots: Bool { false }
+    package func hold(_ slot: Int) { preconditionFailure("\(Self.self) holds no slots") }
+    package func release(_ slot: Int) { preconditionFailure("\(Self.self) holds no slots") }
+    package func originalSendDone(_ slot: Int) -> Bool { true }
+    package func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError) {
+        preconditionFailure("\(Self.self) cannot resend")
+    }
+    package var completionDescriptor: Int32? { nil }
 }
 
 /// Measured choices shared by the socket engines.

@@ -187,6 +187,9 @@ public struct SenderConfiguration: Sendable {
     /// Socket engines: the IP traffic class (TOS byte; DSCP << 2) of every datagram, END
     /// included (IP_TOS / IPV6_TCLASS, set before the first send). nil: the kernel's default.
     public var trafficClass: UInt8? = nil
+    /// A reliable stream (SPEC §13, `zc-send --reliable`): every datagram delivered or the
+    /// ranges that never arrived named. Unicast, socket engines. nil: a plain stream.
+    public var reliability: Reliability? = nil
 
     /// A setting out of range: the property, its value and the allowed range.
     public enum Invalid: ConfigurationError, Equatable {

@@ -38,6 +38,15 @@ package final class SenderSession {
     /// Opens the socket (or resolves packet-ring's target and binds its feedback socket).
     init(opening c: SenderConfiguration) throws(SenderError) {
         configuration = c
+        if c.reliability != nil {
+            // Checked before anything opens: the feedback needs one receiver and a socket it can answer.
+            if c.destination.isMulticast {
+                throw .reliabilityUnsupported("a multicast destination is not supported yet (one receiver per reliable stream)")
+            }
+            if c.engine == .packetRing {
+                throw .reliabilityUnsupported("--engine packet-ring cannot hold frames until they are acknowledged; use a socket engine (auto, uring-zc, uring, sendmmsg)")
+            }
+        }
         awaitsReport = c.reportTimeoutNanoseconds != nil && !c.destination.isMulticast
         do {
             if c.engine == .packetRing {
@@ -113,9 +122,25 @@ package final class SenderSession {
         return try body.run(engine, in: session)
     }
 
+    /// A reliable stream's sender half, reading feedback on this session's socket (nil for a
+    /// plain stream). Throws when `engine` cannot hold slots until they are acknowledged.
+    package func reliableDelivery<Engine: SendEngine>(for engine: Engine) throws(SenderError) -> ReliableDelivery? {
+        guard let parameters = configuration.reliability else { return nil }
+        guard engine.holdsSlots else {
+            throw .reliabilityUnsupported("--engine \(configuration.engine.rawValue) cannot hold its slots until they are acknowledged; use a socket engine (auto, uring-zc, uring, sendmmsg)")
+        }
+        return ReliableDelivery(parameters: parameters, streamID: configuration.streamID, datagramSize: configuration.datagramSize,
+                                segments: engine.segmentsPerSlot, slotCount: engine.slotCount, feedbackFD: socket.fd)
+    }
+
     /// After END and the drain: waits for the receiver's REPORT on the feedback socket when
-    /// the session awaits one (not after a stop request) and puts it in `report`.
-    package func awaitReport(_ report: inout SenderReport) {
+    /// the session awaits one (not after a stop request) and puts it in `report`. A reliable
+    /// stream's REPORT may already have come in with the feedback (`early`).
+    package func awaitReport(_ report: inout SenderReport, early: StreamReport? = nil) {
+        if let early, awaitsReport {
+            report.receiver = .report(early, afterNanoseconds: 0)
+            return
+        }
         guard awaitsReport, report.stopReason != .signal, let timeout = configuration.reportTimeoutNanoseconds else { return }
         report.receiver = ReportWait.await(on: socket, streamID: configuration.streamID, from: configuration.destination,
                                            timeoutNanoseconds: timeout)

@@ -21,6 +21,8 @@ public struct SenderStatistics: Sendable, Equatable {
     public var endsSent: UInt64 = 0
     /// Slots recycled before their notification (test-only hazard mode).
     public var recycledEarly: UInt64 = 0
+    /// Reliable streams: repair sends the kernel refused (the receiver NAKs them again).
+    public var repairErrors: UInt64 = 0
     /// `--engine auto`: when and why the stream left SEND_ZC for copying sends (nil: it never did).
     public var switchedToCopy: CopySwitch?
 

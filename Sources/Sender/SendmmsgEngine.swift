@@ -21,13 +21,27 @@ final class SendmmsgEngine: SendEngine {
     private(set) var queued = 0
     /// Slots lent and not committed (0 or 1: slots are lent in order).
     private var lent = 0
+    /// Reliable streams (``holdsSlots``): slots come from a pool of their own and stay out of
+    /// it until acknowledged, so a message points at its slot (`messageSlot`) instead of
+    /// being it. Plain streams keep slot = message (the memory is free when the call returns).
+    private let holding: Bool
+    private let messageSlot: UnsafeMutablePointer<Int32>
+    private let heldSlot: UnsafeMutablePointer<Bool>
+    private let inBatch: UnsafeMutablePointer<Bool>
 
     /// `socket` must stay open for the engine's life (the caller owns it).
     init(configuration c: SenderConfiguration, socket: borrowing UDPSocket) throws(SystemError) {
         segmentsPerSlot = c.segmentsPerSend
         fd = socket.fd
-        pool = try BufferPool(slots: Self.batch, slotBytes: segmentsPerSlot * c.datagramSize,
+        holding = c.reliability != nil
+        let slots = holding ? max(Self.batch, c.poolSlots) : Self.batch
+        pool = try BufferPool(slots: slots, slotBytes: segmentsPerSlot * c.datagramSize,
                               leadBytes: DatagramHeader.payloadLineLead)
+        messageSlot = .allocate(capacity: Self.batch)
+        heldSlot = .allocate(capacity: slots)
+        heldSlot.initialize(repeating: false, count: slots)
+        inBatch = .allocate(capacity: slots)
+        inBatch.initialize(repeating: false, count: slots)
         messages = .allocate(capacity: Self.batch)
         iovecs = .allocate(capacity: Self.batch)
         datagrams = .allocate(capacity: Self.batch)
@@ -42,13 +56,15 @@ final class SendmmsgEngine: SendEngine {
 
     deinit {
         messages.deallocate(); iovecs.deallocate(); datagrams.deallocate(); isEnd.deallocate()
+        messageSlot.deallocate(); heldSlot.deallocate(); inBatch.deallocate()
     }
 
-    var slotCount: Int { Self.batch }
+    var slotCount: Int { pool.count }
     @inline(__always) func address(of slot: Int) -> UnsafeMutableRawPointer { pool.address(of: slot) }
-    var hasFreeSlot: Bool { queued < Self.batch }
-    /// Nothing stays with the kernel after a call; a lent slot counts until committed.
-    var inFlight: Int { queued + lent }
+    var hasFreeSlot: Bool { queued < Self.batch && (!holding || !pool.isEmpty) }
+    /// Nothing stays with the kernel after a call; a lent slot counts until committed
+    /// (holding: every slot out of the pool, held ones included).
+    var inFlight: Int { holding ? pool.inUse : queued + lent }
     /// Without GSO a slot is one datagram: a pushed stream batches them; with GSO each goes at once.
     var pushBatch: Int { segmentsPerSlot > 1 ? 1 : Self.batch }
     /// 32 messages a call: see ``SendEngineTuning/socketSlotsPerTurn``.
@@ -58,17 +74,49 @@ final class SendmmsgEngine: SendEngine {
     @inline(__always)
     func lend() -> Int? {
         guard queued < Self.batch else { return nil }
+        if holding { return pool.take() }
         lent = 1
         return queued
     }
 
-    func giveBack(_ slot: Int) { lent = 0 }
+    func giveBack(_ slot: Int) {
+        if holding { pool.give(slot) } else { lent = 0 }
+    }
+
+    // MARK: Reliable streams: held slots, repairs with send(2) from the slot
+
+    var holdsSlots: Bool { holding }
+    func hold(_ slot: Int) { heldSlot[slot] = true }
+    func release(_ slot: Int) {
+        heldSlot[slot] = false
+        if !inBatch[slot] { pool.give(slot) }
+    }
+    /// The kernel copied the slot when its batch went: done once it is not queued.
+    func originalSendDone(_ slot: Int) -> Bool { !inBatch[slot] }
+
+    /// One datagram again from inside the held slot: `send(2)` of its bytes in place (the
+    /// kernel copies, as for every sendmmsg datagram; nothing is copied in user space).
+    func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError) {
+        let bytes = UnsafeRawBufferPointer(start: pool.address(of: slot) + offset, count: length)
+        do {
+            if try SocketCalls.send(fd, bytes, flags: Int32(MSG_DONTWAIT)) == nil { stats.repairErrors &+= 1 }
+        } catch {
+            stats.repairErrors &+= 1  // the receiver NAKs it again
+        }
+    }
 
     @inline(__always)
     func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd end: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
-        iovecs[slot].iov_len = length
-        datagrams[slot] = Int32(n)
-        isEnd[slot] = end
+        var m = slot
+        if holding {
+            m = queued
+            iovecs[m].iov_base = pool.address(of: slot)
+            messageSlot[m] = Int32(slot)
+            inBatch[slot] = true
+        }
+        iovecs[m].iov_len = length
+        datagrams[m] = Int32(n)
+        isEnd[m] = end
         queued += 1
         lent = 0
         stats.sends &+= 1
@@ -91,6 +139,8 @@ final class SendmmsgEngine: SendEngine {
         var first = 0
         let count = queued
         queued = 0
+        // Holding: the call copied every message (or failed it); each slot is free unless held.
+        defer { if holding { releaseBatch(count) } }
         while first < count {
             let code: Int32
             do {
@@ -118,6 +168,14 @@ final class SendmmsgEngine: SendEngine {
                 if !isEnd[first] { stats.datagramsFailed &+= UInt64(datagrams[first]) }
                 first += 1
             }
+        }
+    }
+
+    private func releaseBatch(_ count: Int) {
+        for m in 0..<count {
+            let slot = Int(messageSlot[m])
+            inBatch[slot] = false
+            if !heldSlot[slot] { pool.give(slot) }
         }
     }
 

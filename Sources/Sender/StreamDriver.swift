@@ -37,6 +37,11 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// Longest single sleep while pacing, so progress and stop requests stay timely.
     package static var maxSleepNanoseconds: UInt64 { 1_000_000 }
 
+    /// A reliable stream's feedback, acknowledgements and repairs (nil: a plain stream).
+    package let reliable: ReliableDelivery?
+    /// Production waits on the receiver's window (reliable streams).
+    private var windowClosed = false
+
     /// A reorder/duplicate fault writes two datagrams at once; when a slot holds one,
     /// they are written here and copied into slots of their own.
     private let scratch: UnsafeMutableRawPointer
@@ -58,7 +63,8 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     private var currentDatagrams = 0
 
     package init(engine: Engine, writer: consuming DatagramWriter, rate: Rate?, endRepeats: Int,
-         drainTimeoutNanoseconds: UInt64 = 10_000_000_000) {
+         drainTimeoutNanoseconds: UInt64 = 10_000_000_000, reliable: ReliableDelivery? = nil) {
+        self.reliable = reliable
         self.engine = engine
         self.writer = writer
         self.pacer = Pacer(rate: rate)
@@ -102,6 +108,11 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 producing = false
                 reason = stop
             }
+            if let reliable {
+                // Feedback once per turn: acknowledgements free slots, NAKs are repaired now.
+                try reliable.poll(engine, stats: &stats)
+                if producing && reliable.checkDeadline(now: now) { producing = false; reason = .error }
+            }
             if !plan.isEmpty { try sendReadSlots() }
 
             var paceWait: UInt64 = 0
@@ -109,6 +120,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 (paceWait, producing) = try produce(reader: reader, readFD: readFD)
             }
             if !producing {
+                reliable?.unblocked(now: now)
                 // Reads still outstanding go out first (datagrams leave in sequence order),
                 // bounded like the drain from the turn production stopped.
                 if plan.isEmpty { break }
@@ -126,6 +138,10 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 MonotonicClock.sleep(nanoseconds: min(paceWait, Self.maxSleepNanoseconds))
             } else if paceWait > 0 {
                 try engine.service(.upTo(nanoseconds: paceWait), stats: &stats)
+            } else if let reliable, windowClosed || !engine.hasFreeSlot {
+                // Slots come back only with acknowledgements: wait for feedback or completions.
+                reliable.blocked(now: now)
+                try reliable.wait(engine, stats: &stats)
             } else if !engine.hasFreeSlot || !producing {
                 try engine.service(engine.inFlight > 0 ? .untilSlotFree : .none, stats: &stats)
             } else {
@@ -147,6 +163,13 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
         while true {
             if slots >= turnLimit { return (0, true) }
             slots += 1
+            if let reliable {
+                // The whole next slot must fit the receiver's window (SPEC §13.5).
+                let end = min(writer.nextSequence + UInt64(segments), writer.totalDatagrams ?? .max)
+                windowClosed = !reliable.windowAllows(through: end)
+                if windowClosed { return (0, true) }
+                reliable.unblocked(now: MonotonicClock.nanoseconds())
+            }
             if pacer != nil {
                 let d = pacer!.delay(now: MonotonicClock.nanoseconds())
                 if d > 0 { return (d, true) }
@@ -191,10 +214,17 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 (scratchDatagrams, scratchNext, scratchBytes) = (pair.datagrams, 0, pair.bytes)
                 continue
             }
-            try engine.commit(slot, length: bytes, datagrams: datagrams, isEnd: false, stats: &stats)
+            try commitData(slot, length: bytes, datagrams: datagrams)
             pacer?.charge(datagrams: datagrams, bytes: bytes)
             if writer.isExhausted { return (0, false) }
         }
+    }
+
+    /// Commits a slot of data datagrams; a reliable stream's slot is held until acknowledged.
+    @inline(__always)
+    private mutating func commitData(_ slot: Int, length: Int, datagrams: Int) throws(SendEngineError) {
+        if let reliable { reliable.noteSent(slot, base: engine.address(of: slot), datagrams: datagrams, length: length, engine: engine) }
+        try engine.commit(slot, length: length, datagrams: datagrams, isEnd: false, stats: &stats)
     }
 
     /// Copies the next datagram written aside into a slot of its own and commits it.
@@ -237,7 +267,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             let n = zc_preadv_nowait(fd, vectors, Int32(count), Int64(bitPattern: fileOffset))
             if n == total {
                 let length = writer.seal(base, first: first, count: count)
-                try engine.commit(slot, length: length, datagrams: count, isEnd: false, stats: &stats)
+                try commitData(slot, length: length, datagrams: count)
                 return count
             }
             if n < 0 && errno != EAGAIN { readsWithoutWaiting = false }
@@ -259,7 +289,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             for k in 0..<Int(entry.count) { expected += writer.layout(first: entry.first, index: k).payloadLength }
             if progress.bytes != expected { throw .sourceChanged(read: progress.bytes, expected: expected) }
             let length = writer.seal(engine.address(of: slot), first: entry.first, count: Int(entry.count))
-            try engine.commit(slot, length: length, datagrams: Int(entry.count), isEnd: false, stats: &stats)
+            try commitData(slot, length: length, datagrams: Int(entry.count))
             plan.removeOldest()
         }
     }
@@ -279,12 +309,29 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// A free slot: lent at once if there is one; otherwise the engine is serviced
     /// (waiting, with `wait`, until the kernel hands one back). Nil without `wait`
     /// when none is free, or when a stop is requested while waiting.
-    package mutating func acquire(wait: Bool) throws(SendEngineError) -> Int? {
+    package mutating func acquire(wait: Bool, forData: Bool = false) throws(SendEngineError) -> Int? {
+        if let reliable { return try acquireReliably(reliable, wait: wait, forData: forData) }
         if let slot = engine.lend() { return slot }
         while true {
             try engine.service(wait ? .untilSlotFree : .none, stats: &stats)
             if let slot = engine.lend() { return slot }
             if !wait || StopFlag.isSet { return nil }
+        }
+    }
+
+    /// ``acquire(wait:forData:)`` for a reliable stream: held slots come back only with
+    /// acknowledgements, so waiting means reading feedback (never a wait on the kernel alone,
+    /// which may owe nothing). New data also waits for the receiver's window. Nil on a stop,
+    /// or once the stream gave up.
+    private mutating func acquireReliably(_ reliable: ReliableDelivery, wait: Bool, forData: Bool) throws(SendEngineError) -> Int? {
+        while true {
+            try reliable.poll(engine, stats: &stats)
+            let now = MonotonicClock.nanoseconds()
+            let open = !forData || reliable.windowAllows(through: writer.nextSequence + UInt64(engine.segmentsPerSlot))
+            if open, let slot = engine.lend() { reliable.unblocked(now: now); return slot }
+            if !wait || reliable.checkDeadline(now: now) { return nil }
+            if forData { reliable.blocked(now: now) }
+            try reliable.wait(engine, stats: &stats)
         }
     }
 
@@ -294,7 +341,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     package mutating func lendDatagram(wait: Bool) throws(SendEngineError) -> UnsafeMutableRawPointer? {
         if let e = engine.haltError { throw e }
         if current < 0 {
-            guard let slot = try acquire(wait: wait) else { return nil }
+            guard let slot = try acquire(wait: wait, forData: true) else { return nil }
             current = slot
         }
         return engine.address(of: current) + currentBytes
@@ -347,7 +394,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             stats.datagramsFailed &+= UInt64(datagrams)
             throw e
         }
-        try engine.commit(slot, length: bytes, datagrams: datagrams, isEnd: false, stats: &stats)
+        try commitData(slot, length: bytes, datagrams: datagrams)
         if engine.queued >= engine.pushBatch { try engine.service(.none, stats: &stats) }
     }
 
@@ -371,12 +418,18 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                     try engine.service(.upTo(nanoseconds: nextEndAt - now), stats: &stats)
                     now = MonotonicClock.nanoseconds()
                 }
-                // nil: a stop was requested while every slot was held; drain what went.
-                guard let slot = try acquire(wait: true) else { return try drain() }
+                // nil: a stop was requested while every slot was held (or a reliable stream
+                // gave up); drain what went.
+                guard let slot = try acquire(wait: true) else {
+                    if let reliable { reliabilityReport = reliable.close(total: writer.nextSequence, engine: engine) }
+                    return try drain()
+                }
                 try sendEnd(in: slot)
                 try engine.service(.none, stats: &stats)
                 nextEndAt = MonotonicClock.nanoseconds() + Self.endGapNanoseconds
             }
+            // A reliable stream ends when the receiver says complete (or the sender gives up).
+            if let reliable { try awaitDelivery(reliable) }
             // A rejected ring shows itself once its frames are accounted: drain, then
             // send again any END it took down.
             try drain()
@@ -385,6 +438,29 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             endsRemaining += lost
         }
     }
+
+    /// SPEC §13.7: after the first END repeats, answers NAKs and repeats END (the interval
+    /// doubling up to 250 ms) until a STATUS says `complete`, the receiver's REPORT comes, or
+    /// the deadline passes; then hands every held slot back for the drain.
+    private mutating func awaitDelivery(_ reliable: ReliableDelivery) throws(SendEngineError) {
+        var interval = reliable.endRepeatStart
+        var nextEnd = MonotonicClock.nanoseconds() + interval
+        while !reliable.delivered && reliable.receiverReport == nil {
+            let now = MonotonicClock.nanoseconds()
+            if reliable.checkDeadline(now: now) { break }
+            if now >= nextEnd, let slot = engine.lend() {
+                try sendEnd(in: slot)
+                endsRemaining += 1  // a repeat of its own, not one of the §6 count
+                interval = min(interval * 2, ReliableDelivery.endRepeatCap)
+                nextEnd = now + interval
+            }
+            try reliable.wait(engine, stats: &stats)
+        }
+        reliabilityReport = reliable.close(total: writer.nextSequence, engine: engine)
+    }
+
+    /// What the reliable stream's sender saw (set by ``finish()``).
+    package private(set) var reliabilityReport: ReliabilityReport?
 
     /// Waits until the engine holds nothing (every completion and notification in),
     /// then lets the engine settle. Throws after ``drainTimeoutNanoseconds``.
@@ -408,6 +484,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                                   stopReason: engine.halted && reason == .limit ? .error : reason,
                                   sendBufferBytes: sendBufferBytes)
         engine.annotate(&report)
+        report.reliability = reliabilityReport
         return report
     }
 }

@@ -27,6 +27,9 @@ public struct SenderReport: Sendable {
     public var packetRing: PacketRingReport? = nil
     /// The receiver's verdict, when the run waited for it.
     public var receiver: ReceiverAnswer = .notAwaited
+    /// A reliable stream's delivery: acknowledgements, repairs, RTT, what never arrived
+    /// (nil for a plain stream).
+    public var reliability: ReliabilityReport? = nil
 }
 
 /// What came back from the receiver after END.
@@ -54,6 +57,8 @@ public enum SenderError: ConfigurationError {
     /// Sending failed for a reason other than a system call (a drain that timed out,
     /// a file that changed, a rejected frame).
     case engine(SendEngineError)
+    /// `reliability` with what cannot carry it: the reason, naming nothing else.
+    case reliabilityUnsupported(String)
 
     /// One line for the user; usage errors name the property to change (through `name`).
     public func describe(naming name: (String) -> String) -> String {
@@ -62,6 +67,7 @@ public enum SenderError: ConfigurationError {
         case .engine(let e): return e.description
         case .packetRingSetup(let e): return e.describe(naming: name)
         case .source(let e): return e.describe(naming: name)
+        case .reliabilityUnsupported(let why): return "\(name("reliability")): \(why)"
         case .pathMTU(let mtu, let size, let headers):
             return "\(name("datagramSize")) \(size) is out of range with GSO on this path: allowed up to \(mtu - headers) bytes "
                 + "(path MTU \(mtu)); use a smaller \(name("datagramSize")), or \(name("gso")) off to let IP fragment"
@@ -76,7 +82,7 @@ public enum SenderError: ConfigurationError {
     /// True when the error is the user's configuration, not the system.
     public var isUsageError: Bool {
         switch self {
-        case .pathMTU, .source: return true
+        case .pathMTU, .source, .reliabilityUnsupported: return true
         case .packetRingSetup(let e): return e.kind == .badInput
         case .system, .engine: return false
         }
@@ -140,9 +146,14 @@ struct PullRun: SenderSessionBody {
 
     func run<Engine: SendEngine>(_ engine: Engine, in session: SenderSession) throws(SenderError) -> SenderReport {
         let c = session.configuration
+        if c.reliability != nil && !content.faults.isEmpty {
+            throw .reliabilityUnsupported("fault injection cannot be repaired (a skipped datagram was never written); drop datagrams on the path instead (nftables)")
+        }
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: content.limit,
-                                    faults: content.faults, patternPayload: input == nil, fixedPayload: content.source == .fixed)
-        var driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats)
+                                    faults: content.faults, patternPayload: input == nil, fixedPayload: content.source == .fixed,
+                                    reliable: c.reliability != nil)
+        var driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats,
+                                  reliable: try session.reliableDelivery(for: engine))
         var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: driver.start, report: progress)
         var report: SenderReport
         do {
@@ -157,7 +168,7 @@ struct PullRun: SenderSessionBody {
         } catch {
             throw SenderError(error)
         }
-        session.awaitReport(&report)
+        session.awaitReport(&report, early: driver.reliable?.receiverReport)
         return report
     }
 }

@@ -144,34 +144,59 @@ final class UringSendEngine: SendEngine {
         (Int(slots[slot].readsPending), slots[slot].readBytes)
     }
 
+    // MARK: Reliable streams: held slots and repairs from them
+
+    var holdsSlots: Bool { true }
+    func hold(_ slot: Int) { slots[slot].held = true }
+    func release(_ slot: Int) {
+        slots[slot].held = false
+        releaseIfIdle(slot)
+    }
+    func originalSendDone(_ slot: Int) -> Bool { slots[slot].owed == slots[slot].repairsOwed && !slots[slot].retryPending }
+    var completionDescriptor: Int32? { ring.raw.pointee.ring_fd }
+
+    /// One datagram again from inside the held slot: SEND_ZC from the registered buffer at
+    /// its offset (SEND on `uring`), never a copy in user space.
+    func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError) {
+        try queueSend(pool.address(of: slot) + offset, length: length, userData: UringUserData.encode(.repair, slot: slot), stats: &stats)
+        slots[slot].owed += 1
+        slots[slot].repairsOwed += 1
+    }
+
+    /// A free submission entry, submitting (and taking in completions) first when the queue is full.
+    @inline(__always)
+    private func nextEntry(stats: inout SenderStatistics) throws(SendEngineError) -> UnsafeMutablePointer<io_uring_sqe>? {
+        if let sqe = ring.nextSubmission() { return sqe }
+        do {
+            try ring.submitAndGetEvents()
+            // SQPOLL: the kernel thread empties the queue on its own time (a no-op otherwise).
+            if io_uring_sq_space_left(ring.raw) == 0 { try ring.waitForSubmissionSpace() }
+        } catch { throw .system(error) }
+        reapAll(stats: &stats)
+        return ring.nextSubmission()
+    }
+
     // MARK: Sends and completions
 
     /// Prepares the SQE for `slot`'s send (SEND_ZC or SEND), submitting first if the
     /// submission queue is full.
     @inline(__always)
     private func submitSend(of slot: Int, stats: inout SenderStatistics) throws(SendEngineError) {
-        var sqe = ring.nextSubmission()
-        if sqe == nil {
-            do {
-                try ring.submitAndGetEvents()
-                // SQPOLL: the kernel thread empties the queue on its own time (a no-op otherwise).
-                if io_uring_sq_space_left(ring.raw) == 0 { try ring.waitForSubmissionSpace() }
-            } catch { throw .system(error) }
-            reapAll(stats: &stats)
-            sqe = ring.nextSubmission()
-        }
-        // The kernel consumed the queue at the submit above: an entry must be free now.
-        guard let sqe else { throw .submissionQueueFull }
-        let address = pool.address(of: slot)
-        let length = Int(slots[slot].length)
-        let userData = UringUserData.encode(.send, slot: slot)
+        try queueSend(pool.address(of: slot), length: Int(slots[slot].length), userData: UringUserData.encode(.send, slot: slot), stats: &stats)
+        slots[slot].owed += 1
+        stats.sends &+= 1
+    }
+
+    /// One SEND_ZC from the registered pool (SEND when copying) of `length` bytes at `address`.
+    @inline(__always)
+    private func queueSend(_ address: UnsafeMutableRawPointer, length: Int, userData: UInt64, stats: inout SenderStatistics) throws(SendEngineError) {
+        // The kernel consumed the queue at a submit: an entry must be free now.
+        guard let sqe = try nextEntry(stats: &stats) else { throw .submissionQueueFull }
         if zeroCopy {
             zc_prep_send_zc_fixed(sqe, Self.socketIndex, address, length, 0, 1, userData)
         } else {
             zc_prep_send(sqe, Self.socketIndex, address, length, 1, userData)
         }
-        slots[slot].owed += 1
-        stats.sends &+= 1
     }
 
     /// Resubmits, in order, the slots whose send failed for lack of kernel memory.
@@ -185,7 +210,7 @@ final class UringSendEngine: SendEngine {
     /// Returns a slot to the pool once nothing is owed on it.
     @inline(__always)
     private func releaseIfIdle(_ slot: Int) {
-        if slots[slot].owed == 0 && !slots[slot].retryPending { pool.give(slot) }
+        if slots[slot].owed == 0 && !slots[slot].retryPending && !slots[slot].held { pool.give(slot) }
     }
 
     @inline(__always)
@@ -200,6 +225,21 @@ final class UringSendEngine: SendEngine {
     @inline(__always)
     private func handle(_ c: Completion, stats: inout SenderStatistics) {
         guard let (operation, slot) = UringUserData.decode(c.user_data) else { return }
+        if operation == .repair {
+            // A repair's send CQE (F_MORE: its notification follows) or its notification.
+            if c.isNotification {
+                stats.notifications &+= 1
+                if c.reportsCopied { stats.copied &+= 1 }
+            } else if c.res < 0 {
+                stats.repairErrors &+= 1
+            }
+            if c.isNotification || !c.hasMore {
+                slots[slot].owed -= 1
+                slots[slot].repairsOwed -= 1
+                releaseIfIdle(slot)
+            }
+            return
+        }
         if operation == .read {
             if c.res < 0 { slots[slot].readBytes = Int(c.res) } else if slots[slot].readBytes >= 0 { slots[slot].readBytes += Int(c.res) }
             slots[slot].readsPending -= 1

@@ -15,6 +15,10 @@ struct UringSlotState {
     var isEnd = false
     /// The send failed for lack of kernel memory and waits in the retry queue.
     var retryPending = false
+    /// Reliable streams: kept out of the pool until the receiver acknowledged it.
+    var held = false
+    /// Of ``owed``, the CQEs of repairs sent from the slot (the rest are its first send's).
+    var repairsOwed: Int32 = 0
 }
 
 /// The slot states and the queue of sends to retry. `~Copyable`: one owner frees them.

@@ -7,6 +7,8 @@ enum UringUserData {
         case send = 1
         /// A READV of a file into a slot's payload positions.
         case read = 2
+        /// A repair: one datagram sent again from inside a held slot (reliable streams).
+        case repair = 3
     }
 
     @inline(__always)

@@ -117,7 +117,10 @@ public enum Datagram {
         guard UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)) == DatagramHeader.magic else {
             return .rejected(.badMagic)
         }
-        guard p.load(fromByteOffset: 4, as: UInt8.self) == DatagramHeader.version else {
+        // Version 1 (plain) and 3 (a reliable stream's DATA/END, SPEC §13.2); STATUS and NAK
+        // (version 3, flags 0x40/0x80) fail the flag check: they never enter a stream.
+        let version = p.load(fromByteOffset: 4, as: UInt8.self)
+        guard version == DatagramHeader.version || version == DatagramHeader.reliableVersion else {
             return .rejected(.unsupportedVersion)
         }
         let header = DatagramHeader(reading: p)
@@ -126,8 +129,12 @@ public enum Datagram {
             return .rejected(.badHeaderLength)
         }
         let flags = header.flags
-        guard flags.isSubset(of: .known), flags.contains(.data) != flags.contains(.end) else {
-            return .rejected(.badFlags)
+        if version == DatagramHeader.version {
+            guard flags.isSubset(of: .known), flags.contains(.data) != flags.contains(.end) else {
+                return .rejected(.badFlags)
+            }
+        } else {
+            guard reliableFlagsValid(flags) else { return .rejected(.badFlags) }
         }
         guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
         let computed: UInt32

@@ -74,7 +74,9 @@ public struct DatagramHeader: Equatable, Sendable {
         // Six 8-byte stores: the sender's CRC reads the header back in 8-byte words at
         // once, and a load that spans several smaller stores cannot be forwarded from
         // the store buffer (a stall of ~20 cycles per word, measured 35% of the sender).
-        let word0 = UInt64(DatagramHeader.magic.bigEndian) | UInt64(DatagramHeader.version) << 32
+        // Version 3 exactly when RELIABLE (0x10) is set (SPEC §13.2): 1 | 2, without a branch.
+        let version = UInt64(DatagramHeader.version) | UInt64((flags.rawValue >> 3) & 2)
+        let word0 = UInt64(DatagramHeader.magic.bigEndian) | version << 32
             | UInt64(flags.rawValue) << 40 | UInt64(headerLength.bigEndian) << 48
         p.storeBytes(of: word0, toByteOffset: 0, as: UInt64.self)
         p.storeBytes(of: streamID.bigEndian, toByteOffset: 8, as: UInt64.self)
@@ -84,7 +86,7 @@ public struct DatagramHeader: Equatable, Sendable {
         p.storeBytes(of: UInt64(payloadLength.bigEndian) | UInt64(checksum.bigEndian) << 32, toByteOffset: 40, as: UInt64.self)
         #else
         p.storeBytes(of: DatagramHeader.magic.bigEndian, toByteOffset: 0, as: UInt32.self)
-        p.storeBytes(of: DatagramHeader.version, toByteOffset: 4, as: UInt8.self)
+        p.storeBytes(of: DatagramHeader.version | ((flags.rawValue >> 3) & 2), toByteOffset: 4, as: UInt8.self)
         p.storeBytes(of: flags.rawValue, toByteOffset: 5, as: UInt8.self)
         p.storeBytes(of: headerLength.bigEndian, toByteOffset: 6, as: UInt16.self)
         p.storeBytes(of: streamID.bigEndian, toByteOffset: 8, as: UInt64.self)

@@ -11,31 +11,11 @@ extension Datagram {
     }
 
     /// Validates a stream datagram as a version 3 receiver does (SPEC §8 with §13.2):
-    /// version 1 exactly as ``validate(_:length:)``, version 3 with the reliable flag
-    /// rules; any other version is ``Rejection/unsupportedVersion``. The payload pattern
-    /// is not checked here (``PayloadPattern/firstMismatch(_:count:streamID:offset:)``).
-    /// Not used by today's receiver, which speaks versions 1 and 2 only.
+    /// version 1 as before, version 3 with the reliable flag rules; any other version is
+    /// ``Rejection/unsupportedVersion``. The same as ``validate(_:length:)``, which speaks
+    /// both; kept as the name the protocol tests and the fuzz target use.
     public static func validateReliable(_ p: UnsafeRawPointer, length: Int) -> Validation {
-        guard length >= DatagramHeader.size else { return .rejected(.tooShort) }
-        guard UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)) == DatagramHeader.magic else {
-            return .rejected(.badMagic)
-        }
-        let version = p.load(fromByteOffset: 4, as: UInt8.self)
-        if version == DatagramHeader.version { return validate(p, length: length) }
-        guard version == DatagramHeader.reliableVersion else { return .rejected(.unsupportedVersion) }
-        let header = DatagramHeader(reading: p)
-        let hlen = Int(header.headerLength)
-        guard hlen >= DatagramHeader.size, hlen & 7 == 0, hlen <= length else { return .rejected(.badHeaderLength) }
-        guard reliableFlagsValid(header.flags) else { return .rejected(.badFlags) }
-        guard hlen + Int(header.payloadLength) == length else { return .rejected(.lengthMismatch) }
-        let computed = computeChecksum(p, length: length)
-        guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
-        if header.flags.contains(.end) {
-            guard header.payloadLength == UInt32(EndOfStream.payloadSize) else { return .rejected(.badEnd) }
-            let totals = EndOfStream(reading: p + hlen)
-            guard totals.datagrams == header.sequence, totals.bytes == header.offset else { return .rejected(.badEnd) }
-        }
-        return .valid(header)
+        validate(p, length: length)
     }
 
     /// ``validateReliable(_:length:)`` over a buffer (empty: ``Rejection/tooShort``).

@@ -64,6 +64,24 @@ public struct StreamReport: Equatable, Sendable {
     public var firstToLastNanoseconds: UInt64 = 0
     /// The first lost ranges (at most ``maxRanges``), inclusive.
     public var lostRanges: [ClosedRange<UInt64>] = []
+    /// A reliable stream's counters (SPEC §13.8: the 240-byte form); nil for a plain stream.
+    public var reliable: ReliableCounters? = nil
+
+    /// What a REPORT of a reliable stream adds (SPEC §13.8), at body offsets 208–239.
+    public struct ReliableCounters: Equatable, Sendable {
+        /// Distinct numbers whose first intact arrival was a repair.
+        public var repaired: UInt64 = 0
+        /// Repairs of numbers already held (never a second byte).
+        public var repairDuplicates: UInt64 = 0
+        /// NAK and STATUS datagrams the receiver sent for the stream.
+        public var naksSent: UInt64 = 0
+        public var statusSent: UInt64 = 0
+        public init(repaired: UInt64 = 0, repairDuplicates: UInt64 = 0, naksSent: UInt64 = 0, statusSent: UInt64 = 0) {
+            self.repaired = repaired; self.repairDuplicates = repairDuplicates; self.naksSent = naksSent; self.statusSent = statusSent
+        }
+    }
+    /// The body's fixed part of a reliable stream's REPORT (SPEC §13.8).
+    public static let reliableBodyLength = 240
 
     public init(streamID: UInt64) { self.streamID = streamID }
 
@@ -99,13 +117,15 @@ public struct StreamReport: Equatable, Sendable {
     /// `limit` bytes (the anti-amplification cap: never more than the stream sent). nil
     /// when even a REPORT without ranges exceeds `limit`.
     public func encoded(limit: Int = StreamReport.maximumLength) -> [UInt8]? {
-        guard limit >= Self.minimumLength else { return nil }
-        let ranges = Array(lostRanges.prefix(min(Self.maxRanges, (limit - Self.minimumLength) / 16)))
+        let fixed = reliable == nil ? Self.fixedBodyLength : Self.reliableBodyLength
+        let minimum = DatagramHeader.size + fixed
+        guard limit >= minimum else { return nil }
+        let ranges = Array(lostRanges.prefix(min(Self.maxRanges, (limit - minimum) / 16)))
         var body: [UInt8] = []
-        body.reserveCapacity(Self.fixedBodyLength + 16 * ranges.count)
+        body.reserveCapacity(fixed + 16 * ranges.count)
         func u16(_ v: UInt16) { body.append(UInt8(v >> 8)); body.append(UInt8(v & 0xFF)) }
         func u64(_ v: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { body.append(UInt8((v >> UInt64(shift)) & 0xFF)) } }
-        u16(UInt16(Self.fixedBodyLength))
+        u16(UInt16(fixed))
         body.append(pass ? 0 : 1)
         body.append((endSeen ? 0x01 : 0) | (complete ? 0x02 : 0) | (exact ? 0x04 : 0) | (joinedLate ? 0x08 : 0) | (outputIncomplete ? 0x10 : 0))
         u16(UInt16(ranges.count))
@@ -113,6 +133,7 @@ public struct StreamReport: Equatable, Sendable {
         for k in Self.counterOrder { u64(self[keyPath: k]) }
         for k in Self.latencyOrder { u64(UInt64(bitPattern: self[keyPath: k])) }
         for k in Self.outageOrder { u64(self[keyPath: k]) }
+        if let c = reliable { for v in [c.repaired, c.repairDuplicates, c.naksSent, c.statusSent] { u64(v) } }
         for r in ranges { u64(r.lowerBound); u64(r.upperBound) }
         var out = [UInt8](repeating: 0, count: DatagramHeader.size + body.count)
         out.withUnsafeMutableBytes { p in
@@ -160,6 +181,9 @@ public struct StreamReport: Equatable, Sendable {
         for k in counterOrder { r[keyPath: k] = u64(at); at += 8 }
         for k in latencyOrder { r[keyPath: k] = Int64(bitPattern: u64(at)); at += 8 }
         for k in outageOrder { r[keyPath: k] = u64(at); at += 8 }
+        if fixed >= reliableBodyLength {
+            r.reliable = ReliableCounters(repaired: u64(at), repairDuplicates: u64(at + 8), naksSent: u64(at + 16), statusSent: u64(at + 24))
+        }
         at = fixed
         for _ in 0..<listed {
             let first = u64(at), last = u64(at + 8)

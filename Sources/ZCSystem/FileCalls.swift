@@ -89,6 +89,24 @@ package enum FileCalls {
         return ready == 0 ? 0 : p.revents
     }
 
+    /// `poll(2)` for input on two descriptors at once (a negative one is left out): true when
+    /// either is readable before `timeoutMilliseconds`. A stop request ends the wait early
+    /// (false); other interruptions are retried by the one EINTR policy.
+    package static func pollEither(_ a: Int32, _ b: Int32, timeoutMilliseconds: Int32,
+                                   call: @autoclosure () -> String = "poll") throws(SystemError) -> Bool {
+        var fds = (pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0))
+        let ready: Int32
+        do {
+            ready = try withUnsafeMutableBytes(of: &fds) { (raw) throws(SystemError) in
+                let p = raw.baseAddress!.assumingMemoryBound(to: pollfd.self)
+                return try systemCall(call()) { Glibc.poll(p, 2, timeoutMilliseconds) }
+            }
+        } catch where error.isStopInterruption {
+            return false
+        }
+        return ready > 0
+    }
+
     /// `ioctl(2)` with a pointer to `value` (an `ifreq`, say).
     @inline(__always)
     package static func ioctl<Value>(_ fd: Int32, _ request: UInt, _ value: inout Value,

@@ -25,6 +25,10 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
             ("late_datagrams_total", "Arrivals too old to classify (beyond the tracking window).", { $0.late }),
             ("corrupt_datagrams_total", "Datagrams with a bad checksum or payload pattern, charged to the stream.", { $0.corrupt }),
             ("beyond_end_datagrams_total", "Intact data datagrams at or above the END's total (sender bug or foreign sender).", { $0.beyondEnd }),
+            ("repaired_datagrams_total", "Reliable streams: distinct sequence numbers whose first intact arrival was a repair (lost, then recovered).", { $0.repaired }),
+            ("repair_duplicate_datagrams_total", "Reliable streams: repairs of sequence numbers already received (never a second byte).", { $0.repairDuplicates }),
+            ("naks_sent_total", "Reliable streams: NAK datagrams sent to the sender.", { $0.naksSent }),
+            ("status_sent_total", "Reliable streams: STATUS datagrams sent to the sender.", { $0.statusSent }),
         ]
         let counters: [MonotoneCounter]
     }

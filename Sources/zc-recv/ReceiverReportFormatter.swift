@@ -91,6 +91,13 @@ enum ReceiverReportFormatter {
             ("max_reorder_distance", .uint(s.tracker.maxReorderDistance)),
             ("duplicates", .uint(s.tracker.duplicates)),
             ("conflicting_duplicates", .uint(s.conflictingDuplicates)),
+            ("reliable", .bool(s.reliable)),
+            ("repaired", .uint(s.repaired)),
+            ("repair_duplicates", .uint(s.repairDuplicates)),
+            ("naks_sent", .uint(s.naksSent)),
+            ("status_sent", .uint(s.statusSent)),
+            ("gave_up", .bool(s.gaveUp)),
+            ("mode_mismatches", .uint(s.modeMismatches)),
             ("corrupt", .uint(s.corrupt)),
             ("checksum_errors", .uint(s.checksumErrors)),
             ("pattern_mismatches", .uint(s.patternMismatches)),
@@ -242,6 +249,12 @@ enum ReceiverReportFormatter {
             line += " [\(shown.joined(separator: ", "))\(summary.lostRangeCount > 5 ? ", ..." : "")]"
         }
         line += ", reordered \(s.tracker.reordered), duplicates \(s.tracker.duplicates), corrupt \(s.corrupt)"
+        if s.reliable {
+            line += ", reliable: repaired \(s.repaired), \(s.naksSent) NAKs, \(s.statusSent) STATUS"
+            if s.repairDuplicates > 0 { line += ", \(s.repairDuplicates) repairs of datagrams already held" }
+            if s.gaveUp { line += ", GAVE UP (nothing arrived for the receiver deadline while datagrams were missing)" }
+        }
+        if s.modeMismatches > 0 { line += ", MODE MISMATCHES \(s.modeMismatches) (plain and reliable datagrams under one stream id)" }
         if s.conflictingDuplicates > 0 { line += ", CONFLICTING DUPLICATES \(s.conflictingDuplicates) (other bytes under a sequence number already received)" }
         if s.tracker.late > 0 { line += ", late \(s.tracker.late)" }
         if s.afterEnd > 0 { line += ", \(s.afterEnd) overtaken by END" }

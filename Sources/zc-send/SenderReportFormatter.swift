@@ -133,6 +133,7 @@ enum SenderReportFormatter {
             fields.append(("receiver_missing", .string(why)))
         }
         if let rate = c.rate { fields.append(("rate", .string(rate.description))) }
+        if let rel = r.reliability { fields.append(("reliability", reliabilityJSON(rel, r))) }
         if !(r.content?.faults.isEmpty ?? true) || c.recycleOnSendCompletion {
             fields.append(("injected", .object([
                 ("corrupt", .uint(r.injected.corrupted)),
@@ -186,6 +187,7 @@ enum SenderReportFormatter {
             }
         }
         lines.append("  end      \(s.endsSent) END datagrams; stopped by \(r.stopReason.rawValue)")
+        if let rel = r.reliability { lines += reliabilityText(rel, r) }
         if title == nil {
             lines += receiverText(r.receiver)
             if let coverage = r.receiverCoverage, let why = coverage.shortfall {
@@ -193,6 +195,61 @@ enum SenderReportFormatter {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Goodput of a reliable stream: the distinct datagrams' bytes over the run (repairs are
+    /// not in `bytes`), once delivered.
+    static func goodput(_ rel: ReliabilityReport, _ r: SenderReport) -> Double {
+        rel.delivered && r.seconds > 0 ? Double(r.statistics.bytes) * 8 / r.seconds : 0
+    }
+
+    static func reliabilityJSON(_ rel: ReliabilityReport, _ r: SenderReport) -> JSONValue {
+        func us(_ ns: UInt64?) -> JSONValue { ns.map { .double(Double($0) / 1e3) } ?? .null }
+        let x = rel.controlRejected
+        return .object([
+            ("delivered", .bool(rel.delivered)),
+            ("gave_up", .bool(rel.gaveUp)),
+            ("no_feedback", .bool(rel.noFeedback)),
+            ("acknowledged", .uint(rel.acknowledged)),
+            ("retransmitted_datagrams", .uint(rel.retransmittedDatagrams)),
+            ("retransmitted_bytes", .uint(rel.retransmittedBytes)),
+            ("naks_received", .uint(rel.naksReceived)),
+            ("status_received", .uint(rel.statusReceived)),
+            ("repair_rounds", .uint(rel.repairRounds)),
+            ("repairs_deferred", .uint(rel.repairsDeferred)),
+            ("repairs_held_off", .uint(rel.repairsHeldOff)),
+            ("repair_errors", .uint(r.statistics.repairErrors)),
+            ("naked_outside", .uint(rel.nakedOutside)),
+            ("tail_probes", .uint(rel.tailProbes)),
+            ("control_rejected", .object([
+                ("foreign", .uint(x.foreign)), ("malformed", .uint(x.malformed)), ("unknown_stream", .uint(x.unknownStream)),
+                ("other_receiver", .uint(x.otherReceiver)), ("rate_limited", .uint(x.rateLimited)), ("impossible", .uint(x.impossible)),
+            ])),
+            ("rtt_min_us", us(rel.rttMinNanoseconds)),
+            ("rtt_avg_us", us(rel.rttAverageNanoseconds)),
+            ("window_blocked_seconds", .double(Double(rel.windowBlockedNanoseconds) / 1e9)),
+            ("goodput_gbps", .double(goodput(rel, r) / 1e9)),
+            ("unacknowledged_ranges", .array(rel.unacknowledged.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
+        ])
+    }
+
+    static func reliabilityText(_ rel: ReliabilityReport, _ r: SenderReport) -> [String] {
+        func ms(_ ns: UInt64?) -> String { ns.map { Units.fixed(Double($0) / 1e6, 3) + " ms" } ?? "-" }
+        var lines: [String] = []
+        if rel.delivered {
+            lines.append("  reliable delivered: every datagram acknowledged; goodput \(Units.bitRate(goodput(rel, r)))")
+        } else {
+            let why = rel.noFeedback ? "no STATUS from the receiver (is it zc-recv with reliable streams, version 3?)"
+                : "no progress for the deadline (the receiver stopped acknowledging)"
+            let ranges = rel.unacknowledged.prefix(8).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            lines.append("  reliable GAVE UP: \(why); acknowledged \(rel.acknowledged) of \(r.sequences); unacknowledged "
+                         + ranges.joined(separator: ", ") + (rel.unacknowledged.count > 8 ? ", ..." : ""))
+        }
+        lines.append("           \(rel.retransmittedDatagrams) datagrams repaired from their slots (\(Units.bytes(rel.retransmittedBytes))), "
+                     + "\(rel.naksReceived) NAKs, \(rel.statusReceived) STATUS; RTT min \(ms(rel.rttMinNanoseconds)) avg \(ms(rel.rttAverageNanoseconds)); "
+                     + "waited on the window \(Units.fixed(Double(rel.windowBlockedNanoseconds) / 1e9, 3)) s"
+                     + (rel.controlRejected.total > 0 ? "; \(rel.controlRejected.total) control datagrams rejected" : ""))
+        return lines
     }
 
     /// The receiver's REPORT with the keys of zc-recv's stream record.
@@ -231,6 +288,10 @@ enum SenderReportFormatter {
                 ("samples", .uint(r.latencySamples)), ("min", us(r.latencyMinNanoseconds)), ("p50", us(r.latencyP50Nanoseconds)),
                 ("p99", us(r.latencyP99Nanoseconds)), ("p99_9", us(r.latencyP999Nanoseconds)), ("max", us(r.latencyMaxNanoseconds)),
             ])))
+        }
+        if let c = r.reliable {
+            fields += [("reliable", .bool(true)), ("repaired", .uint(c.repaired)), ("repair_duplicates", .uint(c.repairDuplicates)),
+                       ("naks_sent", .uint(c.naksSent)), ("status_sent", .uint(c.statusSent))]
         }
         fields.append(("ok", .bool(r.pass)))
         fields.append(("report_after_ms", .double(Double(afterNanoseconds) / 1e6)))

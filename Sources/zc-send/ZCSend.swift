@@ -163,6 +163,12 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
     @Flag(help: "Do not wait for the receiver's REPORT.")
     var noReport = false
 
+    @Flag(help: "A reliable stream (SPEC §13): the receiver acknowledges and NAKs, the sender repairs lost datagrams from their registered slots and never has more in flight than the receiver's window. Exit 1 when it gives up. Socket engines (auto, uring-zc, uring, sendmmsg), unicast.")
+    var reliable = false
+
+    @Option(help: ArgumentHelp("With --reliable: give up when the receiver's acknowledgement has not moved for this long (e.g. 10s).", valueName: "DURATION"))
+    var giveUp: String = "10s"
+
     @Option(help: ArgumentHelp("Largest acceptable loss at the receiver, percent (from its REPORT); beyond it exit 1, no REPORT exit 4.", valueName: "PCT"))
     var maxLoss: Double?
 
@@ -204,6 +210,15 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
         if (Units.parseDuration(reportTimeout) ?? 0) == 0 { throw ValidationError("--report-timeout '\(reportTimeout)' must be a positive duration (e.g. 3s)") }
         if let maxLoss, !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if noReport && (maxLoss != nil || maxCorrupt != nil) { throw ValidationError("--max-loss/--max-corrupt need the receiver's REPORT: drop --no-report") }
+        if (Units.parseDuration(giveUp) ?? 0) == 0 { throw ValidationError("--give-up '\(giveUp)' must be a positive duration (e.g. 10s)") }
+        if reliable {
+            if injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0 {
+                throw ValidationError("--inject-* with --reliable: an injected fault is never repaired; drop datagrams on the path instead (nftables)")
+            }
+            if engine == SendEngineKind.packetRing.rawValue {
+                throw ValidationError("--reliable needs a socket engine (auto, uring-zc, uring, sendmmsg): --engine packet-ring cannot hold its ring frames until the receiver acknowledges them")
+            }
+        }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
         if Units.parseBytes(sndbuf).map({ $0 > 0 && $0 <= UInt64(Int32.max) }) != true { throw ValidationError("--sndbuf '\(sndbuf)' must be a size from 1 byte to 2G") }
         if ErrorPolicy(rawValue: onError) == nil { throw ValidationError("--on-error '\(onError)' must be continue or stop") }
@@ -347,7 +362,8 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             var c = try SenderConfiguration(
                 destination: address, datagramSize: size ?? (address.family == AF_INET6 ? 1452 : 1472), gso: parsedGSO!,
                 rate: rate.flatMap { $0 == "0" ? nil : Rate.parse($0) }, engine: SendEngineKind(rawValue: engine)!,
-                poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams), ringDepth: depth,
+                poolSlots: pool ?? MemoryLockBudget.defaultPoolSlots(engine: SendEngineKind(rawValue: engine)!, streams: streams, reliable: reliable),
+                ringDepth: depth,
                 streamID: streamID.flatMap(parseStreamID) ?? UInt64.random(in: 1...UInt64.max),
                 endRepeats: endRepeat,
                 sendBufferBytes: Int32(Units.parseBytes(sndbuf)!))
@@ -356,6 +372,12 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             c.recycleOnSendCompletion = unsafeRecycleOnSend
             c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
             c.trafficClass = tos.map { UInt8($0) } ?? dscp.map { UInt8($0 << 2) }
+            if reliable {
+                if address.isMulticast { throw ValidationError("--reliable to a multicast group is not supported yet: one receiver per reliable stream") }
+                var r = Reliability()
+                r.deadlineNanoseconds = Units.parseDuration(giveUp)!
+                c.reliability = r
+            }
             if let bindAddress = try parsedBind(), c.engine != .packetRing {
                 guard bindAddress.family == address.family else {
                     throw ValidationError("--bind \(bind!) and the destination must both be IPv4 or both IPv6")
@@ -448,6 +470,18 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             Output.standardError("zc-send: stopped: the kernel rejected a frame of \(ring.maxFrameLength) bytes on \(ring.interface) "
                                  + "(TP_STATUS_WRONG_FORMAT; \(why)); END went out through a fresh ring")
             throw ExitCode(ExitStatus.failure)
+        }
+        let undelivered = reports.filter { $0.reliability.map { !$0.delivered } ?? false }
+        if !undelivered.isEmpty {
+            for r in undelivered {
+                let rel = r.reliability!
+                let why = rel.noFeedback ? "no STATUS from the receiver: is it version 3 (zc-recv with reliable streams)?"
+                    : "the acknowledgement did not move for --give-up \(giveUp)"
+                let ranges = rel.unacknowledged.prefix(8).map { "[\($0.lowerBound), \($0.upperBound)]" }.joined(separator: " ")
+                Output.standardError("zc-send: FAIL: stream \(SenderReportFormatter.hex(r.configuration.streamID)) not delivered: \(why); "
+                                     + "unacknowledged \(ranges)\(rel.unacknowledged.count > 8 ? " ..." : "")")
+            }
+            throw ExitCode(ExitStatus.validationFailed)
         }
         if reports.contains(where: { $0.stopReason == .error }) {
             Output.standardError("zc-send: stopped after a failed send (--on-error stop)")

@@ -46,8 +46,9 @@ final class ReliableProtocolTests: XCTestCase {
             XCTAssertEqual(h, try v.fields.header(), v.name)
             XCTAssertEqual(data[4], v.version, v.name)
             XCTAssertTrue(Datagram.reliableFlagsValid(h.flags), v.name)
-            // Today's receiver (version 1 validation) rejects it before looking at the flags.
-            XCTAssertEqual(outcomeName(validate(data)), v.v1_reason, v.name)
+            // The receiver validates versions 1 and 3 in one function (SPEC §8 with §13.2).
+            XCTAssertEqual(outcomeName(validate(data)), "valid", v.name)
+            // A version 1-only receiver would reject it before looking at the flags.
             XCTAssertEqual(v.v1_reason, "unsupported_version", v.name)
             let identity = data.withUnsafeBytes { Datagram.identityChecksum($0.baseAddress!, length: $0.count) }
             XCTAssertEqual(identity, v.identity_checksum, "\(v.name) identity checksum")
@@ -70,7 +71,7 @@ final class ReliableProtocolTests: XCTestCase {
         for v in file.invalid {
             let data = try bytes(hex: v.hex)
             XCTAssertEqual(outcomeName(data.withUnsafeBytes { Datagram.validateReliable($0) }), v.reason, v.name)
-            XCTAssertEqual(outcomeName(validate(data)), v.v1_reason, "\(v.name) (version 1 view)")
+            XCTAssertEqual(outcomeName(validate(data)), v.reason, "\(v.name) (the receiver's validation)")
         }
     }
 
@@ -109,7 +110,7 @@ final class ReliableProtocolTests: XCTestCase {
                 XCTAssertEqual(m.encoded(), data, "\(v.name) re-encoded")
             }
             // Never stream data, never a REPORT.
-            guard case .rejected(.unsupportedVersion) = validate(data) else { XCTFail("\(v.name) as version 1"); continue }
+            guard case .rejected(.badFlags) = validate(data) else { XCTFail("\(v.name) as a stream datagram"); continue }
             guard case .rejected(.badFlags) = data.withUnsafeBytes({ Datagram.validateReliable($0) }) else {
                 XCTFail("\(v.name) as a version 3 stream datagram"); continue
             }
@@ -142,7 +143,7 @@ final class ReliableProtocolTests: XCTestCase {
             if data[7] == 48 && data[49] == UInt8(NakMessage.fixedBodyLength) {
                 XCTAssertEqual(m.encoded(ranges: ranges), data, "\(v.name) re-encoded")
             }
-            guard case .rejected(.unsupportedVersion) = validate(data) else { XCTFail("\(v.name) as version 1"); continue }
+            guard case .rejected(.badFlags) = validate(data) else { XCTFail("\(v.name) as a stream datagram"); continue }
             guard case .failure(.notReport) = StreamReport.decode(data) else { XCTFail("\(v.name) as REPORT"); continue }
         }
         for v in file.invalid {

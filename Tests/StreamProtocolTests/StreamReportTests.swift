@@ -54,8 +54,17 @@ final class StreamReportTests: XCTestCase {
             for (k, got) in l { XCTAssertEqual(got, e[k]?.i64, "\(v.name) \(k)") }
             guard case .ranges(let ranges) = e["lost_ranges"]! else { XCTFail(); continue }
             XCTAssertEqual(r.lostRanges.map { [String($0.lowerBound), String($0.upperBound)] }, ranges, v.name)
+            // A reliable stream's counters (SPEC §13.8, the 240-byte form).
+            if e["reliable"]?.bool == true {
+                let c = StreamReport.ReliableCounters(repaired: e["repaired"]?.u64 ?? 0, repairDuplicates: e["repair_duplicates"]?.u64 ?? 0,
+                                                      naksSent: e["naks_sent"]?.u64 ?? 0, statusSent: e["status_sent"]?.u64 ?? 0)
+                XCTAssertEqual(r.reliable, c, v.name)
+            } else {
+                XCTAssertNil(r.reliable, v.name)
+            }
             // This version writes the same bytes (a later version's extra counters are not kept).
-            if data.count >= 50, UInt16(data[48]) << 8 | UInt16(data[49]) == UInt16(StreamReport.fixedBodyLength) {
+            let fixed = data.count >= 50 ? UInt16(data[48]) << 8 | UInt16(data[49]) : 0
+            if fixed == UInt16(StreamReport.fixedBodyLength) || fixed == UInt16(StreamReport.reliableBodyLength) {
                 XCTAssertEqual(r.encoded(limit: data.count), data, "\(v.name) re-encoded")
             }
             // A stream receiver rejects every REPORT: it can never open or feed a stream.

@@ -1,0 +1,131 @@
+import Receiver
+#if canImport(Glibc)
+import Glibc
+#endif
+import StreamProtocol
+import TestSupport
+import XCTest
+import ZCSystem
+
+/// The receiver's half of reliable streams (SPEC §13): the accounting of repairs, the kind a
+/// stream's first datagram fixes, the acknowledgement, and the STATUS and NAK it sends.
+final class ReliableReceiveTests: XCTestCase {
+    private func feed(_ core: inout ValidatingCore, _ bytes: [UInt8], source: SourceAddress = .unknown, now: UInt64 = 1) {
+        bytes.withUnsafeBytes { core.process($0.baseAddress!, length: $0.count, now: now, wallNow: 2, source: source) }
+    }
+
+    func testTrackerFindsTheAcknowledgementAndTheGaps() {
+        var t = SequenceTracker()
+        for s: UInt64 in [0, 1, 2, 5, 6, 70, 71, 200] { t.record(s) }
+        XCTAssertEqual(t.firstMissing(from: 0), 3)
+        XCTAssertEqual(t.firstMissing(from: 5), 7)
+        XCTAssertEqual(t.firstMissing(from: 201), 201)
+        var missing: [UInt64] = []
+        t.forEachMissing(from: 0, below: 210) { missing.append($0); return true }
+        let expected = [UInt64(3), 4] + Array(7...69) + Array(72...199) + Array(201...209)
+        XCTAssertEqual(missing, expected)
+        // Stopping early stops.
+        var first: [UInt64] = []
+        t.forEachMissing(from: 0, below: 210) { first.append($0); return first.count < 3 }
+        XCTAssertEqual(first, [3, 4, 7])
+        // Nothing received: everything is missing, the acknowledgement stays.
+        let empty = SequenceTracker()
+        XCTAssertEqual(empty.firstMissing(from: 0), 0)
+        var all: [UInt64] = []
+        empty.forEachMissing(from: 2, below: 5) { all.append($0); return true }
+        XCTAssertEqual(all, [2, 3, 4])
+    }
+
+    func testRepairsAreCountedApartAndNeverAsASecondByte() {
+        var core = ValidatingCore()
+        for s: UInt64 in [0, 1, 3] { feed(&core, TestDatagrams.data(stream: 4, seq: s, reliable: true)) }
+        // 2 was lost: its repair is new and repaired; 1's repair is a duplicate, not a conflicting one.
+        feed(&core, TestDatagrams.data(stream: 4, seq: 2, reliable: true, repair: true))
+        feed(&core, TestDatagrams.data(stream: 4, seq: 1, reliable: true, repair: true))
+        feed(&core, TestDatagrams.end(stream: 4, datagrams: 4, bytes: 400, reliable: true))
+        let s = core.streams[0]
+        XCTAssertTrue(s.reliable)
+        XCTAssertEqual(s.repaired, 1)
+        XCTAssertEqual(s.repairDuplicates, 1)
+        XCTAssertEqual(s.tracker.duplicates, 1)
+        XCTAssertEqual(s.conflictingDuplicates, 0, "a repair and its original share the identity checksum")
+        XCTAssertEqual(s.uniquePayloadBytes, 400)
+        XCTAssertTrue(s.isComplete)
+        XCTAssertEqual(s.summary().lost, 0)
+        XCTAssertEqual(s.latency.count, 3, "the three originals; a repair is not a latency sample")
+    }
+
+    func testTheFirstDatagramFixesTheStreamsKind() {
+        var core = ValidatingCore()
+        feed(&core, TestDatagrams.data(stream: 5, seq: 0, reliable: true))
+        feed(&core, TestDatagrams.data(stream: 5, seq: 1))  // plain, same id and source
+        feed(&core, TestDatagrams.data(stream: 5, seq: 2, reliable: true))
+        let s = core.streams[0]
+        XCTAssertEqual(s.modeMismatches, 1)
+        XCTAssertEqual(s.tracker.unique, 2, "the datagram of the other kind changes nothing else")
+        XCTAssertFalse(StreamVerdictLimits().failures(s).isEmpty, "a mode mismatch fails the verdict")
+        // A plain stream stays plain: no feedback state, no feedback.
+        var plain = ValidatingCore()
+        feed(&plain, TestDatagrams.data(stream: 6, seq: 0))
+        XCTAssertFalse(plain.streams[0].reliable)
+        XCTAssertFalse(plain.sawReliable)
+    }
+
+    /// The feedback a real socket receives: a STATUS at once, a NAK of the gap only after the
+    /// reorder grace, and a final `complete` STATUS once the repair and END arrived.
+    func testStatusAndNakReachTheSender() throws {
+        let sender = try UDPSocket(family: AF_INET)
+        try sender.bind(to: try SocketAddress.parse("127.0.0.1:0", allowPortZero: true))
+        let senderAddress = try sender.localAddress()
+        let source = senderAddress.withSockAddr { a, n in SourceAddress(sockaddr: UnsafeRawPointer(a), length: Int(n)) }
+        let receiver = try UDPSocket(family: AF_INET)
+
+        var core = ValidatingCore()
+        let t0: UInt64 = 1_000_000_000
+        for s: UInt64 in [0, 1, 2, 5] { feed(&core, TestDatagrams.data(stream: 9, seq: s, reliable: true), source: source, now: t0) }
+        core.serviceReliable(now: t0, wallNow: 5, fd: receiver.fd)
+        var status = try XCTUnwrap(receiveStatus(sender))
+        XCTAssertEqual(status.cumulativeAck, 3)
+        XCTAssertEqual(status.highest, 6)
+        XCTAssertEqual(status.unique, 4)
+        XCTAssertGreaterThan(status.windowLimit, 3)
+        XCTAssertFalse(status.endSeen)
+        XCTAssertNil(receive(sender), "no NAK before the reorder grace")
+
+        // 3 ms later (the grace before an RTT sample is 2.5 ms): the gap [3, 4] is NAKed.
+        core.serviceReliable(now: t0 + 3_000_000, wallNow: 6, fd: receiver.fd)
+        let nak = try XCTUnwrap(receive(sender))
+        guard case .success(let (m, ranges)) = NakMessage.decodeWithRanges(nak) else { return XCTFail("not a NAK") }
+        XCTAssertEqual(ranges, [3...4])
+        XCTAssertEqual(m.cumulativeAck, 3)
+        XCTAssertEqual(m.receiverID, status.receiverID)
+        XCTAssertEqual(core.streams[0].naksSent, 1)
+
+        // The repairs and END arrive: complete, said twice.
+        for s: UInt64 in [3, 4] {
+            feed(&core, TestDatagrams.data(stream: 9, seq: s, reliable: true, repair: true), source: source, now: t0 + 4_000_000)
+        }
+        feed(&core, TestDatagrams.end(stream: 9, datagrams: 6, bytes: 600, reliable: true), source: source, now: t0 + 4_000_000)
+        core.serviceReliable(now: t0 + 4_100_000, wallNow: 7, fd: receiver.fd)
+        status = try XCTUnwrap(receiveStatus(sender))
+        XCTAssertTrue(status.complete)
+        XCTAssertTrue(status.endSeen)
+        XCTAssertEqual(status.cumulativeAck, 6)
+        XCTAssertNotNil(receiveStatus(sender), "the final STATUS goes twice")
+        XCTAssertEqual(core.streams[0].repaired, 2)
+        XCTAssertEqual(core.reliablePending, 0)
+        XCTAssertEqual(core.reliableStreamsActive, 0, "nothing more is owed")
+    }
+
+    private func receive(_ socket: borrowing UDPSocket) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let got = buffer.withUnsafeMutableBytes { try? socket.receive(into: $0, timeoutNanoseconds: 200_000_000) }
+        guard let g = got else { return nil }
+        return Array(buffer[0..<g.length])
+    }
+
+    private func receiveStatus(_ socket: borrowing UDPSocket) -> StatusMessage? {
+        guard let bytes = receive(socket), case .success(let m) = StatusMessage.decode(bytes) else { return nil }
+        return m
+    }
+}
