@@ -65,9 +65,11 @@ final class ReliablePairTests: XCTestCase {
             // by the receiver's kernel (its socket buffer).
             let kernelDropped = u64(t.receiverReport, "kernel_dropped_datagrams") ?? 0
             XCTAssertLessThanOrEqual(repaired, dropped + kernelDropped, "\(context): more repaired than lost")
+            // Retransmissions within 1.2x of what was lost: on the path, or (flow control should
+            // leave none) in the receiver's socket buffer.
             let retransmitted = try XCTUnwrap(t.sent("retransmitted_datagrams"), context)
-            XCTAssertLessThanOrEqual(Double(retransmitted), 1.2 * Double(dropped) + 16,
-                                     "\(context): \(retransmitted) retransmitted for \(dropped) dropped")
+            XCTAssertLessThanOrEqual(Double(retransmitted), 1.2 * Double(dropped + kernelDropped) + 16,
+                                     "\(context): \(retransmitted) retransmitted for \(dropped) dropped (\(kernelDropped) by the receiver's kernel)")
             XCTAssertGreaterThan(t.sent("naks_received") ?? 0, 0, context)
             XCTAssertGreaterThan(t.stream("naks_sent") ?? 0, 0, context)
         }
@@ -194,6 +196,7 @@ final class ReliablePairTests: XCTestCase {
         XCTAssertLessThan(seconds, 2 + 5, "took too long to give up after --give-up 2")
         XCTAssertEqual(reliability["gave_up"] as? Bool, true)
         XCTAssertEqual(reliability["delivered"] as? Bool, false)
+        XCTAssertEqual(reliability["no_feedback"] as? Bool, false, "the receiver answered for a second before it died")
         let acknowledged = try XCTUnwrap(u64(reliability, "acknowledged"))
         XCTAssertLessThan(acknowledged, total)
         let ranges = try XCTUnwrap(reliability["unacknowledged_ranges"] as? [[Any]], "\(reliability)")
@@ -378,6 +381,7 @@ final class ReliablePairTests: XCTestCase {
         let reliability = try XCTUnwrap(sent.json?["reliability"] as? [String: Any], "no reliability in \(sent.stdout)")
         XCTAssertEqual(reliability["gave_up"] as? Bool, true)
         XCTAssertEqual(reliability["delivered"] as? Bool, false)
+        XCTAssertEqual(reliability["no_feedback"] as? Bool, true)
         XCTAssertEqual(u64(reliability, "status_received"), 0)
         XCTAssertEqual(u64(reliability, "acknowledged"), 0)
         XCTAssertFalse((reliability["unacknowledged_ranges"] as? [Any] ?? []).isEmpty, "\(reliability)")
