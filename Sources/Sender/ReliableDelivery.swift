@@ -271,11 +271,14 @@ package final class ReliableDelivery {
     /// sees the whole gap and NAKs it. One datagram per interval: nothing to amplify.
     private func probeIfStalled<Engine: SendEngine>(now: UInt64, engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
         guard sentEdge > ack, lastStatusHighest < sentEdge else { return }
-        if probeInterval == 0 { probeInterval = max(2 * smoothedRTT, 10_000_000) }
+        // Before any feedback (the first datagrams can die waiting for ARP on a fresh path):
+        // every 10 ms, not doubling, so the stream starts as soon as the path does.
+        let heard = report.statusReceived > 0 || report.naksReceived > 0
+        if probeInterval == 0 { probeInterval = heard ? max(2 * smoothedRTT, 10_000_000) : 10_000_000 }
         let since = max(lastProgressAt, lastProbeAt)
         guard now > since, now - since >= probeInterval else { return }
         lastProbeAt = now
-        probeInterval = min(probeInterval * 2, Self.endRepeatCap)
+        if heard { probeInterval = min(probeInterval * 2, Self.endRepeatCap) }
         if try repair(sentEdge - 1, now: now, holdOff: 0, engine: engine, stats: &stats) { report.tailProbes &+= 1 }
     }
 
