@@ -46,6 +46,10 @@ public struct ReliabilityReport: Equatable, Sendable {
     /// Tail-loss probes: the last datagram sent again because the acknowledgement stalled
     /// with the receiver not having seen it (an outage swallowed the tail of the window).
     public var tailProbes: UInt64 = 0
+    /// The loss response: epochs whose repairs said congestion (the rate was cut), and the
+    /// lowest cap it set (nil: never cut).
+    public var lossBackoffs: UInt64 = 0
+    public var lowestCapBitsPerSecond: Double?
     /// Control datagrams dropped, by reason (SPEC §13.9).
     public var controlRejected = ControlRejections()
     /// RTT from STATUS echoes (SPEC §13.5): smallest and mean, nil without a sample.

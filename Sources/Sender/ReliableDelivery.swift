@@ -68,6 +68,15 @@ package final class ReliableDelivery {
     private var tokens: Double
     private var tokensAt: UInt64
     private var blockedSince: UInt64 = 0
+    /// The loss response (``congestionDelay(now:)``): this epoch's start, new datagrams and
+    /// bytes sent and repairs made in it, and the rate cap in force (nil: none).
+    private var epochStart: UInt64 = 0
+    private var epochDatagrams: UInt64 = 0
+    private var epochBytes: UInt64 = 0
+    private var epochRepairs: UInt64 = 0
+    private var capBitsPerSecond: Double?
+    private var capDue: UInt64 = 0
+    private var congestedEpochs = 0
     /// Tail-loss probing: when the last probe went, and the wait before the next.
     private var lastProbeAt: UInt64 = 0
     private var probeInterval: UInt64 = 0
@@ -112,6 +121,9 @@ package final class ReliableDelivery {
         held[(head + count) % capacity] = HeldSlot(first: first, slot: Int32(slot), datagrams: Int32(datagrams), length: Int32(length))
         count += 1
         sentEdge = max(sentEdge, first + UInt64(datagrams))
+        epochDatagrams &+= UInt64(datagrams)
+        epochBytes &+= UInt64(length)
+        if let cap = capBitsPerSecond { capDue &+= UInt64(Double(length) * 8 * 1e9 / cap) }
         engine.hold(slot)
         for k in 0..<datagrams { repairedAt[slot * segments + k] = 0 }
     }
@@ -258,6 +270,7 @@ package final class ReliableDelivery {
         try engine.resend(slot, offset: offset, length: length, stats: &stats)
         repairedAt[mark] = now
         report.retransmittedDatagrams &+= 1
+        epochRepairs &+= 1
         report.retransmittedBytes &+= UInt64(length)
         return true
     }
@@ -271,11 +284,14 @@ package final class ReliableDelivery {
     /// sees the whole gap and NAKs it. One datagram per interval: nothing to amplify.
     private func probeIfStalled<Engine: SendEngine>(now: UInt64, engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
         guard sentEdge > ack, lastStatusHighest < sentEdge else { return }
-        if probeInterval == 0 { probeInterval = max(2 * smoothedRTT, 10_000_000) }
+        // Before any feedback (the first datagrams can die waiting for ARP on a fresh path):
+        // every 10 ms, not doubling, so the stream starts as soon as the path does.
+        let heard = report.statusReceived > 0 || report.naksReceived > 0
+        if probeInterval == 0 { probeInterval = heard ? max(2 * smoothedRTT, 10_000_000) : 10_000_000 }
         let since = max(lastProgressAt, lastProbeAt)
         guard now > since, now - since >= probeInterval else { return }
         lastProbeAt = now
-        probeInterval = min(probeInterval * 2, Self.endRepeatCap)
+        if heard { probeInterval = min(probeInterval * 2, Self.endRepeatCap) }
         if try repair(sentEdge - 1, now: now, holdOff: 0, engine: engine, stats: &stats) { report.tailProbes &+= 1 }
     }
 
@@ -309,6 +325,55 @@ package final class ReliableDelivery {
         rttSamples += 1
         rttSum &+= sample
         report.rttMinNanoseconds = min(report.rttMinNanoseconds ?? .max, sample)
+    }
+
+    // MARK: The loss response
+
+    /// Epochs of the loss response: long enough to count losses, short enough to react.
+    static let epochNanoseconds: UInt64 = 50_000_000
+    /// Repairs beyond this fraction of an epoch's new datagrams, two epochs running, mean congestion.
+    static let congestionLoss = 0.15
+    /// The cap never goes below this (a congested path still gets its repairs through).
+    static let minimumCap = 10e6
+
+    /// How long new data must wait under the loss response's rate cap (0: not capped).
+    ///
+    /// The algorithm (documented in docs/reliable.md): every 50 ms epoch the sender compares
+    /// the repairs it made with the new datagrams it sent. Repairs above 15 % of them (with at
+    /// least 1024 new datagrams) in two epochs running mean the path is congested, not merely
+    /// lossy (random loss of a few percent is cheap to repair from the slot and is not slowed
+    /// down): the send rate is capped at 3/4 of the epoch's own rate (multiplicative
+    /// decrease, at least 10 Mbit/s). Each epoch without
+    /// that raises the cap by a quarter; once the cap is twice what the sender actually
+    /// manages, it is lifted. `--rate` still caps on its own.
+    func congestionDelay(now: UInt64) -> UInt64 {
+        if epochStart == 0 { epochStart = now }
+        if now > epochStart && now - epochStart >= Self.epochNanoseconds { endEpoch(now: now) }
+        guard capBitsPerSecond != nil else { return 0 }
+        if capDue + Self.epochNanoseconds / 25 < now { capDue = now - Self.epochNanoseconds / 25 }  // 2 ms of burst at most
+        return capDue > now ? capDue - now : 0
+    }
+
+    private func endEpoch(now: UInt64) {
+        let seconds = Double(now - epochStart) / 1e9
+        let rate = Double(epochBytes) * 8 / seconds
+        // A window-blocked epoch sends little new data while repairs go on: one such epoch is
+        // no signal, two in a row with enough data are.
+        let congested = epochDatagrams >= 1024 && Double(epochRepairs) > Self.congestionLoss * Double(epochDatagrams)
+        congestedEpochs = congested ? congestedEpochs + 1 : 0
+        if congestedEpochs >= 2 {
+            congestedEpochs = 0
+            capBitsPerSecond = max(Self.minimumCap, 0.75 * min(rate, capBitsPerSecond ?? rate))
+            capDue = now
+            report.lossBackoffs &+= 1
+            report.lowestCapBitsPerSecond = min(report.lowestCapBitsPerSecond ?? .infinity, capBitsPerSecond!)
+        } else if let cap = capBitsPerSecond {
+            capBitsPerSecond = cap * 1.25 > 2 * max(rate, Self.minimumCap) ? nil : cap * 1.25
+        }
+        epochStart = now
+        epochDatagrams = 0
+        epochBytes = 0
+        epochRepairs = 0
     }
 
     // MARK: Time

@@ -168,7 +168,11 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 let end = min(writer.nextSequence + UInt64(segments), writer.totalDatagrams ?? .max)
                 windowClosed = !reliable.windowAllows(through: end)
                 if windowClosed { return (0, true) }
-                reliable.unblocked(now: MonotonicClock.nanoseconds())
+                let now = MonotonicClock.nanoseconds()
+                reliable.unblocked(now: now)
+                // The loss response's cap, like pacing.
+                let d = reliable.congestionDelay(now: now)
+                if d > 0 { return (d, true) }
             }
             if pacer != nil {
                 let d = pacer!.delay(now: MonotonicClock.nanoseconds())
@@ -326,7 +330,19 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     private mutating func acquireReliably(_ reliable: ReliableDelivery, wait: Bool, forData: Bool) throws(SendEngineError) -> Int? {
         while true {
             try reliable.poll(engine, stats: &stats)
-            let now = MonotonicClock.nanoseconds()
+            var now = MonotonicClock.nanoseconds()
+            if forData {
+                // The loss response's cap, like pacing.
+                var d = reliable.congestionDelay(now: now)
+                while d > 0 && wait {
+                    try engine.service(.none, stats: &stats)
+                    MonotonicClock.sleep(nanoseconds: min(d, Self.maxSleepNanoseconds))
+                    try reliable.poll(engine, stats: &stats)
+                    now = MonotonicClock.nanoseconds()
+                    d = reliable.congestionDelay(now: now)
+                }
+                if d > 0 { return nil }  // not waiting (back-pressure: fail)
+            }
             let open = !forData || reliable.windowAllows(through: writer.nextSequence + UInt64(engine.segmentsPerSlot))
             if open, let slot = engine.lend() { reliable.unblocked(now: now); return slot }
             if !wait || reliable.checkDeadline(now: now) { return nil }

@@ -221,6 +221,8 @@ enum SenderReportFormatter {
             ("repair_errors", .uint(r.statistics.repairErrors)),
             ("naked_outside", .uint(rel.nakedOutside)),
             ("tail_probes", .uint(rel.tailProbes)),
+            ("loss_backoffs", .uint(rel.lossBackoffs)),
+            ("lowest_cap_gbps", rel.lowestCapBitsPerSecond.map { .double($0 / 1e9) } ?? .null),
             ("control_rejected", .object([
                 ("foreign", .uint(x.foreign)), ("malformed", .uint(x.malformed)), ("unknown_stream", .uint(x.unknownStream)),
                 ("other_receiver", .uint(x.otherReceiver)), ("rate_limited", .uint(x.rateLimited)), ("impossible", .uint(x.impossible)),
@@ -248,7 +250,8 @@ enum SenderReportFormatter {
         lines.append("           \(rel.retransmittedDatagrams) datagrams repaired from their slots (\(Units.bytes(rel.retransmittedBytes))), "
                      + "\(rel.naksReceived) NAKs, \(rel.statusReceived) STATUS; RTT min \(ms(rel.rttMinNanoseconds)) avg \(ms(rel.rttAverageNanoseconds)); "
                      + "waited on the window \(Units.fixed(Double(rel.windowBlockedNanoseconds) / 1e9, 3)) s"
-                     + (rel.controlRejected.total > 0 ? "; \(rel.controlRejected.total) control datagrams rejected" : ""))
+                     + (rel.controlRejected.total > 0 ? "; \(rel.controlRejected.total) control datagrams rejected" : "")
+                     + (rel.lossBackoffs > 0 ? "; congestion: rate cut \(rel.lossBackoffs) times, to \(Units.bitRate(rel.lowestCapBitsPerSecond ?? 0)) at least" : ""))
         return lines
     }
 
