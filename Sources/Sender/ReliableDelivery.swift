@@ -232,7 +232,9 @@ package final class ReliableDelivery {
         var budget = parameters.repairsPerNak
         var repaired = 0
         var outside = true
-        let holdOff = max(smoothedRTT, 1_000_000)
+        // Long enough for the last repair to have arrived (the RTT's spread included: a repair
+        // queued behind the receiver's backlog must not go twice), at least 1 ms.
+        let holdOff = max(smoothedRTT + 4 * (rttSamples > 0 ? rttvar : 0), 1_000_000)
         for r in ranges {
             lastNak.append(r)
             let first = max(r.lowerBound, ack)
