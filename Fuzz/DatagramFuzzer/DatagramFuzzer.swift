@@ -109,11 +109,18 @@ func referenceVerdict(_ p: UnsafeRawPointer, _ n: Int) -> Verdict {
          && p.load(fromByteOffset: 2, as: UInt8.self) == 0x53 && p.load(fromByteOffset: 3, as: UInt8.self) == 0x54) {
         return .rejected("bad_magic")
     }
-    if p.load(fromByteOffset: 4, as: UInt8.self) != 1 { return .rejected("unsupported_version") }
+    // Versions 1 and 3 (a reliable stream's DATA/END, §13.2): the receiver speaks both.
+    let version = p.load(fromByteOffset: 4, as: UInt8.self)
+    if version != 1 && version != 3 { return .rejected("unsupported_version") }
     let h = Int(be(p, 6, as: UInt16.self))
     if h < 48 || h % 8 != 0 || h > n { return .rejected("bad_header_length") }
     let flags = p.load(fromByteOffset: 5, as: UInt8.self)
-    if flags & 0xF8 != 0 || (flags & 0x01 != 0) == (flags & 0x02 != 0) { return .rejected("bad_flags") }
+    if (flags & 0x01 != 0) == (flags & 0x02 != 0) { return .rejected("bad_flags") }
+    if version == 1 && flags & 0xF8 != 0 { return .rejected("bad_flags") }
+    // §13.2 check 5: only 0x37, RELIABLE set, REPAIR not with END.
+    if version == 3 && (flags & ~0x37 != 0 || flags & 0x10 == 0 || (flags & 0x20 != 0 && flags & 0x02 != 0)) {
+        return .rejected("bad_flags")
+    }
     let plen = Int(be(p, 40, as: UInt32.self))
     if h + plen != n { return .rejected("length_mismatch") }
     var crc: UInt32 = 0xFFFF_FFFF
@@ -535,15 +542,15 @@ func controlOnce(_ p: UnsafeRawPointer, _ n: Int) {
     }
     require(!(statusName == "valid" && nakName == "valid"), "both STATUS and NAK")
 
-    // As a version 3 receiver's stream datagram: version 1 exactly as before; version 3 by §13.2.
+    // As a version 3 receiver's stream datagram (validateReliable is validate now): the same verdict.
     let v3 = Datagram.validateReliable(p, length: n)
-    if n >= 48 && p.load(fromByteOffset: 4, as: UInt8.self) == 1 {
+    if n >= 48 {
         let v1 = Datagram.validate(p, length: n)
         switch (v1, v3) {
-        case (.valid(let a), .valid(let b)): require(a == b, "validateReliable differs on version 1")
-        case (.badChecksum(let a, let x), .badChecksum(let b, let y)): require(a == b && x == y, "validateReliable differs on version 1")
-        case (.rejected(let a), .rejected(let b)): require(a == b, "validateReliable differs on version 1")
-        default: require(false, "validateReliable differs on version 1: \(v1) vs \(v3)")
+        case (.valid(let a), .valid(let b)): require(a == b, "validateReliable differs")
+        case (.badChecksum(let a, let x), .badChecksum(let b, let y)): require(a == b && x == y, "validateReliable differs")
+        case (.rejected(let a), .rejected(let b)): require(a == b, "validateReliable differs")
+        default: require(false, "validateReliable differs: \(v1) vs \(v3)")
         }
     }
     if case .valid(let h) = v3, h.flags.contains(.reliable) {
