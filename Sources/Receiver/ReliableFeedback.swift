@@ -47,7 +47,6 @@ struct ReliableFeedback: Sendable {
     var advertised: UInt64 = 0
     var feedbackSequence: UInt32 = 0
     var lastStatusAt: UInt64 = 0
-    var lastStatusAck: UInt64 = 0
     var lastNakAt: UInt64 = 0
     var endsAnswered: UInt64 = 0
     var finalSent = false
@@ -59,11 +58,8 @@ struct ReliableFeedback: Sendable {
     var controlBytes: UInt64 = 0
     var naksSent: UInt64 = 0
     var statusSent: UInt64 = 0
-    /// RTT from NAK → repair of a number NAKed once (RFC 6298 smoothing).
-    var srtt: UInt64 = 0
-    var rttvar: UInt64 = 0
-    var minRTT: UInt64 = .max
-    var rttSamples: UInt64 = 0
+    /// RTT from NAK → repair of a number NAKed once.
+    var rtt = RTTEstimator()
 
     static let timeMask: UInt64 = (1 << 56) - 1
     static let reNakCap: UInt64 = 250_000_000
@@ -93,26 +89,16 @@ struct ReliableFeedback: Sendable {
         guard e >> 56 == 1 else { return }
         let sentAt = e & Self.timeMask
         guard now > sentAt else { return }
-        let sample = now - sentAt
-        if rttSamples == 0 {
-            srtt = sample; rttvar = sample / 2
-        } else {
-            let diff = srtt > sample ? srtt - sample : sample - srtt
-            rttvar = (3 * rttvar + diff) / 4
-            srtt = (7 * srtt + sample) / 8
-        }
-        minRTT = min(minRTT, sample)
-        rttSamples += 1
+        rtt.add(now - sentAt)
     }
 
     func grace(_ t: ReliableReceiveTiming) -> UInt64 {
         if let g = t.reorderGraceNanoseconds { return g }
-        return rttSamples == 0 ? 2_500_000 : max(minRTT / 4, 200_000)
+        return rtt.samples == 0 ? 2_500_000 : max(rtt.minimum / 4, 200_000)
     }
 
     func reNakInterval(_ t: ReliableReceiveTiming) -> UInt64 {
-        let rtt = rttSamples == 0 ? t.initialRTTNanoseconds : srtt + 4 * rttvar
-        return max(rtt, 1_000_000)
+        max(rtt.timeout(orInitial: t.initialRTTNanoseconds), 1_000_000)
     }
 }
 
@@ -280,7 +266,6 @@ extension StreamState {
             f.feedbackSequence &+= 1
             f.statusSent += 1
             f.lastStatusAt = now
-            f.lastStatusAck = f.ack
         }
     }
 
@@ -289,18 +274,5 @@ extension StreamState {
     private func deliveredBelow(_ ack: UInt64) -> UInt64 {
         if let e = expected, ack >= e.datagrams { return e.bytes }
         return min(ack &* UInt64(uniquePayloadMax == 0 ? 0 : uniquePayloadMax), highestByteEnd)
-    }
-}
-
-/// Sends a stream's control datagrams from the receiving socket to the stream's source, from
-/// the address the stream was sent to (a sender's connected socket accepts only that).
-enum FeedbackSocket {
-    static func send(_ bytes: UnsafeRawPointer, _ count: Int, fd: Int32, to source: SourceAddress, from local: SourceAddress) -> Bool {
-        guard let destination = source.socketAddress else { return false }
-        if local.family != 0 {
-            var from = local.localAddress
-            return destination.withSockAddr { a, n in zc_send_from(fd, bytes, count, a, n, &from, Int32(MSG_DONTWAIT)) } >= 0
-        }
-        return destination.withSockAddr { a, n in Glibc.sendto(fd, bytes, count, Int32(MSG_DONTWAIT), a, n) } >= 0
     }
 }

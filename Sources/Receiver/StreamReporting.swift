@@ -173,20 +173,9 @@ package struct ReportSender: Sendable {
             return .notSent("the stream delivered \(s.deliveredBytes) bytes, less than a REPORT (\(StreamReport.minimumLength))")
         }
         guard limiter.allow(s.source, now: now) else { return .notSent("rate limit for \(destination.host)") }
-        if s.localAddress.family != 0 {
-            // From the address the stream was sent to (a wildcard socket would pick by route).
-            var from = s.localAddress.localAddress
-            let fd = socket.fd
-            let sent = bytes.withUnsafeBytes { b in
-                destination.withSockAddr { a, n in zc_send_from(fd, b.baseAddress, b.count, a, n, &from, Int32(MSG_DONTWAIT)) }
-            }
-            if sent < 0 { return .notSent("\(SystemError(call: "sendmsg(\(destination), from \(s.localAddress.socketAddress?.host ?? "?"))"))") }
-            return .sent(bytes: bytes.count)
-        }
-        do {
-            try socket.send(bytes, to: destination)
-        } catch {
-            return .notSent("\(error)")
+        let fd = socket.fd
+        if let failure = bytes.withUnsafeBytes({ SourceReply.send($0, fd: fd, to: destination, from: s.localAddress) }) {
+            return .notSent("\(failure)")
         }
         return .sent(bytes: bytes.count)
     }

@@ -96,9 +96,10 @@ public struct ValidatingCore: Sendable {
         let timing = reliableTiming
         withUnsafeTemporaryAllocation(byteCount: 1280, alignment: 8) { scratch in
             for i in streams.indices where streams[i].wantsFeedback {
-                let source = streams[i].source, local = streams[i].localAddress
+                guard let destination = streams[i].source.socketAddress else { continue }
+                let local = streams[i].localAddress
                 streams[i].serviceFeedback(now: now, wallNow: wallNow, timing: timing, scratch: scratch.baseAddress!) { bytes, count in
-                    FeedbackSocket.send(bytes, count, fd: fd, to: source, from: local)
+                    SourceReply.send(UnsafeRawBufferPointer(start: bytes, count: count), fd: fd, to: destination, from: local) == nil
                 }
             }
         }

@@ -61,10 +61,8 @@ package final class ReliableDelivery {
     package private(set) var receiverReport: StreamReport?
     package private(set) var report = ReliabilityReport()
 
-    private var srtt: UInt64 = 0
-    private var rttvar: UInt64 = 0
-    private var rttSum: UInt64 = 0
-    private var rttSamples: UInt64 = 0
+    /// RTT from STATUS echoes (SPEC §13.5).
+    private var rtt = RTTEstimator()
     private var tokens: Double
     private var tokensAt: UInt64
     private var blockedSince: UInt64 = 0
@@ -107,7 +105,7 @@ package final class ReliableDelivery {
     }
 
     /// The smoothed RTT, or the initial one before a sample.
-    var smoothedRTT: UInt64 { rttSamples > 0 ? srtt : parameters.initialRTTNanoseconds }
+    var smoothedRTT: UInt64 { rtt.smoothed(orInitial: parameters.initialRTTNanoseconds) }
 
     /// True when DATA up to (not including) sequence `end` fits the receiver's window.
     @inline(__always)
@@ -234,7 +232,7 @@ package final class ReliableDelivery {
         var outside = true
         // Long enough for the last repair to have arrived (the RTT's spread included: a repair
         // queued behind the receiver's backlog must not go twice), at least 1 ms.
-        let holdOff = max(smoothedRTT + 4 * (rttSamples > 0 ? rttvar : 0), 1_000_000)
+        let holdOff = max(rtt.timeout(orInitial: parameters.initialRTTNanoseconds), 1_000_000)
         for r in ranges {
             lastNak.append(r)
             let first = max(r.lowerBound, ack)
@@ -316,17 +314,7 @@ package final class ReliableDelivery {
         guard wall > echo, wall - echo > delay else { return }
         let sample = wall - echo - delay
         guard sample < 60_000_000_000 else { return }
-        if rttSamples == 0 {
-            srtt = sample
-            rttvar = sample / 2
-        } else {
-            let diff = srtt > sample ? srtt - sample : sample - srtt
-            rttvar = (3 * rttvar + diff) / 4
-            srtt = (7 * srtt + sample) / 8
-        }
-        rttSamples += 1
-        rttSum &+= sample
-        report.rttMinNanoseconds = min(report.rttMinNanoseconds ?? .max, sample)
+        rtt.add(sample)
     }
 
     // MARK: The loss response
@@ -419,7 +407,8 @@ package final class ReliableDelivery {
         report.delivered = delivered
         report.gaveUp = !delivered
         report.acknowledged = ack
-        if rttSamples > 0 { report.rttAverageNanoseconds = rttSum / rttSamples }
+        report.rttMinNanoseconds = rtt.samples > 0 ? rtt.minimum : nil
+        report.rttAverageNanoseconds = rtt.mean
         report.unacknowledged = delivered ? [] : unacknowledged(total: total)
         return report
     }
