@@ -164,9 +164,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             if slots >= turnLimit { return (0, true) }
             slots += 1
             if let reliable {
-                // The whole next slot must fit the receiver's window (SPEC §13.5).
-                let end = min(writer.nextSequence + UInt64(segments), writer.totalDatagrams ?? .max)
-                windowClosed = !reliable.windowAllows(through: end)
+                windowClosed = !nextSlotFits(reliable)
                 if windowClosed { return (0, true) }
                 let now = MonotonicClock.nanoseconds()
                 reliable.unblocked(now: now)
@@ -222,6 +220,13 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             pacer?.charge(datagrams: datagrams, bytes: bytes)
             if writer.isExhausted { return (0, false) }
         }
+    }
+
+    /// The whole next data slot fits the receiver's window (SPEC §13.5): its numbers up to a
+    /// full slot, or to the stream's end when that comes first.
+    @inline(__always)
+    private func nextSlotFits(_ reliable: ReliableDelivery) -> Bool {
+        reliable.windowAllows(through: min(writer.nextSequence + UInt64(engine.segmentsPerSlot), writer.totalDatagrams ?? .max))
     }
 
     /// Commits a slot of data datagrams; a reliable stream's slot is held until acknowledged.
@@ -343,7 +348,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
                 }
                 if d > 0 { return nil }  // not waiting (back-pressure: fail)
             }
-            let open = !forData || reliable.windowAllows(through: writer.nextSequence + UInt64(engine.segmentsPerSlot))
+            let open = !forData || nextSlotFits(reliable)
             if open, let slot = engine.lend() { reliable.unblocked(now: now); return slot }
             if !wait || reliable.checkDeadline(now: now) { return nil }
             if forData { reliable.blocked(now: now) }
