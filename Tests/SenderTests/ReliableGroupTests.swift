@@ -19,15 +19,7 @@ import Glibc
 /// repaired; a receiver that stops answering is dropped, named with what it lacks, and the
 /// others are delivered; a closed group ignores feedback from an address it does not name.
 final class ReliableGroupTests: XCTestCase {
-    final class GroupLoopEngine: SendEngine {
-        let slotCount = 16
-        let segmentsPerSlot = 4
-        let datagramSize: Int
-        private let memory: UnsafeMutableRawPointer
-        private let slotBytes: Int
-        private var free: [Int]
-        private var held = Set<Int>()
-        private var committed: [Int] = []
+    final class GroupLoopEngine: HeldSlotPool, SendEngine {
         /// Lost on the way to every receiver (the sender's side), the first time.
         var sharedDropOnce: Set<UInt64>
         /// Per receiver: lost on the way to it, the first time.
@@ -35,7 +27,6 @@ final class ReliableGroupTests: XCTestCase {
         /// Receivers that stopped (their core takes nothing, answers nothing) from this sequence on.
         var silentFrom: [UInt64?]
         private(set) var repairs: [UInt64] = []
-        private(set) var lentWhileHeld = 0
         var cores: [ValidatingCore]
         /// Each receiver's socket (a class around the `~Copyable` socket, so an array can hold them).
         final class Answering { let socket: UDPSocket; init(_ s: consuming UDPSocket) { socket = s } }
@@ -45,13 +36,9 @@ final class ReliableGroupTests: XCTestCase {
         private var highestSent: UInt64 = 0
 
         init(datagramSize: Int, receivers: [SocketAddress], dropOnce: [Set<UInt64>], sharedDropOnce: Set<UInt64>) throws {
-            self.datagramSize = datagramSize
             self.dropOnce = dropOnce
             self.sharedDropOnce = sharedDropOnce
             silentFrom = Array(repeating: nil, count: receivers.count)
-            slotBytes = segmentsPerSlot * datagramSize
-            memory = .allocate(byteCount: slotCount * slotBytes, alignment: 64)
-            free = Array(0..<slotCount)
             cores = receivers.map { _ in
                 var core = ValidatingCore()
                 core.groupReceiver = true
@@ -64,28 +51,9 @@ final class ReliableGroupTests: XCTestCase {
                 sockets.append(Answering(s))
             }
             self.sockets = sockets
+            super.init(slotCount: 16, segmentsPerSlot: 4, datagramSize: datagramSize)
         }
-        deinit { memory.deallocate() }
 
-        func address(of slot: Int) -> UnsafeMutableRawPointer { memory + slot * slotBytes }
-        var hasFreeSlot: Bool { !free.isEmpty }
-        func lend() -> Int? {
-            guard let slot = free.popLast() else { return nil }
-            if held.contains(slot) { lentWhileHeld += 1 }
-            return slot
-        }
-        func giveBack(_ slot: Int) { free.append(slot) }
-        var queued: Int { committed.count }
-        var pushBatch: Int { 1 }
-        var inFlight: Int { slotCount - free.count }
-        var holdsSlots: Bool { true }
-        func hold(_ slot: Int) { held.insert(slot) }
-        func release(_ slot: Int) {
-            held.remove(slot)
-            if !committed.contains(slot) { free.append(slot) }
-        }
-        func originalSendDone(_ slot: Int) -> Bool { !committed.contains(slot) }
-        var completionDescriptor: Int32? { nil }
 
         func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
             var at = 0
@@ -102,7 +70,7 @@ final class ReliableGroupTests: XCTestCase {
             }
             if isEnd { stats.endsSent &+= 1 } else { stats.datagrams &+= UInt64(n); stats.bytes &+= UInt64(length) }
             stats.sends &+= 1
-            committed.append(slot)
+            noteCommitted(slot)
         }
 
         func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError) {
@@ -112,8 +80,7 @@ final class ReliableGroupTests: XCTestCase {
         }
 
         func service(_ wait: ServiceWait, stats: inout SenderStatistics) throws(SendEngineError) {
-            for slot in committed where !held.contains(slot) { free.append(slot) }
-            committed = []
+            completeCommitted()
             clock += 3_000_000  // 3 ms a turn: past the reorder grace and the group backoff
             for i in cores.indices where !isSilent(i) {
                 cores[i].serviceReliable(now: clock, wallNow: MonotonicClock.wallNanoseconds(), fd: sockets[i].socket.fd)
