@@ -131,6 +131,24 @@ package final class ReliableDelivery {
         from.deallocate()
     }
 
+    /// The stream's state for a progress snapshot (once per progress interval).
+    var progress: ReliableProgress {
+        var p = ReliableProgress()
+        p.acknowledged = ack
+        p.retransmittedDatagrams = report.retransmittedDatagrams
+        p.naksReceived = report.naksReceived
+        p.statusReceived = report.statusReceived
+        for m in members {
+            switch m.state {
+            case .live: p.receiversLive += 1
+            case .delivered: p.receiversDelivered += 1
+            case .dropped: p.receiversDropped += 1
+            case .gaveUp, .late: p.receiversOther += 1
+            }
+        }
+        return p
+    }
+
     /// The smoothed RTT, or the initial one before a sample.
     var smoothedRTT: UInt64 { rtt.smoothed(orInitial: parameters.initialRTTNanoseconds) }
 
