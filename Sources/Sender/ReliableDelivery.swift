@@ -77,6 +77,9 @@ package final class ReliableDelivery {
     package private(set) var delivered = false
     /// The deadline passed, the run was stopped, the group never formed or emptied.
     package private(set) var gaveUp = false
+    /// The whole stream went out (END follows the source's end, not a give-up): only then
+    /// does a receiver's `complete` mean it holds everything.
+    private var everythingSent = false
     private var gaveUpReason: String?
     /// A REPORT for the stream that came in among the feedback (unicast: the receiver finished).
     package private(set) var receiverReport: StreamReport?
@@ -345,6 +348,12 @@ package final class ReliableDelivery {
             ack = lowestAck
             lastProgressAt = now
             probeInterval = 0
+        } else if isGroup && lowestAck < ack {
+            // A member joined lacking numbers the others had acknowledged but that are still
+            // held (it is not late: its acknowledgement is at least what was released). The
+            // group's acknowledgement is its again, so those numbers are repaired, not
+            // released or taken for outside.
+            ack = max(lowestAck, releasedBelow)
         }
         // A group releases nothing in its first moments: receivers started with the others
         // but heard a little later still find everything held (else they would be late).
@@ -598,6 +607,10 @@ package final class ReliableDelivery {
         regroup(now: MonotonicClock.nanoseconds(), engine: engine)
     }
 
+    /// The stream's END is about to go: true unless the sender already gave up (then END
+    /// closes a stream cut short, and `complete` at a receiver is not delivery).
+    func noteEnd() { if !gaveUp { everythingSent = true } }
+
     /// Interval between END repeats once the first §6 repeats went: `max(2·srtt, 2 ms)`,
     /// doubled per repeat by the caller, at most 250 ms.
     var endRepeatStart: UInt64 { max(2 * smoothedRTT, 2_000_000) }
@@ -638,8 +651,18 @@ package final class ReliableDelivery {
         report.acknowledged = ack
         report.rttMinNanoseconds = rtt.samples > 0 ? rtt.minimum : nil
         report.rttAverageNanoseconds = rtt.mean
+        if !everythingSent { delivered = false }
         if isGroup {
             var outcomes = members.map { $0.outcome(total: total) }
+            if !everythingSent {
+                // Complete, but of a stream the sender cut short: not delivered.
+                let why = gaveUpReason ?? (StopFlag.isSet ? "the run was stopped" : "the acknowledgement stalled for --give-up")
+                for k in outcomes.indices where outcomes[k].state == .delivered {
+                    outcomes[k].state = .gaveUp
+                    outcomes[k].reason = "holds the \(total) datagrams sent before the sender gave up (\(why))"
+                    outcomes[k].unacknowledged = []
+                }
+            }
             if let reason = gaveUpReason {
                 for k in outcomes.indices where outcomes[k].state == .gaveUp && members[k].state == .live { outcomes[k].reason = reason }
             }

@@ -464,6 +464,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     /// doubling up to 250 ms) until a STATUS says `complete`, the receiver's REPORT comes, or
     /// the deadline passes; then hands every held slot back for the drain.
     private mutating func awaitDelivery(_ reliable: ReliableDelivery) throws(SendEngineError) {
+        reliable.noteEnd()
         var interval = reliable.endRepeatStart
         var nextEnd = MonotonicClock.nanoseconds() + interval
         while !reliable.delivered && reliable.receiverReport == nil {
