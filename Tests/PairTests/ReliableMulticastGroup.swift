@@ -14,6 +14,8 @@ final class ReliableGroup {
     /// The group address (no brackets) and port every receiver listens on.
     let group: String
     let port: Int
+    /// The test's files (sources, outputs), removed with the group.
+    let files: ScratchFiles
     private var filters: [String: PathFilter] = [:]
     private var senderLink: String?
 
@@ -25,6 +27,7 @@ final class ReliableGroup {
         lan = try MulticastBridge(tag: tag, subnet: subnet, hosts: receivers + 1)
         self.group = group
         self.port = port
+        files = ScratchFiles(tag)
         var setup = ["ip -n \(sender.namespace) link set \(sender.interface) gso_max_segs 1"]
         // Link-local addresses that need no duplicate detection: a receiver's unicast feedback
         // to an IPv6 sender needs a neighbour solicitation, which the kernel sends only from a

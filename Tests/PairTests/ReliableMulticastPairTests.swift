@@ -21,10 +21,8 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// itself drops nothing) through a 2 % rule there loses, at each of two receivers, exactly
     /// the datagrams the rule counted (less the ENDs it may have hit), one by one.
     func testSharedDropOnTheBridgeCountsSingleDatagrams() throws {
-        let net = try ReliableGroup(tag: "rmc0", subnet: 67, receivers: 2, group: "239.255.26.7")
+        let (net, source) = try group("rmc0", subnet: 67, receivers: 2, group: "239.255.26.7", mib: 8)
         defer { net.remove() }
-        let files = ScratchFiles("rmc0")
-        let source = try files.random("src", bytes: 8 << 20)
         try net.dropFromSender(perMille: 20)
         let running = try net.receivers.map { try net.startReceiver($0) }
         let result = try net.startSender(["--rate", "300M", "--source", source], reliable: false).wait(timeout: 30)
@@ -52,13 +50,11 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// the source byte for byte, every receiver's accounting is exact (lost 0, complete), and the
     /// sender, with default flags, names three receivers, each delivered with its REPORT.
     func testThreeReceiversEachWithItsOwnLossGetEveryByte() throws {
-        let net = try ReliableGroup(tag: "rmc1", subnet: 60, receivers: 3, group: "239.255.26.1")
+        let (net, source) = try group("rmc1", subnet: 60, receivers: 3, group: "239.255.26.1", mib: 16)
         defer { net.remove() }
-        let files = ScratchFiles("rmc1")
-        let source = try files.random("src", bytes: 16 << 20)
         let perMille = [10, 10, 50]
         for (host, p) in zip(net.receivers, perMille) { try net.dropInput(host, perMille: p) }
-        let outputs = net.receivers.indices.map { files.path("out\($0)") }
+        let outputs = net.receivers.indices.map { net.files.path("out\($0)") }
         let (sent, receipts) = try run(net, outputs: outputs, senderFlags: ["--source", source])
         let dropped = try net.receivers.map { try net.droppedAt($0) }
         let path = try net.receivers.map { try net.pathDrops(to: $0) }
@@ -91,12 +87,10 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// shared losses too, and each one after it may cost a repair of its own: the bound adds
     /// them, and they are printed.
     func testSharedLossCostsOneRepairNotThree() throws {
-        let net = try ReliableGroup(tag: "rmc2", subnet: 61, receivers: 3, group: "239.255.26.2")
+        let (net, source) = try group("rmc2", subnet: 61, receivers: 3, group: "239.255.26.2", mib: 16)
         defer { net.remove() }
-        let files = ScratchFiles("rmc2")
-        let source = try files.random("src", bytes: 16 << 20)
         try net.dropFromSender(perMille: 20)
-        let outputs = net.receivers.indices.map { files.path("out\($0)") }
+        let outputs = net.receivers.indices.map { net.files.path("out\($0)") }
         let (sent, receipts) = try run(net, outputs: outputs, senderFlags: ["--source", source])
         let dropped = try net.droppedFromSender()
         let path = try net.receivers.map { try net.pathDrops(to: $0) }
@@ -130,11 +124,9 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// byte for byte. The late receiver accounts from sequence 0: the head is its loss, its
     /// stream incomplete.
     func testReceiverJoiningAfterTheHeadWasReleasedIsReportedLate() throws {
-        let net = try ReliableGroup(tag: "rmc3", subnet: 62, receivers: 3, group: "239.255.26.3")
+        let (net, source) = try group("rmc3", subnet: 62, receivers: 3, group: "239.255.26.3", mib: 32)
         defer { net.remove() }
-        let files = ScratchFiles("rmc3")
-        let source = try files.random("src", bytes: 32 << 20)
-        let outputs = (0..<2).map { files.path("out\($0)") }
+        let outputs = (0..<2).map { net.files.path("out\($0)") }
         let early = try zip(net.receivers, outputs).map { try net.startReceiver($0, output: $1) }
         let start = Date()
         let pool = 64
@@ -183,12 +175,10 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// the sender drops it (no feedback), names it on stderr, the other two finish byte for byte,
     /// and the sender exits 1 — within the receiver timeout plus the transfer, not its give-up.
     func testReceiverKilledMidStreamIsDroppedAndTheOthersFinish() throws {
-        let net = try ReliableGroup(tag: "rmc4", subnet: 63, receivers: 3, group: "239.255.26.4")
+        let mib = 24
+        let (net, source) = try group("rmc4", subnet: 63, receivers: 3, group: "239.255.26.4", mib: mib)
         defer { net.remove() }
-        let files = ScratchFiles("rmc4")
-        let bytes = 24 << 20
-        let source = try files.random("src", bytes: bytes)
-        let outputs = net.receivers.indices.map { files.path("out\($0)") }
+        let outputs = net.receivers.indices.map { net.files.path("out\($0)") }
         let running = try zip(net.receivers, outputs).map { try net.startReceiver($0, output: $1) }
         let start = Date()
         let sender = try net.startSender(["--rate", "100M", "--source", source])
@@ -226,7 +216,7 @@ final class ReliableMulticastPairTests: XCTestCase {
         XCTAssertEqual(u64(sent.group, "dropped"), 1)
         // Dropped after the 2 s receiver timeout, not before; done within it plus what was left
         // to send at 100 Mbit/s, and a margin — never the 10 s give-up.
-        let rest = Double(bytes - Int(killAt)) * 8 / 100e6
+        let rest = Double((mib << 20) - Int(killAt)) * 8 / 100e6
         XCTAssertGreaterThan(afterKill, 1.5, "dropped before --receiver-timeout 2s passed")
         XCTAssertLessThan(afterKill, 2 + rest + 3, "the group waited for the dead receiver too long")
     }
@@ -236,10 +226,8 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// `--min-receivers 2 --join-timeout 1s` with one receiver up: the sender exits 1 after
     /// about a second, saying only 1 of 2 receivers answered.
     func testTooFewReceiversExitAfterTheJoinTimeout() throws {
-        let net = try ReliableGroup(tag: "rmc5", subnet: 64, receivers: 1, group: "239.255.26.5")
+        let (net, source) = try group("rmc5", subnet: 64, receivers: 1, group: "239.255.26.5", mib: 1)
         defer { net.remove() }
-        let files = ScratchFiles("rmc5")
-        let source = try files.random("src", bytes: 1 << 20)
         let receiver = try net.startReceiver(net.receivers[0])
         let start = Date()
         let result = try net.startSender(["--min-receivers", "2", "--join-timeout", "1s", "--source", source]).wait(timeout: 15)
@@ -262,15 +250,13 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// STATUS and NAKs are ignored and counted in `control_rejected.foreign`, the sender reports
     /// the two named (implied `--min-receivers 2`), both delivered byte for byte, exit 0.
     func testClosedGroupIgnoresAReceiverItDoesNotName() throws {
-        let net = try ReliableGroup(tag: "rmc6", subnet: 65, receivers: 3, group: "239.255.26.6")
+        let (net, source) = try group("rmc6", subnet: 65, receivers: 3, group: "239.255.26.6", mib: 16)
         defer { net.remove() }
-        let files = ScratchFiles("rmc6")
-        let source = try files.random("src", bytes: 16 << 20)
         for host in net.receivers { try net.dropInput(host, perMille: 10) }
         let named = net.receivers.prefix(2).map(net.address)
-        let list = files.path("receivers")
+        let list = net.files.path("receivers")
         try (named.joined(separator: "\n") + "\n").write(toFile: list, atomically: true, encoding: .utf8)
-        let outputs = net.receivers.indices.map { files.path("out\($0)") }
+        let outputs = net.receivers.indices.map { net.files.path("out\($0)") }
         let running = try zip(net.receivers, outputs).map { try net.startReceiver($0, output: $1) }
         let start = Date()
         let result = try net.startSender(["--receivers", "@\(list)", "--source", source]).wait(timeout: 30)
@@ -304,12 +290,10 @@ final class ReliableMulticastPairTests: XCTestCase {
     /// An IPv6 group (ff15::/16) and one receiver dropping 1 %: delivered byte for byte, the
     /// receiver named by its IPv6 address.
     func testIPv6GroupDelivers() throws {
-        let net = try ReliableGroup(tag: "rmc7", subnet: 66, receivers: 1, group: "ff15::26")
+        let (net, source) = try group("rmc7", subnet: 66, receivers: 1, group: "ff15::26", mib: 16)
         defer { net.remove() }
-        let files = ScratchFiles("rmc7")
-        let source = try files.random("src", bytes: 16 << 20)
         try net.dropInput(net.receivers[0], perMille: 10)
-        let outputs = [files.path("out")]
+        let outputs = [net.files.path("out")]
         let (sent, receipts) = try run(net, outputs: outputs, senderFlags: ["--source", source])
         let dropped = try net.droppedAt(net.receivers[0])
         print("ReliableMulticastPairTests: IPv6 1 %: nftables dropped \(dropped); \(sent.summary)")
@@ -322,6 +306,12 @@ final class ReliableMulticastPairTests: XCTestCase {
     }
 
     // MARK: -
+
+    /// A ReliableGroup and a source file of `mib` MiB of random bytes among its files.
+    func group(_ tag: String, subnet: Int, receivers: Int, group: String, mib: Int) throws -> (ReliableGroup, String) {
+        let net = try ReliableGroup(tag: tag, subnet: subnet, receivers: receivers, group: group)
+        return (net, try net.files.random("src", bytes: mib << 20))
+    }
 
     /// A receiver with `--output` on every receiver host, then the sender with `senderFlags`,
     /// all to the end.
