@@ -153,6 +153,7 @@ final class ReceiveWorker: @unchecked Sendable {
         var core = ValidatingCore(maxStreams: c.maxStreams, output: output.map { CoreOutput(target: $0) } as CoreOutput?,
                                   delivery: c.delivery)
         core.excludeHead = c.isMulticast && !c.multicast.countHeadLoss
+        core.groupReceiver = c.isMulticast
         core.receiveBufferBytes = receiveBufferBytes
         core.reliableTiming = c.reliableTiming
         if let allowList = c.allowList { core.allowList = allowList }

@@ -15,8 +15,8 @@ struct ReceiverConductor: ~Copyable {
     let workers: [ReceiveWorker]
     let output: OutputTarget?
     let metrics: ReceiverMetricsPublisher?
-    /// REPORTs go back from the receiving socket; not to a group's members (many receivers
-    /// would answer one sender), and only when asked.
+    /// REPORTs go back from the receiving socket, when asked; from a group's receiver only
+    /// for a reliable stream (a plain stream's sender would get one from every receiver).
     var reporter: ReportSender?
     /// Each worker's latest metrics snapshot (merged on the metrics interval).
     private var latestMetrics: [ReceiverMetricsSnapshot?]
@@ -32,7 +32,7 @@ struct ReceiverConductor: ~Copyable {
         self.workers = workers
         self.output = output
         self.metrics = metrics
-        reporter = c.reports && !c.isMulticast ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter) : nil
+        reporter = c.reports ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter) : nil
         latestMetrics = Array(repeating: nil, count: workers.count)
         onFinished = finished
         // A server frees every finished stream: its memory must go back to the system, not
@@ -125,7 +125,7 @@ struct ReceiverConductor: ~Copyable {
             for k in done.indices { done[k].state = states[k] }
         }
         for var f in done {
-            if reporter != nil { f.report = reporter!.send(f.state, kernelDrops: f.kernelDrops, socket: socket, now: MonotonicClock.nanoseconds()) }
+            if reporter != nil && (!configuration.isMulticast || f.state.reliable) { f.report = reporter!.send(f.state, kernelDrops: f.kernelDrops, socket: socket, now: MonotonicClock.nanoseconds()) }
             onFinished(f)
         }
         freedSinceTrim += done.count

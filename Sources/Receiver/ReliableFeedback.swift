@@ -64,7 +64,11 @@ struct ReliableFeedback: Sendable {
     static let timeMask: UInt64 = (1 << 56) - 1
     static let reNakCap: UInt64 = 250_000_000
 
-    init(window: UInt64, capacity: UInt64) {
+    /// A group's receiver: the first NAK of a number waits a further random backoff (SPEC §13.11).
+    let backsOff: Bool
+
+    init(window: UInt64, capacity: UInt64, backsOff: Bool = false) {
+        self.backsOff = backsOff
         naks = [UInt64](repeating: 0, count: Int(window))
         mask = window - 1
         self.capacity = capacity
@@ -97,6 +101,18 @@ struct ReliableFeedback: Sendable {
         return rtt.samples == 0 ? 2_500_000 : max(rtt.minimum / 4, 200_000)
     }
 
+    /// A group receiver's NAK backoff for number `q` (SPEC §13.11): uniform in `[0, T)` with
+    /// T = `max(2·rtt, 250 µs)` (1 ms before a sample, at most 20 ms), drawn per number and
+    /// receiver from a hash of both (no state): receivers that lost the same datagram NAK at
+    /// different times, and the repair the first NAK brings to the group cancels the others'.
+    @inline(__always)
+    func backoff(_ q: UInt64) -> UInt64 {
+        guard backsOff else { return 0 }
+        let span = rtt.samples == 0 ? 1_000_000 : min(max(2 * rtt.smoothed, 250_000), 20_000_000)
+        let h = (q ^ receiverID) &* 0x9E37_79B9_7F4A_7C15
+        return (h >> 32) % span
+    }
+
     func reNakInterval(_ t: ReliableReceiveTiming) -> UInt64 {
         max(rtt.timeout(orInitial: t.initialRTTNanoseconds), 1_000_000)
     }
@@ -121,6 +137,9 @@ extension StreamState {
     /// datagrams' receive cost against the socket buffer.
     mutating func becomeReliable(datagramLength: Int, receiveBufferBytes: Int) {
         reliable = true
+        // A reliable stream is whole from sequence 0 or not at all: a receiver that joined a
+        // group late NAKs the head it missed (the sender repairs it while it still holds it).
+        excludeHead = false
         // What the kernel charges a datagram in the receive buffer: its buffer (a power of
         // two from 2 KiB) and the skb around it.
         var perDatagram = 2048
@@ -129,7 +148,7 @@ extension StreamState {
         let fromBuffer = UInt64(max(receiveBufferBytes, 0) / perDatagram)
         // At most half the reorder window ahead of the acknowledgement (SPEC §13.5: ≤ ack + W).
         let capacity = min(max(fromBuffer, 64), ReliableFeedback.queueBudget, tracker.window / 2)
-        feedback = ReliableFeedback(window: tracker.window, capacity: capacity)
+        feedback = ReliableFeedback(window: tracker.window, capacity: capacity, backsOff: groupReceiver)
     }
 
     /// One feedback turn for a reliable stream (the receive thread, between batches, at most
@@ -154,7 +173,15 @@ extension StreamState {
         }
         // 1. The acknowledgement, and the NAK state of numbers it passed cleared.
         let total = expected?.datagrams
-        let newAck = tracker.firstMissing(from: f.ack)
+        // Numbers below the tracker's window cannot be told any more. The sender never runs
+        // more than half a window past a live receiver's acknowledgement, so only a receiver
+        // it does not wait for (a group member that joined late, or was dropped) gets here:
+        // it can never be made whole. Its acknowledgement stays where it was (passing over
+        // what it cannot tell would claim numbers it may lack) and it gives up.
+        let low: UInt64 = tracker.started && tracker.highest >= tracker.window - 1 ? tracker.highest - (tracker.window - 1) : 0
+        let overrun = f.ack < low && !isComplete
+        if overrun && !f.gaveUp { f.gaveUp = true }
+        let newAck = overrun ? f.ack : tracker.firstMissing(from: f.ack)
         if newAck > f.ack {
             var q = f.ack
             let stop = min(newAck, f.ack + UInt64(f.naks.count))
@@ -210,7 +237,7 @@ extension StreamState {
                 if e == 0 { n[i] = now & ReliableFeedback.timeMask; return true }  // first seen missing
                 let tries = e >> 56
                 let at = e & ReliableFeedback.timeMask
-                let wait = tries == 0 ? grace : min(reNak << min(tries - 1, 16), ReliableFeedback.reNakCap)
+                let wait = tries == 0 ? grace + f.backoff(q) : min(reNak << min(tries - 1, 16), ReliableFeedback.reNakCap)
                 guard now &- at >= wait else { return true }
                 if let last = ranges.last, last.upperBound + 1 == q {
                     ranges[ranges.count - 1] = last.lowerBound...q

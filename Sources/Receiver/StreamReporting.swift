@@ -18,7 +18,8 @@ public struct StreamVerdictLimits: Sendable, Equatable {
         self.maxCorrupt = maxCorrupt
     }
 
-    /// Why `s` fails these limits (empty: it passes). Inexact accounting fails too.
+    /// Why `s` fails these limits (empty: it passes). Inexact accounting fails too, and so
+    /// does a reliable stream that is not complete.
     public func failures(_ s: StreamState) -> [String] {
         var failures: [String] = []
         let lost = s.summary().lost
@@ -27,6 +28,9 @@ public struct StreamVerdictLimits: Sendable, Equatable {
         if lossPercent > maxLossPercent { failures.append("loss \(lossPercent)% > --max-loss \(maxLossPercent)%") }
         if s.corrupt > maxCorrupt { failures.append("\(s.corrupt) corrupt datagrams > --max-corrupt \(maxCorrupt)") }
         if !s.exact { failures.append("accounting not exact") }
+        // A reliable stream promises every byte: one that ended without them fails, whatever
+        // --max-loss allows a plain stream.
+        if s.reliable && !s.isComplete { failures.append("reliable stream incomplete (\(lost) datagrams missing\(s.gaveUp ? ", gave up" : ""))") }
         if s.modeMismatches > 0 { failures.append("\(s.modeMismatches) datagrams of the other kind (plain vs reliable) under the stream's id") }
         if s.conflictingDuplicates > 0 {
             failures.append("\(s.conflictingDuplicates) conflicting duplicates (a second copy of a sequence number with other bytes)")

@@ -151,6 +151,8 @@ public struct StreamState: Sendable {
     /// multicast receiver that joined after the stream began never saw its head, and
     /// that is not path loss (``headNotCounted`` says how much was left out).
     public var excludeHead = false
+    /// Received through a multicast group's socket (a reliable stream's NAKs back off at random).
+    public var groupReceiver = false
 
     /// Sequence numbers before the first one received, left out of the accounts when
     /// ``excludeHead`` (else 0).

@@ -32,6 +32,9 @@ public struct ValidatingCore: Sendable {
     /// New streams account from their first sequence number received (multicast
     /// receivers that may join late; see ``StreamState/excludeHead``).
     public var excludeHead = false
+    /// The socket is a multicast group's: a reliable stream's NAKs wait a random backoff
+    /// (SPEC §13.11), so that a loss many receivers share is NAKed by few.
+    public var groupReceiver = false
     /// Monotonic time of the first datagram of any kind, valid or not (0: none yet).
     public private(set) var firstSeenNanoseconds: UInt64 = 0
     // Flag bits as literals: DatagramFlags' static members live in another module
@@ -144,6 +147,7 @@ public struct ValidatingCore: Sendable {
         }
         var state = StreamState(key: key)
         state.excludeHead = excludeHead
+        state.groupReceiver = groupReceiver
         state.kernelDropsAtStart = statistics.kernelDrops
         state.localAddress = arrivalAddress
         streams.append(state)

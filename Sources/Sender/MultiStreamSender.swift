@@ -85,6 +85,11 @@ public enum MultiStreamSender {
                 for p in present {
                     total.statistics.merge(p.statistics)
                     total.slotsInFlight += p.slotsInFlight
+                    if let r = p.reliable {
+                        var sum = total.reliable ?? ReliableProgress()
+                        sum.merge(r)
+                        total.reliable = sum
+                    }
                 }
                 return total
             }

@@ -213,7 +213,7 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
         finished = true
         do { try driver.finish() } catch { throw .init(error) }
         var report = driver.report(configuration: session.configuration, reason: .limit, sendBufferBytes: session.sendBufferBytes)
-        session.awaitReport(&report, early: driver.reliable?.receiverReport)
+        session.awaitReport(&report, reliable: driver.reliable)
         return report
     }
 

@@ -1,3 +1,6 @@
+import StreamProtocol
+import ZCSystem
+
 /// A reliable stream (SPEC §13, `zc-send --reliable`): the receiver acknowledges what it
 /// holds (STATUS), names what it misses (NAK) and opens the window as it consumes; the
 /// sender keeps every datagram in its registered slot until it is acknowledged and repairs a
@@ -15,8 +18,40 @@ public struct Reliability: Equatable, Sendable {
     /// Control datagrams (STATUS + NAK) accepted per second, and the burst (§13.9).
     public var controlRatePerSecond: Double = 4000
     public var controlBurst: Double = 400
+    /// A multicast destination (SPEC §13.11): the group's receivers, who must answer before
+    /// the stream goes beyond its first slot, and what happens to one that falls behind.
+    public var group = GroupPolicy()
 
     public init() {}
+}
+
+/// How a reliable stream to a multicast group treats its receivers (SPEC §13.11,
+/// `zc-send --min-receivers/--receivers/--on-slow-receiver`). Unused for unicast.
+public struct GroupPolicy: Equatable, Sendable {
+    /// What a receiver that stops answering, or alone holds the window back, gets.
+    public enum SlowReceiver: String, CaseIterable, Sendable {
+        /// Dropped from the group (reported with the ranges it lacks); the others go on.
+        case drop
+        /// Waited for: the group goes at its pace, up to the sender deadline.
+        case wait
+    }
+
+    /// Receivers that must have answered (STATUS) before more than the first slot is sent.
+    public var minReceivers = 1
+    /// How long to wait for ``minReceivers`` (or every named receiver) before giving up.
+    public var joinTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// A closed group: only these addresses (any port) are receivers; nil: whoever answers.
+    public var named: [IPAddress]?
+    public var slowReceiver = SlowReceiver.drop
+    /// A live receiver silent this long, or alone holding the sender back this long, is slow.
+    public var receiverTimeoutNanoseconds: UInt64 = 2_000_000_000
+    /// Receivers tracked at most (feedback from more is rejected as `other_receiver`).
+    public var maxReceivers = 64
+
+    public init() {}
+
+    /// Receivers the stream waits for before it goes beyond its first slot.
+    public var required: Int { max(minReceivers, named?.count ?? 0) }
 }
 
 /// What a reliable stream's sender saw, in ``SenderReport/reliability``.
@@ -59,6 +94,47 @@ public struct ReliabilityReport: Equatable, Sendable {
     public var windowBlockedNanoseconds: UInt64 = 0
     /// Sequence numbers never acknowledged (empty when delivered), inclusive ranges.
     public var unacknowledged: [ClosedRange<UInt64>] = []
+    /// A multicast stream: every receiver's outcome (nil for unicast).
+    public var receivers: [ReceiverOutcome]?
+    /// A multicast stream: receivers required before the stream went beyond its first slot.
+    public var minReceivers = 0
+    /// A multicast stream the sender gave up on as a whole: why (the group never formed, or emptied).
+    public var groupReason: String?
+
+    public init() {}
+}
+
+/// One receiver of a reliable multicast stream, as its sender saw it.
+public struct ReceiverOutcome: Equatable, Sendable {
+    public enum State: String, Sendable {
+        /// Said `complete`: it holds every byte.
+        case delivered
+        /// Dropped from the group (silent, or holding the others back): ``reason`` says which.
+        case dropped
+        /// The receiver's own deadline passed (its STATUS said it gave up), or the sender's did.
+        case gaveUp = "gave_up"
+        /// Named by `--receivers` and never heard.
+        case missing
+        /// First heard when data it lacked was already released by the others' acknowledgements.
+        case late
+    }
+
+    /// Where its feedback came from (nil: a named receiver never heard).
+    public var address: SocketAddress?
+    /// The named address of a `missing` receiver.
+    public var namedAddress: IPAddress?
+    public var receiverID: UInt64 = 0
+    public var state = State.gaveUp
+    public var reason: String?
+    /// Every sequence number below it arrived there.
+    public var acknowledged: UInt64 = 0
+    public var statusReceived: UInt64 = 0
+    public var naksReceived: UInt64 = 0
+    public var rttMinNanoseconds: UInt64?
+    /// What it never acknowledged (empty when delivered).
+    public var unacknowledged: [ClosedRange<UInt64>] = []
+    /// Its REPORT, when one came back.
+    public var report: StreamReport?
 
     public init() {}
 }

@@ -20,14 +20,27 @@ struct HeldSlot {
 ///
 /// One per stream, on the stream's thread; called once per driver turn and while the driver
 /// waits, never per datagram. All memory is allocated at construction.
+///
+/// A multicast stream has many receivers (SPEC §13.11): each is a ``GroupMember``, found by
+/// its receiver id, and the stream's acknowledgement and window are the lowest of the
+/// members still in the group. A repair goes to the group once, whoever NAKed it (the
+/// hold-off keeps several receivers' NAKs of one loss to one repair). Before the group has
+/// formed (``GroupPolicy/required`` receivers answered), only the first slot goes, repeated
+/// as a probe, and nothing is released; a receiver silent for the receiver timeout, or alone
+/// holding the sender back that long, is dropped (``GroupPolicy/SlowReceiver``).
 package final class ReliableDelivery {
     let parameters: Reliability
     let streamID: UInt64
     let datagramSize: Int
     let segments: Int
-    /// The session's socket: connected to the destination, so only its datagrams arrive
-    /// (SPEC §13.9 rule 1 holds by construction; a foreign one is never seen).
+    /// Unicast: the session's socket, connected to the destination, so only its datagrams
+    /// arrive (SPEC §13.9 rule 1 holds by construction). Multicast: a socket bound to the
+    /// sending socket's port, unconnected, taking every receiver's feedback.
     let feedbackFD: Int32
+    /// A multicast stream: members by receiver id and address, the group's rules apply.
+    let isGroup: Bool
+    /// After delivery, how long a multicast stream waits for its receivers' REPORTs (nil: not).
+    let reportWaitNanoseconds: UInt64?
 
     /// Held slots in sequence order (a ring), oldest first.
     private let held: UnsafeMutablePointer<HeldSlot>
@@ -37,34 +50,40 @@ package final class ReliableDelivery {
     /// Per datagram position (slot × segments + k): when it was last repaired (0: never).
     private let repairedAt: UnsafeMutablePointer<UInt64>
     private let buffer: UnsafeMutableRawBufferPointer
+    /// Where a multicast stream's feedback datagram came from.
+    private let from: UnsafeMutablePointer<sockaddr_storage>
 
-    /// Every sequence number below it is acknowledged.
+    /// The receivers heard (one for unicast).
+    private(set) var members: [GroupMember] = []
+    /// Every sequence number below it is acknowledged (by every member still in the group).
     package private(set) var ack: UInt64 = 0
-    /// New DATA may use sequence numbers below it (the largest edge accepted).
+    /// Every sequence number below it went back to the pool: a receiver first heard with an
+    /// acknowledgement below it can never be made whole.
+    private var releasedBelow: UInt64 = 0
+    /// New DATA may use sequence numbers below it.
     package private(set) var windowLimit: UInt64
     /// One above the highest sequence number sent.
     package private(set) var sentEdge: UInt64 = 0
-    private var receiverID: UInt64 = 0
+    /// Multicast: the required receivers answered (unicast: always).
+    private var formed: Bool
+    /// Multicast: no slot is released before (the group formed ``joinGrace`` earlier).
+    private var releaseAfter: UInt64 = 0
+    /// How long a group that just formed keeps every slot, for receivers a moment behind.
+    static let joinGrace: UInt64 = 100_000_000
+    private let startedAt: UInt64
     /// When the acknowledgement last moved (or the first feedback came, or the stream began).
     private var lastProgressAt: UInt64
-    private var lastNak: [ClosedRange<UInt64>] = []
-    private var lastNakAt: UInt64 = 0
-    private var lastStatusHighest: UInt64 = 0
-    private var lastStatusAt: UInt64 = 0
-    /// The receiver said `complete`.
+    /// Every member still in the group said `complete` (and at least one did).
     package private(set) var delivered = false
-    /// The deadline passed, the run was stopped, or the receiver gave up.
+    /// The deadline passed, the run was stopped, the group never formed or emptied.
     package private(set) var gaveUp = false
-    /// The receiver's STATUS said it gave up (its deadline passed).
-    package private(set) var receiverGaveUp = false
-    /// A REPORT for the stream that came in among the feedback (the receiver finished).
+    private var gaveUpReason: String?
+    /// A REPORT for the stream that came in among the feedback (unicast: the receiver finished).
     package private(set) var receiverReport: StreamReport?
     package private(set) var report = ReliabilityReport()
 
-    /// RTT from STATUS echoes (SPEC §13.5).
+    /// RTT from STATUS echoes of every member (SPEC §13.5): the hold-off, END and probe timing.
     private var rtt = RTTEstimator()
-    private var tokens: Double
-    private var tokensAt: UInt64
     private var blockedSince: UInt64 = 0
     /// The loss response (``congestionDelay(now:)``): this epoch's start, new datagrams and
     /// bytes sent and repairs made in it, and the rate cap in force (nil: none).
@@ -79,35 +98,61 @@ package final class ReliableDelivery {
     private var lastProbeAt: UInt64 = 0
     private var probeInterval: UInt64 = 0
 
-    init(parameters: Reliability, streamID: UInt64, datagramSize: Int, segments: Int, slotCount: Int, feedbackFD: Int32) {
+    init(parameters: Reliability, streamID: UInt64, datagramSize: Int, segments: Int, slotCount: Int, feedbackFD: Int32,
+         group: Bool = false, reportWaitNanoseconds: UInt64? = nil) {
         self.parameters = parameters
         self.streamID = streamID
         self.datagramSize = datagramSize
         self.segments = segments
         self.feedbackFD = feedbackFD
+        isGroup = group
+        self.reportWaitNanoseconds = reportWaitNanoseconds
         capacity = slotCount
         held = .allocate(capacity: slotCount)
         repairedAt = .allocate(capacity: slotCount * segments)
         repairedAt.initialize(repeating: 0, count: slotCount * segments)
         buffer = .allocate(byteCount: 2048, alignment: 8)
-        windowLimit = parameters.initialWindow
+        from = .allocate(capacity: 1)
+        from.initialize(to: sockaddr_storage())
+        // A group sends its first slot only (a probe) until its receivers answered.
+        formed = !group
+        windowLimit = group ? UInt64(segments) : parameters.initialWindow
         let now = MonotonicClock.nanoseconds()
+        startedAt = now
         lastProgressAt = now
-        tokens = parameters.controlBurst
-        tokensAt = now
-        lastNak.reserveCapacity(NakMessage.maxRanges)
+        members.reserveCapacity(group ? parameters.group.maxReceivers : 1)
+        if group { report.minReceivers = parameters.group.required }
     }
 
     deinit {
         held.deallocate()
         repairedAt.deallocate()
         buffer.deallocate()
+        from.deallocate()
+    }
+
+    /// The stream's state for a progress snapshot (once per progress interval).
+    var progress: ReliableProgress {
+        var p = ReliableProgress()
+        p.acknowledged = ack
+        p.retransmittedDatagrams = report.retransmittedDatagrams
+        p.naksReceived = report.naksReceived
+        p.statusReceived = report.statusReceived
+        for m in members {
+            switch m.state {
+            case .live: p.receiversLive += 1
+            case .delivered: p.receiversDelivered += 1
+            case .dropped: p.receiversDropped += 1
+            case .gaveUp, .late: p.receiversOther += 1
+            }
+        }
+        return p
     }
 
     /// The smoothed RTT, or the initial one before a sample.
     var smoothedRTT: UInt64 { rtt.smoothed(orInitial: parameters.initialRTTNanoseconds) }
 
-    /// True when DATA up to (not including) sequence `end` fits the receiver's window.
+    /// True when DATA up to (not including) sequence `end` fits the receivers' window.
     @inline(__always)
     func windowAllows(through end: UInt64) -> Bool { end <= windowLimit }
 
@@ -131,16 +176,26 @@ package final class ReliableDelivery {
     /// Takes in every feedback datagram waiting on the socket (without blocking): STATUS moves
     /// the acknowledgement and the window, NAK is answered with repairs.
     func poll<Engine: SendEngine>(_ engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
+        settle(engine)
         for _ in 0..<256 {
             let n: Int?
-            do { n = try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT)) }
-            catch {
+            do {
+                if isGroup {
+                    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                    n = try from.withMemoryRebound(to: sockaddr.self, capacity: 1) { (a) throws(SystemError) in
+                        try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT), from: a, length: &length)
+                    }
+                } else {
+                    n = try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT))
+                }
+            } catch {
                 // ECONNREFUSED: an ICMP port unreachable (nothing listens yet, or any more): the
                 // deadline decides. Anything else is not the stream's business either.
                 return
             }
             guard let n else { return }
-            try take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), engine: engine, stats: &stats)
+            let sender = isGroup ? SocketAddress(storage: UnsafeRawPointer(from)) : nil
+            try take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), from: sender, engine: engine, stats: &stats)
         }
     }
 
@@ -156,13 +211,23 @@ package final class ReliableDelivery {
         try poll(engine, stats: &stats)
     }
 
-    private func take<Engine: SendEngine>(_ bytes: UnsafeRawBufferPointer, engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
+    private func take<Engine: SendEngine>(_ bytes: UnsafeRawBufferPointer, from sender: SocketAddress?, engine: Engine,
+                                          stats: inout SenderStatistics) throws(SendEngineError) {
         let p = bytes.baseAddress!
         let isControl = bytes.count >= DatagramHeader.size && p.load(fromByteOffset: 4, as: UInt8.self) == DatagramHeader.reliableVersion
         guard isControl else {
-            // The receiver's REPORT can overtake the last STATUS: it ends the stream too.
-            if case .success(let r) = StreamReport.decode(bytes), r.streamID == streamID { receiverReport = r }
-            else { report.controlRejected.malformed &+= 1 }
+            // The receiver's REPORT can overtake the last STATUS: it ends a unicast stream too.
+            // A group member's REPORT is kept with the member it came from.
+            if case .success(let r) = StreamReport.decode(bytes), r.streamID == streamID {
+                if let sender {
+                    if let i = members.firstIndex(where: { $0.address?.sameEndpoint(sender) ?? false }) { members[i].report = r }
+                    else { report.controlRejected.foreign &+= 1 }
+                } else {
+                    receiverReport = r
+                }
+            } else {
+                report.controlRejected.malformed &+= 1
+            }
             return
         }
         let now = MonotonicClock.nanoseconds()
@@ -170,72 +235,147 @@ package final class ReliableDelivery {
             switch NakMessage.decode(bytes) {
             case .failure: report.controlRejected.malformed &+= 1
             case .success(let m):
-                guard accept(streamID: m.streamID, receiverID: m.receiverID, ack: m.cumulativeAck, now: now) else { return }
+                guard let i = accept(streamID: m.streamID, receiverID: m.receiverID, from: sender, ack: m.cumulativeAck, now: now) else { return }
                 report.naksReceived &+= 1
-                acknowledge(m.cumulativeAck, now: now, engine: engine)
-                try answer(m.ranges(in: bytes), now: now, engine: engine, stats: &stats)
+                members[i].naksReceived &+= 1
+                acknowledge(i, m.cumulativeAck, now: now, engine: engine)
+                try answer(m.ranges(in: bytes), member: i, now: now, engine: engine, stats: &stats)
             }
         } else {
             switch StatusMessage.decode(bytes) {
             case .failure: report.controlRejected.malformed &+= 1
             case .success(let m):
-                guard accept(streamID: m.streamID, receiverID: m.receiverID, ack: m.cumulativeAck, now: now) else { return }
+                guard let i = accept(streamID: m.streamID, receiverID: m.receiverID, from: sender, ack: m.cumulativeAck, now: now) else { return }
                 report.statusReceived &+= 1
-                acknowledge(m.cumulativeAck, now: now, engine: engine)
-                windowLimit = max(windowLimit, m.windowLimit)
-                lastStatusHighest = m.highest
-                lastStatusAt = now
-                if m.echoTimestampNanoseconds != 0 { sampleRTT(echo: m.echoTimestampNanoseconds, delay: m.echoDelayNanoseconds) }
-                if m.complete { delivered = true }
-                if m.gaveUp && !m.complete { receiverGaveUp = true }
+                members[i].statusReceived &+= 1
+                members[i].windowLimit = max(members[i].windowLimit, m.windowLimit)
+                members[i].lastStatusHighest = m.highest
+                members[i].lastStatusAt = now
+                if m.echoTimestampNanoseconds != 0 { sampleRTT(member: i, echo: m.echoTimestampNanoseconds, delay: m.echoDelayNanoseconds) }
+                if members[i].state == .live {
+                    if m.complete { members[i].state = .delivered }
+                    else if m.gaveUp { members[i].state = .gaveUp; members[i].reason = "its deadline passed with datagrams missing" }
+                }
+                acknowledge(i, m.cumulativeAck, now: now, engine: engine)
             }
         }
     }
 
-    /// SPEC §13.9 rules 3–6 (rule 1 is the connected socket's, rule 2 the decoder's).
-    private func accept(streamID id: UInt64, receiverID rid: UInt64, ack: UInt64, now: UInt64) -> Bool {
-        guard id == streamID else { report.controlRejected.unknownStream &+= 1; return false }
-        if receiverID == 0 { receiverID = rid }
-        guard rid == receiverID else { report.controlRejected.otherReceiver &+= 1; return false }
-        tokens = min(parameters.controlBurst, tokens + Double(now &- tokensAt) * parameters.controlRatePerSecond / 1e9)
-        tokensAt = now
-        guard tokens >= 1 else { report.controlRejected.rateLimited &+= 1; return false }
-        tokens -= 1
-        guard ack <= sentEdge else { report.controlRejected.impossible &+= 1; return false }
+    /// SPEC §13.9 rules 3–6 (rule 1 is the connected socket's for unicast, the closed group's
+    /// list for multicast; rule 2 the decoder's). The member the datagram is from, or nil.
+    private func accept(streamID id: UInt64, receiverID rid: UInt64, from sender: SocketAddress?, ack: UInt64, now: UInt64) -> Int? {
+        guard id == streamID else { report.controlRejected.unknownStream &+= 1; return nil }
+        var index = members.firstIndex(where: { $0.id == rid })
+        if let i = index {
+            if let sender, let known = members[i].address, !known.sameEndpoint(sender) {
+                report.controlRejected.foreign &+= 1
+                return nil
+            }
+        } else {
+            guard let i = admit(rid, from: sender, ack: ack, now: now) else { return nil }
+            index = i
+        }
+        let i = index!
+        // A member the sender left out of the group: its feedback changes nothing.
+        if members[i].state == .dropped { return nil }
+        var m = members[i]
+        m.tokens = min(parameters.controlBurst, m.tokens + Double(now &- m.tokensAt) * parameters.controlRatePerSecond / 1e9)
+        m.tokensAt = now
+        guard m.tokens >= 1 else { members[i] = m; report.controlRejected.rateLimited &+= 1; return nil }
+        m.tokens -= 1
+        members[i] = m
+        guard ack <= sentEdge else { report.controlRejected.impossible &+= 1; return nil }
         if report.statusReceived == 0 && report.naksReceived == 0 { lastProgressAt = now }
-        return true
+        members[i].lastHeardAt = now
+        return i
     }
 
-    /// Moves the acknowledgement forward and hands back every slot it now covers.
-    private func acknowledge<Engine: SendEngine>(_ newAck: UInt64, now: UInt64, engine: Engine) {
-        guard newAck > ack else { return }
-        ack = newAck
-        lastProgressAt = now
-        probeInterval = 0
+    /// A receiver id heard for the first time: a member, or nil (rejected and counted).
+    private func admit(_ rid: UInt64, from sender: SocketAddress?, ack: UInt64, now: UInt64) -> Int? {
+        let policy = parameters.group
+        if !isGroup {
+            // Unicast: the first receiver id is the stream's receiver (§13.9 step 4).
+            guard members.isEmpty else { report.controlRejected.otherReceiver &+= 1; return nil }
+        } else {
+            guard let sender else { report.controlRejected.foreign &+= 1; return nil }
+            if let named = policy.named, !named.contains(IPAddress(sender)) { report.controlRejected.foreign &+= 1; return nil }
+            guard members.count < policy.maxReceivers else { report.controlRejected.otherReceiver &+= 1; return nil }
+        }
+        var m = GroupMember(id: rid, address: sender, initialWindow: parameters.initialWindow, burst: parameters.controlBurst, now: now)
+        if formed && isGroup && ack < releasedBelow {
+            // What it lacks went back to the pool when the others acknowledged it.
+            m.state = .late
+            m.releasedWhenHeard = releasedBelow
+            m.reason = "first heard at sequence \(ack), after the others' acknowledgements released up to \(releasedBelow)"
+        }
+        members.append(m)
+        if !formed && members.count(where: { $0.state == .live || $0.state == .delivered }) >= policy.required {
+            formed = true
+            releaseAfter = now + Self.joinGrace
+        }
+        return members.count - 1
+    }
+
+    /// Member `i`'s acknowledgement moved to `newAck`: the group's acknowledgement and window
+    /// follow, and every slot the group's acknowledgement now covers goes back.
+    private func acknowledge<Engine: SendEngine>(_ i: Int, _ newAck: UInt64, now: UInt64, engine: Engine) {
+        if newAck > members[i].ack {
+            members[i].ack = newAck
+            members[i].lastProgressAt = now
+        }
+        regroup(now: now, engine: engine)
+    }
+
+    /// The group's acknowledgement and window from its members (both only once the group
+    /// formed; the acknowledgement never retreats), slots released up to it, delivery.
+    private func regroup<Engine: SendEngine>(now: UInt64, engine: Engine) {
+        guard formed else { return }
+        var lowestAck = UInt64.max, lowestWindow = UInt64.max
+        var bound = 0, open = 0
+        for m in members where m.bindsGroup {
+            bound += 1
+            if m.state == .live { open += 1 }
+            lowestAck = min(lowestAck, m.ack)
+            lowestWindow = min(lowestWindow, m.windowLimit)
+        }
+        guard bound > 0 else { return }
+        if isGroup { windowLimit = lowestWindow } else { windowLimit = max(windowLimit, lowestWindow) }
+        if open == 0 { delivered = true }
+        if lowestAck > ack {
+            ack = lowestAck
+            lastProgressAt = now
+            probeInterval = 0
+        }
+        // A group releases nothing in its first moments: receivers started with the others
+        // but heard a little later still find everything held (else they would be late).
+        guard now >= releaseAfter else { return }
         while count > 0 {
             let h = held[head]
             guard h.first + UInt64(h.datagrams) <= ack else { break }
             engine.release(Int(h.slot))
+            releasedBelow = h.first + UInt64(h.datagrams)
             head = (head + 1) % capacity
             count -= 1
         }
     }
 
     /// Repairs what a NAK names: only numbers sent and not acknowledged, each at most once
-    /// per hold-off, at most K per NAK (SPEC §13.6).
-    private func answer<Engine: SendEngine>(_ ranges: NakRanges, now: UInt64, engine: Engine,
+    /// per hold-off, at most K per NAK (SPEC §13.6). A repair goes to every receiver: in a
+    /// group the hold-off makes one repair of a loss several members NAK.
+    private func answer<Engine: SendEngine>(_ ranges: NakRanges, member i: Int, now: UInt64, engine: Engine,
                                             stats: inout SenderStatistics) throws(SendEngineError) {
-        lastNak.removeAll(keepingCapacity: true)
-        lastNakAt = now
+        members[i].lastNak.removeAll(keepingCapacity: true)
+        members[i].lastNakAt = now
         var budget = parameters.repairsPerNak
         var repaired = 0
         var outside = true
         // Long enough for the last repair to have arrived (the RTT's spread included: a repair
         // queued behind the receiver's backlog must not go twice), at least 1 ms.
         let holdOff = max(rtt.timeout(orInitial: parameters.initialRTTNanoseconds), 1_000_000)
+        let floor = members[i].state == .late ? releasedBelow : ack
         for r in ranges {
-            lastNak.append(r)
-            let first = max(r.lowerBound, ack)
+            members[i].lastNak.append(r)
+            let first = max(r.lowerBound, floor)
             guard sentEdge > 0 else { continue }
             let last = min(r.upperBound, sentEdge - 1)
             guard first <= last else { continue }
@@ -282,11 +422,17 @@ package final class ReliableDelivery {
     /// STATUS has not seen the last datagram, the last datagram sent goes again as a repair
     /// (`max(2·srtt, 10 ms)` after the last progress, doubling to 250 ms): the receiver then
     /// sees the whole gap and NAKs it. One datagram per interval: nothing to amplify.
+    /// A group not yet formed is probed every 10 ms: that is how its receivers learn of it.
     private func probeIfStalled<Engine: SendEngine>(now: UInt64, engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
-        guard sentEdge > ack, lastStatusHighest < sentEdge else { return }
+        guard sentEdge > 0 else { return }
+        if formed {
+            var seen = UInt64.max
+            for m in members where m.state == .live { seen = min(seen, m.lastStatusHighest) }
+            guard sentEdge > ack, members.isEmpty || seen < sentEdge else { return }
+        }
         // Before any feedback (the first datagrams can die waiting for ARP on a fresh path):
         // every 10 ms, not doubling, so the stream starts as soon as the path does.
-        let heard = report.statusReceived > 0 || report.naksReceived > 0
+        let heard = formed && (report.statusReceived > 0 || report.naksReceived > 0)
         if probeInterval == 0 { probeInterval = heard ? max(2 * smoothedRTT, 10_000_000) : 10_000_000 }
         let since = max(lastProgressAt, lastProbeAt)
         guard now > since, now - since >= probeInterval else { return }
@@ -309,12 +455,13 @@ package final class ReliableDelivery {
     }
 
     /// RFC 6298 smoothing of `now − echo − delay` (wall clock, the sender's own on both ends).
-    private func sampleRTT(echo: UInt64, delay: UInt64) {
+    private func sampleRTT(member i: Int, echo: UInt64, delay: UInt64) {
         let wall = MonotonicClock.wallNanoseconds()
         guard wall > echo, wall - echo > delay else { return }
         let sample = wall - echo - delay
         guard sample < 60_000_000_000 else { return }
         rtt.add(sample)
+        members[i].rtt.add(sample)
     }
 
     // MARK: The loss response
@@ -369,15 +516,70 @@ package final class ReliableDelivery {
     // MARK: Time
 
     /// Gives up when the acknowledgement has not moved for the deadline (or a stop was
-    /// requested, or the receiver gave up). Returns ``gaveUp``.
+    /// requested, or the receiver gave up, or a group did not form in time or emptied);
+    /// drops a group's slow receivers. Returns ``gaveUp``.
     @discardableResult
     func checkDeadline(now: UInt64) -> Bool {
+        guard !gaveUp && !delivered else { return gaveUp }
+        if isGroup { reviewGroup(now: now) }
         // `now` may be older than the last progress (read before the feedback that moved it).
         let stalled = now > lastProgressAt && now - lastProgressAt >= parameters.deadlineNanoseconds
-        if !gaveUp && !delivered && (receiverGaveUp || StopFlag.isSet || stalled) {
+        let emptied = formed && !members.isEmpty && !members.contains(where: \.bindsGroup)
+        if StopFlag.isSet || stalled || emptied {
             gaveUp = true
+            if emptied && isGroup { gaveUpReason = "no receiver is left in the group" }
         }
         return gaveUp
+    }
+
+    /// A group's timers: it must form within the join timeout; with `drop`, a live member
+    /// silent for the receiver timeout, or the one holding the sender back that long while
+    /// another would let it go on, leaves the group.
+    private func reviewGroup(now: UInt64) {
+        let policy = parameters.group
+        if !formed {
+            if now > startedAt && now - startedAt >= policy.joinTimeoutNanoseconds {
+                gaveUp = true
+                let heard = members.count(where: \.bindsGroup)
+                gaveUpReason = "only \(heard) of \(policy.required) receivers answered within --join-timeout"
+            }
+            return
+        }
+        guard policy.slowReceiver == .drop else { return }
+        let limit = policy.receiverTimeoutNanoseconds
+        var changed = false
+        for i in members.indices where members[i].state == .live {
+            if now > members[i].lastHeardAt && now - members[i].lastHeardAt >= limit {
+                members[i].state = .dropped
+                members[i].reason = "no feedback for \(Self.seconds(now - members[i].lastHeardAt)) s"
+                changed = true
+            }
+        }
+        if !changed, blockedSince != 0, now > blockedSince, now - blockedSince >= limit {
+            // The sender waited that long: the member furthest behind holds it back, when
+            // another member is further on.
+            var slowest: Int?
+            var furthest: UInt64 = 0
+            for i in members.indices where members[i].state == .live {
+                furthest = max(furthest, members[i].ack)
+                if slowest == nil || (members[i].ack, members[i].windowLimit) < (members[slowest!].ack, members[slowest!].windowLimit) { slowest = i }
+            }
+            if let s = slowest, members.count(where: { $0.state == .live }) > 1 || furthest > members[s].ack {
+                members[s].state = .dropped
+                members[s].reason = "held the others back for \(Self.seconds(now - blockedSince)) s (acknowledged \(members[s].ack), window \(members[s].windowLimit))"
+                blockedSince = now
+                changed = true
+            }
+        }
+        if changed { pendingRegroup = true }
+    }
+
+    /// A member left the group: the next turn with the engine regroups (slots it held go back).
+    private var pendingRegroup = false
+
+    private static func seconds(_ ns: UInt64) -> String {
+        let s = Double(ns) / 1e9
+        return s >= 10 ? String(Int(s.rounded())) : String(Double(Int(s * 10)) / 10)
     }
 
     /// Production is waiting on the window or on held slots (from now until ``unblocked(now:)``).
@@ -389,10 +591,39 @@ package final class ReliableDelivery {
         }
     }
 
+    /// Regroups after ``checkDeadline(now:)`` dropped a member (it has no engine to release with).
+    func settle<Engine: SendEngine>(_ engine: Engine) {
+        guard pendingRegroup else { return }
+        pendingRegroup = false
+        regroup(now: MonotonicClock.nanoseconds(), engine: engine)
+    }
+
     /// Interval between END repeats once the first §6 repeats went: `max(2·srtt, 2 ms)`,
     /// doubled per repeat by the caller, at most 250 ms.
     var endRepeatStart: UInt64 { max(2 * smoothedRTT, 2_000_000) }
     static let endRepeatCap: UInt64 = 250_000_000
+
+    /// A multicast stream, after ``close(total:engine:)``: waits until every delivered
+    /// receiver's REPORT came or `timeoutNanoseconds` passed, and puts each in its outcome
+    /// (its REPORT comes when its run ends: after its linger or idle timeout).
+    func collectReports(_ finished: ReliabilityReport, timeoutNanoseconds: UInt64) -> ReliabilityReport {
+        guard var outcomes = finished.receivers else { return finished }
+        var result = finished
+        let until = MonotonicClock.nanoseconds() + timeoutNanoseconds
+        func waiting() -> Bool { outcomes.contains(where: { $0.state == .delivered && $0.report == nil }) }
+        while waiting() && MonotonicClock.nanoseconds() < until && !StopFlag.isSet {
+            guard (try? FileCalls.poll(feedbackFD, events: Int16(POLLIN), timeoutMilliseconds: 5)) ?? 0 > 0 else { continue }
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let n = try? from.withMemoryRebound(to: sockaddr.self, capacity: 1) { (a) throws(SystemError) in
+                try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT), from: a, length: &length)
+            }
+            guard let n, let sender = SocketAddress(storage: UnsafeRawPointer(from)) else { continue }
+            guard case .success(let r) = StreamReport.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n])), r.streamID == streamID else { continue }
+            if let k = outcomes.firstIndex(where: { $0.address?.sameEndpoint(sender) ?? false }) { outcomes[k].report = r }
+        }
+        result.receivers = outcomes
+        return result
+    }
 
     /// After delivery or give-up: every held slot back to the engine, and the report filled
     /// in (`total`: the END's total of sequence numbers).
@@ -404,32 +635,45 @@ package final class ReliableDelivery {
             count -= 1
         }
         if delivered { ack = max(ack, total) }
-        report.delivered = delivered
-        report.gaveUp = !delivered
         report.acknowledged = ack
         report.rttMinNanoseconds = rtt.samples > 0 ? rtt.minimum : nil
         report.rttAverageNanoseconds = rtt.mean
-        report.unacknowledged = delivered ? [] : unacknowledged(total: total)
+        if isGroup {
+            var outcomes = members.map { $0.outcome(total: total) }
+            if let reason = gaveUpReason {
+                for k in outcomes.indices where outcomes[k].state == .gaveUp && members[k].state == .live { outcomes[k].reason = reason }
+            }
+            for address in parameters.group.named ?? [] where !members.contains(where: { m in m.address.map { IPAddress($0) } == address }) {
+                var o = ReceiverOutcome()
+                o.namedAddress = address
+                o.state = .missing
+                o.reason = "named by --receivers, never heard"
+                o.unacknowledged = total > 0 ? [0...(total - 1)] : []
+                outcomes.append(o)
+            }
+            report.receivers = outcomes
+            report.groupReason = gaveUpReason
+            report.delivered = delivered && outcomes.count >= parameters.group.required && outcomes.allSatisfy { $0.state == .delivered }
+            report.unacknowledged = Self.union(outcomes.map(\.unacknowledged))
+        } else {
+            report.delivered = delivered
+            report.unacknowledged = delivered ? [] : (members.first?.unacknowledged(total: total) ?? (total > ack ? [ack...(total - 1)] : []))
+        }
+        report.gaveUp = !report.delivered
         return report
     }
 
-    /// SPEC §13.7: `[ack, total)`, narrowed to the last NAK's ranges plus `[highest, total)` of
-    /// the last STATUS when those came after the acknowledgement last moved.
-    private func unacknowledged(total: UInt64) -> [ClosedRange<UInt64>] {
-        guard total > ack else { return [] }
-        guard lastNakAt > lastProgressAt, lastStatusAt > lastProgressAt else { return [ack...(total - 1)] }
-        var ranges: [ClosedRange<UInt64>] = []
-        for r in lastNak where r.upperBound >= ack && r.lowerBound < total {
-            ranges.append(max(r.lowerBound, ack)...min(r.upperBound, total - 1))
-        }
-        let tail = max(lastStatusHighest, ack)
-        if tail < total {
-            if let last = ranges.last, last.upperBound + 1 >= tail {
-                ranges[ranges.count - 1] = last.lowerBound...(total - 1)
+    /// The sequence numbers some receiver lacks: the ranges merged.
+    private static func union(_ lists: [[ClosedRange<UInt64>]]) -> [ClosedRange<UInt64>] {
+        let all = lists.flatMap { $0 }.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [ClosedRange<UInt64>] = []
+        for r in all {
+            if let last = merged.last, r.lowerBound <= last.upperBound &+ 1 {
+                merged[merged.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
             } else {
-                ranges.append(tail...(total - 1))
+                merged.append(r)
             }
         }
-        return ranges.isEmpty ? [ack...(total - 1)] : ranges
+        return merged
     }
 }

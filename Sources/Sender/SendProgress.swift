@@ -6,6 +6,32 @@ public struct SendProgress: Sendable {
     public var statistics: SenderStatistics
     /// Slots (or frames) the kernel has not released yet.
     public var slotsInFlight: Int
+    /// A reliable stream's acknowledgement and repairs so far (nil: plain streams only).
+    public var reliable: ReliableProgress?
+}
+
+/// A reliable stream's state in a progress snapshot (summed over streams for totals).
+public struct ReliableProgress: Sendable {
+    /// Sequence numbers acknowledged (by every receiver still in a group).
+    public var acknowledged: UInt64 = 0
+    public var retransmittedDatagrams: UInt64 = 0
+    public var naksReceived: UInt64 = 0
+    public var statusReceived: UInt64 = 0
+    /// Receivers heard, by state (a unicast stream has at most one).
+    public var receiversLive = 0
+    public var receiversDelivered = 0
+    public var receiversDropped = 0
+    /// Receivers out by their own give-up or heard too late.
+    public var receiversOther = 0
+
+    public init() {}
+
+    public mutating func merge(_ o: ReliableProgress) {
+        acknowledged &+= o.acknowledged; retransmittedDatagrams &+= o.retransmittedDatagrams
+        naksReceived &+= o.naksReceived; statusReceived &+= o.statusReceived
+        receiversLive += o.receiversLive; receiversDelivered += o.receiversDelivered
+        receiversDropped += o.receiversDropped; receiversOther += o.receiversOther
+    }
 }
 
 /// How a run ended.
@@ -35,9 +61,10 @@ package struct ProgressTicker {
     }
 
     @inline(__always)
-    mutating func tick(now: UInt64, start: UInt64, statistics: @autoclosure () -> SenderStatistics, inFlight: Int) {
+    mutating func tick(now: UInt64, start: UInt64, statistics: @autoclosure () -> SenderStatistics, inFlight: Int,
+                       reliable: @autoclosure () -> ReliableProgress? = nil) {
         guard now >= next else { return }
         next = now + intervalNanoseconds
-        report(SendProgress(elapsedNanoseconds: now - start, statistics: statistics(), slotsInFlight: inFlight))
+        report(SendProgress(elapsedNanoseconds: now - start, statistics: statistics(), slotsInFlight: inFlight, reliable: reliable()))
     }
 }

@@ -34,15 +34,18 @@ package final class SenderSession {
     package let packetRingTarget: PacketRingTarget?
     /// The receiver's REPORT is awaited after END (a timeout is set, unicast).
     package let awaitsReport: Bool
+    /// A reliable stream to a multicast group: the socket its receivers' feedback arrives on,
+    /// bound to ``socket``'s port and not connected (``socket``, connected to the group,
+    /// takes no datagram from a receiver's address).
+    package let groupFeedback: UDPSocket?
+    /// Where a reliable stream's feedback is read: ``groupFeedback``'s or ``socket``'s.
+    package let feedbackFD: Int32
 
     /// Opens the socket (or resolves packet-ring's target and binds its feedback socket).
     init(opening c: SenderConfiguration) throws(SenderError) {
         configuration = c
         if c.reliability != nil {
-            // Checked before anything opens: the feedback needs one receiver and a socket it can answer.
-            if c.destination.isMulticast {
-                throw .reliabilityUnsupported("a multicast destination is not supported yet (one receiver per reliable stream)")
-            }
+            // Checked before anything opens: the feedback needs a socket it can answer.
             if c.engine == .packetRing {
                 throw .reliabilityUnsupported("--engine packet-ring cannot hold frames until they are acknowledged; use a socket engine (auto, uring-zc, uring, sendmmsg)")
             }
@@ -60,11 +63,30 @@ package final class SenderSession {
                     try socket.bind(to: try! SocketAddress.parse("\(any):\(target.addressing.sourcePort)"))
                 }
                 sendBufferBytes = 0
+                groupFeedback = nil
+                feedbackFD = socket.fd
             } else {
                 packetRingTarget = nil
                 socket = try UDPSocket(family: c.destination.family)
+                let group = c.destination.isMulticast && c.reliability != nil
                 if c.destination.isMulticast { try c.multicast.apply(to: socket) }
+                if group {
+                    // Both sockets share the port: the receivers answer the port the data came from.
+                    try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1, call: "SO_REUSEADDR")
+                    if c.bindAddress == nil { try socket.bind(to: try! SocketAddress.parse(c.destination.family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", allowPortZero: true)) }
+                }
                 try c.applySourceOptions(to: socket)
+                if group {
+                    let bound = try socket.localAddress()
+                    let feedback = try UDPSocket(family: c.destination.family)
+                    try feedback.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1, call: "SO_REUSEADDR")
+                    try feedback.bind(to: bound)
+                    feedbackFD = feedback.fd
+                    groupFeedback = .some(consume feedback)
+                } else {
+                    groupFeedback = nil
+                    feedbackFD = socket.fd
+                }
                 try socket.connect(to: c.destination)
                 if c.segmentsPerSend > 1 {
                     // GSO segments are never fragmented: each must fit the path MTU.
@@ -129,14 +151,24 @@ package final class SenderSession {
         guard engine.holdsSlots else {
             throw .reliabilityUnsupported("--engine \(configuration.engine.rawValue) cannot hold its slots until they are acknowledged; use a socket engine (auto, uring-zc, uring, sendmmsg)")
         }
+        let group = configuration.destination.isMulticast
         return ReliableDelivery(parameters: parameters, streamID: configuration.streamID, datagramSize: configuration.datagramSize,
-                                segments: engine.segmentsPerSlot, slotCount: engine.slotCount, feedbackFD: socket.fd)
+                                segments: engine.segmentsPerSlot, slotCount: engine.slotCount, feedbackFD: feedbackFD,
+                                group: group, reportWaitNanoseconds: group ? configuration.reportTimeoutNanoseconds : nil)
     }
 
     /// After END and the drain: waits for the receiver's REPORT on the feedback socket when
     /// the session awaits one (not after a stop request) and puts it in `report`. A reliable
-    /// stream's REPORT may already have come in with the feedback (`early`).
-    package func awaitReport(_ report: inout SenderReport, early: StreamReport? = nil) {
+    /// stream's REPORT may already have come in with the feedback; a multicast reliable
+    /// stream collects every receiver's.
+    package func awaitReport(_ report: inout SenderReport, reliable: ReliableDelivery? = nil) {
+        if let reliable, reliable.isGroup, let finished = report.reliability {
+            // A group: each receiver's REPORT, not before its run ends (after its idle timeout).
+            guard report.stopReason != .signal, let timeout = configuration.reportTimeoutNanoseconds else { return }
+            report.reliability = reliable.collectReports(finished, timeoutNanoseconds: timeout)
+            return
+        }
+        let early = reliable?.receiverReport
         if let early, awaitsReport {
             report.receiver = .report(early, afterNanoseconds: 0)
             return

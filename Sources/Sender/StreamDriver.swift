@@ -147,7 +147,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
             } else {
                 try engine.service(.none, stats: &stats)
             }
-            ticker.tick(now: now, start: start, statistics: stats, inFlight: engine.inFlight)
+            ticker.tick(now: now, start: start, statistics: stats, inFlight: engine.inFlight, reliable: reliable?.progress)
         }
         return reason
     }

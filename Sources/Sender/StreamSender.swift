@@ -168,7 +168,7 @@ struct PullRun: SenderSessionBody {
         } catch {
             throw SenderError(error)
         }
-        session.awaitReport(&report, early: driver.reliable?.receiverReport)
+        session.awaitReport(&report, reliable: driver.reliable)
         return report
     }
 }

@@ -28,7 +28,10 @@ struct SendProgressPrinter {
                            ("bytes", .uint(s.bytes - min(s.bytes, lastBytes)))],
                 soFar: [("datagrams", .uint(s.datagrams)), ("bytes", .uint(s.bytes)),
                         ("notifications", .uint(s.notifications)), ("copied", .uint(s.copied)),
-                        ("slots_in_flight", .int(Int64(p.slotsInFlight))), ("errors", .uint(s.errorCount))]))
+                        ("slots_in_flight", .int(Int64(p.slotsInFlight))), ("errors", .uint(s.errorCount))]
+                        + (p.reliable.map { r in [("acknowledged", .uint(r.acknowledged)), ("retransmitted", .uint(r.retransmittedDatagrams)),
+                                                  ("receivers_live", .int(Int64(r.receiversLive))), ("receivers_delivered", .int(Int64(r.receiversDelivered))),
+                                                  ("receivers_dropped", .int(Int64(r.receiversDropped)))] } ?? [])))
             lastNanoseconds = p.elapsedNanoseconds; lastBytes = s.bytes; lastDatagrams = s.datagrams
             return
         }
@@ -36,6 +39,11 @@ struct SendProgressPrinter {
         if zeroCopy {
             let copiedShare = s.notifications == 0 ? 0 : Double(s.copied) / Double(s.notifications) * 100
             line += "  zc-copied \(Units.fixed(copiedShare, 0))%  in-flight \(p.slotsInFlight)"
+        }
+        if let r = p.reliable {
+            line += "  acked \(r.acknowledged)  repaired \(r.retransmittedDatagrams)"
+            let heard = r.receiversLive + r.receiversDelivered + r.receiversDropped + r.receiversOther
+            if heard > 1 || r.receiversDropped > 0 { line += "  receivers \(r.receiversLive + r.receiversDelivered)/\(heard)" + (r.receiversDropped > 0 ? " (\(r.receiversDropped) dropped)" : "") }
         }
         if s.errorCount > 0 { line += "  errors \(s.errorCount)" }
         Output.standardError(line)

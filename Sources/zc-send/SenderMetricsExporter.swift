@@ -14,6 +14,8 @@ final class SenderMetricsExporter: @unchecked Sendable {
     private let datagrams, bytes, sends, notifications, copied, failedDatagrams, retries, endsSent: MonotoneCounter
     private let errors = Mutex<[Int32: MonotoneCounter]>([:])
     private let inFlight, rateBytes, rateDatagrams: Gauge
+    private let acknowledged, retransmitted, naks, statusReceived: MonotoneCounter
+    private let receivers: [(state: String, gauge: Gauge)]
     private let last = Mutex<(ns: UInt64, bytes: UInt64, datagrams: UInt64)>((0, 0, 0))
 
     init() {
@@ -29,6 +31,13 @@ final class SenderMetricsExporter: @unchecked Sendable {
         inFlight = m.gauge("zcstream_sender_slots_in_flight", help: "Buffer slots (or frames) the kernel has not released yet.")
         rateBytes = m.gauge("zcstream_sender_rate_bytes_per_second", help: "Send rate over the last interval (UDP payload bytes).")
         rateDatagrams = m.gauge("zcstream_sender_rate_datagrams_per_second", help: "Send rate over the last interval (data datagrams).")
+        acknowledged = m.counter("zcstream_sender_acknowledged_datagrams_total", help: "Reliable streams: sequence numbers acknowledged (by every receiver still in a group).")
+        retransmitted = m.counter("zcstream_sender_retransmitted_datagrams_total", help: "Reliable streams: datagrams repaired from their slots.")
+        naks = m.counter("zcstream_sender_naks_received_total", help: "Reliable streams: NAKs accepted.")
+        statusReceived = m.counter("zcstream_sender_status_received_total", help: "Reliable streams: STATUS datagrams accepted.")
+        receivers = ["live", "delivered", "dropped", "other"].map { state in
+            (state, m.gauge("zcstream_sender_receivers", [("state", state)], help: "Reliable streams: receivers heard, by state (other: gave up or joined too late)."))
+        }
     }
 
     func update(_ p: SendProgress) {
@@ -46,6 +55,14 @@ final class SenderMetricsExporter: @unchecked Sendable {
             c.set(count)
         }
         inFlight.set(to: Double(p.slotsInFlight))
+        if let r = p.reliable {
+            acknowledged.set(r.acknowledged); retransmitted.set(r.retransmittedDatagrams)
+            naks.set(r.naksReceived); statusReceived.set(r.statusReceived)
+            for (state, gauge) in receivers {
+                let n = state == "live" ? r.receiversLive : state == "delivered" ? r.receiversDelivered : state == "dropped" ? r.receiversDropped : r.receiversOther
+                gauge.set(to: Double(n))
+            }
+        }
         last.withLock { l in
             if p.elapsedNanoseconds > l.ns {
                 let dt = Double(p.elapsedNanoseconds - l.ns) / 1e9

@@ -232,7 +232,55 @@ enum SenderReportFormatter {
             ("window_blocked_seconds", .double(Double(rel.windowBlockedNanoseconds) / 1e9)),
             ("goodput_gbps", .double(goodput(rel, r) / 1e9)),
             ("unacknowledged_ranges", .array(rel.unacknowledged.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
-        ])
+        ] + groupJSON(rel))
+    }
+
+    /// A multicast stream's `group` and `receivers` (nothing for unicast).
+    static func groupJSON(_ rel: ReliabilityReport) -> [(String, JSONValue)] {
+        guard let receivers = rel.receivers else { return [] }
+        func count(_ s: ReceiverOutcome.State) -> UInt64 { UInt64(receivers.count(where: { $0.state == s })) }
+        return [
+            ("group", .object([
+                ("min_receivers", .uint(UInt64(rel.minReceivers))),
+                ("heard", .uint(UInt64(receivers.count(where: { $0.address != nil })))),
+                ("delivered", .uint(count(.delivered))),
+                ("dropped", .uint(count(.dropped))),
+                ("reason", rel.groupReason.map { .string($0) } ?? .null),
+            ])),
+            ("receivers", .array(receivers.map { o in
+                .object([
+                    ("address", o.address.map { .string($0.description) } ?? o.namedAddress.map { .string($0.description) } ?? .null),
+                    ("receiver_id", o.receiverID == 0 ? .null : .string(hex(o.receiverID))),
+                    ("state", .string(o.state.rawValue)),
+                    ("reason", o.reason.map { .string($0) } ?? .null),
+                    ("acknowledged", .uint(o.acknowledged)),
+                    ("naks_received", .uint(o.naksReceived)),
+                    ("status_received", .uint(o.statusReceived)),
+                    ("rtt_min_ms", o.rttMinNanoseconds.map { .double(Double($0) / 1e6) } ?? .null),
+                    ("unacknowledged_ranges", .array(o.unacknowledged.map { .array([.uint($0.lowerBound), .uint($0.upperBound)]) })),
+                    ("report", o.report.map { receiverJSON($0, afterNanoseconds: 0) } ?? .null),
+                ])
+            })),
+        ]
+    }
+
+    /// One line per receiver of a multicast stream.
+    static func groupText(_ rel: ReliabilityReport) -> [String] {
+        guard let receivers = rel.receivers else { return [] }
+        var lines = ["  group: \(receivers.count(where: { $0.state == .delivered })) of \(receivers.count) receivers delivered"
+                     + " (--min-receivers \(rel.minReceivers))" + (rel.groupReason.map { "; \($0)" } ?? "")]
+        for o in receivers {
+            let who = o.address?.description ?? o.namedAddress?.description ?? "?"
+            var line = "    \(who): \(o.state.rawValue)"
+            if let reason = o.reason, o.state != .delivered { line += " (\(reason))" }
+            if o.state != .delivered {
+                let ranges = o.unacknowledged.prefix(4).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+                line += "; lacks " + ranges.joined(separator: ", ") + (o.unacknowledged.count > 4 ? ", ..." : "")
+            }
+            if let r = o.report { line += "; its REPORT: lost \(r.lost), \(r.pass ? "ok" : "FAIL")" }
+            lines.append(line)
+        }
+        return lines
     }
 
     static func reliabilityText(_ rel: ReliabilityReport, _ r: SenderReport) -> [String] {
@@ -240,8 +288,11 @@ enum SenderReportFormatter {
         var lines: [String] = []
         if rel.delivered {
             lines.append("  reliable delivered: every datagram acknowledged; goodput \(Units.bitRate(goodput(rel, r)))")
+        } else if let receivers = rel.receivers, rel.groupReason == nil {
+            lines.append("  reliable INCOMPLETE: \(receivers.count(where: { $0.state != .delivered })) of \(receivers.count) receivers lack datagrams (below)")
         } else {
             let why = rel.noFeedback ? "no STATUS from the receiver (is it zc-recv with reliable streams, version 3?)"
+                : rel.receivers != nil ? (rel.groupReason ?? "not every receiver of the group holds every datagram")
                 : "no progress for the deadline (the receiver stopped acknowledging)"
             let ranges = rel.unacknowledged.prefix(8).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
             lines.append("  reliable GAVE UP: \(why); acknowledged \(rel.acknowledged) of \(r.sequences); unacknowledged "
@@ -252,7 +303,7 @@ enum SenderReportFormatter {
                      + "waited on the window \(Units.fixed(Double(rel.windowBlockedNanoseconds) / 1e9, 3)) s"
                      + (rel.controlRejected.total > 0 ? "; \(rel.controlRejected.total) control datagrams rejected" : "")
                      + (rel.lossBackoffs > 0 ? "; congestion: rate cut \(rel.lossBackoffs) times, to \(Units.bitRate(rel.lowestCapBitsPerSecond ?? 0)) at least" : ""))
-        return lines
+        return lines + groupText(rel)
     }
 
     /// The receiver's REPORT with the keys of zc-recv's stream record.

@@ -163,8 +163,23 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
     @Flag(help: "Do not wait for the receiver's REPORT.")
     var noReport = false
 
-    @Flag(help: "A reliable stream (SPEC §13): the receiver acknowledges and NAKs, the sender repairs lost datagrams from their registered slots and never has more in flight than the receiver's window. Exit 1 when it gives up. Socket engines (auto, uring-zc, uring, sendmmsg), unicast.")
+    @Flag(help: "A reliable stream (SPEC §13): the receiver acknowledges and NAKs, the sender repairs lost datagrams from their registered slots and never has more in flight than the receiver's window. Exit 1 when it gives up. Socket engines (auto, uring-zc, uring, sendmmsg). To a multicast group: every receiver that answers is tracked, a repair goes once to the group, the window is the slowest receiver's.")
     var reliable = false
+
+    @Option(help: ArgumentHelp("With --reliable to a group: send only the first slot until N receivers answered (default 1).", valueName: "N"))
+    var minReceivers: Int?
+
+    @Option(help: ArgumentHelp("With --reliable to a group: how long to wait for --min-receivers (or every --receivers address) before giving up.", valueName: "DURATION"))
+    var joinTimeout: String = "10s"
+
+    @Option(help: ArgumentHelp("With --reliable to a group: a closed group, these receivers only (IP addresses, comma-separated, or @FILE with one per line); feedback from others is ignored. Waits for all of them.", valueName: "LIST|@FILE"))
+    var receivers: String?
+
+    @Option(help: ArgumentHelp("With --reliable to a group: a receiver silent for --receiver-timeout, or alone holding the others back that long, is dropped (named in the report with the ranges it lacks; the others go on), or waited for.", valueName: "drop|wait"), completion: .list(["drop", "wait"]))
+    var onSlowReceiver: String = "drop"
+
+    @Option(help: ArgumentHelp("With --reliable to a group: see --on-slow-receiver.", valueName: "DURATION"))
+    var receiverTimeout: String = "2s"
 
     @Option(help: ArgumentHelp("With --reliable: give up when the receiver's acknowledgement has not moved for this long (e.g. 10s).", valueName: "DURATION"))
     var giveUp: String = "10s"
@@ -211,10 +226,17 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
         if let maxLoss, !(0...100).contains(maxLoss) { throw ValidationError("--max-loss must be a percentage from 0 to 100") }
         if noReport && (maxLoss != nil || maxCorrupt != nil) { throw ValidationError("--max-loss/--max-corrupt need the receiver's REPORT: drop --no-report") }
         if (Units.parseDuration(giveUp) ?? 0) == 0 { throw ValidationError("--give-up '\(giveUp)' must be a positive duration (e.g. 10s)") }
+        if !reliable && (minReceivers != nil || receivers != nil) {
+            throw ValidationError("--min-receivers and --receivers need --reliable (a reliable stream to a multicast group)")
+        }
         if reliable {
             if injectCorrupt + injectSkip + injectReorder + injectDuplicate > 0 {
                 throw ValidationError("--inject-* with --reliable: an injected fault is never repaired; drop datagrams on the path instead (nftables)")
             }
+            if let minReceivers, !(1...64).contains(minReceivers) { throw ValidationError("--min-receivers must be 1...64") }
+            if (Units.parseDuration(joinTimeout) ?? 0) == 0 { throw ValidationError("--join-timeout '\(joinTimeout)' must be a positive duration (e.g. 10s)") }
+            if (Units.parseDuration(receiverTimeout) ?? 0) == 0 { throw ValidationError("--receiver-timeout '\(receiverTimeout)' must be a positive duration (e.g. 2s)") }
+            if GroupPolicy.SlowReceiver(rawValue: onSlowReceiver) == nil { throw ValidationError("--on-slow-receiver '\(onSlowReceiver)' must be drop or wait") }
             if engine == SendEngineKind.packetRing.rawValue {
                 throw ValidationError("--reliable needs a socket engine (auto, uring-zc, uring, sendmmsg): --engine packet-ring cannot hold its ring frames until the receiver acknowledges them")
             }
@@ -277,6 +299,47 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             guard let n = Int(gso), n >= 1, n <= SenderConfiguration.maxGSOSegments else { return nil }
             return .segments(n)
         }
+    }
+
+    /// The group rules of a reliable multicast stream from --min-receivers, --join-timeout,
+    /// --receivers, --on-slow-receiver and --receiver-timeout.
+    func groupPolicy(family: Int32) throws -> GroupPolicy {
+        var g = GroupPolicy()
+        g.minReceivers = minReceivers ?? 1
+        g.joinTimeoutNanoseconds = Units.parseDuration(joinTimeout)!
+        g.slowReceiver = GroupPolicy.SlowReceiver(rawValue: onSlowReceiver)!
+        g.receiverTimeoutNanoseconds = Units.parseDuration(receiverTimeout)!
+        if let receivers {
+            var text = receivers
+            if receivers.hasPrefix("@") {
+                let path = String(receivers.dropFirst())
+                guard let file = fopen(path, "r") else {
+                    throw ValidationError("--receivers \(receivers): cannot read \(path): \(String(cString: strerror(errno)))")
+                }
+                defer { fclose(file) }
+                var bytes: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = fread(&chunk, 1, chunk.count, file)
+                    if n == 0 { break }
+                    bytes += chunk[0..<n]
+                }
+                text = String(decoding: bytes, as: UTF8.self)
+            }
+            // One address per line (# comments) or comma-separated.
+            let lines = text.split(whereSeparator: \.isNewline).map { $0.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+            let items = lines.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) }.map(String.init)
+            var named: [IPAddress] = []
+            for item in items {
+                let host = item.hasPrefix("[") && item.hasSuffix("]") ? String(item.dropFirst().dropLast()) : item
+                guard let a = IPAddress(host) else { throw ValidationError("--receivers: '\(item)' is not an IP address") }
+                guard a.family == family else { throw ValidationError("--receivers: \(item) is not of the destination's family") }
+                if !named.contains(a) { named.append(a) }
+            }
+            guard !named.isEmpty, named.count <= g.maxReceivers else { throw ValidationError("--receivers names 1...\(g.maxReceivers) addresses") }
+            g.named = named
+        }
+        return g
     }
 
     /// --bind ADDR, ADDR:PORT or [IPV6]:PORT (port 0 or none: any).
@@ -373,9 +436,12 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
             c.trafficClass = tos.map { UInt8($0) } ?? dscp.map { UInt8($0 << 2) }
             if reliable {
-                if address.isMulticast { throw ValidationError("--reliable to a multicast group is not supported yet: one receiver per reliable stream") }
                 var r = Reliability()
                 r.deadlineNanoseconds = Units.parseDuration(giveUp)!
+                r.group = try groupPolicy(family: address.family)
+                if !address.isMulticast && (minReceivers != nil || receivers != nil) {
+                    throw ValidationError("--min-receivers and --receivers apply to --reliable to a multicast group destination")
+                }
                 c.reliability = r
             }
             if let bindAddress = try parsedBind(), c.engine != .packetRing {
@@ -475,10 +541,23 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
         if !undelivered.isEmpty {
             for r in undelivered {
                 let rel = r.reliability!
+                let stream = SenderReportFormatter.hex(r.configuration.streamID)
+                if let receivers = rel.receivers {
+                    // A group: every receiver that does not hold the whole stream, by address.
+                    if let reason = rel.groupReason { Output.standardError("zc-send: FAIL: stream \(stream): \(reason)") }
+                    for o in receivers where o.state != .delivered {
+                        let who = o.address?.description ?? o.namedAddress?.description ?? "?"
+                        let ranges = o.unacknowledged.prefix(8).map { "[\($0.lowerBound), \($0.upperBound)]" }.joined(separator: " ")
+                        Output.standardError("zc-send: FAIL: stream \(stream) not delivered to \(who): \(o.state.rawValue)"
+                                             + (o.reason.map { " (\($0))" } ?? "") + "; lacks \(ranges)\(o.unacknowledged.count > 8 ? " ..." : "")")
+                    }
+                    if receivers.isEmpty { Output.standardError("zc-send: FAIL: stream \(stream): no receiver of the group answered (zc-recv with reliable streams, version 3?)") }
+                    continue
+                }
                 let why = rel.noFeedback ? "no STATUS from the receiver: is it version 3 (zc-recv with reliable streams)?"
                     : "the acknowledgement did not move for --give-up \(giveUp)"
                 let ranges = rel.unacknowledged.prefix(8).map { "[\($0.lowerBound), \($0.upperBound)]" }.joined(separator: " ")
-                Output.standardError("zc-send: FAIL: stream \(SenderReportFormatter.hex(r.configuration.streamID)) not delivered: \(why); "
+                Output.standardError("zc-send: FAIL: stream \(stream) not delivered: \(why); "
                                      + "unacknowledged \(ranges)\(rel.unacknowledged.count > 8 ? " ..." : "")")
             }
             throw ExitCode(ExitStatus.validationFailed)
@@ -514,6 +593,18 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
         }
         var missing = 0
         for r in reports {
+            if let receivers = r.reliability?.receivers {
+                // A group: each receiver's REPORT is judged on its own.
+                for o in receivers {
+                    guard let report = o.report else { missing += 1; continue }
+                    let who = "stream \(SenderReportFormatter.hex(report.streamID)) at \(o.address?.description ?? "?")"
+                    let loss = Double(report.lost) / Double(max(r.sequences, 1)) * 100
+                    if let maxLoss, loss > maxLoss { failures.append("\(who): receiver loss \(Units.fixed(loss, 4))% > --max-loss \(maxLoss)%") }
+                    if report.outputIncomplete { failures.append("\(who): the receiver's output is incomplete") }
+                    if let maxCorrupt, report.corrupt > maxCorrupt { failures.append("\(who): \(report.corrupt) corrupt at the receiver > --max-corrupt \(maxCorrupt)") }
+                }
+                continue
+            }
             guard case .report(let report, _) = r.receiver, let coverage = r.receiverCoverage else { missing += 1; continue }
             let id = SenderReportFormatter.hex(report.streamID)
             // Judged against what was sent: a REPORT that saw no END (or fewer datagrams) is loss.

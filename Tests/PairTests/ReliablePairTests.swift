@@ -389,11 +389,12 @@ final class ReliablePairTests: XCTestCase {
 
     // MARK: - 9. What --reliable refuses
 
-    /// The packet-ring engine, a multicast group and the fault-injection flags do not go with
-    /// `--reliable`: exit 64 and a message that names it, before anything is sent.
+    /// The packet-ring engine and the fault-injection flags do not go with `--reliable`, nor
+    /// the group flags with a unicast destination: exit 64 and a message that names it,
+    /// before anything is sent.
     func testReliableRefusesWhatItCannotDo() throws {
         for (name, flags) in [("packet-ring", ["127.0.0.1:9", "--engine", "packet-ring"]),
-                              ("multicast", ["239.255.25.25:9000"]),
+                              ("--min-receivers to unicast", ["127.0.0.1:9", "--min-receivers", "2"]),
                               ("--inject-skip", ["127.0.0.1:9", "--inject-skip", "3"]),
                               ("--inject-duplicate", ["127.0.0.1:9", "--inject-duplicate", "3"])] {
             let r = try Child(Binaries.send, flags + ["--reliable", "--count", "10"]).wait(timeout: 10)

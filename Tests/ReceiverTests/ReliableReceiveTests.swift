@@ -117,6 +117,81 @@ final class ReliableReceiveTests: XCTestCase {
         XCTAssertEqual(core.reliableStreamsActive, 0, "nothing more is owed")
     }
 
+    /// SPEC §13.11: a group's receiver NAKs a number only after the grace plus its random
+    /// backoff (at most 1 ms before an RTT sample), drawn apart per number; a unicast one
+    /// NAKs them all at the grace.
+    func testGroupReceiverBacksOffBeforeItsFirstNak() throws {
+        let path = try FeedbackPath()
+        let source = path.source
+        var core = ValidatingCore()
+        core.groupReceiver = true
+        let t0: UInt64 = 1_000_000_000
+        // 1...40 lost (enough arrived to pay for the NAKs: control bytes never exceed delivered ones).
+        for q: UInt64 in [0] + Array(41...120) { feed(&core, TestDatagrams.data(stream: 12, seq: q, reliable: true), source: source, now: t0) }
+        core.serviceReliable(now: t0, wallNow: 5, fd: path.receiver.fd)
+        _ = try XCTUnwrap(receiveStatus(path.sender))
+        // Halfway through the backoff span (1 ms before an RTT sample): about half of the
+        // numbers are due (none or all has odds of 2^-40); 1.1 ms later, the rest.
+        var batches: [[UInt64]] = []
+        for at: UInt64 in [2_500_000 + 500_000, 2_500_000 + 1_600_000] {
+            core.serviceReliable(now: t0 + at, wallNow: 6, fd: path.receiver.fd)
+            var naked: [UInt64] = []
+            while let bytes = receive(path.sender, timeout: 20_000_000) {
+                guard case .success(let (_, ranges)) = NakMessage.decodeWithRanges(bytes) else { continue }
+                for r in ranges { naked += Array(r) }
+            }
+            batches.append(naked)
+        }
+        XCTAssertTrue((1...39).contains(batches[0].count), "the backoff spread the gap's first NAKs: \(batches[0])")
+        XCTAssertEqual((batches[0] + batches[1]).sorted(), Array(1...40), "every missing number NAKed once, once its backoff passed")
+    }
+
+    /// A group receiver the sender does not wait for (it joined late) and that falls more than
+    /// the tracker's window behind never acknowledges numbers it cannot tell: its
+    /// acknowledgement stays, and it gives up with a final STATUS that says so.
+    func testOverrunReceiverFreezesItsAcknowledgementAndGivesUp() throws {
+        let path = try FeedbackPath()
+        let source = path.source
+        var core = ValidatingCore()
+        core.groupReceiver = true
+        let t0: UInt64 = 1_000_000_000
+        feed(&core, TestDatagrams.data(stream: 13, seq: 5000, reliable: true), source: source, now: t0)
+        core.serviceReliable(now: t0, wallNow: 5, fd: path.receiver.fd)
+        XCTAssertEqual(try XCTUnwrap(receiveStatus(path.sender)).cumulativeAck, 0, "joined late: the head is missing")
+        XCTAssertFalse(core.streams[0].joinedLate, "a reliable stream is accounted from 0")
+        feed(&core, TestDatagrams.data(stream: 13, seq: 80_000, reliable: true), source: source, now: t0 + 1_000)
+        core.serviceReliable(now: t0 + 6_000_000, wallNow: 6, fd: path.receiver.fd)
+        var last: StatusMessage?
+        while let bytes = receive(path.sender, timeout: 20_000_000) {
+            if case .success(let m) = StatusMessage.decode(bytes) { last = m }
+        }
+        let status = try XCTUnwrap(last)
+        XCTAssertTrue(status.gaveUp)
+        XCTAssertEqual(status.cumulativeAck, 0, "numbers below the window were not passed over")
+        XCTAssertTrue(core.streams[0].gaveUp)
+        XCTAssertFalse(core.streams[0].isComplete)
+    }
+
+    /// A sender's socket on loopback (where STATUS and NAK go) and the receiver's socket.
+    final class FeedbackPath {
+        let sender: UDPSocket
+        let receiver: UDPSocket
+        let source: SourceAddress
+        init() throws {
+            sender = try UDPSocket(family: AF_INET)
+            try sender.bind(to: try SocketAddress.parse("127.0.0.1:0", allowPortZero: true))
+            source = try sender.localAddress().withSockAddr { a, n in SourceAddress(sockaddr: UnsafeRawPointer(a), length: Int(n)) }
+            receiver = try UDPSocket(family: AF_INET)
+        }
+    }
+
+    private func receive(_ socket: borrowing UDPSocket, timeout: UInt64) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let got = buffer.withUnsafeMutableBytes { try? socket.receive(into: $0, timeoutNanoseconds: timeout) }
+        guard let g = got else { return nil }
+        return Array(buffer[0..<g.length])
+    }
+
     private func receive(_ socket: borrowing UDPSocket) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 2048)
         let got = buffer.withUnsafeMutableBytes { try? socket.receive(into: $0, timeoutNanoseconds: 200_000_000) }

@@ -15,22 +15,13 @@ import Glibc
 /// same bytes with REPAIR set, never written a second time by the writer; the stream ends
 /// only when the receiver says complete.
 final class ReliableDeliveryTests: XCTestCase {
-    final class LossyLoopEngine: SendEngine {
-        let slotCount = 8
-        let segmentsPerSlot = 4
-        let datagramSize: Int
-        private let memory: UnsafeMutableRawPointer
-        private let slotBytes: Int
-        private var free: [Int]
-        private var held = Set<Int>()
-        private var committed: [Int] = []
+    final class LossyLoopEngine: HeldSlotPool, SendEngine {
         /// Sequence numbers lost the first time they are sent.
         var dropOnce: Set<UInt64>
         /// Every repair: slot, offset, and the bytes found there when it went.
         private(set) var repairs: [(slot: Int, offset: Int, bytes: [UInt8])] = []
         /// The bytes of every datagram as it was first committed, by sequence number.
         private(set) var originals: [UInt64: [UInt8]] = [:]
-        private(set) var lentWhileHeld = 0
         /// The receiver: its core, the socket it answers from, the sender's address.
         var core = ValidatingCore()
         let receiverSocket: UDPSocket
@@ -38,36 +29,11 @@ final class ReliableDeliveryTests: XCTestCase {
         private var clock: UInt64 = 1_000_000_000
 
         init(datagramSize: Int, dropOnce: Set<UInt64>, destination: SocketAddress) throws {
-            self.datagramSize = datagramSize
             self.dropOnce = dropOnce
-            slotBytes = segmentsPerSlot * datagramSize
-            memory = .allocate(byteCount: slotCount * slotBytes, alignment: 64)
-            free = Array(0..<slotCount)
             receiverSocket = try UDPSocket(family: AF_INET)
             try receiverSocket.bind(to: destination)
+            super.init(slotCount: 8, segmentsPerSlot: 4, datagramSize: datagramSize)
         }
-        deinit { memory.deallocate() }
-
-        func address(of slot: Int) -> UnsafeMutableRawPointer { memory + slot * slotBytes }
-        var hasFreeSlot: Bool { !free.isEmpty }
-        func lend() -> Int? {
-            guard let slot = free.popLast() else { return nil }
-            if held.contains(slot) { lentWhileHeld += 1 }
-            return slot
-        }
-        func giveBack(_ slot: Int) { free.append(slot) }
-        var queued: Int { committed.count }
-        var pushBatch: Int { 1 }
-        var inFlight: Int { slotCount - free.count }
-
-        var holdsSlots: Bool { true }
-        func hold(_ slot: Int) { held.insert(slot) }
-        func release(_ slot: Int) {
-            held.remove(slot)
-            if !committed.contains(slot) { free.append(slot) }
-        }
-        func originalSendDone(_ slot: Int) -> Bool { !committed.contains(slot) }
-        var completionDescriptor: Int32? { nil }
 
         func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
             var at = 0
@@ -85,7 +51,7 @@ final class ReliableDeliveryTests: XCTestCase {
             }
             if isEnd { stats.endsSent &+= 1 } else { stats.datagrams &+= UInt64(n); stats.bytes &+= UInt64(length) }
             stats.sends &+= 1
-            committed.append(slot)
+            noteCommitted(slot)
         }
 
         func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError) {
@@ -96,8 +62,7 @@ final class ReliableDeliveryTests: XCTestCase {
 
         func service(_ wait: ServiceWait, stats: inout SenderStatistics) throws(SendEngineError) {
             // The kernel is done with every committed slot; held ones wait for the acknowledgement.
-            for slot in committed where !held.contains(slot) { free.append(slot) }
-            committed = []
+            completeCommitted()
             clock += 3_000_000  // 3 ms a turn: past the receiver's reorder grace
             core.serviceReliable(now: clock, wallNow: MonotonicClock.wallNanoseconds(), fd: receiverSocket.fd)
         }

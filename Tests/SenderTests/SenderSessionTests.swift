@@ -14,32 +14,16 @@ final class SenderSessionTests: XCTestCase {
     /// An engine that sends nothing: it keeps a copy of every committed datagram and hands a
     /// slot back only on the service call after its commit (as a kernel's notification
     /// would come later), so the driver must really wait for it.
-    final class RecordingEngine: SendEngine {
-        let slotCount = 4
-        let segmentsPerSlot: Int
-        private let memory: UnsafeMutableRawPointer
-        private let slotBytes: Int
-        private var free: [Int]
-        private var committed: [Int] = []
-        private var held: [Int] = []
+    final class RecordingEngine: HeldSlotPool, SendEngine {
+        /// Committed on the previous service turn: done on this one.
+        private var lastTurn: [Int] = []
         private(set) var datagrams: [[UInt8]] = []
         private(set) var services = 0
 
         init(segmentsPerSlot: Int, datagramSize: Int) {
-            self.segmentsPerSlot = segmentsPerSlot
-            slotBytes = segmentsPerSlot * datagramSize
-            memory = .allocate(byteCount: slotCount * slotBytes, alignment: 64)
-            free = Array(0..<slotCount)
+            super.init(slotCount: 4, segmentsPerSlot: segmentsPerSlot, datagramSize: datagramSize)
         }
-        deinit { memory.deallocate() }
-
-        func address(of slot: Int) -> UnsafeMutableRawPointer { memory + slot * slotBytes }
-        var hasFreeSlot: Bool { !free.isEmpty }
-        func lend() -> Int? { free.popLast() }
-        func giveBack(_ slot: Int) { free.append(slot) }
-        var queued: Int { committed.count }
-        var pushBatch: Int { 1 }
-        var inFlight: Int { slotCount - free.count }
+        override var holdsSlots: Bool { false }
 
         func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
             // Split the slot back into its datagrams, as GSO would on the wire.
@@ -52,15 +36,14 @@ final class SenderSessionTests: XCTestCase {
             }
             if isEnd { stats.endsSent &+= 1 } else { stats.datagrams &+= UInt64(n); stats.bytes &+= UInt64(length) }
             stats.sends &+= 1
-            committed.append(slot)
+            noteCommitted(slot)
         }
 
         func service(_ wait: ServiceWait, stats: inout SenderStatistics) throws(SendEngineError) {
             services += 1
             // Last turn's sends are done now; this turn's go "to the kernel".
-            free += held
-            held = committed
-            committed = []
+            for slot in lastTurn { giveBack(slot) }
+            lastTurn = takeCommitted()
             stats.notifications &+= 1
         }
     }
