@@ -52,9 +52,22 @@ final class ReliableGroup {
     /// Drops `perMille`/1000 of the stream's datagrams at random on `host`'s input (DATA,
     /// repairs and END to it alone), counted under `name`.
     func dropInput(_ host: MulticastBridge.Host, perMille: Int, name: String = "data") throws {
-        let filter = try filters[host.namespace] ?? PathFilter(namespace: host.namespace)
+        try filter(host).drop(name, .input, "udp dport \(port)", perMille: perMille)
+    }
+
+    /// Drops the first send of DATA `sequence` on `host`'s input, never its repairs, counted
+    /// under "original-SEQUENCE": the header's sequence is the u64 at byte 16 of the UDP
+    /// payload, its flags the byte at 5 (REPAIR 0x20; SPEC §2, §13.3).
+    func dropOriginal(_ host: MulticastBridge.Host, sequence: UInt64) throws {
+        try filter(host).drop("original-\(sequence)", .input, "udp dport \(port) @th,192,64 \(sequence) @th,104,8 \\& 0x20 == 0")
+    }
+
+    /// `host`'s nftables table, made on first use.
+    private func filter(_ host: MulticastBridge.Host) throws -> PathFilter {
+        if let filter = filters[host.namespace] { return filter }
+        let filter = try PathFilter(namespace: host.namespace)
         filters[host.namespace] = filter
-        try filter.drop(name, .input, "udp dport \(port)", perMille: perMille)
+        return filter
     }
 
     /// Datagrams `host`'s rule `name` dropped.
