@@ -97,7 +97,7 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
     @Option(help: "A live --source (pipe, terminal): how long a partly filled datagram waits for more bytes before it is sent as it is (e.g. 5ms, 100ms).")
     var flushInterval: String = "5ms"
 
-    @Option(help: "Registered buffer slots (each holds one send; default 256, fewer when RLIMIT_MEMLOCK (ulimit -l) cannot hold 256 without privilege).")
+    @Option(help: "Registered buffer slots (each holds one send; default 256, 1024 with --reliable, which holds every slot until it is acknowledged; fewer when RLIMIT_MEMLOCK (ulimit -l) cannot hold them without privilege).")
     var pool: Int?
 
     @Option(help: "io_uring submission queue depth.")
