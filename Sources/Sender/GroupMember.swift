@@ -59,6 +59,16 @@ struct GroupMember {
         lastNak.reserveCapacity(NakMessage.maxRanges)
     }
 
+    /// SPEC §13.9's control rate limit, a token bucket per member: true when this datagram may
+    /// be taken.
+    mutating func takeToken(now: UInt64, ratePerSecond: Double, burst: Double) -> Bool {
+        tokens = min(burst, tokens + Double(now &- tokensAt) * ratePerSecond / 1e9)
+        tokensAt = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+
     /// Its acknowledgement and window count for the group's (it is live, or done and harmless).
     var bindsGroup: Bool { state == .live || state == .delivered }
 
@@ -68,13 +78,7 @@ struct GroupMember {
         guard state != .delivered, total > ack else { return [] }
         if state == .late && releasedWhenHeard > ack {
             // Released before it was heard: lacking for good, whatever its last NAK listed.
-            let head = ack...(min(releasedWhenHeard, total) - 1)
-            let rest = unacknowledgedNarrowed(total: total).filter { $0.upperBound > head.upperBound }
-                .map { max($0.lowerBound, head.upperBound + 1)...$0.upperBound }
-            if let first = rest.first, first.lowerBound == head.upperBound + 1 {
-                return [head.lowerBound...first.upperBound] + rest.dropFirst()
-            }
-            return [head] + rest
+            return ([ack...(min(releasedWhenHeard, total) - 1)] + unacknowledgedNarrowed(total: total)).mergedRanges()
         }
         return unacknowledgedNarrowed(total: total)
     }
@@ -115,6 +119,21 @@ struct GroupMember {
         o.unacknowledged = unacknowledged(total: total)
         o.report = report
         return o
+    }
+}
+
+extension Array where Element == ClosedRange<UInt64> {
+    /// The same numbers as sorted, disjoint, non-adjacent ranges (overlapping and touching ones joined).
+    func mergedRanges() -> [ClosedRange<UInt64>] {
+        var merged: [ClosedRange<UInt64>] = []
+        for r in sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, r.lowerBound <= last.upperBound &+ 1 {
+                merged[merged.count - 1] = last.lowerBound...Swift.max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        return merged
     }
 }
 

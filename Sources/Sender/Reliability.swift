@@ -123,6 +123,8 @@ public struct ReceiverOutcome: Equatable, Sendable {
     public var address: SocketAddress?
     /// The named address of a `missing` receiver.
     public var namedAddress: IPAddress?
+    /// Its address as the summary and stderr name it (the named one when never heard).
+    public var addressText: String { address?.description ?? namedAddress?.description ?? "?" }
     public var receiverID: UInt64 = 0
     public var state = State.gaveUp
     public var reason: String?

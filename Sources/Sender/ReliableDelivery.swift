@@ -181,25 +181,26 @@ package final class ReliableDelivery {
     func poll<Engine: SendEngine>(_ engine: Engine, stats: inout SenderStatistics) throws(SendEngineError) {
         settle(engine)
         for _ in 0..<256 {
-            let n: Int?
-            do {
-                if isGroup {
-                    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                    n = try from.withMemoryRebound(to: sockaddr.self, capacity: 1) { (a) throws(SystemError) in
-                        try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT), from: a, length: &length)
-                    }
-                } else {
-                    n = try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT))
-                }
-            } catch {
-                // ECONNREFUSED: an ICMP port unreachable (nothing listens yet, or any more): the
-                // deadline decides. Anything else is not the stream's business either.
-                return
-            }
-            guard let n else { return }
-            let sender = isGroup ? SocketAddress(storage: UnsafeRawPointer(from)) : nil
-            try take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), from: sender, engine: engine, stats: &stats)
+            let got: (length: Int, sender: SocketAddress?)?
+            // ECONNREFUSED: an ICMP port unreachable (nothing listens yet, or any more): the
+            // deadline decides. Anything else is not the stream's business either.
+            do { got = try receiveOne() } catch { return }
+            guard let got else { return }
+            try take(UnsafeRawBufferPointer(rebasing: buffer[0..<got.length]), from: got.sender, engine: engine, stats: &stats)
         }
+    }
+
+    /// One feedback datagram into ``buffer`` without blocking: its length and, for a group,
+    /// where it came from (unicast: nil, the connected socket's peer); nil when none waits.
+    private func receiveOne() throws(SystemError) -> (length: Int, sender: SocketAddress?)? {
+        guard isGroup else {
+            return try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT)).map { ($0, nil) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let n = try from.withMemoryRebound(to: sockaddr.self, capacity: 1) { (a) throws(SystemError) in
+            try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT), from: a, length: &length)
+        }
+        return n.map { ($0, SocketAddress(storage: UnsafeRawPointer(from))) }
     }
 
     /// Waits up to a millisecond for feedback or a completion, takes in both; probes the
@@ -281,12 +282,10 @@ package final class ReliableDelivery {
         let i = index!
         // A member the sender left out of the group: its feedback changes nothing.
         if members[i].state == .dropped { return nil }
-        var m = members[i]
-        m.tokens = min(parameters.controlBurst, m.tokens + Double(now &- m.tokensAt) * parameters.controlRatePerSecond / 1e9)
-        m.tokensAt = now
-        guard m.tokens >= 1 else { members[i] = m; report.controlRejected.rateLimited &+= 1; return nil }
-        m.tokens -= 1
-        members[i] = m
+        guard members[i].takeToken(now: now, ratePerSecond: parameters.controlRatePerSecond, burst: parameters.controlBurst) else {
+            report.controlRejected.rateLimited &+= 1
+            return nil
+        }
         guard ack <= sentEdge else { report.controlRejected.impossible &+= 1; return nil }
         if report.statusReceived == 0 && report.naksReceived == 0 { lastProgressAt = now }
         members[i].lastHeardAt = now
@@ -626,12 +625,8 @@ package final class ReliableDelivery {
         func waiting() -> Bool { outcomes.contains(where: { $0.state == .delivered && $0.report == nil }) }
         while waiting() && MonotonicClock.nanoseconds() < until && !StopFlag.isSet {
             guard (try? FileCalls.poll(feedbackFD, events: Int16(POLLIN), timeoutMilliseconds: 5)) ?? 0 > 0 else { continue }
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = try? from.withMemoryRebound(to: sockaddr.self, capacity: 1) { (a) throws(SystemError) in
-                try SocketCalls.receive(feedbackFD, into: buffer, flags: Int32(MSG_DONTWAIT), from: a, length: &length)
-            }
-            guard let n, let sender = SocketAddress(storage: UnsafeRawPointer(from)) else { continue }
-            guard case .success(let r) = StreamReport.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n])), r.streamID == streamID else { continue }
+            guard let got = try? receiveOne(), let sender = got.sender else { continue }
+            guard case .success(let r) = StreamReport.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<got.length])), r.streamID == streamID else { continue }
             if let k = outcomes.firstIndex(where: { $0.address?.sameEndpoint(sender) ?? false }) { outcomes[k].report = r }
         }
         result.receivers = outcomes
@@ -677,26 +672,12 @@ package final class ReliableDelivery {
             report.receivers = outcomes
             report.groupReason = gaveUpReason
             report.delivered = delivered && outcomes.count >= parameters.group.required && outcomes.allSatisfy { $0.state == .delivered }
-            report.unacknowledged = Self.union(outcomes.map(\.unacknowledged))
+            report.unacknowledged = outcomes.flatMap(\.unacknowledged).mergedRanges()
         } else {
             report.delivered = delivered
             report.unacknowledged = delivered ? [] : (members.first?.unacknowledged(total: total) ?? (total > ack ? [ack...(total - 1)] : []))
         }
         report.gaveUp = !report.delivered
         return report
-    }
-
-    /// The sequence numbers some receiver lacks: the ranges merged.
-    private static func union(_ lists: [[ClosedRange<UInt64>]]) -> [ClosedRange<UInt64>] {
-        let all = lists.flatMap { $0 }.sorted { $0.lowerBound < $1.lowerBound }
-        var merged: [ClosedRange<UInt64>] = []
-        for r in all {
-            if let last = merged.last, r.lowerBound <= last.upperBound &+ 1 {
-                merged[merged.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
-            } else {
-                merged.append(r)
-            }
-        }
-        return merged
     }
 }

@@ -264,18 +264,27 @@ enum SenderReportFormatter {
         ]
     }
 
+    /// Sequence ranges for a summary line: `a-b, c, ...` (the first `limit`).
+    static func rangeList(_ ranges: [ClosedRange<UInt64>], limit: Int) -> String {
+        ranges.prefix(limit).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            .joined(separator: ", ") + (ranges.count > limit ? ", ..." : "")
+    }
+
+    /// Sequence ranges for stderr: `[a, b] [c, c] ...` (the first 8), as the JSON writes them.
+    static func bracketedRanges(_ ranges: [ClosedRange<UInt64>]) -> String {
+        ranges.prefix(8).map { "[\($0.lowerBound), \($0.upperBound)]" }.joined(separator: " ") + (ranges.count > 8 ? " ..." : "")
+    }
+
     /// One line per receiver of a multicast stream.
     static func groupText(_ rel: ReliabilityReport) -> [String] {
         guard let receivers = rel.receivers else { return [] }
         var lines = ["  group: \(receivers.count(where: { $0.state == .delivered })) of \(receivers.count) receivers delivered"
                      + " (--min-receivers \(rel.minReceivers))" + (rel.groupReason.map { "; \($0)" } ?? "")]
         for o in receivers {
-            let who = o.address?.description ?? o.namedAddress?.description ?? "?"
-            var line = "    \(who): \(o.state.rawValue)"
+            var line = "    \(o.addressText): \(o.state.rawValue)"
             if let reason = o.reason, o.state != .delivered { line += " (\(reason))" }
             if o.state != .delivered {
-                let ranges = o.unacknowledged.prefix(4).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
-                line += "; lacks " + ranges.joined(separator: ", ") + (o.unacknowledged.count > 4 ? ", ..." : "")
+                line += "; lacks " + rangeList(o.unacknowledged, limit: 4)
             }
             if let r = o.report { line += "; its REPORT: lost \(r.lost), \(r.pass ? "ok" : "FAIL")" }
             lines.append(line)
@@ -294,9 +303,8 @@ enum SenderReportFormatter {
             let why = rel.noFeedback ? "no STATUS from the receiver (is it zc-recv with reliable streams, version 3?)"
                 : rel.receivers != nil ? (rel.groupReason ?? "not every receiver of the group holds every datagram")
                 : "no progress for the deadline (the receiver stopped acknowledging)"
-            let ranges = rel.unacknowledged.prefix(8).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
             lines.append("  reliable GAVE UP: \(why); acknowledged \(rel.acknowledged) of \(r.sequences); unacknowledged "
-                         + ranges.joined(separator: ", ") + (rel.unacknowledged.count > 8 ? ", ..." : ""))
+                         + rangeList(rel.unacknowledged, limit: 8))
         }
         lines.append("           \(rel.retransmittedDatagrams) datagrams repaired from their slots (\(Units.bytes(rel.retransmittedBytes))), "
                      + "\(rel.naksReceived) NAKs, \(rel.statusReceived) STATUS; RTT min \(ms(rel.rttMinNanoseconds)) avg \(ms(rel.rttAverageNanoseconds)); "

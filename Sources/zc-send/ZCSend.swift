@@ -546,19 +546,16 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
                     // A group: every receiver that does not hold the whole stream, by address.
                     if let reason = rel.groupReason { Output.standardError("zc-send: FAIL: stream \(stream): \(reason)") }
                     for o in receivers where o.state != .delivered {
-                        let who = o.address?.description ?? o.namedAddress?.description ?? "?"
-                        let ranges = o.unacknowledged.prefix(8).map { "[\($0.lowerBound), \($0.upperBound)]" }.joined(separator: " ")
-                        Output.standardError("zc-send: FAIL: stream \(stream) not delivered to \(who): \(o.state.rawValue)"
-                                             + (o.reason.map { " (\($0))" } ?? "") + "; lacks \(ranges)\(o.unacknowledged.count > 8 ? " ..." : "")")
+                        Output.standardError("zc-send: FAIL: stream \(stream) not delivered to \(o.addressText): \(o.state.rawValue)"
+                                             + (o.reason.map { " (\($0))" } ?? "") + "; lacks " + SenderReportFormatter.bracketedRanges(o.unacknowledged))
                     }
                     if receivers.isEmpty { Output.standardError("zc-send: FAIL: stream \(stream): no receiver of the group answered (zc-recv with reliable streams, version 3?)") }
                     continue
                 }
                 let why = rel.noFeedback ? "no STATUS from the receiver: is it version 3 (zc-recv with reliable streams)?"
                     : "the acknowledgement did not move for --give-up \(giveUp)"
-                let ranges = rel.unacknowledged.prefix(8).map { "[\($0.lowerBound), \($0.upperBound)]" }.joined(separator: " ")
                 Output.standardError("zc-send: FAIL: stream \(stream) not delivered: \(why); "
-                                     + "unacknowledged \(ranges)\(rel.unacknowledged.count > 8 ? " ..." : "")")
+                                     + "unacknowledged " + SenderReportFormatter.bracketedRanges(rel.unacknowledged))
             }
             throw ExitCode(ExitStatus.validationFailed)
         }
@@ -597,7 +594,7 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
                 // A group: each receiver's REPORT is judged on its own.
                 for o in receivers {
                     guard let report = o.report else { missing += 1; continue }
-                    let who = "stream \(SenderReportFormatter.hex(report.streamID)) at \(o.address?.description ?? "?")"
+                    let who = "stream \(SenderReportFormatter.hex(report.streamID)) at \(o.addressText)"
                     let loss = Double(report.lost) / Double(max(r.sequences, 1)) * 100
                     if let maxLoss, loss > maxLoss { failures.append("\(who): receiver loss \(Units.fixed(loss, 4))% > --max-loss \(maxLoss)%") }
                     if report.outputIncomplete { failures.append("\(who): the receiver's output is incomplete") }
