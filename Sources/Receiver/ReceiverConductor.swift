@@ -125,7 +125,7 @@ struct ReceiverConductor: ~Copyable {
             for k in done.indices { done[k].state = states[k] }
         }
         for var f in done {
-            if reporter != nil && (!configuration.isMulticast || f.state.reliable) { f.report = reporter!.send(f.state, kernelDrops: f.kernelDrops, socket: socket, now: MonotonicClock.nanoseconds()) }
+            if reporter != nil && configuration.reports(f.state) { f.report = reporter!.send(f.state, kernelDrops: f.kernelDrops, socket: socket, now: MonotonicClock.nanoseconds()) }
             onFinished(f)
         }
         freedSinceTrim += done.count

@@ -86,6 +86,11 @@ public struct ReceiverConfiguration: Sendable {
     /// True when ``listen`` is a multicast group: the receiver joins it.
     public var isMulticast: Bool { listen.isMulticast }
 
+    /// Whether stream `s` gets a REPORT (with ``reports`` on): always on unicast; from a
+    /// group's receiver only for a reliable stream, whose sender waits for every receiver's
+    /// (a plain stream's sender would get one from every member).
+    func reports(_ s: StreamState) -> Bool { !isMulticast || s.reliable }
+
     /// A configuration that listens on `listen` with every other setting at its default.
     public init(listen: SocketAddress) { self.listen = listen }
 

@@ -32,9 +32,7 @@ extension ReceiverReport {
             // Not a server: every stream's REPORT goes out once the run is over.
             let now = MonotonicClock.nanoseconds()
             let drops = merged.statistics.kernelDrops
-            // A group's plain streams are not reported (many receivers would answer one
-            // sender); a reliable stream's sender waits for every receiver's (SPEC §13.11).
-            for s in merged.streams where !c.isMulticast || s.reliable {
+            for s in merged.streams where c.reports(s) {
                 outcomes.append(conductor.reporter!.send(s, kernelDrops: drops - min(drops, s.kernelDropsAtStart), socket: workers[0].socket, now: now))
             }
         }

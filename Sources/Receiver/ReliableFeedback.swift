@@ -178,8 +178,7 @@ extension StreamState {
         // it does not wait for (a group member that joined late, or was dropped) gets here:
         // it can never be made whole. Its acknowledgement stays where it was (passing over
         // what it cannot tell would claim numbers it may lack) and it gives up.
-        let low: UInt64 = tracker.started && tracker.highest >= tracker.window - 1 ? tracker.highest - (tracker.window - 1) : 0
-        let overrun = f.ack < low && !isComplete
+        let overrun = tracker.started && f.ack < tracker.windowLow && !isComplete
         if overrun && !f.gaveUp { f.gaveUp = true }
         let newAck = overrun ? f.ack : tracker.firstMissing(from: f.ack)
         if newAck > f.ack {

@@ -117,12 +117,16 @@ public struct SequenceTracker: Sendable {
         started && q <= highest && highest - q < window && isSet(q)
     }
 
+    /// The lowest sequence number the bitmap still classifies (the window's bottom, from
+    /// ``highest``); numbers below it can no longer be told received or not.
+    public var windowLow: UInt64 { highest >= window - 1 ? highest - (window - 1) : 0 }
+
     /// The smallest sequence number at or above `from` not received (reliable streams' cumulative
     /// acknowledgement, SPEC §13.5): a scan of the bitmap a word at a time. Numbers below the
     /// window cannot be told and are passed over; at most ``highest`` + 1 (or the END's total).
     public func firstMissing(from: UInt64) -> UInt64 {
         guard started else { return min(from, limit) }
-        let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        let low = windowLow
         var q = max(from, low)
         while q <= highest {
             let i = q & mask
@@ -142,7 +146,7 @@ public struct SequenceTracker: Sendable {
     public func forEachMissing(from: UInt64, below end: UInt64, _ body: (UInt64) -> Bool) {
         var q = from
         if started {
-            let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+            let low = windowLow
             if q < low { q = low }
             while q <= highest && q < end {
                 let i = q & mask
@@ -271,7 +275,7 @@ public struct SequenceTracker: Sendable {
         limitSet = true
         limit = total
         guard started, highest >= total else { return 0 }
-        let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        let low = windowLow
         let lostRangesBefore = lostRanges, lostRangeCountBefore = lostRangeCount
         var taken: UInt64 = 0
         // 1. Numbers still in the window: known exactly from the bitmap.
@@ -431,7 +435,7 @@ public struct SequenceTracker: Sendable {
         // highest <= 2^64-2 (2^64-1 is always beyond END), so highest + 1 cannot wrap.
         let afterHighest = highest + 1
         // Everything still in the window below `total` that never arrived.
-        let low: UInt64 = highest >= window - 1 ? highest - (window - 1) : 0
+        let low = windowLow
         if total > low {
             let top = min(highest, total - 1)
             var q = low
