@@ -1,4 +1,5 @@
 import Sender
+import StreamProtocol
 import ZCSystem
 
 /// The slot bookkeeping of the test engines (``SenderSessionTests``, and those that play a
@@ -45,6 +46,23 @@ class HeldSlotPool {
     }
     func originalSendDone(_ slot: Int) -> Bool { !committed.contains(slot) }
     var completionDescriptor: Int32? { nil }
+
+    /// The "kernel" takes `slot`: each of its datagrams (split as GSO would on the wire) goes
+    /// to `body` with its header, the statistics count the send, and the slot is committed.
+    func commitDatagrams(_ slot: Int, length: Int, datagrams n: Int, isEnd: Bool, stats: inout SenderStatistics,
+                         _ body: (DatagramHeader, [UInt8]) -> Void) {
+        var at = 0
+        while at < length {
+            let p = address(of: slot) + at
+            let h = DatagramHeader(reading: p)
+            let total = DatagramHeader.size + Int(h.payloadLength)
+            body(h, Array(UnsafeRawBufferPointer(start: p, count: total)))
+            at += total
+        }
+        if isEnd { stats.endsSent &+= 1 } else { stats.datagrams &+= UInt64(n); stats.bytes &+= UInt64(length) }
+        stats.sends &+= 1
+        noteCommitted(slot)
+    }
 
     /// `slot` was handed to the "kernel".
     func noteCommitted(_ slot: Int) { committed.append(slot) }

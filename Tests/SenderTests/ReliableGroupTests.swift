@@ -56,21 +56,12 @@ final class ReliableGroupTests: XCTestCase {
 
 
         func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
-            var at = 0
-            while at < length {
-                let p = address(of: slot) + at
-                let h = DatagramHeader(reading: p)
-                let total = DatagramHeader.size + Int(h.payloadLength)
-                let bytes = Array(UnsafeRawBufferPointer(start: p, count: total))
+            commitDatagrams(slot, length: length, datagrams: n, isEnd: isEnd, stats: &stats) { h, bytes in
                 if !isEnd { highestSent = max(highestSent, h.sequence) }
                 if isEnd || sharedDropOnce.remove(h.sequence) == nil {
                     for i in cores.indices where isEnd || dropOnce[i].remove(h.sequence) == nil { deliver(bytes, to: i) }
                 }
-                at += total
             }
-            if isEnd { stats.endsSent &+= 1 } else { stats.datagrams &+= UInt64(n); stats.bytes &+= UInt64(length) }
-            stats.sends &+= 1
-            noteCommitted(slot)
         }
 
         func resend(_ slot: Int, offset: Int, length: Int, stats: inout SenderStatistics) throws(SendEngineError) {

@@ -26,17 +26,7 @@ final class SenderSessionTests: XCTestCase {
         override var holdsSlots: Bool { false }
 
         func commit(_ slot: Int, length: Int, datagrams n: Int, isEnd: Bool, stats: inout SenderStatistics) throws(SendEngineError) {
-            // Split the slot back into its datagrams, as GSO would on the wire.
-            var at = 0
-            while at < length {
-                let p = address(of: slot) + at
-                let total = DatagramHeader.size + Int(DatagramHeader(reading: p).payloadLength)
-                datagrams.append(Array(UnsafeRawBufferPointer(start: p, count: total)))
-                at += total
-            }
-            if isEnd { stats.endsSent &+= 1 } else { stats.datagrams &+= UInt64(n); stats.bytes &+= UInt64(length) }
-            stats.sends &+= 1
-            noteCommitted(slot)
+            commitDatagrams(slot, length: length, datagrams: n, isEnd: isEnd, stats: &stats) { _, bytes in datagrams.append(bytes) }
         }
 
         func service(_ wait: ServiceWait, stats: inout SenderStatistics) throws(SendEngineError) {
