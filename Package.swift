@@ -38,9 +38,12 @@ let package = Package(
         // run time) with the payload pattern fused in. No liburing, no compiler flags:
         // each kernel names its instruction set with __attribute__((target)).
         .target(name: "CCRC32C"),
+        // OpenSSL's libcrypto for keyed streams (SPEC §14): AES-256-GCM (GMAC for the tag) and
+        // HKDF. A system library (Debian libssl-dev, installed by Tools/bootstrap): no build cost.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "ZCSystem", dependencies: ["CLinux"]),
         .target(name: "URing", dependencies: ["CURing", "ZCSystem"]),
-        .target(name: "StreamProtocol", dependencies: ["CCRC32C"]),
+        .target(name: "StreamProtocol", dependencies: ["CCRC32C", "COpenSSL"]),
         .target(name: "Sender", dependencies: ["CLinux", "CURing", "ZCSystem", "URing", "StreamProtocol"]),
         .target(name: "Receiver", dependencies: ["CLinux", "CURing", "ZCSystem", "URing", "StreamProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // The library in one import: re-exports the modules below.

@@ -6,7 +6,7 @@
 --
 -- Registered on UDP port 9000 (preference "zcstream.port", 0 disables; e.g.
 -- `-o zcstream.port:5201`) and as a heuristic dissector on UDP: any UDP payload that
--- starts with "ZCST" and version 1 or 3 is taken, whatever the port (and a REPORT:
+-- starts with "ZCST" and version 1, 3 or 4 is taken, whatever the port (and a REPORT:
 -- version 2 with flags 0x08).
 --
 -- REPORT datagrams (SPEC §12, version 2, flags 0x08: a receiver's verdict sent back
@@ -22,6 +22,16 @@
 -- or "NAK", zcstream.status "valid" or the reason (not_control ... bad_status, bad_nak),
 -- the body in zcstream.ctl.* (ack, receiver_id, window_limit, highest, unique, echo,
 -- range, ...).
+--
+-- Keyed streams (SPEC §14, version 4): every kind carries version 4, checksum field 0 and a
+-- 40-byte trailer after the payload (key id, suite, origin, packet number, AES-256-GCM tag).
+-- §14.4's checks 1-7 need no key and run here in order: zcstream.status is the reason
+-- (too_short, bad_magic, bad_header_length, bad_flags, length_mismatch, bad_trailer) or,
+-- when they pass, "tag_not_checked": Wireshark's Lua (4.0, Debian 12) has no AES-GCM, so
+-- the tag (and key id) cannot be checked here; `zcstream.py describe HEX --key FILE` checks
+-- it. The trailer is in zcstream.keyed.* (key_id, suite, origin, packet_number, tag,
+-- tag.status); zcstream.kind is STREAM, REPORT, STATUS or NAK by the flag byte. A suite 1
+-- payload is in clear (END totals and the pattern are shown); a suite 2 payload is encrypted.
 --
 -- Validation mirrors the reference implementation, in the same order and with the
 -- same names (a version 3 receiver's view), shown in zcstream.status: valid, too_short, bad_magic,
@@ -68,6 +78,9 @@ local FLAGS_KNOWN = 0x07
 local REPORT_VERSION, FLAG_REPORT = 2, 0x08
 local RELIABLE_VERSION, FLAG_RELIABLE, FLAG_REPAIR, FLAG_STATUS, FLAG_NAK = 3, 0x10, 0x20, 0x40, 0x80
 local FLAGS_KNOWN_V3 = 0x37
+local KEYED_VERSION, TRAILER_SIZE = 4, 40
+local KEYED_MIN_LENGTH = HEADER_SIZE + TRAILER_SIZE
+local TAG_NOT_CHECKED = "not checked (no AES-GCM in Wireshark Lua); zcstream.py describe --key checks it"
 local STATUS_FIXED_BODY, NAK_FIXED_BODY, NAK_MAX_RANGES = 56, 24, 64
 local REPORT_RELIABLE_FIXED_BODY = 240
 local REPORT_RELIABLE = { "repaired", "repair_duplicates", "naks_sent", "status_sent" }
@@ -260,6 +273,15 @@ local f = {
     report_output_incomplete = ProtoField.bool("zcstream.report.output_incomplete", "Output incomplete", 8, nil, 0x10),
     report_listed = ProtoField.uint16("zcstream.report.ranges_listed", "Lost ranges listed", base.DEC),
     report_range = ProtoField.string("zcstream.report.lost_range", "Lost range"),
+    keyed_trailer = ProtoField.bytes("zcstream.keyed.trailer", "Keyed trailer"),
+    keyed_key_id = ProtoField.uint32("zcstream.keyed.key_id", "Key ID", base.HEX),
+    keyed_suite = ProtoField.uint8("zcstream.keyed.suite", "Suite", base.DEC,
+        { [1] = "authenticated", [2] = "authenticated, payload encrypted" }),
+    keyed_reserved = ProtoField.bytes("zcstream.keyed.reserved", "Reserved"),
+    keyed_origin = ProtoField.uint64("zcstream.keyed.origin", "Origin (0: the source, else a receiver id)", base.HEX),
+    keyed_packet_number = ProtoField.uint64("zcstream.keyed.packet_number", "Packet number (nonce)", base.DEC),
+    keyed_tag = ProtoField.bytes("zcstream.keyed.tag", "Tag (AES-256-GCM)"),
+    keyed_tag_status = ProtoField.string("zcstream.keyed.tag.status", "Tag"),
 }
 for _, name in ipairs(REPORT_COUNTERS) do
     f["report_" .. name] = ProtoField.uint64("zcstream.report." .. name, name, base.DEC)
@@ -286,7 +308,9 @@ for _, list in ipairs({ REPORT_COUNTERS, REPORT_LATENCIES, REPORT_OUTAGES, REPOR
 end
 for _, name in ipairs({ "flag_reliable", "flag_repair", "identity_checksum", "ctl_ack", "ctl_delivered", "ctl_fixed",
     "ctl_state", "ctl_end_seen", "ctl_complete", "ctl_gave_up", "ctl_feedback_sequence", "ctl_receiver_id",
-    "ctl_window_limit", "ctl_highest", "ctl_unique", "ctl_echo", "ctl_echo_delay", "ctl_range_count", "ctl_range" }) do
+    "ctl_window_limit", "ctl_highest", "ctl_unique", "ctl_echo", "ctl_echo_delay", "ctl_range_count", "ctl_range",
+    "keyed_trailer", "keyed_key_id", "keyed_suite", "keyed_reserved", "keyed_origin", "keyed_packet_number",
+    "keyed_tag", "keyed_tag_status" }) do
     zc.fields[#zc.fields + 1] = f[name]
 end
 
@@ -358,6 +382,7 @@ local function declared_length(tvb, pos, avail)
     if tvb(pos, 4):uint() ~= MAGIC then return nil end
     local hlen = tvb(pos + 6, 2):uint()
     if hlen < HEADER_SIZE or hlen % 8 ~= 0 then return nil end
+    if tvb(pos + 4, 1):uint() == KEYED_VERSION then return hlen + tvb(pos + 40, 4):uint() + TRAILER_SIZE end
     return hlen + tvb(pos + 40, 4):uint()
 end
 
@@ -565,8 +590,163 @@ local function dissect_control(tvb, pinfo, root, pos, len)
     return summary
 end
 
+-- A keyed datagram (SPEC §14): "ZCST", version 4.
+local function is_keyed(tvb, pos, len)
+    return len >= 5 and tvb(pos, 4):uint() == MAGIC and tvb(pos + 4, 1):uint() == KEYED_VERSION
+end
+
+-- The kind by a keyed datagram's flag byte.
+local function keyed_kind(flags)
+    if flags == FLAG_REPORT then return "REPORT" end
+    if flags == FLAG_STATUS then return "STATUS" end
+    if flags == FLAG_NAK then return "NAK" end
+    return "STREAM"
+end
+
+-- §14.4 check 5: a DATA/END byte valid by §3 or §13.2, or exactly 0x08, 0x40, 0x80.
+local function keyed_flags_ok(flags)
+    if flags == FLAG_REPORT or flags == FLAG_STATUS or flags == FLAG_NAK then return true end
+    if (band(flags, FLAG_DATA) ~= 0) == (band(flags, FLAG_END) ~= 0) then return false end
+    if band(flags, 0xFF - FLAGS_KNOWN) == 0 then return true end
+    return band(flags, 0xFF - FLAGS_KNOWN_V3) == 0 and band(flags, FLAG_RELIABLE) ~= 0
+        and not (band(flags, FLAG_REPAIR) ~= 0 and band(flags, FLAG_END) ~= 0)
+end
+
+-- §14.4 checks 1-7 (those that need no key), in order: the reason, or nil.
+local function check_keyed(tvb, pos, len)
+    if len < KEYED_MIN_LENGTH then return "too_short" end
+    local hlen = tvb(pos + 6, 2):uint()
+    if hlen < HEADER_SIZE or hlen % 8 ~= 0 or hlen > len or hlen + TRAILER_SIZE > len then
+        return "bad_header_length"
+    end
+    local flags = tvb(pos + 5, 1):uint()
+    if not keyed_flags_ok(flags) then return "bad_flags" end
+    if hlen + tvb(pos + 40, 4):uint() + TRAILER_SIZE ~= len then return "length_mismatch" end
+    local t = pos + len - TRAILER_SIZE
+    local suite, origin_zero = tvb(t + 4, 1):uint(), tvb(t + 8, 8):uint64() == UInt64(0)
+    local stream = band(flags, FLAG_DATA + FLAG_END) ~= 0
+    if (suite ~= 1 and suite ~= 2) or (suite == 2 and band(flags, FLAG_DATA) == 0) or origin_zero ~= stream then
+        return "bad_trailer"
+    end
+    return nil
+end
+
+-- Dissects a keyed datagram: header, payload, trailer. Returns the Info summary.
+local function dissect_keyed(tvb, pinfo, root, pos, len)
+    local tree = root:add(zc, tvb(pos, len))
+    local reason = check_keyed(tvb, pos, len)
+    local flags = len >= 6 and tvb(pos + 5, 1):uint() or 0
+    local kind = keyed_kind(flags)
+    tree:add(f.kind, tvb(pos, math.min(len, 6)), kind)
+    tree:add(f.status, tvb(pos, len), reason or "tag_not_checked")
+    if reason then tree:add_proto_expert_info(ex.rejected, "Invalid keyed zcstream datagram: " .. reason) end
+    if len < HEADER_SIZE then
+        tree:append_text(string.format(", keyed, %d bytes: %s", len, reason))
+        return "keyed [" .. reason .. "]"
+    end
+    tree:add(f.magic, tvb(pos, 4))
+    tree:add(f.version, tvb(pos + 4, 1)):append_text(" (keyed)")
+    local names = kind == "STREAM" and flag_names(flags, RELIABLE_VERSION) or kind
+    local ft = tree:add(f.flags, tvb(pos + 5, 1))
+    ft:append_text(" (" .. names .. ")")
+    if kind == "STREAM" then
+        ft:add(f.flag_data, tvb(pos + 5, 1))
+        ft:add(f.flag_end, tvb(pos + 5, 1))
+        ft:add(f.flag_pattern, tvb(pos + 5, 1))
+        ft:add(f.flag_reliable, tvb(pos + 5, 1))
+        ft:add(f.flag_repair, tvb(pos + 5, 1))
+    end
+    ft:add(f.flag_names, tvb(pos + 5, 1), names)
+    local hlen = tvb(pos + 6, 2):uint()
+    tree:add(f.header_length, tvb(pos + 6, 2))
+    tree:add(f.stream_id, tvb(pos + 8, 8))
+    local seq, offset = tvb(pos + 16, 8):uint64(), tvb(pos + 24, 8):uint64()
+    if kind == "STATUS" or kind == "NAK" then
+        tree:add(f.ctl_ack, tvb(pos + 16, 8))
+        tree:add(f.ctl_delivered, tvb(pos + 24, 8))
+    else
+        tree:add(f.seq, tvb(pos + 16, 8))
+        tree:add(f.offset, tvb(pos + 24, 8))
+    end
+    local ts = tvb(pos + 32, 8):uint64()
+    tree:add(f.timestamp_ns, tvb(pos + 32, 8))
+    local billion = UInt64(1000000000)
+    tree:add(f.timestamp, tvb(pos + 32, 8), NSTime.new((ts / billion):tonumber(), (ts % billion):tonumber()))
+    local plen = tvb(pos + 40, 4):uint()
+    tree:add(f.payload_length, tvb(pos + 40, 4))
+    local stored = tvb(pos + 44, 4):uint()
+    local ck
+    if stored == 0 then
+        ck = tree:add(f.checksum, tvb(pos + 44, 4), stored, "Checksum: 0 (keyed: the tag replaces it)")
+    else
+        ck = tree:add(f.checksum, tvb(pos + 44, 4), stored,
+            string.format("Checksum: 0x%08x (keyed: ignored, the tag replaces it and covers this field)", stored))
+    end
+    ck:add(f.checksum_status, tvb(pos + 44, 4), "keyed")
+    if len < KEYED_MIN_LENGTH or reason == "bad_header_length" then
+        tree:append_text(": keyed, " .. reason)
+        return "keyed [" .. reason .. "]"
+    end
+    -- The trailer is the last 40 bytes whatever the lengths say.
+    local t = pos + len - TRAILER_SIZE
+    local tt = tree:add(f.keyed_trailer, tvb(t, TRAILER_SIZE))
+    tt:add(f.keyed_key_id, tvb(t, 4))
+    local suite = tvb(t + 4, 1):uint()
+    tt:add(f.keyed_suite, tvb(t + 4, 1))
+    tt:add(f.keyed_reserved, tvb(t + 5, 3))
+    local origin = tvb(t + 8, 8):uint64()
+    tt:add(f.keyed_origin, tvb(t + 8, 8)):append_text(origin == UInt64(0) and " (source)" or " (receiver)")
+    tt:add(f.keyed_packet_number, tvb(t + 16, 8))
+    local tag = tt:add(f.keyed_tag, tvb(t + 24, 16))
+    tag:add(f.keyed_tag_status, tvb(t + 24, 16), TAG_NOT_CHECKED)
+    tt:append_text(string.format(": key id 0x%08x, suite %d, origin 0x%s, packet %s", tvb(t, 4):uint(), suite,
+        tvb(t + 8, 8):bytes():tohex():lower(), tostring(tvb(t + 16, 8):uint64())))
+    if reason then
+        tree:append_text(": keyed, " .. reason)
+        return "keyed [" .. reason .. "]"
+    end
+    if hlen > HEADER_SIZE then
+        tree:add(f.extension, tvb(pos + HEADER_SIZE, hlen - HEADER_SIZE))
+    end
+    if plen > 0 then
+        local pt = tree:add(f.payload, tvb(pos + hlen, plen))
+        if suite == 2 then
+            pt:append_text(" (encrypted)")
+        elseif kind == "STREAM" and band(flags, FLAG_END) ~= 0 and plen == END_PAYLOAD_SIZE then
+            pt:add(f.end_datagrams, tvb(pos + hlen, 8))
+            pt:add(f.end_bytes, tvb(pos + hlen + 8, 8))
+        end
+    end
+    if suite == 1 and kind == "STREAM" and band(flags, FLAG_DATA) ~= 0 and band(flags, FLAG_PATTERN) ~= 0
+        and zc.prefs.verify_pattern then
+        local raw = tvb:raw(pos, len)
+        local mm = pattern_first_mismatch(string.sub(raw, hlen + 1, hlen + plen),
+            limbs_from_be(raw, 9), limbs_from_be(raw, 25))
+        if mm then
+            tree:add(f.pattern_status, tvb(pos + hlen, plen), "bad")
+            tree:add(f.pattern_mismatch, tvb(pos + hlen + mm, 1), mm)
+        else
+            tree:add(f.pattern_status, tvb(pos, len), "good")
+        end
+    end
+    local summary
+    if kind == "STREAM" and band(flags, FLAG_END) ~= 0 then
+        summary = string.format("keyed END seq=%s off=%s", tostring(seq), tostring(offset))
+    elseif kind == "STREAM" then
+        summary = string.format("keyed %s seq=%s off=%s len=%d", names, tostring(seq), tostring(offset), plen)
+    elseif kind == "REPORT" then
+        summary = "keyed REPORT"
+    else
+        summary = string.format("keyed %s ack=%s", kind, tostring(seq))
+    end
+    summary = summary .. string.format(" suite=%d pn=%s", suite, tostring(tvb(t + 16, 8):uint64()))
+    tree:append_text(", " .. summary .. " (tag not checked)")
+    return summary
+end
+
 -- Dissects one datagram tvb[pos, pos+len). Returns a short summary for the Info column.
 local function dissect_one(tvb, pinfo, root, pos, len)
+    if is_keyed(tvb, pos, len) then return dissect_keyed(tvb, pinfo, root, pos, len) end
     if is_report(tvb, pos, len) then return dissect_report(tvb, pinfo, root, pos, len) end
     if is_control(tvb, pos, len) then return dissect_control(tvb, pinfo, root, pos, len) end
     local tree = root:add(zc, tvb(pos, len))
@@ -727,7 +907,10 @@ local function heuristic(tvb, pinfo, root)
     if tvb:len() < 5 then return false end
     if tvb(0, 4):uint() ~= MAGIC then return false end
     local version = tvb(4, 1):uint()
-    if version ~= VERSION and version ~= RELIABLE_VERSION and not is_report(tvb, 0, tvb:len()) then return false end
+    if version ~= VERSION and version ~= RELIABLE_VERSION and version ~= KEYED_VERSION
+        and not is_report(tvb, 0, tvb:len()) then
+        return false
+    end
     zc.dissector(tvb, pinfo, root)
     return true
 end

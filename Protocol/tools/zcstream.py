@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""zcstream wire format: an independent reference implementation (stdlib only).
+"""zcstream wire format: an independent reference implementation (stdlib only; keyed
+streams, SPEC §14, also need the `cryptography` package for AES-256-GCM and HKDF).
 
 Written from Protocol/SPEC.md, not from the Swift sources, so the two can check
 each other through the golden vectors in Protocol/vectors/.
@@ -7,8 +8,11 @@ each other through the golden vectors in Protocol/vectors/.
 Commands:
   zcstream.py gen-vectors [--out DIR]     write the golden vectors (default Protocol/vectors)
   zcstream.py check-vectors [--dir DIR]   re-verify the vector files with this implementation
-  zcstream.py decode HEX                  validate and print one datagram as JSON
-                                          (REPORT, STATUS, NAK and reliable DATA/END too)
+  zcstream.py decode HEX [--key FILE]     validate and print one datagram as JSON
+                                          (REPORT, STATUS, NAK and reliable DATA/END too;
+                                          a keyed datagram, version 4, with its trailer, and
+                                          with --key its tag checked: "tag ok" / "tag BAD").
+                                          `describe` is the same command.
   zcstream.py pattern STREAM_ID OFFSET COUNT   print pattern bytes as hex
   zcstream.py crc32c HEX                  print CRC32C of the bytes
 """
@@ -618,6 +622,273 @@ def is_control(data):
     data = bytes(data)
     return (len(data) >= 6 and data[:4] == b"ZCST" and data[4] == RELIABLE_VERSION
             and data[5] & (FLAG_STATUS | FLAG_NAK) != 0)
+
+
+# ---- Keyed streams (SPEC §14, wire format version 4) --------------------------------
+#
+# AES-256-GCM and HKDF-SHA256 come from the `cryptography` package (Debian:
+# python3-cryptography), imported only when a keyed function runs: everything above
+# stays stdlib only.
+
+KEYED_VERSION = 4
+TRAILER_SIZE = 40
+KEYED_MIN_LENGTH = HEADER_SIZE + TRAILER_SIZE          # 88: a header and a trailer
+KEYED_SALT = b"zcstream keyed v4"
+KEYED_INFO_KEY_ID = b"zcstream key id"
+KEYED_INFO_SOURCE = b"zcstream source"
+KEYED_INFO_RECEIVER = b"zcstream receiver"
+SECRET_SIZE = 32
+SUITE_AUTH = 1          # authenticated (GMAC over the whole datagram)
+SUITE_ENCRYPT = 2       # authenticated, payload encrypted (DATA only)
+TAG_SIZE = 16
+# §14.4, in the order the checks run (replayed needs the reader's window, §14.5; the
+# kind's own rules follow as there: bad_end, bad_report, bad_status, bad_nak).
+KEYED_REASONS = ("too_short", "bad_magic", "not_keyed", "bad_header_length", "bad_flags",
+                 "length_mismatch", "bad_trailer", "wrong_key", "bad_tag", "replayed", "bad_end")
+# Trailer: key id u32, suite u8, 3 zero bytes, origin u64, packet number u64 (then the tag).
+TRAILER_STRUCT = struct.Struct(">IB3sQQ")
+assert TRAILER_STRUCT.size + TAG_SIZE == TRAILER_SIZE
+
+
+def _hkdf(secret, info, length):
+    """HKDF-SHA256 (RFC 5869, extract then expand) with §14.2's salt."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=KEYED_SALT, info=info).derive(bytes(secret))
+
+
+def keyed_key_id(secret):
+    """§14.2: the u32 that names a secret without revealing it."""
+    return struct.unpack(">I", _hkdf(secret, KEYED_INFO_KEY_ID, 4))[0]
+
+
+def keyed_key(secret, stream_id, origin):
+    """§14.2: the 32-byte AES-256 key of `origin` for stream `stream_id`: the stream's
+    source key when origin is 0, else the key of receiver `origin`."""
+    if origin == 0:
+        info = KEYED_INFO_SOURCE + struct.pack(">Q", stream_id)
+    else:
+        info = KEYED_INFO_RECEIVER + struct.pack(">QQ", stream_id, origin)
+    return _hkdf(secret, info, 32)
+
+
+def keyed_keys(secret, stream_id, origin):
+    """(key id, key of `origin` for stream `stream_id`), §14.2."""
+    return keyed_key_id(secret), keyed_key(secret, stream_id, origin)
+
+
+def read_key_file(path):
+    """A secret file (§14.2): exactly 32 raw bytes, or 64 hex digits with optional
+    surrounding white space. ValueError otherwise."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) == SECRET_SIZE:
+        return raw
+    text = raw.strip()
+    if len(text) == 2 * SECRET_SIZE:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    raise ValueError("%s: a key file holds exactly 32 bytes or 64 hex digits (it has %d bytes)" % (path, len(raw)))
+
+
+def _keyed_nonce(packet_number):
+    """96 bits: 4 zero bytes, then the u64 packet number."""
+    return b"\0\0\0\0" + struct.pack(">Q", packet_number & MASK64)
+
+
+def parse_trailer(data):
+    """The last 40 bytes of a keyed datagram as a dict, unchecked (needs len(data) >= 40)."""
+    key_id, suite, reserved, origin, pn = TRAILER_STRUCT.unpack_from(data, len(data) - TRAILER_SIZE)
+    return {"key_id": key_id, "suite": suite, "reserved": reserved.hex(), "origin": origin,
+            "packet_number": pn, "tag": bytes(data[len(data) - TAG_SIZE:])}
+
+
+def encode_keyed(flags, stream_id, sequence, offset, timestamp_ns, payload, secret, origin, packet_number,
+                 suite=SUITE_AUTH, header_extension=b"", key_id=None, key_origin=None, version=KEYED_VERSION,
+                 header_length=None, payload_length=None):
+    """Seals a keyed datagram (§14.1, §14.3): the 48-byte header with version 4 and checksum
+    field 0, the extension, the payload (its ciphertext under suite 2), the 40-byte trailer.
+    `payload` is the plaintext. Any suite other than 2 is sealed as suite 1 (GMAC). The keyword
+    overrides build invalid vectors: another key id in the trailer, the key of another origin
+    than the trailer names, other version / header length / payload length fields."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    ext, payload = bytes(header_extension), bytes(payload)
+    if header_length is None:
+        header_length = HEADER_SIZE + len(ext)
+    if payload_length is None:
+        payload_length = len(payload)
+    header = HEADER_STRUCT.pack(MAGIC, version, flags, header_length, stream_id, sequence, offset,
+                                timestamp_ns, payload_length, 0) + ext
+    if key_id is None:
+        key_id = keyed_key_id(secret)
+    head = TRAILER_STRUCT.pack(key_id, suite, b"\0\0\0", origin, packet_number)
+    aead = AESGCM(keyed_key(secret, stream_id, origin if key_origin is None else key_origin))
+    nonce = _keyed_nonce(packet_number)
+    if suite == SUITE_ENCRYPT:
+        sealed = aead.encrypt(nonce, payload, header + head)
+        return header + sealed[:-TAG_SIZE] + head + sealed[-TAG_SIZE:]
+    tag = aead.encrypt(nonce, b"", header + payload + head)
+    return header + payload + head + tag
+
+
+def keyed_flags_ok(flags):
+    """§14.4 check 5: a DATA/END flag byte valid by §3 (version 1) or §13.2 (version 3),
+    or exactly REPORT, STATUS or NAK."""
+    return (flags in (FLAG_REPORT, FLAG_STATUS, FLAG_NAK) or stream_flags_ok(flags, VERSION)
+            or stream_flags_ok(flags, RELIABLE_VERSION))
+
+
+def keyed_kind(flags):
+    """STREAM, REPORT, STATUS or NAK by a keyed datagram's flag byte."""
+    return {FLAG_REPORT: "REPORT", FLAG_STATUS: "STATUS", FLAG_NAK: "NAK"}.get(flags, "STREAM")
+
+
+def keyed_structure(data):
+    """§14.4 checks 1-7, which need no key: the reason, or None when they pass."""
+    data = bytes(data)
+    n = len(data)
+    if n < KEYED_MIN_LENGTH:
+        return "too_short"
+    h = parse_header(data)
+    if h["magic"] != MAGIC:
+        return "bad_magic"
+    if h["version"] != KEYED_VERSION:
+        return "not_keyed"
+    hlen = h["header_length"]
+    if hlen < HEADER_SIZE or hlen % 8 != 0 or hlen > n or hlen + TRAILER_SIZE > n:
+        return "bad_header_length"
+    flags = h["flags"]
+    if not keyed_flags_ok(flags):
+        return "bad_flags"
+    if hlen + h["payload_length"] + TRAILER_SIZE != n:
+        return "length_mismatch"
+    t = parse_trailer(data)
+    stream = bool(flags & (FLAG_DATA | FLAG_END))   # DATA or END: the source's kinds
+    if (t["suite"] not in (SUITE_AUTH, SUITE_ENCRYPT) or (t["suite"] == SUITE_ENCRYPT and not flags & FLAG_DATA)
+            or (t["origin"] == 0) != stream):
+        return "bad_trailer"
+    return None
+
+
+def open_keyed(data, secret):
+    """Reads a keyed datagram with the reader's secret, in §14.4's order: checks 1-9, then
+    check 11's END rule (totals, §6). Check 10 (replays) needs the reader's window and is
+    not done here. Returns (reason or None, header dict or None, trailer dict or None,
+    plaintext payload or None); the payload is given only when the tag passed."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    data = bytes(data)
+    reason = keyed_structure(data)
+    h = parse_header(data) if len(data) >= HEADER_SIZE else None
+    t = parse_trailer(data) if len(data) >= KEYED_MIN_LENGTH else None
+    if reason:
+        return (reason, h, t, None)
+    if t["key_id"] != keyed_key_id(secret):
+        return ("wrong_key", h, t, None)
+    hlen, n = h["header_length"], len(data)
+    header, body, head = data[:hlen], data[hlen:n - TRAILER_SIZE], data[n - TRAILER_SIZE:n - TAG_SIZE]
+    aead = AESGCM(keyed_key(secret, h["stream_id"], t["origin"]))
+    nonce = _keyed_nonce(t["packet_number"])
+    try:
+        if t["suite"] == SUITE_ENCRYPT:
+            payload = aead.decrypt(nonce, body + t["tag"], header + head)
+        else:
+            aead.decrypt(nonce, t["tag"], header + body + head)
+            payload = body
+    except InvalidTag:
+        return ("bad_tag", h, t, None)
+    if h["flags"] & FLAG_END:
+        if len(payload) != END_PAYLOAD_SIZE or struct.unpack(">QQ", payload) != (h["sequence"], h["offset"]):
+            return ("bad_end", h, t, payload)
+    return (None, h, t, payload)
+
+
+def keyed_body_reason(h, payload):
+    """§14.4 check 11 for every kind, on an opened datagram: the body rules of §6 (END),
+    §12.3 (REPORT), §13.5 (STATUS), §13.6 (NAK), by the version 2/3 readers applied to the
+    same header and plaintext rebuilt as a sealed version 2/3 datagram. None when they hold."""
+    flags = h["flags"]
+    kind = keyed_kind(flags)
+    if kind == "STREAM":
+        if flags & FLAG_END and (len(payload) != END_PAYLOAD_SIZE
+                                 or struct.unpack(">QQ", payload) != (h["sequence"], h["offset"])):
+            return "bad_end"
+        return None
+    version = REPORT_VERSION if kind == "REPORT" else RELIABLE_VERSION
+    plain = encode(flags, h["stream_id"], h["sequence"], h["offset"], h["timestamp_ns"], payload,
+                   extension=bytes(h.get("extension", b"")), version=version)
+    outcome, detail = (decode_report(plain) if kind == "REPORT"
+                       else decode_status(plain) if kind == "STATUS" else decode_nak(plain))
+    return None if outcome == "valid" else detail
+
+
+def describe_keyed(data, secret=None):
+    """describe() for a version 4 datagram: header, trailer, outcome; with the secret the
+    tag is checked ("tag ok" / "tag BAD") and the payload given in plain text."""
+    data = bytes(data)
+    out = {"length": len(data), "version": KEYED_VERSION}
+    structural = keyed_structure(data)
+    if len(data) >= HEADER_SIZE:
+        raw = parse_header(data)
+        fields = json_fields(raw)
+        fields["magic"] = "0x%08x" % raw["magic"]
+        fields["version"] = raw["version"]
+        fields["kind"] = keyed_kind(raw["flags"])
+        fields["flag_names"] = (flag_names(raw["flags"], RELIABLE_VERSION) if fields["kind"] == "STREAM"
+                                else [fields["kind"]])
+        fields["stream_id_hex"] = "0x%016x" % raw["stream_id"]
+        fields["checksum"] = "%d (keyed: the tag replaces it)" % raw["checksum"]
+        out["fields"] = fields
+    if len(data) >= KEYED_MIN_LENGTH:
+        t = parse_trailer(data)
+        out["trailer"] = {"key_id": "0x%08x" % t["key_id"], "suite": t["suite"],
+                          "suite_name": {1: "authenticated", 2: "authenticated, payload encrypted"}.get(
+                              t["suite"], "unknown"),
+                          "reserved": t["reserved"], "origin": str(t["origin"]),
+                          "origin_hex": "0x%016x" % t["origin"],
+                          "origin_role": "source" if t["origin"] == 0 else "receiver",
+                          "packet_number": str(t["packet_number"]), "tag_hex": t["tag"].hex()}
+    if structural:
+        out["outcome"] = "rejected"
+        out["reason"] = structural
+        out["tag_check"] = "not checked (%s)" % structural
+        return out
+    if secret is None:
+        out["outcome"] = "unverified"
+        out["tag_check"] = "not checked (no --key)"
+        return out
+    reason, h, t, payload = open_keyed(data, secret)
+    out["key_id_of_key"] = "0x%08x" % keyed_key_id(secret)
+    if reason == "wrong_key":
+        out["tag_check"] = "not checked (wrong_key: the key file's key id is %s)" % out["key_id_of_key"]
+    elif reason == "bad_tag":
+        out["tag_check"] = "tag BAD"
+    else:
+        out["tag_check"] = "tag ok"
+    if reason in ("wrong_key", "bad_tag"):
+        out["outcome"] = "rejected"
+        out["reason"] = reason
+        return out
+    hlen = h["header_length"]
+    if hlen > HEADER_SIZE:
+        out["extension_hex"] = data[HEADER_SIZE:hlen].hex()
+        h = dict(h, extension=data[HEADER_SIZE:hlen])
+    body_reason = reason or keyed_body_reason(h, payload)
+    out["outcome"] = "rejected" if body_reason else "valid"
+    if body_reason:
+        out["reason"] = body_reason
+    out["payload_hex"] = payload.hex()
+    flags = h["flags"]
+    if flags & FLAG_END and len(payload) == END_PAYLOAD_SIZE:
+        d, b = struct.unpack(">QQ", payload)
+        out["end"] = {"datagrams": str(d), "bytes": str(b)}
+    elif flags & FLAG_DATA and flags & FLAG_PATTERN:
+        mm = pattern_first_mismatch(payload, h["stream_id"], h["offset"])
+        out["pattern_ok"] = mm is None
+        out["first_mismatch"] = mm
+    return out
 
 
 def reliable_scenarios():
@@ -1318,6 +1589,14 @@ def cmd_decode(args):
     if h.startswith("0x"):
         h = h[2:]
     data = bytes.fromhex(h)
+    if len(data) > 4 and data[:4] == b"ZCST" and data[4] == KEYED_VERSION:
+        try:
+            secret = read_key_file(args.key) if args.key else None
+        except (OSError, ValueError) as e:
+            print("zcstream.py: %s" % e, file=sys.stderr)
+            return 2
+        print(json.dumps(describe_keyed(data, secret), indent=2))
+        return 0
     if is_control(data):
         kind, outcome, m = decode_control(data)
         print(json.dumps({"kind": kind, "length": len(data), "outcome": outcome,
@@ -1394,8 +1673,10 @@ def main(argv=None):
     c.add_argument("--dir")
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(fn=cmd_check_vectors)
-    d = sub.add_parser("decode", help="validate and print one datagram (hex) as JSON")
+    d = sub.add_parser("decode", aliases=["describe"], help="validate and print one datagram (hex) as JSON")
     d.add_argument("hex")
+    d.add_argument("--key", metavar="FILE", help="the secret of a keyed stream (SPEC §14.2: 32 bytes or 64 hex "
+                   "digits): checks a version 4 datagram's tag and decrypts a suite 2 payload")
     d.set_defaults(fn=cmd_decode)
     t = sub.add_parser("pattern", help="pattern bytes as hex")
     t.add_argument("stream_id")

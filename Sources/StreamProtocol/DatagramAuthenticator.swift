@@ -1,0 +1,92 @@
+import COpenSSL
+
+/// Seals or opens keyed datagrams under one key (SPEC §14.3): AES-256-GCM from OpenSSL's
+/// libcrypto, one EVP context set up once with the key and reused for every datagram, so
+/// a datagram costs a nonce, one or two updates and the tag: no allocation, no key schedule.
+///
+/// Nonce: 4 zero bytes, then the trailer's packet number (big-endian). Associated data and
+/// plaintext, in wire order:
+/// - suite 1 (authenticated): everything before the tag is associated data, no plaintext;
+/// - suite 2 (encrypted): the header and the trailer's first 24 bytes are associated
+///   data, the payload is the plaintext, encrypted in place.
+///
+/// A class (not ~Copyable) because stream writers that hold one are copyable values; the
+/// context is freed with the last reference.
+public final class DatagramAuthenticator: @unchecked Sendable {
+    private let context: OpaquePointer
+    /// True for a context that seals (encrypts); false for one that opens.
+    public let sealing: Bool
+
+    /// A context for `key` (32 bytes): `sealing` to write datagrams, else to check them.
+    public init(key: [UInt8], sealing: Bool) {
+        precondition(key.count == 32, "AES-256-GCM takes a 32-byte key")
+        guard let context = EVP_CIPHER_CTX_new() else { fatalError("EVP_CIPHER_CTX_new failed") }
+        self.context = context
+        self.sealing = sealing
+        var ok = EVP_CipherInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil, sealing ? 1 : 0)
+        ok &= key.withUnsafeBufferPointer { EVP_CipherInit_ex(context, nil, nil, $0.baseAddress, nil, -1) }
+        precondition(ok == 1, "AES-256-GCM key setup failed")
+    }
+
+    deinit { EVP_CIPHER_CTX_free(context) }
+
+    /// Writes the trailer behind the payload of the datagram at `p` (its header of
+    /// `headerLength` bytes already written, the payload in place behind it) and seals it:
+    /// encrypts the payload in place for suite 2, stores the tag. Returns the datagram's length.
+    @inline(__always) @discardableResult
+    public func seal(_ p: UnsafeMutableRawPointer, headerLength: Int = DatagramHeader.size, payloadLength: Int,
+                     trailer: AuthTrailer) -> Int {
+        let trailerAt = headerLength + payloadLength
+        trailer.write(to: p + trailerAt)
+        let tag = p + trailerAt + AuthTrailer.tagOffset
+        var n: Int32 = 0
+        var ok = cipher(p, headerLength: headerLength, payloadLength: payloadLength)
+        ok &= EVP_CipherFinal_ex(context, tag.assumingMemoryBound(to: UInt8.self), &n)
+        ok &= EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(AuthTrailer.tagSize), tag)
+        precondition(ok == 1, "AES-256-GCM seal failed")
+        return trailerAt + AuthTrailer.size
+    }
+
+    /// Checks the tag of the keyed datagram at `p` whose payload is `payloadLength` bytes
+    /// (the trailer follows it), and for suite 2 decrypts the payload in place. False: the
+    /// tag does not match (forged, damaged, or another key); the payload is then garbage.
+    @inline(__always)
+    public func open(_ p: UnsafeMutableRawPointer, headerLength: Int = DatagramHeader.size, payloadLength: Int) -> Bool {
+        let tag = p + headerLength + payloadLength + AuthTrailer.tagOffset
+        var n: Int32 = 0
+        guard cipher(p, headerLength: headerLength, payloadLength: payloadLength) == 1,
+              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(AuthTrailer.tagSize), tag) == 1 else { return false }
+        return EVP_CipherFinal_ex(context, tag.assumingMemoryBound(to: UInt8.self), &n) == 1
+    }
+
+    /// Sets the nonce from the trailer and runs the associated data and payload through
+    /// the context (in its direction: sealing encrypts, opening decrypts). 1 on success.
+    @inline(__always)
+    private func cipher(_ p: UnsafeMutableRawPointer, headerLength: Int, payloadLength: Int) -> Int32 {
+        let trailerAt = headerLength + payloadLength
+        let trailer = AuthTrailer(reading: p + trailerAt)
+        var nonce = Self.nonce(trailer.packetNumber)
+        var n: Int32 = 0
+        var ok = withUnsafeBytes(of: &nonce) {
+            EVP_CipherInit_ex(context, nil, nil, nil, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), -1)
+        }
+        let bytes = p.assumingMemoryBound(to: UInt8.self)
+        if trailer.suite == AuthTrailer.Suite.encrypted.rawValue {
+            ok &= EVP_CipherUpdate(context, nil, &n, bytes, Int32(headerLength))
+            ok &= EVP_CipherUpdate(context, nil, &n, bytes + trailerAt, Int32(AuthTrailer.tagOffset))
+            if payloadLength > 0 {
+                ok &= EVP_CipherUpdate(context, bytes + headerLength, &n, bytes + headerLength, Int32(payloadLength))
+            }
+        } else {
+            ok &= EVP_CipherUpdate(context, nil, &n, bytes, Int32(trailerAt + AuthTrailer.tagOffset))
+        }
+        return ok
+    }
+
+    /// The 12-byte nonce: 4 zero bytes, then the packet number big-endian.
+    @inline(__always)
+    static func nonce(_ packetNumber: UInt64) -> (UInt32, UInt32, UInt32) {
+        // Three u32s: a tuple of them has no padding, so its 12 bytes are the nonce as sent.
+        (0, UInt32(truncatingIfNeeded: packetNumber >> 32).bigEndian, UInt32(truncatingIfNeeded: packetNumber).bigEndian)
+    }
+}
