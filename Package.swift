@@ -59,11 +59,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "zc-send",
-            dependencies: ["Sender", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sender", "StreamProtocol", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "zc-recv",
-            dependencies: ["Receiver", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Receiver", "StreamProtocol", "ZCSystem", "CLISupport", "MetricsExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A --json-stream run as one self-contained HTML page with SVG charts.
         .executableTarget(

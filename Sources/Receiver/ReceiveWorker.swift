@@ -156,6 +156,7 @@ final class ReceiveWorker: @unchecked Sendable {
         core.groupReceiver = c.isMulticast
         core.receiveBufferBytes = receiveBufferBytes
         core.reliableTiming = c.reliableTiming
+        if let key = c.key { core.keyring = ReceiverKeyring(secret: key, receiverID: c.keyedReceiverID) }
         if let allowList = c.allowList { core.allowList = allowList }
         var nextFeedback: UInt64 = 0
         var shortWaits = false

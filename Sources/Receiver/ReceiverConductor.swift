@@ -32,7 +32,8 @@ struct ReceiverConductor: ~Copyable {
         self.workers = workers
         self.output = output
         self.metrics = metrics
-        reporter = c.reports ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter) : nil
+        reporter = c.reports ? ReportSender(limits: c.verdictLimits, limiter: c.reportRateLimiter,
+                                            keyed: c.key.map { ($0, c.keyedReceiverID) }) : nil
         latestMetrics = Array(repeating: nil, count: workers.count)
         onFinished = finished
         // A server frees every finished stream: its memory must go back to the system, not

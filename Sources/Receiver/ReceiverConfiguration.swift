@@ -1,3 +1,4 @@
+import StreamProtocol
 import ZCSystem
 
 /// How a receive thread reads its socket. The raw value is the `zc-recv --engine` name.
@@ -77,6 +78,11 @@ public struct ReceiverConfiguration: Sendable {
     public var reports = true
     /// The limits a stream's REPORT verdict (and zc-recv's exit status) is judged by.
     public var verdictLimits = StreamVerdictLimits()
+    /// Keyed streams (SPEC §14, `zc-recv --key`): only datagrams sealed under this secret are
+    /// taken (the rest are counted unauthenticated), and REPORTs go out sealed. nil: plain.
+    public var key: StreamSecret? = nil
+    /// This receiver's id as the origin of the keyed datagrams it seals (REPORT): random, not 0.
+    public var keyedReceiverID: UInt64 = UInt64.random(in: 1...UInt64.max)
     /// How often one source host may get a REPORT.
     public var reportRateLimiter = ReportRateLimiter()
     /// Multicast: when ``listen`` is a group address, the receiver joins it (see

@@ -8,6 +8,18 @@ public struct ReceiverStatistics: Sendable {
     public var invalid = [UInt64](repeating: 0, count: Datagram.Rejection.allCases.count)
     /// Checksum failures whose stream id matches no known stream.
     public var corruptUnattributed: UInt64 = 0
+    /// Keyed receivers (SPEC §14.4): datagrams dropped before they touched any stream, by
+    /// reason (``KeyedDatagram/Rejection``, `allCases` order). Never in a stream's counters,
+    /// a REPORT or the verdict: whoever sends them cannot make a stream fail.
+    public var unauthenticated = [UInt64](repeating: 0, count: KeyedDatagram.Rejection.allCases.count)
+    /// The last foreign key id seen (a `wrong_key` datagram's), 0: none; for the message
+    /// that says the sender holds another key.
+    public var foreignKeyID: UInt32 = 0
+    /// A receiver without a key: datagrams of keyed streams (version 4) among the
+    /// `unsupported_version` ones, for the message that says to give `--key`.
+    public var keyedWithoutKey: UInt64 = 0
+    /// Total of ``unauthenticated``.
+    public var unauthenticatedTotal: UInt64 { unauthenticated.reduce(0, +) }
     /// Valid datagrams not accounted because the stream table was full (the receiver's
     /// `maxStreams` limit): a resource limit, not invalid. Any makes the verdict fail.
     public var streamsRefusedDatagrams: UInt64 = 0
@@ -58,6 +70,9 @@ public struct ReceiverStatistics: Sendable {
         datagramsSeen += o.datagramsSeen
         for i in invalid.indices { invalid[i] += o.invalid[i] }
         corruptUnattributed += o.corruptUnattributed
+        for i in unauthenticated.indices { unauthenticated[i] += o.unauthenticated[i] }
+        keyedWithoutKey += o.keyedWithoutKey
+        if o.foreignKeyID != 0 { foreignKeyID = o.foreignKeyID }
         streamsRefusedDatagrams += o.streamsRefusedDatagrams
         truncated += o.truncated
         retiredStreamDatagrams += o.retiredStreamDatagrams

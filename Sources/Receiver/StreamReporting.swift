@@ -161,10 +161,18 @@ public enum ReportOutcome: Sendable, Equatable, CustomStringConvertible {
 package struct ReportSender: Sendable {
     package var limiter: ReportRateLimiter
     package let limits: StreamVerdictLimits
+    /// A keyed receiver's secret and id: REPORTs go out sealed (SPEC §14) under the key of
+    /// this receiver for the stream. nil: plain REPORTs.
+    package let keyed: (secret: StreamSecret, receiverID: UInt64)?
+    /// Keyed: REPORTs sealed so far per stream id, the packet numbers they took. A receiver
+    /// numbers what it seals for a stream from 2^63 up for REPORTs, clear of any other kind.
+    private var reportsSealed: [UInt64: UInt64] = [:]
 
-    package init(limits: StreamVerdictLimits, limiter: ReportRateLimiter = ReportRateLimiter()) {
+    package init(limits: StreamVerdictLimits, limiter: ReportRateLimiter = ReportRateLimiter(),
+                 keyed: (secret: StreamSecret, receiverID: UInt64)? = nil) {
         self.limits = limits
         self.limiter = limiter
+        self.keyed = keyed
     }
 
     /// Builds and sends `s`'s REPORT from `socket` (the receiving socket: the sender's socket
@@ -172,11 +180,17 @@ package struct ReportSender: Sendable {
     package mutating func send(_ s: StreamState, kernelDrops: UInt64, socket: borrowing UDPSocket, now: UInt64) -> ReportOutcome {
         guard let destination = s.source.socketAddress else { return .notSent("source address unknown") }
         let report = s.streamReport(kernelDrops: kernelDrops, pass: limits.failures(s).isEmpty, wallNow: MonotonicClock.wallNanoseconds())
-        let cap = Int(min(s.deliveredBytes, UInt64(StreamReport.maximumLength)))
-        guard let bytes = report.encoded(limit: cap) else {
+        let trailer = keyed == nil ? 0 : AuthTrailer.size
+        let cap = Int(min(s.deliveredBytes, UInt64(StreamReport.maximumLength + trailer))) - trailer
+        guard cap > 0, var bytes = report.encoded(limit: cap) else {
             return .notSent("the stream delivered \(s.deliveredBytes) bytes, less than a REPORT (\(StreamReport.minimumLength))")
         }
         guard limiter.allow(s.source, now: now) else { return .notSent("rate limit for \(destination.host)") }
+        if let keyed {
+            let n = reportsSealed[s.streamID, default: 0]
+            reportsSealed[s.streamID] = n + 1
+            bytes = StreamReport.sealKeyed(bytes, secret: keyed.secret, receiverID: keyed.receiverID, packetNumber: 1 << 63 | n)
+        }
         let fd = socket.fd
         if let failure = bytes.withUnsafeBytes({ SourceReply.send($0, fd: fd, to: destination, from: s.localAddress) }) {
             return .notSent("\(failure)")

@@ -152,6 +152,8 @@ public struct StreamState: Sendable {
     /// that is not path loss (``headNotCounted`` says how much was left out).
     public var excludeHead = false
     /// Received through a multicast group's socket (a reliable stream's NAKs back off at random).
+    /// A keyed stream (SPEC §14): its opener and replay window; nil for a plain stream.
+    public var keyed: KeyedStreamAuth?
     public var groupReceiver = false
 
     /// Sequence numbers before the first one received, left out of the accounts when

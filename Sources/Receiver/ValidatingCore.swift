@@ -35,6 +35,9 @@ public struct ValidatingCore: Sendable {
     /// The socket is a multicast group's: a reliable stream's NAKs wait a random backoff
     /// (SPEC §13.11), so that a loss many receivers share is NAKed by few.
     public var groupReceiver = false
+    /// A keyed receiver (SPEC §14, `zc-recv --key`): only keyed datagrams under this secret
+    /// are taken; nil: plain datagrams as before (and keyed ones are `unsupported_version`).
+    public var keyring: ReceiverKeyring?
     /// Monotonic time of the first datagram of any kind, valid or not (0: none yet).
     public private(set) var firstSeenNanoseconds: UInt64 = 0
     // Flag bits as literals: DatagramFlags' static members live in another module
@@ -189,47 +192,20 @@ public struct ValidatingCore: Sendable {
                                  source: SourceAddress = .unknown) {
         statistics.datagramsSeen &+= 1
         if firstSeenNanoseconds == 0 { firstSeenNanoseconds = now }
+        if _slowPath(keyring != nil) {
+            processKeyed(UnsafeMutableRawPointer(mutating: p), length: length, now: now, wallNow: wallNow, source: source)
+            return
+        }
         // Checksum and pattern in one pass over the payload.
         var patternMatches = true
         switch Datagram.validate(p, length: length, patternMatches: &patternMatches) {
         case .valid(var h):
             guard let i = lookup(StreamKey(streamID: h.streamID, source: source), create: true) else { return }
-            let isReliable = h.flags.contains(.reliable)
-            if _slowPath(!streams[i].modeKnown || streams[i].reliable != isReliable) {
-                guard Self.fixMode(&streams[i], reliable: isReliable, length: length, receiveBufferBytes: receiveBufferBytes) else { return }
-                if isReliable { sawReliable = true }
-            }
             if _slowPath(h.flags.contains(.repair)) {
                 // Duplicates compare the identity checksum: a repair's with REPAIR clear (SPEC §13.3).
                 h.checksum = Datagram.identityChecksum(p, length: length)
             }
-            let payload = p + Int(h.headerLength)
-            if h.flags.rawValue & Self.endFlag != 0 {
-                streams[i].lastOtherNanoseconds = now
-                if isReliable { streams[i].feedback?.echoArrival = now; streams[i].feedback?.echoTimestamp = h.timestampNanoseconds }
-                if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) {
-                    streams[i].endArrivalNanoseconds = now
-                    streamsEnded += 1
-                }
-                return
-            }
-            if !patternMatches {
-                streams[i].patternMismatches &+= 1
-                streams[i].lastOtherNanoseconds = now
-                return
-            }
-            let isNew = Self.recordData(&streams[i], h, length: length, now: now, wallNow: wallNow)
-            if firstDataNanoseconds == 0 { firstDataNanoseconds = now }
-            lastDataNanoseconds = now
-            if isNew && h.payloadLength > 0, let output {
-                // Read in place: `streams[i].expected` here copied the whole StreamState per datagram.
-                let endTotal = streams.withUnsafeBufferPointer { $0[i].expected?.bytes }
-                output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset, endTotal: endTotal)
-            }
-            if isNew, let delivery {
-                delivery(DeliveredDatagram(streamID: h.streamID, source: source, sequence: h.sequence, offset: h.offset,
-                                           payload: UnsafeRawBufferPointer(start: payload, count: Int(h.payloadLength))))
-            }
+            take(i, h, p, length: length, patternMatches: patternMatches, now: now, wallNow: wallNow, source: source)
         case .badChecksum(let h, _):
             if let i = lookup(StreamKey(streamID: h.streamID, source: source), create: false) {
                 streams[i].checksumErrors &+= 1
@@ -238,7 +214,105 @@ public struct ValidatingCore: Sendable {
             }
         case .rejected(let reason):
             statistics.invalid[reason.index] &+= 1
+            if reason == .unsupportedVersion && p.load(fromByteOffset: 4, as: UInt8.self) == KeyedDatagram.version {
+                statistics.keyedWithoutKey &+= 1
+            }
         }
+    }
+
+    /// A valid DATA or END of stream `i` (its header `h` trusted, its payload at `p + h.headerLength`):
+    /// what every receive path does with it.
+    @inline(__always)
+    private mutating func take(_ i: Int, _ h: DatagramHeader, _ p: UnsafeRawPointer, length: Int, patternMatches: Bool,
+                               now: UInt64, wallNow: UInt64, source: SourceAddress) {
+        let isReliable = h.flags.contains(.reliable)
+        if _slowPath(!streams[i].modeKnown || streams[i].reliable != isReliable) {
+            guard Self.fixMode(&streams[i], reliable: isReliable, length: length, receiveBufferBytes: receiveBufferBytes) else { return }
+            if isReliable { sawReliable = true }
+        }
+        let payload = p + Int(h.headerLength)
+        if h.flags.rawValue & Self.endFlag != 0 {
+            streams[i].lastOtherNanoseconds = now
+            if isReliable { streams[i].feedback?.echoArrival = now; streams[i].feedback?.echoTimestamp = h.timestampNanoseconds }
+            if Self.recordEnd(&streams[i], EndOfStream(reading: payload)) {
+                streams[i].endArrivalNanoseconds = now
+                streamsEnded += 1
+            }
+            return
+        }
+        if !patternMatches {
+            streams[i].patternMismatches &+= 1
+            streams[i].lastOtherNanoseconds = now
+            return
+        }
+        let isNew = Self.recordData(&streams[i], h, length: length, now: now, wallNow: wallNow)
+        if firstDataNanoseconds == 0 { firstDataNanoseconds = now }
+        lastDataNanoseconds = now
+        if isNew && h.payloadLength > 0, let output {
+            // Read in place: `streams[i].expected` here copied the whole StreamState per datagram.
+            let endTotal = streams.withUnsafeBufferPointer { $0[i].expected?.bytes }
+            output.write(stream: i, payload, count: Int(h.payloadLength), offset: h.offset, endTotal: endTotal)
+        }
+        if isNew, let delivery {
+            delivery(DeliveredDatagram(streamID: h.streamID, source: source, sequence: h.sequence, offset: h.offset,
+                                       payload: UnsafeRawBufferPointer(start: payload, count: Int(h.payloadLength))))
+        }
+    }
+
+    /// One datagram at a keyed receiver (SPEC §14.4): structure, key id, tag (a suite 2
+    /// payload is decrypted in place: the receive buffer is the engine's, written by the
+    /// kernel), replay window, then the same accounting as a plain datagram. Whatever fails
+    /// is counted unauthenticated and touches no stream: a forged datagram opens none.
+    @inline(never)
+    private mutating func processKeyed(_ p: UnsafeMutableRawPointer, length: Int, now: UInt64, wallNow: UInt64,
+                                       source: SourceAddress) {
+        guard let keyring else { return }
+        let d: KeyedDatagram.Parsed
+        switch KeyedDatagram.parse(p, length: length) {
+        case .failure(let reason): statistics.unauthenticated[reason.index] &+= 1; return
+        case .success(let parsed): d = parsed
+        }
+        // A REPORT, STATUS or NAK is for a sender, never a stream (as bad_flags at a plain receiver).
+        guard d.kind == .stream else { statistics.unauthenticated[KeyedDatagram.Rejection.badFlags.index] &+= 1; return }
+        guard d.trailer.keyID == keyring.secret.keyID else {
+            statistics.unauthenticated[KeyedDatagram.Rejection.wrongKey.index] &+= 1
+            statistics.foreignKeyID = d.trailer.keyID
+            return
+        }
+        let key = StreamKey(streamID: d.header.streamID, source: source)
+        let known = lookup(key, create: false)
+        let opener = known.flatMap { streams[$0].keyed?.opener } ?? keyring.opener(for: d.header.streamID)
+        let headerLength = Int(d.header.headerLength)
+        let payloadLength = Int(d.header.payloadLength)
+        guard opener.open(p, headerLength: headerLength, payloadLength: payloadLength) else {
+            statistics.unauthenticated[KeyedDatagram.Rejection.badTag.index] &+= 1
+            return
+        }
+        guard let i = known ?? lookup(key, create: true) else { return }
+        if streams[i].keyed == nil { streams[i].keyed = KeyedStreamAuth(opener: opener) }
+        guard streams[i].keyed!.window.take(d.trailer.packetNumber) else {
+            statistics.unauthenticated[KeyedDatagram.Rejection.replayed.index] &+= 1
+            return
+        }
+        var h = d.header
+        let payload = UnsafeRawPointer(p + headerLength)
+        var patternMatches = true
+        if h.flags.contains(.end) {
+            let totals = EndOfStream(reading: payload)
+            guard payloadLength == EndOfStream.payloadSize, totals.datagrams == h.sequence, totals.bytes == h.offset else {
+                statistics.invalid[Datagram.Rejection.badEnd.index] &+= 1
+                return
+            }
+        } else if h.flags.contains(.pattern) {
+            // The identity for duplicates is the payload's CRC32C (no CRC on the wire), taken
+            // in the pass that checks the pattern.
+            let r = PayloadPattern.checkChecksummed(payload, count: payloadLength, streamID: h.streamID, offset: h.offset, continuing: 0)
+            h.checksum = r.crc
+            patternMatches = r.matches
+        } else {
+            h.checksum = CRC32C.checksum(payload, count: payloadLength)
+        }
+        take(i, h, p, length: length, patternMatches: patternMatches, now: now, wallNow: wallNow, source: source)
     }
 
     /// The stream's first valid datagram fixes its kind; a later one of the other kind is

@@ -14,8 +14,13 @@ package struct DatagramWriter {
     package let streamID: UInt64
     /// Bytes per full datagram, header included (the UDP payload size).
     package let datagramSize: Int
-    /// Payload bytes per full datagram: ``datagramSize`` less the 48-byte header.
+    /// Payload bytes per full datagram: ``datagramSize`` less the 48-byte header (and, keyed,
+    /// the 40-byte trailer).
     package let payloadSize: Int
+    /// A keyed stream's sealing (SPEC §14); nil for a plain stream (CRC32C).
+    package let keying: StreamKeying?
+    /// The next packet number (the nonce) a keyed stream seals with: +1 per datagram sealed.
+    package private(set) var nextPacketNumber: UInt64 = 0
     /// Sequence numbers in the stream, when known up front (count or byte limit).
     package private(set) var totalDatagrams: UInt64?
     /// Payload bytes in the stream, when a byte limit bounds it.
@@ -51,12 +56,15 @@ package struct DatagramWriter {
     /// `fixedPayload: true` (`--source fixed`): one payload, written into each slot once by
     /// ``prepareSlot(_:maxSegments:)``; `fill` then writes headers only.
     package init(streamID: UInt64, datagramSize: Int, limit: StreamLimit, faults: FaultInjection,
-                patternPayload: Bool = true, fixedPayload: Bool = false, reliable: Bool = false) {
+                patternPayload: Bool = true, fixedPayload: Bool = false, reliable: Bool = false,
+                keying: StreamKeying? = nil) {
         let mode: DatagramFlags = reliable ? [.reliable] : []
+        self.keying = keying
+        let overhead = DatagramHeader.size + (keying == nil ? 0 : AuthTrailer.size)
         self.dataFlags = mode.union(patternPayload && !fixedPayload ? [.data, .pattern] : [.data])
         self.endFlags = mode.union(.end)
         if fixedPayload {
-            let payload = datagramSize - DatagramHeader.size
+            let payload = datagramSize - overhead
             let crc = withUnsafeTemporaryAllocation(byteCount: max(payload, 1), alignment: 64) { b in
                 PayloadPattern.fillChecksummed(b.baseAddress!, count: payload, streamID: streamID, offset: 0)
             }
@@ -66,7 +74,7 @@ package struct DatagramWriter {
         }
         self.streamID = streamID
         self.datagramSize = datagramSize
-        self.payloadSize = datagramSize - DatagramHeader.size
+        self.payloadSize = datagramSize - overhead
         self.datagramLimit = limit.datagrams
         var total: UInt64? = limit.datagrams
         if let bytes = limit.payloadBytes, payloadSize > 0 {
@@ -165,6 +173,17 @@ package struct DatagramWriter {
     mutating func writeDatagram(_ s: UInt64, at p: UnsafeMutableRawPointer, timestamp: UInt64) -> Int {
         let payload = payloadLength(of: s)
         let offset = s &* UInt64(payloadSize)
+        if keying != nil {
+            writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
+            if isFixedPayload {
+                // Encryption overwrote the slot's payload with its ciphertext: put it back.
+                if keying?.suite == .encrypted || payload != payloadSize { fillPayload(p, payload: payload, offset: 0) }
+            } else {
+                fillPayload(p, payload: payload, offset: offset)
+            }
+            sealKeyed(p, payload: payload, isData: true)
+            return account(payload: payload, offset: offset)
+        }
         if let fixed {
             // The payload is already in the slot: only the header is new, and
             // crc(header ‖ payload) = shift(crc(header), payload) ^ crc(payload).
@@ -184,17 +203,35 @@ package struct DatagramWriter {
         return account(payload: payload, offset: offset)
     }
 
-    /// The header for sequence `s` (checksum field 0) at `p`.
+    /// The header for sequence `s` (checksum field 0) at `p`: version 4 when keyed.
     @inline(__always)
     func writeHeader(_ s: UInt64, payload: Int, at p: UnsafeMutableRawPointer, timestamp: UInt64, offset: UInt64) {
-        DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
-                       timestampNanoseconds: timestamp, payloadLength: UInt32(payload)).write(to: p)
+        let header = DatagramHeader(flags: dataFlags, streamID: streamID, sequence: s, offset: offset,
+                                    timestampNanoseconds: timestamp, payloadLength: UInt32(payload))
+        if keying != nil { header.write(to: p, version: KeyedDatagram.version) } else { header.write(to: p) }
+    }
+
+    /// The pattern payload (no CRC: a keyed datagram's tag replaces it).
+    @inline(__always)
+    func fillPayload(_ p: UnsafeMutableRawPointer, payload: Int, offset: UInt64) {
+        PayloadPattern.fill(p + DatagramHeader.size, count: payload, streamID: streamID, offset: offset)
+    }
+
+    /// Appends the trailer to the keyed datagram at `p` and seals it with the next packet
+    /// number. Only DATA is ever encrypted (SPEC §14.3).
+    @inline(__always)
+    mutating func sealKeyed(_ p: UnsafeMutableRawPointer, payload: Int, isData: Bool) {
+        guard let keying else { return }
+        keying.authenticator.seal(p, payloadLength: payload,
+                                  trailer: AuthTrailer(keyID: keying.keyID, suite: isData ? keying.suite : .authenticated,
+                                                       origin: 0, packetNumber: nextPacketNumber))
+        nextPacketNumber &+= 1
     }
 
     /// Counts a datagram written; returns its length.
     @inline(__always)
     mutating func account(payload: Int, offset: UInt64) -> Int {
-        let length = DatagramHeader.size + payload
+        let length = DatagramHeader.size + payload + (keying == nil ? 0 : AuthTrailer.size)
         datagramsWritten &+= 1
         bytesWritten &+= UInt64(length)
         payloadBytesCovered = max(payloadBytesCovered, offset + UInt64(payload))
@@ -208,7 +245,7 @@ package struct DatagramWriter {
                                offset: UInt64? = nil) -> Int {
         let offset = offset ?? s &* UInt64(payloadSize)
         writeHeader(s, payload: payload, at: p, timestamp: timestamp, offset: offset)
-        Datagram.seal(p, length: DatagramHeader.size + payload)
+        if keying != nil { sealKeyed(p, payload: payload, isData: true) } else { Datagram.seal(p, length: DatagramHeader.size + payload) }
         return account(payload: payload, offset: offset)
     }
 
@@ -318,14 +355,35 @@ package struct DatagramWriter {
         totalBytes = payloadBytesCovered
     }
 
-    /// Writes the END datagram (totals so far) at `p`; returns its length.
-    package func writeEnd(at p: UnsafeMutableRawPointer) -> Int {
+    /// Writes the END datagram (totals so far) at `p`; returns its length. Keyed, each copy
+    /// takes its own packet number.
+    package mutating func writeEnd(at p: UnsafeMutableRawPointer) -> Int {
         let totals = EndOfStream(datagrams: nextSequence, bytes: payloadBytesCovered)
         let header = DatagramHeader(flags: endFlags, streamID: streamID, sequence: nextSequence,
                                     offset: payloadBytesCovered, timestampNanoseconds: MonotonicClock.wallNanoseconds(),
                                     payloadLength: UInt32(EndOfStream.payloadSize))
         totals.write(to: p + DatagramHeader.size)
+        if keying != nil {
+            header.write(to: p, version: KeyedDatagram.version)
+            sealKeyed(p, payload: EndOfStream.payloadSize, isData: false)
+            return DatagramHeader.size + EndOfStream.payloadSize + AuthTrailer.size
+        }
         return Datagram.encode(header, at: p)
+    }
+}
+
+/// How a keyed stream's source seals (SPEC §14): its key's context, the secret's key id, and
+/// whether DATA payloads are encrypted.
+package struct StreamKeying: Sendable {
+    package let authenticator: DatagramAuthenticator
+    package let keyID: UInt32
+    package let suite: AuthTrailer.Suite
+
+    /// The source's sealing for stream `streamID` under `secret`.
+    package init(secret: StreamSecret, streamID: UInt64, encrypt: Bool) {
+        authenticator = DatagramAuthenticator(key: secret.sourceKey(streamID: streamID), sealing: true)
+        keyID = secret.keyID
+        suite = encrypt ? .encrypted : .authenticated
     }
 }
 

@@ -58,7 +58,7 @@ public final class OutboundStream {
     private let transport: OutboundTransport
 
     /// Largest payload one datagram carries: the datagram size less the header.
-    public var maxPayload: Int { configuration.datagramSize - DatagramHeader.size }
+    public var maxPayload: Int { configuration.datagramSize - DatagramHeader.size - (configuration.key == nil ? 0 : AuthTrailer.size) }
     /// Counters so far (datagrams count once the kernel accepted their send).
     public var statistics: SenderStatistics { transport.statistics }
     /// Slots (packet-ring: frames) the kernel has not released yet.
@@ -168,7 +168,7 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
         let c = session.configuration
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize,
                                     limit: StreamLimit(), faults: FaultInjection(), patternPayload: false,
-                                    reliable: c.reliability != nil)
+                                    reliable: c.reliability != nil, keying: c.keying)
         driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats,
                               reliable: reliable)
         self.session = session

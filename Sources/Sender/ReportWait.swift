@@ -11,11 +11,15 @@ enum ReportWait {
 
     /// Reads datagrams on `socket` until the REPORT of `streamID` from `from` arrives or the
     /// timeout passes; anything else (another stream's REPORT, stray datagrams) is skipped.
-    static func await(on socket: borrowing UDPSocket, streamID: UInt64, from: SocketAddress, timeoutNanoseconds: UInt64) -> ReceiverAnswer {
+    /// With `key` (a keyed stream, SPEC §14.6) only a REPORT sealed under a receiver's key
+    /// for this stream is taken; everything else is counted unauthenticated and ignored.
+    static func await(on socket: borrowing UDPSocket, streamID: UInt64, from: SocketAddress, timeoutNanoseconds: UInt64,
+                      key: StreamSecret? = nil) -> ReceiverAnswer {
         let start = MonotonicClock.nanoseconds()
         let deadline = start + timeoutNanoseconds
         var buffer = [UInt8](repeating: 0, count: 2048)
         var skipped = 0
+        var unauthenticated: [KeyedDatagram.Rejection: Int] = [:]
         var refusedAt: UInt64 = 0
         while true {
             let now = MonotonicClock.nanoseconds()
@@ -42,7 +46,19 @@ enum ReportWait {
             }
             guard let got else { continue }
             if let sender = got.from, sender.host != from.host || sender.port != from.port { skipped += 1; continue }
-            switch StreamReport.decode(Array(buffer[0..<got.length])) {
+            let bytes = Array(buffer[0..<got.length])
+            if let key {
+                switch StreamReport.decodeKeyed(bytes, secret: key) {
+                case .success(let r) where r.report.streamID == streamID:
+                    return .report(r.report, afterNanoseconds: MonotonicClock.nanoseconds() - start)
+                case .failure(.unauthenticated(let reason)):
+                    unauthenticated[reason, default: 0] += 1
+                default:
+                    skipped += 1
+                }
+                continue
+            }
+            switch StreamReport.decode(bytes) {
             case .success(let r) where r.streamID == streamID:
                 return .report(r, afterNanoseconds: MonotonicClock.nanoseconds() - start)
             default:
@@ -51,6 +67,13 @@ enum ReportWait {
         }
         if StopFlag.isSet { return .none(why: "stopped by a signal while waiting for the REPORT") }
         let seconds = Double(timeoutNanoseconds) / 1e9
-        return .none(why: "no REPORT within \(seconds) s" + (skipped > 0 ? " (\(skipped) other datagrams ignored)" : ""))
+        var why = "no REPORT within \(seconds) s" + (skipped > 0 ? " (\(skipped) other datagrams ignored)" : "")
+        if !unauthenticated.isEmpty {
+            let reasons = unauthenticated.sorted { $0.key.index < $1.key.index }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+            why += "; \(unauthenticated.values.reduce(0, +)) unauthenticated datagrams ignored (\(reasons))"
+            if unauthenticated[.wrongKey] != nil { why += ": the receiver holds a different --key" }
+            if unauthenticated[.notKeyed] != nil { why += ": a REPORT without a tag (does the receiver have --key?)" }
+        }
+        return .none(why: why)
     }
 }

@@ -190,6 +190,21 @@ public struct SenderConfiguration: Sendable {
     /// A reliable stream (SPEC §13, `zc-send --reliable`): every datagram delivered or the
     /// ranges that never arrived named. Unicast, socket engines. nil: a plain stream.
     public var reliability: Reliability? = nil
+    /// A keyed stream (SPEC §14, `zc-send --key`): every datagram carries an AES-256-GCM tag
+    /// under a key derived from this secret, and the sender takes only a REPORT sealed by a
+    /// receiver holding it. nil: a plain stream. Needs ``datagramSize`` ≥
+    /// ``minimumKeyedDatagram``; not yet with ``reliability`` (STATUS and NAK are not sealed).
+    public var key: StreamSecret? = nil
+    /// With ``key``: DATA payloads are encrypted too (AES-256-GCM, suite 2), not only authenticated.
+    public var encrypt: Bool = false
+    /// The smallest datagram of a keyed stream: a keyed END (header, totals, trailer), so
+    /// that END, sent as one datagram, is never split by GSO.
+    public static let minimumKeyedDatagram = DatagramHeader.size + EndOfStream.payloadSize + AuthTrailer.size
+
+    /// The sealing for this configuration's stream (nil without a key).
+    package var keying: StreamKeying? {
+        key.map { StreamKeying(secret: $0, streamID: streamID, encrypt: encrypt) }
+    }
 
     /// A setting out of range: the property, its value and the allowed range.
     public enum Invalid: ConfigurationError, Equatable {

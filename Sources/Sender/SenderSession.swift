@@ -175,7 +175,7 @@ package final class SenderSession {
         }
         guard awaitsReport, report.stopReason != .signal, let timeout = configuration.reportTimeoutNanoseconds else { return }
         report.receiver = ReportWait.await(on: socket, streamID: configuration.streamID, from: configuration.destination,
-                                           timeoutNanoseconds: timeout)
+                                           timeoutNanoseconds: timeout, key: configuration.key)
     }
 }
 

@@ -313,7 +313,7 @@ package struct StreamDriver<Engine: SendEngine>: ~Copyable {
     // MARK: - Push
 
     /// Largest payload one datagram carries.
-    package var maxPayload: Int { datagramSize - DatagramHeader.size }
+    package var maxPayload: Int { writer.payloadSize }
 
     /// A free slot: lent at once if there is one; otherwise the engine is serviced
     /// (waiting, with `wait`, until the kernel hands one back). Nil without `wait`

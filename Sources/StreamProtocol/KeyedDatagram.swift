@@ -18,7 +18,9 @@ public enum KeyedDatagram {
         case nak
     }
 
-    /// Why a datagram fails the structural checks of SPEC §14.4, before any key is used.
+    /// Why a keyed reader drops a datagram (SPEC §14.4 checks 1–10): every one is counted
+    /// `unauthenticated`. ``parse(_:length:)`` gives the structural ones (1–7); the reader
+    /// adds the key's (8–10).
     public enum Rejection: String, CaseIterable, Sendable, Codable, Error {
         /// Shorter than a header and a trailer.
         case tooShort = "too_short"
@@ -35,6 +37,15 @@ public enum KeyedDatagram {
         /// An unknown suite, encryption on anything but DATA, or an origin that does not fit
         /// the kind (0 from a receiver, or a receiver id on DATA/END).
         case badTrailer = "bad_trailer"
+        /// Another secret's key id: the sender holds a different key.
+        case wrongKey = "wrong_key"
+        /// The tag does not match: forged, damaged on the way, or sealed under another key.
+        case badTag = "bad_tag"
+        /// A packet number already taken, or too old for the window (§14.5).
+        case replayed = "replayed"
+
+        /// Position in ``allCases``, for counter arrays.
+        public var index: Int { Self.allCases.firstIndex(of: self)! }
     }
 
     /// A keyed datagram whose structure is sound; nothing in it is trusted until its tag is.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISupport
 import Receiver
+import StreamProtocol
 import ZCSystem
 #if canImport(Glibc)
 import Glibc
@@ -182,6 +183,9 @@ struct ZCRecv: ParsableCommand, CommonOptionsCommand {
     @Option(help: "Largest acceptable number of corrupt datagrams before exiting with status 1.")
     var maxCorrupt: UInt64 = 0
 
+    @OptionGroup(title: "Keyed streams")
+    var keying: KeyOptions
+
     @OptionGroup(title: "Placement")
     var placement: PlacementOptions
 
@@ -254,6 +258,9 @@ struct ZCRecv: ParsableCommand, CommonOptionsCommand {
             }
         }
         c.reports = !noReport
+        if let path = keying.path {
+            do { c.key = try StreamSecret(contentsOf: path) } catch { throw ValidationError("--key: \(error)") }
+        }
         c.verdictLimits = StreamVerdictLimits(maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
         c.reportRateLimiter = ReportRateLimiter(perSecond: reportRate, burst: reportRate * 2)
         // The library's own range checks, as the last word (the flags above are

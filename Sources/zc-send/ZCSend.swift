@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISupport
 import Sender
+import StreamProtocol
 import ZCSystem
 #if canImport(Glibc)
 import Glibc
@@ -201,6 +202,12 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
     @Flag(help: ArgumentHelp("Testing: reuse a slot at the send CQE instead of the notification (the zero-copy hazard).", visibility: .hidden))
     var unsafeRecycleOnSend = false
 
+    @OptionGroup(title: "Keyed streams")
+    var keying: KeyOptions
+
+    @Flag(help: "With --key: encrypt DATA payloads too (AES-256-GCM), not only authenticate them. Headers (stream id, sequence, sizes, timing) stay visible.")
+    var encrypt = false
+
     @OptionGroup(title: "Placement")
     var placement: PlacementOptions
 
@@ -239,6 +246,13 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             if GroupPolicy.SlowReceiver(rawValue: onSlowReceiver) == nil { throw ValidationError("--on-slow-receiver '\(onSlowReceiver)' must be drop or wait") }
             if engine == SendEngineKind.packetRing.rawValue {
                 throw ValidationError("--reliable needs a socket engine (auto, uring-zc, uring, sendmmsg): --engine packet-ring cannot hold its ring frames until the receiver acknowledges them")
+            }
+        }
+        if encrypt && keying.path == nil { throw ValidationError("--encrypt needs --key FILE (or ZC_KEY_FILE): the payload is encrypted under the shared secret") }
+        if keying.path != nil {
+            if reliable { throw ValidationError("--key with --reliable is not supported yet: STATUS and NAK are not sealed, so a forged acknowledgement could free a slot (SPEC §14; issue 29)") }
+            if let size, size < SenderConfiguration.minimumKeyedDatagram {
+                throw ValidationError("--size \(size) is too small with --key: a keyed datagram needs at least \(SenderConfiguration.minimumKeyedDatagram) bytes (header, END totals, 40-byte trailer)")
             }
         }
         if endRepeat < 1 || endRepeat > 100 { throw ValidationError("--end-repeat must be 1...100") }
@@ -435,6 +449,10 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
             c.recycleOnSendCompletion = unsafeRecycleOnSend
             c.reportTimeoutNanoseconds = noReport ? nil : Units.parseDuration(reportTimeout)
             c.trafficClass = tos.map { UInt8($0) } ?? dscp.map { UInt8($0 << 2) }
+            if let path = keying.path {
+                do { c.key = try StreamSecret(contentsOf: path) } catch { throw ValidationError("--key: \(error)") }
+                c.encrypt = encrypt
+            }
             if reliable {
                 var r = Reliability()
                 r.deadlineNanoseconds = Units.parseDuration(giveUp)!
