@@ -281,7 +281,9 @@ public struct ValidatingCore: Sendable {
         }
         let key = StreamKey(streamID: d.header.streamID, source: source)
         let known = lookup(key, create: false)
-        let opener = known.flatMap { streams[$0].keyed?.opener } ?? keyring.opener(for: d.header.streamID)
+        // In place (`streams[i]` read as a value copies the whole StreamState).
+        let opener = known.flatMap { i in streams.withUnsafeBufferPointer { $0[i].keyed?.opener } }
+            ?? keyring.opener(for: d.header.streamID)
         let headerLength = Int(d.header.headerLength)
         let payloadLength = Int(d.header.payloadLength)
         guard opener.open(p, headerLength: headerLength, payloadLength: payloadLength) else {
@@ -289,8 +291,11 @@ public struct ValidatingCore: Sendable {
             return
         }
         guard let i = known ?? lookup(key, create: true) else { return }
-        if streams[i].keyed == nil { streams[i].keyed = KeyedStreamAuth(opener: opener) }
-        guard streams[i].keyed!.window.take(d.trailer.packetNumber) else {
+        let fresh = streams.withUnsafeMutableBufferPointer { b -> Bool in
+            if b[i].keyed == nil { b[i].keyed = KeyedStreamAuth(opener: opener) }
+            return b[i].keyed!.window.take(d.trailer.packetNumber)
+        }
+        guard fresh else {
             statistics.unauthenticated[KeyedDatagram.Rejection.replayed.index] &+= 1
             return
         }
