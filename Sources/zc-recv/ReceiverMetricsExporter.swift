@@ -46,6 +46,7 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
     private var other: PerStream!
     private var totals: PerStream!
     private let invalid: [MonotoneCounter]
+    private let unauthenticated: [MonotoneCounter]
     private let corruptUnattributed, kernelDrops, kernelDroppedEstimate, refused, truncated, streamsEnded: MonotoneCounter
     private let streamsTracked, activeStreams, rateBytes, rateDatagrams: Gauge
     private let latency: SnapshotHistogram
@@ -56,6 +57,10 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
         invalid = Datagram.Rejection.allCases.map {
             m.counter("zcstream_receiver_invalid_datagrams_total", [("reason", $0.rawValue)],
                       help: "Datagrams rejected as not zcstream (SPEC §8), by reason.")
+        }
+        unauthenticated = KeyedDatagram.Rejection.allCases.map {
+            m.counter("zcstream_receiver_unauthenticated_datagrams_total", [("reason", $0.rawValue)],
+                      help: "A keyed receiver (--key): datagrams dropped before any stream saw them (SPEC §14.4), by reason.")
         }
         corruptUnattributed = m.counter("zcstream_receiver_corrupt_unattributed_datagrams_total",
                                         help: "Datagrams with a bad checksum whose stream id matches no known stream.")
@@ -120,6 +125,7 @@ final class ReceiverMetricsExporter: @unchecked Sendable {
             Self.feed(totals, total)
             let stats = snap.statistics
             for (i, c) in invalid.enumerated() { c.set(stats.invalid[i]) }
+            for (i, c) in unauthenticated.enumerated() { c.set(stats.unauthenticated[i]) }
             corruptUnattributed.set(stats.corruptUnattributed)
             kernelDrops.set(stats.kernelDrops)
             kernelDroppedEstimate.set(stats.kernelDroppedDatagramsEstimate)
