@@ -1,5 +1,11 @@
 /// Parsing and printing of the quantities the CLIs take and show.
 public enum Units {
+    /// A 32-bit value (a key id) as `0x` and 8 hex digits.
+    public static func hex32(_ v: UInt32) -> String {
+        let digits = String(v, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
     /// `64K`, `16M`, `1G` (powers of 1024), or a plain number of bytes.
     public static func parseBytes(_ text: String) -> UInt64? {
         var s = text.uppercased()

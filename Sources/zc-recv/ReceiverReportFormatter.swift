@@ -172,7 +172,7 @@ enum ReceiverReportFormatter {
             ("invalid_by_reason", .object(invalidByReason)),
             // --key (SPEC §14): whether this receiver took only keyed datagrams, and what it
             // dropped before any stream saw it (never in a stream's counters or the verdict).
-            ("keyed", r.configuration.key.map { .object([("key_id", .string(hex32($0.keyID)))]) } ?? .null),
+            ("keyed", r.configuration.key.map { .object([("key_id", .string(Units.hex32($0.keyID)))]) } ?? .null),
             ("unauthenticated", .uint(stats.unauthenticatedTotal)),
             ("keyed_without_key", .uint(stats.keyedWithoutKey)),
             ("unauthenticated_by_reason", .object(KeyedDatagram.Rejection.allCases.map { ($0.rawValue, .uint(stats.unauthenticated[$0.index])) })),
@@ -300,12 +300,6 @@ enum ReceiverReportFormatter {
         return lines
     }
 
-    /// A key id as `0x` and 8 hex digits.
-    static func hex32(_ v: UInt32) -> String {
-        let digits = String(v, radix: 16)
-        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
-    }
-
     static func text(_ r: ReceiverReport, verdict: Verdict) -> String {
         let t = Totals(r)
         let seconds = r.dataSeconds
@@ -329,12 +323,12 @@ enum ReceiverReportFormatter {
             lines.append("  latency (one-way, header timestamp): p50 \(microseconds(l.p50))  p99 \(microseconds(l.p99))  p99.9 \(microseconds(l.p999))  max \(microseconds(l.maxMicroseconds))\(l.negative > 0 ? "  (\(l.negative) negative: clocks differ)" : "")")
         }
         if let key = r.configuration.key {
-            var line = "  keyed (key id \(hex32(key.keyID))): unauthenticated \(stats.unauthenticatedTotal)"
+            var line = "  keyed (key id \(Units.hex32(key.keyID))): unauthenticated \(stats.unauthenticatedTotal)"
             let reasons = KeyedDatagram.Rejection.allCases.filter { stats.unauthenticated[$0.index] > 0 }
             if !reasons.isEmpty { line += " (" + reasons.map { "\($0.rawValue) \(stats.unauthenticated[$0.index])" }.joined(separator: ", ") + ")" }
             lines.append(line)
             if stats.unauthenticated[KeyedDatagram.Rejection.wrongKey.index] > 0 {
-                lines.append("  WRONG KEY: \(stats.unauthenticated[KeyedDatagram.Rejection.wrongKey.index]) datagrams carry key id \(hex32(stats.foreignKeyID)), not this --key's \(hex32(key.keyID)): the sender holds a different key")
+                lines.append("  WRONG KEY: \(stats.unauthenticated[KeyedDatagram.Rejection.wrongKey.index]) datagrams carry key id \(Units.hex32(stats.foreignKeyID)), not this --key's \(Units.hex32(key.keyID)): the sender holds a different key")
             }
             if stats.unauthenticated[KeyedDatagram.Rejection.notKeyed.index] > 0 && r.core.streams.isEmpty {
                 lines.append("  NOT KEYED: \(stats.unauthenticated[KeyedDatagram.Rejection.notKeyed.index]) datagrams without a tag: the sender has no --key (a keyed receiver takes only keyed streams)")

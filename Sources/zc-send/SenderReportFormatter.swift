@@ -51,6 +51,8 @@ enum SenderReportFormatter {
             ("destination", .string(c.destination.description)),
             ("stream_id", .string(hex(c.streamID))),  // u64 as a string: no JSON parser rounds it
             ("datagram_size", .int(Int64(c.datagramSize))),
+            // --key (SPEC §14): the secret's key id and whether payloads are encrypted; null: plain.
+            ("keyed", c.key.map { .object([("key_id", .string(Units.hex32($0.keyID))), ("encrypted", .bool(c.encrypt))]) } ?? .null),
             ("gso_segments", .int(Int64(c.segmentsPerSend))),
             ("datagrams", .uint(s.datagrams)),
             ("bytes", .uint(s.bytes)),
@@ -155,6 +157,9 @@ enum SenderReportFormatter {
             "zc-send \(c.engine.rawValue) -> \(c.destination)  \(title ?? "stream \(hex(c.streamID))")  \(c.datagramSize) B x \(c.segmentsPerSend)/send",
             "  sent     \(s.datagrams) datagrams, \(Units.bytes(s.bytes)) in \(Units.fixed(r.seconds, 3)) s: \(Units.bitRate(gbps)), \(Units.count(pps, unit: "pps"))",
         ]
+        if let key = c.key {
+            lines.append("  keyed    key id \(Units.hex32(key.keyID)), every datagram tagged (AES-256-GCM)\(c.encrypt ? ", payloads encrypted" : ""); only a REPORT sealed under the key counts")
+        }
         if c.engine.usesZeroCopy {
             var zc = "  zerocopy \(s.sends) sends, \(s.notifications) notifications, \(s.notifications - s.copied) zero-copied, \(s.copied) copied by the kernel"
             if s.notifications > 0 && s.copied == s.notifications {
@@ -392,3 +397,4 @@ enum SenderReportFormatter {
         return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
     }
 }
+
