@@ -164,9 +164,10 @@ package struct ReportSender: Sendable {
     /// A keyed receiver's secret and id: REPORTs go out sealed (SPEC §14) under the key of
     /// this receiver for the stream. nil: plain REPORTs.
     package let keyed: (secret: StreamSecret, receiverID: UInt64)?
-    /// Keyed: REPORTs sealed so far per stream id, the packet numbers they took. A receiver
-    /// numbers what it seals for a stream from 2^63 up for REPORTs, clear of any other kind.
-    private var reportsSealed: [UInt64: UInt64] = [:]
+    /// Keyed: REPORTs sealed so far, by this receiver, for any stream. A receiver numbers its
+    /// REPORTs from 2^63 up, clear of its STATUS and NAK; one counter for all streams keeps a
+    /// number from ever repeating under a stream's key without a table that grows per stream.
+    private var reportsSealed: UInt64 = 0
 
     package init(limits: StreamVerdictLimits, limiter: ReportRateLimiter = ReportRateLimiter(),
                  keyed: (secret: StreamSecret, receiverID: UInt64)? = nil) {
@@ -187,9 +188,9 @@ package struct ReportSender: Sendable {
         }
         guard limiter.allow(s.source, now: now) else { return .notSent("rate limit for \(destination.host)") }
         if let keyed {
-            let n = reportsSealed[s.streamID, default: 0]
-            reportsSealed[s.streamID] = n + 1
-            bytes = StreamReport.sealKeyed(bytes, secret: keyed.secret, receiverID: keyed.receiverID, packetNumber: 1 << 63 | n)
+            bytes = StreamReport.sealKeyed(bytes, secret: keyed.secret, receiverID: keyed.receiverID,
+                                           packetNumber: 1 << 63 | reportsSealed)
+            reportsSealed += 1
         }
         let fd = socket.fd
         if let failure = bytes.withUnsafeBytes({ SourceReply.send($0, fd: fd, to: destination, from: s.localAddress) }) {
