@@ -331,7 +331,7 @@ struct ZCRecv: ParsableCommand, CommonOptionsCommand {
         if server {
             // Every stream was reported as it finished; the server itself stopped cleanly.
             let stats = report.core.statistics
-            Output.standardError("zc-recv: server stopped (\(report.stopReason.rawValue)) after \(report.core.streamsRetired) stream(s); invalid \(stats.invalidTotal), corrupt unattributed \(stats.corruptUnattributed), retired-stream datagrams \(stats.retiredStreamDatagrams), not allowed \(report.core.refusedSources.total), streams refused \(stats.streamsRefusedDatagrams), kernel drops \(stats.kernelDrops)")
+            Output.standardError("zc-recv: server stopped (\(report.stopReason.rawValue)) after \(report.core.streamsRetired) stream(s); invalid \(stats.invalidTotal), corrupt unattributed \(stats.corruptUnattributed), retired-stream datagrams \(stats.retiredStreamDatagrams), not allowed \(report.core.refusedSources.total), streams refused \(stats.streamsRefusedDatagrams), kernel drops \(stats.kernelDrops)\(report.configuration.key == nil ? "" : ", unauthenticated \(stats.unauthenticatedTotal)")")
             return
         }
         let verdict = Verdict(report, maxLossPercent: maxLoss, maxCorrupt: maxCorrupt)
