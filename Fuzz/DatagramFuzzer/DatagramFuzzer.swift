@@ -15,6 +15,10 @@
 //      one reproduces it, the writer accepts exactly what the reader does; and as a
 //      version 3 stream datagram (Datagram.validateReliable, repair marking);
 //      a version 3 input is also tried sealed so the body checks are reached;
+//   2c. through a keyed ValidatingCore (SPEC §14): as received, nothing without a valid
+//      tag may open a stream, and every datagram is counted once (unauthenticated or
+//      invalid or taken); a structurally sound keyed input is also tried sealed under
+//      the key (any header values reach the accounting), then replayed (counted replayed);
 //   3. as a list of sequence numbers for a SequenceTracker with a small window and
 //      an END total arriving at a point the input picks, checked against an exact
 //      model of SPEC §9 (a set of unique numbers): every outcome, every counter,
@@ -47,8 +51,43 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         feedCore(&core, sealed, size)
     }
     checkControl(p, size)
+    checkKeyed(p, size)
     checkTracker(p, size)
     return 0
+}
+
+// MARK: - Keyed streams
+
+let fuzzSecret = try! StreamSecret(bytes: (0..<32).map { UInt8($0) })
+
+func checkKeyed(_ p: UnsafeRawPointer, _ n: Int) {
+    var core = ValidatingCore(maxStreams: 4)
+    core.keyring = ReceiverKeyring(secret: fuzzSecret, receiverID: 7)
+    let copy = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 16)
+    defer { copy.deallocate() }
+    copy.copyMemory(from: p, byteCount: n)
+    core.process(copy, length: n, now: 1, wallNow: wallNow)
+    require(core.streams.isEmpty, "a keyed core opened a stream from an unsealed input")
+    require(core.statistics.unauthenticatedTotal + core.statistics.invalidTotal == 1, "a keyed datagram counted other than once")
+    guard case .success(let d) = KeyedDatagram.parse(p, length: n), d.kind == .stream, d.trailer.origin == 0 else { return }
+    // Sealed under the key, with the key's id: the accounting sees these header values.
+    copy.copyMemory(from: p, byteCount: n)
+    copy.storeBytes(of: fuzzSecret.keyID.bigEndian, toByteOffset: d.trailerOffset, as: UInt32.self)
+    let sealer = DatagramAuthenticator(key: fuzzSecret.sourceKey(streamID: d.header.streamID), sealing: true)
+    var trailer = d.trailer
+    trailer.keyID = fuzzSecret.keyID
+    sealer.seal(copy, headerLength: Int(d.header.headerLength), payloadLength: Int(d.header.payloadLength), trailer: trailer)
+    let sealed = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 16)
+    defer { sealed.deallocate() }
+    sealed.copyMemory(from: copy, byteCount: n)
+    let before = core.statistics.unauthenticatedTotal
+    core.process(copy, length: n, now: 2, wallNow: wallNow)
+    require(core.statistics.unauthenticatedTotal == before, "a sealed datagram was unauthenticated")
+    // The same bytes again: a replay, whatever they were.
+    copy.copyMemory(from: sealed, byteCount: n)
+    core.process(copy, length: n, now: 3, wallNow: wallNow)
+    let replayed = core.statistics.unauthenticated[KeyedDatagram.Rejection.replayed.index]
+    require(replayed == 1 || core.streams.isEmpty, "a replayed datagram of an open stream was not counted replayed")
 }
 
 @inline(never)
