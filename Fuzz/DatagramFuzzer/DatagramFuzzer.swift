@@ -58,7 +58,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 // MARK: - Keyed streams
 
-let fuzzSecret = try! StreamSecret(bytes: (0..<32).map { UInt8($0) })
+// Not the golden vectors' secret (bytes 0...31): their sealed datagrams seed the corpus, and
+// the first check is that nothing this key did not seal opens a stream.
+let fuzzSecret = try! StreamSecret(bytes: (32..<64).map { UInt8($0) })
 
 func checkKeyed(_ p: UnsafeRawPointer, _ n: Int) {
     var core = ValidatingCore(maxStreams: 4)
