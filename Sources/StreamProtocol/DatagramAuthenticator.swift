@@ -47,6 +47,36 @@ public final class DatagramAuthenticator: @unchecked Sendable {
         return trailerAt + AuthTrailer.size
     }
 
+    /// Seals again, under `packetNumber`, a keyed datagram this context sealed before whose
+    /// header changed since (a repair sets REPAIR, SPEC §13.3, §14.5): changed bytes take a
+    /// new packet number. For suite 2 the payload in place is ciphertext under the old
+    /// number: it is first turned back into plaintext (GCM's counter mode is its own
+    /// inverse: the old nonce's keystream over the ciphertext gives the plaintext; that
+    /// pass's tag is discarded), then sealed as new. Returns the datagram's length.
+    @discardableResult
+    public func reseal(_ p: UnsafeMutableRawPointer, headerLength: Int = DatagramHeader.size, payloadLength: Int,
+                       packetNumber: UInt64) -> Int {
+        precondition(sealing, "reseal needs a sealing context")
+        let trailerAt = headerLength + payloadLength
+        var trailer = AuthTrailer(reading: p + trailerAt)
+        if trailer.suite == AuthTrailer.Suite.encrypted.rawValue && payloadLength > 0 {
+            var nonce = Self.nonce(trailer.packetNumber)
+            var n: Int32 = 0
+            var discarded: (UInt64, UInt64) = (0, 0)
+            let bytes = (p + headerLength).assumingMemoryBound(to: UInt8.self)
+            var ok = withUnsafeBytes(of: &nonce) {
+                EVP_CipherInit_ex(context, nil, nil, nil, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), -1)
+            }
+            ok &= EVP_CipherUpdate(context, bytes, &n, bytes, Int32(payloadLength))
+            ok &= withUnsafeMutableBytes(of: &discarded) {
+                EVP_CipherFinal_ex(context, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &n)
+            }
+            precondition(ok == 1, "AES-256-GCM reseal failed")
+        }
+        trailer.packetNumber = packetNumber
+        return seal(p, headerLength: headerLength, payloadLength: payloadLength, trailer: trailer)
+    }
+
     /// Checks the tag of the keyed datagram at `p` whose payload is `payloadLength` bytes
     /// (the trailer follows it), and for suite 2 decrypts the payload in place. False: the
     /// tag does not match (forged, damaged, or another key); the payload is then garbage.

@@ -57,6 +57,32 @@ public enum KeyedDatagram {
         public var trailerOffset: Int { Int(header.headerLength) + Int(header.payloadLength) }
     }
 
+    /// Seals the encoded version 2 or 3 datagram at `p` (a REPORT, STATUS or NAK: header and
+    /// body as its version writes them, room behind them for the trailer) as keyed: version 4,
+    /// checksum 0, `trailer` behind the body, tagged by `authenticator` (the sending
+    /// receiver's key). Returns the keyed datagram's length (40 more).
+    @discardableResult
+    public static func seal(_ p: UnsafeMutableRawPointer, authenticator: DatagramAuthenticator, trailer: AuthTrailer) -> Int {
+        p.storeBytes(of: version, toByteOffset: 4, as: UInt8.self)
+        p.storeBytes(of: 0, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        let header = DatagramHeader(reading: p)
+        return authenticator.seal(p, headerLength: Int(header.headerLength), payloadLength: Int(header.payloadLength), trailer: trailer)
+    }
+
+    /// The inverse, for a reader, once the keyed datagram of `length` bytes at `p` passed its
+    /// checks: the datagram it sealed, copied to `destination` without the trailer, with
+    /// version byte `version` and a fresh CRC32C, for that version's own decoder (the body
+    /// rules, §14.4 check 11). Returns its length.
+    @discardableResult
+    public static func unseal(_ p: UnsafeRawPointer, length: Int, version: UInt8, into destination: UnsafeMutableRawPointer) -> Int {
+        let n = length - AuthTrailer.size
+        destination.copyMemory(from: p, byteCount: n)
+        destination.storeBytes(of: version, toByteOffset: 4, as: UInt8.self)
+        destination.storeBytes(of: 0, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+        Datagram.seal(destination, length: n)
+        return n
+    }
+
     /// Checks 1–7 of SPEC §14.4: structure only. The caller then picks the key by the
     /// trailer's key id and origin, checks the tag, then the replay window, then the kind's
     /// own body rules.

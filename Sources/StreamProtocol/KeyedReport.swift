@@ -28,12 +28,8 @@ extension StreamReport {
         let streamID = bytes.withUnsafeBytes { DatagramHeader(reading: $0.baseAddress!).streamID }
         let sealer = DatagramAuthenticator(key: secret.receiverKey(streamID: streamID, receiverID: receiverID), sealing: true)
         bytes.withUnsafeMutableBytes { b in
-            let p = b.baseAddress!
-            p.storeBytes(of: KeyedDatagram.version, toByteOffset: 4, as: UInt8.self)
-            p.storeBytes(of: 0, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
-            let header = DatagramHeader(reading: p)
-            sealer.seal(p, headerLength: Int(header.headerLength), payloadLength: Int(header.payloadLength),
-                        trailer: AuthTrailer(keyID: secret.keyID, suite: .authenticated, origin: receiverID, packetNumber: packetNumber))
+            KeyedDatagram.seal(b.baseAddress!, authenticator: sealer,
+                               trailer: AuthTrailer(keyID: secret.keyID, suite: .authenticated, origin: receiverID, packetNumber: packetNumber))
         }
         return bytes
     }
@@ -57,11 +53,8 @@ extension StreamReport {
             }
             guard parsed.kind == .report else { return .failure(.notReport) }
             // Authentic: read the body with the version 2 rules (version and CRC as a v2 REPORT).
-            var plain = Array(b[..<(b.count - AuthTrailer.size)])
-            plain.withUnsafeMutableBytes { q in
-                q.baseAddress!.storeBytes(of: StreamReport.version, toByteOffset: 4, as: UInt8.self)
-                Datagram.seal(q.baseAddress!, length: q.count)
-            }
+            var plain = [UInt8](repeating: 0, count: b.count - AuthTrailer.size)
+            plain.withUnsafeMutableBytes { KeyedDatagram.unseal(p, length: b.count, version: StreamReport.version, into: $0.baseAddress!) }
             switch decode(plain) {
             case .success(let r): return .success((r, parsed.trailer.origin))
             case .failure(let r): return .failure(.badBody(r))
