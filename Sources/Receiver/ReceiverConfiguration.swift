@@ -81,7 +81,9 @@ public struct ReceiverConfiguration: Sendable {
     /// Keyed streams (SPEC §14, `zc-recv --key`): only datagrams sealed under this secret are
     /// taken (the rest are counted unauthenticated), and REPORTs go out sealed. nil: plain.
     public var key: StreamSecret? = nil
-    /// This receiver's id as the origin of the keyed datagrams it seals (REPORT): random, not 0.
+    /// This receiver's id as the origin of the keyed datagrams it seals (a plain stream's
+    /// REPORT): random, not 0. A reliable stream's STATUS, NAK and REPORT carry that stream's
+    /// own receiver id (SPEC §13.1), which the sender knows it by.
     public var keyedReceiverID: UInt64 = UInt64.random(in: 1...UInt64.max)
     /// How often one source host may get a REPORT.
     public var reportRateLimiter = ReportRateLimiter()

@@ -60,6 +60,20 @@ struct ReliableFeedback: Sendable {
     var statusSent: UInt64 = 0
     /// RTT from NAK → repair of a number NAKed once.
     var rtt = RTTEstimator()
+    /// A keyed stream (SPEC §14): STATUS and NAK go out sealed under this receiver's key for
+    /// the stream (origin ``receiverID``), numbered from 0. nil: plain version 3.
+    var sealing: FeedbackSealing?
+
+    /// Bytes a STATUS or NAK gains on the wire when sealed.
+    var trailerLength: Int { sealing == nil ? 0 : AuthTrailer.size }
+
+    /// Keyed: turns the encoded STATUS or NAK of `length` bytes at `p` into its keyed
+    /// datagram in place (version 4, checksum 0, the trailer behind it). Returns the length to send.
+    @inline(__always)
+    mutating func seal(_ p: UnsafeMutableRawPointer, length: Int) -> Int {
+        guard sealing != nil else { return length }
+        return sealing!.seal(p, origin: receiverID)
+    }
 
     static let timeMask: UInt64 = (1 << 56) - 1
     static let reNakCap: UInt64 = 250_000_000
@@ -118,6 +132,29 @@ struct ReliableFeedback: Sendable {
     }
 }
 
+/// How a keyed reliable stream's receiver seals its STATUS and NAK: one sealing context for
+/// its key (made once per stream), the secret's key id and the packet number counter (STATUS
+/// and NAK from 0; its REPORTs count from 2^63, ``ReportSender``).
+struct FeedbackSealing: Sendable {
+    let authenticator: DatagramAuthenticator
+    let keyID: UInt32
+    var nextPacketNumber: UInt64 = 0
+
+    /// The sealing of receiver `receiverID`'s feedback for stream `streamID` under `secret`.
+    init(secret: StreamSecret, streamID: UInt64, receiverID: UInt64) {
+        authenticator = DatagramAuthenticator(key: secret.receiverKey(streamID: streamID, receiverID: receiverID), sealing: true)
+        keyID = secret.keyID
+    }
+
+    /// Seals the version 3 datagram at `p` as keyed; returns its length.
+    mutating func seal(_ p: UnsafeMutableRawPointer, origin: UInt64) -> Int {
+        let n = nextPacketNumber
+        nextPacketNumber &+= 1
+        return KeyedDatagram.seal(p, authenticator: authenticator,
+                                  trailer: AuthTrailer(keyID: keyID, suite: .authenticated, origin: origin, packetNumber: n))
+    }
+}
+
 extension StreamState {
     /// True for a reliable stream that still wants feedback: not complete and not given up,
     /// or a final STATUS still to send.
@@ -165,7 +202,7 @@ extension StreamState {
         if f.finalSent {
             // An END repeat after the final STATUS: the sender did not hear it; say it again
             // (within the bytes the stream delivered: END copies cannot buy unbounded answers).
-            if f.controlBytes + UInt64(StatusMessage.length) <= deliveredBytes {
+            if f.controlBytes + UInt64(StatusMessage.length + f.trailerLength) <= deliveredBytes {
                 sendStatus(&f, now: now, wallNow: wallNow, complete: isComplete, scratch: scratch, send: send)
             }
             f.endsAnswered = endsReceived
@@ -255,8 +292,9 @@ extension StreamState {
         m.cumulativeAck = f.ack
         m.deliveredBytes = deliveredBelow(f.ack)
         m.feedbackSequence = f.feedbackSequence
-        guard let length = m.encode(ranges: ranges, into: scratch, capacity: NakMessage.length(ranges: NakMessage.maxRanges)) else { return }
-        guard f.controlBytes + UInt64(length) <= bytes else { return }
+        guard let encoded = m.encode(ranges: ranges, into: scratch, capacity: NakMessage.length(ranges: NakMessage.maxRanges)) else { return }
+        guard f.controlBytes + UInt64(encoded + f.trailerLength) <= bytes else { return }
+        let length = f.seal(scratch, length: encoded)
         if send(scratch, length) {
             f.controlBytes += UInt64(length)
             f.feedbackSequence &+= 1
@@ -284,9 +322,10 @@ extension StreamState {
         m.endSeen = expected != nil
         m.complete = complete
         m.gaveUp = f.gaveUp && !complete
-        let length = m.encode(into: scratch)
+        let encoded = m.encode(into: scratch)
         // The final word goes even past the byte budget: it is what ends the sender's wait.
-        guard f.controlBytes + UInt64(length) <= bytes || m.complete || m.gaveUp else { return }
+        guard f.controlBytes + UInt64(encoded + f.trailerLength) <= bytes || m.complete || m.gaveUp else { return }
+        let length = f.seal(scratch, length: encoded)
         if send(scratch, length) {
             f.controlBytes += UInt64(length)
             f.feedbackSequence &+= 1

@@ -188,8 +188,10 @@ package struct ReportSender: Sendable {
         }
         guard limiter.allow(s.source, now: now) else { return .notSent("rate limit for \(destination.host)") }
         if let keyed {
-            bytes = StreamReport.sealKeyed(bytes, secret: keyed.secret, receiverID: keyed.receiverID,
-                                           packetNumber: 1 << 63 | reportsSealed)
+            // A reliable stream's REPORT comes from the receiver id of its STATUS and NAK (the
+            // origin the sender knows it by); a plain stream's from this receiver's id.
+            let origin = s.feedback?.receiverID ?? keyed.receiverID
+            bytes = StreamReport.sealKeyed(bytes, secret: keyed.secret, receiverID: origin, packetNumber: 1 << 63 | reportsSealed)
             reportsSealed += 1
         }
         let fd = socket.fd

@@ -103,6 +103,11 @@ public struct ValidatingCore: Sendable {
         withUnsafeTemporaryAllocation(byteCount: 1280, alignment: 8) { scratch in
             for i in streams.indices where streams[i].wantsFeedback {
                 guard let destination = streams[i].source.socketAddress else { continue }
+                if let keyring, streams[i].feedback!.sealing == nil {
+                    // A keyed stream's first feedback turn: its STATUS and NAK are sealed (SPEC §14).
+                    streams[i].feedback!.sealing = FeedbackSealing(secret: keyring.secret, streamID: streams[i].streamID,
+                                                                   receiverID: streams[i].feedback!.receiverID)
+                }
                 let local = streams[i].localAddress
                 streams[i].serviceFeedback(now: now, wallNow: wallNow, timing: timing, scratch: scratch.baseAddress!) { bytes, count in
                     SourceReply.send(UnsafeRawBufferPointer(start: bytes, count: count), fd: fd, to: destination, from: local) == nil
