@@ -19,8 +19,9 @@ package struct DatagramWriter {
     package let payloadSize: Int
     /// A keyed stream's sealing (SPEC §14); nil for a plain stream (CRC32C).
     package let keying: StreamKeying?
-    /// The next packet number (the nonce) a keyed stream seals with: +1 per datagram sealed.
-    package private(set) var nextPacketNumber: UInt64 = 0
+    /// The next packet number (the nonce) a keyed stream seals with: +1 per datagram sealed
+    /// (the counter is the keying's, shared with the reliable sender's repairs).
+    package var nextPacketNumber: UInt64 { keying?.nextPacketNumber ?? 0 }
     /// Sequence numbers in the stream, when known up front (count or byte limit).
     package private(set) var totalDatagrams: UInt64?
     /// Payload bytes in the stream, when a byte limit bounds it.
@@ -224,8 +225,7 @@ package struct DatagramWriter {
         guard let keying else { return }
         keying.authenticator.seal(p, payloadLength: payload,
                                   trailer: AuthTrailer(keyID: keying.keyID, suite: isData ? keying.suite : .authenticated,
-                                                       origin: 0, packetNumber: nextPacketNumber))
-        nextPacketNumber &+= 1
+                                                       origin: 0, packetNumber: keying.takePacketNumber()))
     }
 
     /// Counts a datagram written; returns its length.
@@ -372,18 +372,36 @@ package struct DatagramWriter {
     }
 }
 
-/// How a keyed stream's source seals (SPEC §14): its key's context, the secret's key id, and
-/// whether DATA payloads are encrypted.
-package struct StreamKeying: Sendable {
+/// How a keyed stream's source seals (SPEC §14): its key's context, the secret's key id,
+/// whether DATA payloads are encrypted, and the packet number counter. One per stream,
+/// shared (a reference) by the writer (DATA, END) and a reliable stream's sender half
+/// (repairs, which reseal with a new number): one key, one nonce space, one counter.
+/// Used by the stream's thread only.
+package final class StreamKeying: @unchecked Sendable {
     package let authenticator: DatagramAuthenticator
     package let keyID: UInt32
     package let suite: AuthTrailer.Suite
+    /// The secret and stream: a reliable sender derives its receivers' keys from them.
+    package let secret: StreamSecret
+    package let streamID: UInt64
+    /// The next packet number (the nonce) to seal with: +1 per datagram sealed.
+    package private(set) var nextPacketNumber: UInt64 = 0
 
     /// The source's sealing for stream `streamID` under `secret`.
     package init(secret: StreamSecret, streamID: UInt64, encrypt: Bool) {
         authenticator = DatagramAuthenticator(key: secret.sourceKey(streamID: streamID), sealing: true)
         keyID = secret.keyID
         suite = encrypt ? .encrypted : .authenticated
+        self.secret = secret
+        self.streamID = streamID
+    }
+
+    /// The packet number for the next datagram sealed (never reused).
+    @inline(__always)
+    package func takePacketNumber() -> UInt64 {
+        let n = nextPacketNumber
+        nextPacketNumber &+= 1
+        return n
     }
 }
 

@@ -44,6 +44,10 @@ struct GroupMember {
     var statusReceived: UInt64 = 0
     var naksReceived: UInt64 = 0
     var report: StreamReport?
+    /// A keyed stream (SPEC §14.6): the opener of its key (derived once, when it was first
+    /// heard) and the replay window of its packet numbers. nil for a plain stream.
+    var opener: DatagramAuthenticator?
+    var replay: ReplayWindow?
     /// A late member: what the group had released when it was first heard (it lacks
     /// `[its acknowledgement, this)` for good).
     var releasedWhenHeard: UInt64 = 0

@@ -168,7 +168,7 @@ final class PushedStream<Engine: SendEngine>: OutboundTransport {
         let c = session.configuration
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize,
                                     limit: StreamLimit(), faults: FaultInjection(), patternPayload: false,
-                                    reliable: c.reliability != nil, keying: c.keying)
+                                    reliable: c.reliability != nil, keying: session.keying)
         driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats,
                               reliable: reliable)
         self.session = session

@@ -155,7 +155,13 @@ public struct ControlRejections: Equatable, Sendable {
     public var rateLimited: UInt64 = 0
     /// Acknowledged data never sent.
     public var impossible: UInt64 = 0
+    /// A keyed stream (SPEC §14.4): feedback that failed checks 1–10 (structure, kind, key
+    /// id, tag under its origin's key, replay, origin ≠ the receiver id in its body), by
+    /// ``KeyedDatagram/Rejection/index``. Checked before every other reason here.
+    public var unauthenticated = [UInt64](repeating: 0, count: KeyedDatagram.Rejection.allCases.count)
 
     public init() {}
-    public var total: UInt64 { foreign + malformed + unknownStream + otherReceiver + rateLimited + impossible }
+    /// Total of ``unauthenticated``.
+    public var unauthenticatedTotal: UInt64 { unauthenticated.reduce(0, +) }
+    public var total: UInt64 { foreign + malformed + unknownStream + otherReceiver + rateLimited + impossible + unauthenticatedTotal }
 }

@@ -52,6 +52,17 @@ package final class ReliableDelivery {
     private let buffer: UnsafeMutableRawBufferPointer
     /// Where a multicast stream's feedback datagram came from.
     private let from: UnsafeMutablePointer<sockaddr_storage>
+    /// A keyed stream (SPEC §14): the source's sealing (repairs reseal with its packet number
+    /// counter, the writer's) and the secret feedback is opened under. nil: a plain stream.
+    let keying: StreamKeying?
+    /// A keyed stream: the authenticated feedback datagram as the version 3 (or 2) datagram
+    /// it sealed, for the existing decoders (fixed: no allocation per datagram).
+    private let plain: UnsafeMutableRawBufferPointer
+    /// The feedback datagram just authenticated: its origin (a receiver id), and, for an
+    /// origin not yet a member, its opener and packet number, which ``admit(_:from:ack:now:)``
+    /// keeps with the member it makes.
+    private var keyedOrigin: UInt64 = 0
+    private var admission: (opener: DatagramAuthenticator, packetNumber: UInt64)?
 
     /// The receivers heard (one for unicast).
     private(set) var members: [GroupMember] = []
@@ -102,7 +113,7 @@ package final class ReliableDelivery {
     private var probeInterval: UInt64 = 0
 
     init(parameters: Reliability, streamID: UInt64, datagramSize: Int, segments: Int, slotCount: Int, feedbackFD: Int32,
-         group: Bool = false, reportWaitNanoseconds: UInt64? = nil) {
+         group: Bool = false, reportWaitNanoseconds: UInt64? = nil, keying: StreamKeying? = nil) {
         self.parameters = parameters
         self.streamID = streamID
         self.datagramSize = datagramSize
@@ -115,6 +126,8 @@ package final class ReliableDelivery {
         repairedAt = .allocate(capacity: slotCount * segments)
         repairedAt.initialize(repeating: 0, count: slotCount * segments)
         buffer = .allocate(byteCount: 2048, alignment: 8)
+        self.keying = keying
+        plain = .allocate(byteCount: keying == nil ? 0 : 2048, alignment: 8)
         from = .allocate(capacity: 1)
         from.initialize(to: sockaddr_storage())
         // A group sends its first slot only (a probe) until its receivers answered.
@@ -131,6 +144,7 @@ package final class ReliableDelivery {
         held.deallocate()
         repairedAt.deallocate()
         buffer.deallocate()
+        plain.deallocate()
         from.deallocate()
     }
 
@@ -186,8 +200,62 @@ package final class ReliableDelivery {
             // deadline decides. Anything else is not the stream's business either.
             do { got = try receiveOne() } catch { return }
             guard let got else { return }
-            try take(UnsafeRawBufferPointer(rebasing: buffer[0..<got.length]), from: got.sender, engine: engine, stats: &stats)
+            guard let bytes = authenticated(length: got.length) else { continue }
+            try take(bytes, from: got.sender, engine: engine, stats: &stats)
         }
+    }
+
+    /// The feedback datagram of `length` bytes in ``buffer`` as the decoders read it: itself
+    /// for a plain stream; for a keyed one, the datagram it sealed (in ``plain``) once it
+    /// passed SPEC §14.4 checks 1–10, else nil (counted unauthenticated, ignored).
+    private func authenticated(length: Int) -> UnsafeRawBufferPointer? {
+        guard let keying else { return UnsafeRawBufferPointer(rebasing: buffer[0..<length]) }
+        admission = nil
+        guard let (n, _) = authenticate(length: length, keying: keying) else { return nil }
+        return UnsafeRawBufferPointer(rebasing: plain[0..<n])
+    }
+
+    /// SPEC §14.4 checks 1–10 on the keyed feedback datagram in ``buffer``: structure; a
+    /// STATUS, NAK or REPORT; the secret's key id; the tag under the key of the receiver it
+    /// names as origin (a member's opener is derived once; an origin not yet a member costs a
+    /// derivation); that origin's replay window; and, for STATUS and NAK, the origin is the
+    /// receiver id in the body. Then the datagram it sealed goes to ``plain`` (version 3, or 2
+    /// for a REPORT, a fresh CRC) for §13.4's decoders and §13.9's rules. Nil: counted in
+    /// ``ControlRejections/unauthenticated`` by reason; it touches nothing else.
+    private func authenticate(length: Int, keying: StreamKeying) -> (length: Int, kind: KeyedDatagram.Kind)? {
+        let p = buffer.baseAddress!
+        func reject(_ r: KeyedDatagram.Rejection) -> (length: Int, kind: KeyedDatagram.Kind)? {
+            report.controlRejected.unauthenticated[r.index] &+= 1
+            return nil
+        }
+        let d: KeyedDatagram.Parsed
+        switch KeyedDatagram.parse(p, length: length) {
+        case .failure(let r): return reject(r)
+        case .success(let parsed): d = parsed
+        }
+        // DATA and END are the source's: never feedback (as bad_flags to a version 3 reader).
+        guard d.kind != .stream else { return reject(.badFlags) }
+        guard d.trailer.keyID == keying.keyID else { return reject(.wrongKey) }
+        let origin = d.trailer.origin
+        let known = members.firstIndex(where: { $0.id == origin })
+        // Under this stream's key for that receiver: another stream's feedback fails its tag.
+        let opener = known.flatMap { members[$0].opener }
+            ?? DatagramAuthenticator(key: keying.secret.receiverKey(streamID: streamID, receiverID: origin), sealing: false)
+        let headerLength = Int(d.header.headerLength), payloadLength = Int(d.header.payloadLength)
+        guard opener.open(p, headerLength: headerLength, payloadLength: payloadLength) else { return reject(.badTag) }
+        if let i = known {
+            guard members[i].replay!.take(d.trailer.packetNumber) else { return reject(.replayed) }
+        } else {
+            admission = (opener, d.trailer.packetNumber)
+        }
+        // STATUS and NAK name their receiver in the body (bytes 8..15): it must be the key's.
+        if d.kind != .report && payloadLength >= 16
+            && UInt64(bigEndian: (p + headerLength + 8).loadUnaligned(as: UInt64.self)) != origin {
+            return reject(.badTrailer)
+        }
+        keyedOrigin = origin
+        let version = d.kind == .report ? StreamReport.version : DatagramHeader.reliableVersion
+        return (KeyedDatagram.unseal(p, length: length, version: version, into: plain.baseAddress!), d.kind)
     }
 
     /// One feedback datagram into ``buffer`` without blocking: its length and, for a group,
@@ -223,11 +291,15 @@ package final class ReliableDelivery {
             // The receiver's REPORT can overtake the last STATUS: it ends a unicast stream too.
             // A group member's REPORT is kept with the member it came from.
             if case .success(let r) = StreamReport.decode(bytes), r.streamID == streamID {
+                // Keyed: only a member's, sealed under its own key (SPEC §14.6).
                 if let sender {
-                    if let i = members.firstIndex(where: { $0.address?.sameEndpoint(sender) ?? false }) { members[i].report = r }
-                    else { report.controlRejected.foreign &+= 1 }
-                } else {
+                    if let i = members.firstIndex(where: { ($0.address?.sameEndpoint(sender) ?? false) && (keying == nil || $0.id == keyedOrigin) }) {
+                        members[i].report = r
+                    } else { report.controlRejected.foreign &+= 1 }
+                } else if keying == nil || members.first?.id == keyedOrigin {
                     receiverReport = r
+                } else {
+                    report.controlRejected.otherReceiver &+= 1
                 }
             } else {
                 report.controlRejected.malformed &+= 1
@@ -304,6 +376,13 @@ package final class ReliableDelivery {
             guard members.count < policy.maxReceivers else { report.controlRejected.otherReceiver &+= 1; return nil }
         }
         var m = GroupMember(id: rid, address: sender, initialWindow: parameters.initialWindow, burst: parameters.controlBurst, now: now)
+        if let a = admission {
+            // Keyed: its key's opener and replay window, from the datagram that made it a member.
+            m.opener = a.opener
+            m.replay = ReplayWindow()
+            m.replay!.accept(a.packetNumber)
+            admission = nil
+        }
         if formed && isGroup && ack < releasedBelow {
             // What it lacks went back to the pool when the others acknowledged it.
             m.state = .late
@@ -401,6 +480,8 @@ package final class ReliableDelivery {
 
     /// Sends sequence number `s` again from its slot: REPAIR set and resealed in place the
     /// first time (only once the kernel let go of the slot's first send), then the same bytes.
+    /// Keyed, the first reseal takes a new packet number from the stream's counter (the bytes
+    /// changed, SPEC §14.3); later copies keep it (a receiver counts them `replayed`).
     private func repair<Engine: SendEngine>(_ s: UInt64, now: UInt64, holdOff: UInt64, engine: Engine,
                                             stats: inout SenderStatistics) throws(SendEngineError) -> Bool {
         guard let entry = find(s) else { report.nakedOutside &+= 1; return false }
@@ -412,8 +493,16 @@ package final class ReliableDelivery {
         let offset = k * datagramSize
         let length = k < Int(entry.datagrams) - 1 ? datagramSize : Int(entry.length) - offset
         let p = engine.address(of: slot) + offset
-        if p.load(fromByteOffset: 5, as: UInt8.self) & DatagramFlags.repair.rawValue == 0 {
-            Datagram.markRepair(p, length: length)
+        let flags = p.load(fromByteOffset: 5, as: UInt8.self)
+        if flags & DatagramFlags.repair.rawValue == 0 {
+            if let keying {
+                p.storeBytes(of: flags | DatagramFlags.repair.rawValue, toByteOffset: 5, as: UInt8.self)
+                let header = DatagramHeader(reading: p)
+                keying.authenticator.reseal(p, headerLength: Int(header.headerLength), payloadLength: Int(header.payloadLength),
+                                            packetNumber: keying.takePacketNumber())
+            } else {
+                Datagram.markRepair(p, length: length)
+            }
         }
         try engine.resend(slot, offset: offset, length: length, stats: &stats)
         repairedAt[mark] = now
@@ -625,9 +714,11 @@ package final class ReliableDelivery {
         func waiting() -> Bool { outcomes.contains(where: { $0.state == .delivered && $0.report == nil }) }
         while waiting() && MonotonicClock.nanoseconds() < until && !StopFlag.isSet {
             guard (try? FileCalls.poll(feedbackFD, events: Int16(POLLIN), timeoutMilliseconds: 5)) ?? 0 > 0 else { continue }
-            guard let got = try? receiveOne(), let sender = got.sender else { continue }
-            guard case .success(let r) = StreamReport.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<got.length])), r.streamID == streamID else { continue }
-            if let k = outcomes.firstIndex(where: { $0.address?.sameEndpoint(sender) ?? false }) { outcomes[k].report = r }
+            guard let got = try? receiveOne(), let sender = got.sender, let bytes = authenticated(length: got.length) else { continue }
+            guard case .success(let r) = StreamReport.decode(bytes), r.streamID == streamID else { continue }
+            if let k = outcomes.firstIndex(where: { ($0.address?.sameEndpoint(sender) ?? false) && (keying == nil || $0.receiverID == keyedOrigin) }) {
+                outcomes[k].report = r
+            }
         }
         result.receivers = outcomes
         return result

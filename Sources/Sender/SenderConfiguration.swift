@@ -193,7 +193,8 @@ public struct SenderConfiguration: Sendable {
     /// A keyed stream (SPEC §14, `zc-send --key`): every datagram carries an AES-256-GCM tag
     /// under a key derived from this secret, and the sender takes only a REPORT sealed by a
     /// receiver holding it. nil: a plain stream. Needs ``datagramSize`` ≥
-    /// ``minimumKeyedDatagram``; not yet with ``reliability`` (STATUS and NAK are not sealed).
+    /// ``minimumKeyedDatagram``. With ``reliability``, STATUS and NAK are taken only sealed
+    /// under a receiver's key too, and repairs are resealed with new packet numbers.
     public var key: StreamSecret? = nil
     /// With ``key``: DATA payloads are encrypted too (AES-256-GCM, suite 2), not only authenticated.
     public var encrypt: Bool = false
@@ -201,7 +202,8 @@ public struct SenderConfiguration: Sendable {
     /// that END, sent as one datagram, is never split by GSO.
     public static let minimumKeyedDatagram = DatagramHeader.size + EndOfStream.payloadSize + AuthTrailer.size
 
-    /// The sealing for this configuration's stream (nil without a key).
+    /// The sealing for this configuration's stream (nil without a key): a new one per call
+    /// (its own counter), so a stream makes it once (``SenderSession/keying``).
     package var keying: StreamKeying? {
         key.map { StreamKeying(secret: $0, streamID: streamID, encrypt: encrypt) }
     }

@@ -40,10 +40,14 @@ package final class SenderSession {
     package let groupFeedback: UDPSocket?
     /// Where a reliable stream's feedback is read: ``groupFeedback``'s or ``socket``'s.
     package let feedbackFD: Int32
+    /// A keyed stream's sealing (SPEC §14), made once: the writer and a reliable stream's
+    /// repairs share its packet number counter. nil: a plain stream.
+    package let keying: StreamKeying?
 
     /// Opens the socket (or resolves packet-ring's target and binds its feedback socket).
     init(opening c: SenderConfiguration) throws(SenderError) {
         configuration = c
+        keying = c.keying
         if c.reliability != nil {
             // Checked before anything opens: the feedback needs a socket it can answer.
             if c.engine == .packetRing {
@@ -154,7 +158,8 @@ package final class SenderSession {
         let group = configuration.destination.isMulticast
         return ReliableDelivery(parameters: parameters, streamID: configuration.streamID, datagramSize: configuration.datagramSize,
                                 segments: engine.segmentsPerSlot, slotCount: engine.slotCount, feedbackFD: feedbackFD,
-                                group: group, reportWaitNanoseconds: group ? configuration.reportTimeoutNanoseconds : nil)
+                                group: group, reportWaitNanoseconds: group ? configuration.reportTimeoutNanoseconds : nil,
+                                keying: keying)
     }
 
     /// After END and the drain: waits for the receiver's REPORT on the feedback socket when

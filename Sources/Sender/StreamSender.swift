@@ -151,7 +151,7 @@ struct PullRun: SenderSessionBody {
         }
         let writer = DatagramWriter(streamID: c.streamID, datagramSize: c.datagramSize, limit: content.limit,
                                     faults: content.faults, patternPayload: input == nil, fixedPayload: content.source == .fixed,
-                                    reliable: c.reliability != nil, keying: c.keying)
+                                    reliable: c.reliability != nil, keying: session.keying)
         var driver = StreamDriver(engine: engine, writer: writer, rate: c.rate, endRepeats: c.endRepeats,
                                   reliable: try session.reliableDelivery(for: engine))
         var ticker = ProgressTicker(intervalNanoseconds: progressIntervalNanoseconds, start: driver.start, report: progress)

@@ -231,6 +231,9 @@ enum SenderReportFormatter {
             ("control_rejected", .object([
                 ("foreign", .uint(x.foreign)), ("malformed", .uint(x.malformed)), ("unknown_stream", .uint(x.unknownStream)),
                 ("other_receiver", .uint(x.otherReceiver)), ("rate_limited", .uint(x.rateLimited)), ("impossible", .uint(x.impossible)),
+                // Keyed (SPEC §14.4): feedback whose tag, key, origin or packet number failed.
+                ("unauthenticated", .uint(x.unauthenticatedTotal)),
+                ("unauthenticated_by_reason", .object(KeyedDatagram.Rejection.allCases.map { ($0.rawValue, .uint(x.unauthenticated[$0.index])) })),
             ])),
             ("rtt_min_us", us(rel.rttMinNanoseconds)),
             ("rtt_avg_us", us(rel.rttAverageNanoseconds)),
@@ -315,8 +318,16 @@ enum SenderReportFormatter {
                      + "\(rel.naksReceived) NAKs, \(rel.statusReceived) STATUS; RTT min \(ms(rel.rttMinNanoseconds)) avg \(ms(rel.rttAverageNanoseconds)); "
                      + "waited on the window \(Units.fixed(Double(rel.windowBlockedNanoseconds) / 1e9, 3)) s"
                      + (rel.controlRejected.total > 0 ? "; \(rel.controlRejected.total) control datagrams rejected" : "")
+                     + unauthenticatedText(rel.controlRejected)
                      + (rel.lossBackoffs > 0 ? "; congestion: rate cut \(rel.lossBackoffs) times, to \(Units.bitRate(rel.lowestCapBitsPerSecond ?? 0)) at least" : ""))
         return lines + groupText(rel)
+    }
+
+    /// Keyed feedback dropped unauthenticated, by reason ("" when none).
+    static func unauthenticatedText(_ x: ControlRejections) -> String {
+        guard x.unauthenticatedTotal > 0 else { return "" }
+        let reasons = KeyedDatagram.Rejection.allCases.filter { x.unauthenticated[$0.index] > 0 }
+        return " (\(x.unauthenticatedTotal) unauthenticated: " + reasons.map { "\($0.rawValue) \(x.unauthenticated[$0.index])" }.joined(separator: ", ") + ")"
     }
 
     /// The receiver's REPORT with the keys of zc-recv's stream record.

@@ -250,7 +250,6 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
         }
         if encrypt && keying.path == nil { throw ValidationError("--encrypt needs --key FILE (or ZC_KEY_FILE): the payload is encrypted under the shared secret") }
         if keying.path != nil {
-            if reliable { throw ValidationError("--key with --reliable is not supported yet: STATUS and NAK are not sealed, so a forged acknowledgement could free a slot (SPEC §14; issue 29)") }
             if let size, size < SenderConfiguration.minimumKeyedDatagram {
                 throw ValidationError("--size \(size) is too small with --key: a keyed datagram needs at least \(SenderConfiguration.minimumKeyedDatagram) bytes (header, END totals, 40-byte trailer)")
             }
