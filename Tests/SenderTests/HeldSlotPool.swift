@@ -55,7 +55,9 @@ class HeldSlotPool {
         while at < length {
             let p = address(of: slot) + at
             let h = DatagramHeader(reading: p)
-            let total = DatagramHeader.size + Int(h.payloadLength)
+            // A keyed datagram (version 4) has its 40-byte trailer behind the payload.
+            let keyed = p.load(fromByteOffset: 4, as: UInt8.self) == KeyedDatagram.version
+            let total = Int(h.headerLength) + Int(h.payloadLength) + (keyed ? AuthTrailer.size : 0)
             body(h, Array(UnsafeRawBufferPointer(start: p, count: total)))
             at += total
         }

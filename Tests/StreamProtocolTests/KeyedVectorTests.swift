@@ -107,4 +107,67 @@ final class KeyedVectorTests: XCTestCase {
             XCTAssertEqual(reason(try bytes(hex: v.hex)), v.reason, v.name)
         }
     }
+
+    /// A repair (SPEC §13.3, §14.3): the reliable DATA vector with REPAIR set, resealed in
+    /// place under packet number 12, is the repair vector byte for byte.
+    func testResealOfReliableDataIsTheRepairVector() throws {
+        let data = try XCTUnwrap(file.valid.first { $0.name == "keyed_reliable_data" })
+        let repair = try XCTUnwrap(file.valid.first { $0.name == "keyed_reliable_repair" })
+        var wire = try bytes(hex: data.hex)
+        let sealer = DatagramAuthenticator(key: secret.sourceKey(streamID: try u64(data.stream_id)), sealing: true)
+        let length = wire.withUnsafeMutableBytes { b -> Int in
+            b[5] |= DatagramFlags.repair.rawValue
+            return sealer.reseal(b.baseAddress!, headerLength: Int(data.header_length), payloadLength: Int(data.payload_length),
+                                 packetNumber: try! u64(repair.packet_number))
+        }
+        XCTAssertEqual(length, wire.count)
+        XCTAssertEqual(hex(wire), repair.hex)
+    }
+
+    /// Suite 2: the slot holds ciphertext under the first packet number. Resealed under a new
+    /// one it is exactly what sealing the plaintext afresh under that number gives, and opens
+    /// to the plaintext; the old number's ciphertext is gone.
+    func testResealOfAnEncryptedDatagramRestoresThePlaintextFirst() throws {
+        let key = secret.sourceKey(streamID: 1)
+        let sealer = DatagramAuthenticator(key: key, sealing: true)
+        let payload = (0..<200).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        func sealed(flags: DatagramFlags, packetNumber: UInt64) -> [UInt8] {
+            var b = [UInt8](repeating: 0, count: DatagramHeader.size + payload.count + AuthTrailer.size)
+            b.withUnsafeMutableBytes { p in
+                DatagramHeader(flags: flags, streamID: 1, sequence: 9, offset: 1800, timestampNanoseconds: 42,
+                               payloadLength: UInt32(payload.count)).write(to: p.baseAddress!, version: KeyedDatagram.version)
+                payload.withUnsafeBytes { (p.baseAddress! + DatagramHeader.size).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                sealer.seal(p.baseAddress!, payloadLength: payload.count,
+                            trailer: AuthTrailer(keyID: secret.keyID, suite: .encrypted, origin: 0, packetNumber: packetNumber))
+            }
+            return b
+        }
+        let original = sealed(flags: [.data, .reliable], packetNumber: 3)
+        XCTAssertNotEqual(Array(original[48..<248]), payload, "suite 2 encrypts the payload")
+        var repair = original
+        repair.withUnsafeMutableBytes { b in
+            b[5] |= DatagramFlags.repair.rawValue
+            sealer.reseal(b.baseAddress!, payloadLength: payload.count, packetNumber: 8)
+        }
+        XCTAssertEqual(repair, sealed(flags: [.data, .reliable, .repair], packetNumber: 8))
+        XCTAssertNotEqual(Array(repair[48..<248]), Array(original[48..<248]), "a new nonce, a new keystream")
+        let opened = repair.withUnsafeMutableBytes { b -> [UInt8]? in
+            guard DatagramAuthenticator(key: key, sealing: false).open(b.baseAddress!, payloadLength: payload.count) else { return nil }
+            return Array(b[48..<248])
+        }
+        XCTAssertEqual(opened, payload)
+        // Suite 1 too: the same as a fresh seal (nothing to restore).
+        var plain = [UInt8](repeating: 0, count: DatagramHeader.size + payload.count + AuthTrailer.size)
+        plain.withUnsafeMutableBytes { p in
+            DatagramHeader(flags: [.data, .reliable], streamID: 1, sequence: 9, offset: 1800, timestampNanoseconds: 42,
+                           payloadLength: UInt32(payload.count)).write(to: p.baseAddress!, version: KeyedDatagram.version)
+            payload.withUnsafeBytes { (p.baseAddress! + DatagramHeader.size).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            sealer.seal(p.baseAddress!, payloadLength: payload.count,
+                        trailer: AuthTrailer(keyID: secret.keyID, suite: .authenticated, origin: 0, packetNumber: 1))
+            p[5] |= DatagramFlags.repair.rawValue
+            sealer.reseal(p.baseAddress!, payloadLength: payload.count, packetNumber: 2)
+        }
+        XCTAssertTrue(plain.withUnsafeMutableBytes { DatagramAuthenticator(key: key, sealing: false).open($0.baseAddress!, payloadLength: payload.count) })
+        XCTAssertEqual(Array(plain[48..<248]), payload)
+    }
 }
