@@ -172,6 +172,65 @@ final class ReliableReceiveTests: XCTestCase {
         XCTAssertFalse(core.streams[0].isComplete)
     }
 
+    /// A keyed reliable stream (SPEC §14): its STATUS and NAK go out version 4, origin the
+    /// receiver id in their body, numbered from 0, tagged under that receiver's key for the
+    /// stream; its REPORT comes from the same origin (not the receiver's plain-stream id).
+    func testKeyedStreamsFeedbackAndReportAreSealedUnderItsReceiverID() throws {
+        let secret = try StreamSecret(bytes: (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) })
+        let path = try FeedbackPath()
+        var core = ValidatingCore()
+        core.keyring = ReceiverKeyring(secret: secret, receiverID: 77)
+        let sourceKey = DatagramAuthenticator(key: secret.sourceKey(streamID: 9), sealing: true)
+        var packetNumber: UInt64 = 0
+        func keyed(_ plain: [UInt8]) -> [UInt8] {
+            var b = plain + [UInt8](repeating: 0, count: AuthTrailer.size)
+            b.withUnsafeMutableBytes { p in
+                p[4] = KeyedDatagram.version
+                p.storeBytes(of: 0, toByteOffset: DatagramHeader.checksumOffset, as: UInt32.self)
+                sourceKey.seal(p.baseAddress!, payloadLength: plain.count - DatagramHeader.size,
+                               trailer: AuthTrailer(keyID: secret.keyID, suite: .authenticated, origin: 0, packetNumber: packetNumber))
+            }
+            packetNumber += 1
+            return b
+        }
+        let t0: UInt64 = 1_000_000_000
+        for q: UInt64 in [0, 1, 2, 5] { feed(&core, keyed(TestDatagrams.data(stream: 9, seq: q, reliable: true)), source: path.source, now: t0) }
+        XCTAssertEqual(core.streams.count, 1)
+        core.serviceReliable(now: t0, wallNow: 5, fd: path.receiver.fd)
+        core.serviceReliable(now: t0 + 3_000_000, wallNow: 6, fd: path.receiver.fd)
+        var sent: [[UInt8]] = []
+        while let b = receive(path.sender, timeout: 50_000_000) { sent.append(b) }
+        XCTAssertGreaterThanOrEqual(sent.count, 2, "a STATUS, then a NAK of [3, 4]")
+        var origin: UInt64?
+        for (k, bytes) in sent.enumerated() {
+            var b = bytes
+            try b.withUnsafeMutableBytes { p in
+                guard case .success(let d) = KeyedDatagram.parse(p.baseAddress!, length: p.count) else { return XCTFail("feedback \(k) is not keyed") }
+                XCTAssertEqual(d.kind, k == 0 ? .status : d.kind)
+                XCTAssertTrue(d.kind == .status || d.kind == .nak)
+                XCTAssertEqual(d.header.checksum, 0)
+                XCTAssertEqual(d.trailer.packetNumber, UInt64(k), "STATUS and NAK numbered from 0")
+                XCTAssertEqual(d.trailer.origin, UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 56, as: UInt64.self)), "origin = the body's receiver id")
+                XCTAssertNotEqual(d.trailer.origin, 77)
+                if let o = origin { XCTAssertEqual(d.trailer.origin, o) }
+                origin = d.trailer.origin
+                let opener = DatagramAuthenticator(key: secret.receiverKey(streamID: 9, receiverID: d.trailer.origin), sealing: false)
+                XCTAssertTrue(opener.open(p.baseAddress!, payloadLength: Int(d.header.payloadLength)), "feedback \(k) does not open")
+                // Unsealed, it is the version 3 datagram the decoders know.
+                var plain = [UInt8](repeating: 0, count: p.count - AuthTrailer.size)
+                plain.withUnsafeMutableBytes { KeyedDatagram.unseal(p.baseAddress!, length: p.count, version: 3, into: $0.baseAddress!) }
+                if d.kind == .status { XCTAssertEqual(try XCTUnwrap(StatusMessage.decode(plain).get()).cumulativeAck, 3) }
+                else { XCTAssertEqual(try XCTUnwrap(NakMessage.decodeWithRanges(plain).get()).1, [3...4]) }
+            }
+        }
+        // The REPORT: sealed with the stream's receiver id as origin.
+        var reports = ReportSender(limits: StreamVerdictLimits(), keyed: (secret, 77))
+        guard case .sent = reports.send(core.streams[0], kernelDrops: 0, socket: path.receiver, now: t0) else { return XCTFail("no REPORT sent") }
+        let report = try XCTUnwrap(receive(path.sender, timeout: 200_000_000))
+        guard case .success(let r) = StreamReport.decodeKeyed(report, secret: secret) else { return XCTFail("the REPORT does not open") }
+        XCTAssertEqual(r.receiverID, origin)
+    }
+
     /// A sender's socket on loopback (where STATUS and NAK go) and the receiver's socket.
     final class FeedbackPath {
         let sender: UDPSocket

@@ -91,7 +91,7 @@ final class ReliableGroupTests: XCTestCase {
     /// Runs a reliable stream of `count` datagrams to a group on `lo` through a
     /// ``GroupLoopEngine`` with receivers at 127.0.0.2, .3, ...
     private func run(count: UInt64, receivers: Int, dropOnce: [Set<UInt64>], sharedDropOnce: Set<UInt64> = [],
-                     port: UInt16, configure: (inout Reliability) -> Void = { _ in },
+                     port: UInt16, key: StreamSecret? = nil, configure: (inout Reliability) -> Void = { _ in },
                      setUp: (GroupLoopEngine) -> Void = { _ in }) throws -> (SenderReport, GroupLoopEngine) {
         var c = try SenderConfiguration(destination: try SocketAddress.parse("239.255.77.77:\(port)"), datagramSize: 300,
                                         gso: .segments(4), engine: .uring)
@@ -101,6 +101,7 @@ final class ReliableGroupTests: XCTestCase {
         configure(&r)
         c.reliability = r
         c.reportTimeoutNanoseconds = nil
+        c.key = key
         let addresses = try (0..<receivers).map { try SocketAddress.parse("127.0.0.\($0 + 2):\(port)") }
         var engine: GroupLoopEngine?
         let report = try StreamSender.run(c, content: StreamContent(limit: StreamLimit(datagrams: count)), engine: { (session) throws(SystemError) -> GroupLoopEngine in
@@ -109,6 +110,7 @@ final class ReliableGroupTests: XCTestCase {
             var local = try session.socket.localAddress()
             if case .v4(var a) = local { a.sin_addr.s_addr = inet_addr("127.0.0.1"); local = .v4(a) }
             e.senderSource = local.withSockAddr { a, n in SourceAddress(sockaddr: UnsafeRawPointer(a), length: Int(n)) }
+            if let key { for i in e.cores.indices { e.cores[i].keyring = ReceiverKeyring(secret: key) } }
             setUp(e)
             engine = e
             return e
@@ -134,6 +136,32 @@ final class ReliableGroupTests: XCTestCase {
         for s in shared { XCTAssertEqual(e.repairs.filter { $0 == s }.count, 1, "shared loss \(s) repaired once: \(e.repairs.sorted())") }
         XCTAssertEqual(Set(e.repairs), shared.union(own.reduce(Set<UInt64>()) { $0.union($1) }), "exactly the lost numbers were repaired")
         XCTAssertEqual(e.lentWhileHeld, 0, "no slot lent before every receiver acknowledged it")
+    }
+
+    /// Keyed (SPEC §14): each receiver seals its STATUS and NAK under its own key (its own
+    /// receiver id as origin); the sender derives each member's key and takes them all. The
+    /// same losses as above: every receiver whole, each shared loss repaired once, nothing
+    /// rejected.
+    func testKeyedGroupTakesEachReceiversSealedFeedback() throws {
+        let shared: Set<UInt64> = [10, 77]
+        let own: [Set<UInt64>] = [[3, 40], [41], [5, 99, 150]]
+        let key = try StreamSecret(bytes: (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 29 &+ 5) })
+        let (report, e) = try run(count: 200, receivers: 3, dropOnce: own, sharedDropOnce: shared, port: base + 7, key: key)
+        let rel = try XCTUnwrap(report.reliability)
+        XCTAssertTrue(rel.delivered, "\(rel)")
+        XCTAssertEqual(rel.controlRejected.total, 0, "\(rel.controlRejected)")
+        let receivers = try XCTUnwrap(rel.receivers)
+        XCTAssertEqual(receivers.count, 3)
+        XCTAssertEqual(Set(receivers.map(\.state)), [.delivered])
+        XCTAssertEqual(Set(receivers.map(\.receiverID)).count, 3)
+        for core in e.cores {
+            XCTAssertTrue(core.streams[0].isComplete)
+            XCTAssertEqual(core.streams[0].summary().lost, 0)
+            XCTAssertEqual(core.statistics.unauthenticated[KeyedDatagram.Rejection.badTag.index], 0)
+        }
+        for s in shared { XCTAssertEqual(e.repairs.filter { $0 == s }.count, 1, "shared loss \(s) repaired once: \(e.repairs.sorted())") }
+        XCTAssertEqual(Set(e.repairs), shared.union(own.reduce(Set<UInt64>()) { $0.union($1) }))
+        XCTAssertEqual(e.lentWhileHeld, 0)
     }
 
     /// A receiver that stops answering is dropped after the receiver timeout and named with
