@@ -45,9 +45,11 @@ struct GroupMember {
     var naksReceived: UInt64 = 0
     var report: StreamReport?
     /// A keyed stream (SPEC §14.6): the opener of its key (derived once, when it was first
-    /// heard) and the replay window of its packet numbers. nil for a plain stream.
+    /// heard) and the replay windows of its packet numbers: STATUS and NAK count from 0, its
+    /// REPORTs from 2^63 (``takePacketNumber(_:)``). nil for a plain stream.
     var opener: DatagramAuthenticator?
     var replay: ReplayWindow?
+    var reportReplay: ReplayWindow?
     /// A late member: what the group had released when it was first heard (it lacks
     /// `[its acknowledgement, this)` for good).
     var releasedWhenHeard: UInt64 = 0
@@ -61,6 +63,18 @@ struct GroupMember {
         tokens = burst
         tokensAt = now
         lastNak.reserveCapacity(NakMessage.maxRanges)
+    }
+
+    /// Keyed: true when packet number `n` is fresh from this member (and now taken). A
+    /// receiver numbers its STATUS and NAK from 0 and its REPORTs from 2^63 (§14.3): a window
+    /// each, or a REPORT would push every later STATUS out of the window.
+    mutating func takePacketNumber(_ n: UInt64) -> Bool {
+        if n >> 63 == 0 {
+            if replay == nil { replay = ReplayWindow() }
+            return replay!.take(n)
+        }
+        if reportReplay == nil { reportReplay = ReplayWindow() }
+        return reportReplay!.take(n)
     }
 
     /// SPEC §13.9's control rate limit, a token bucket per member: true when this datagram may

@@ -244,7 +244,7 @@ package final class ReliableDelivery {
         let headerLength = Int(d.header.headerLength), payloadLength = Int(d.header.payloadLength)
         guard opener.open(p, headerLength: headerLength, payloadLength: payloadLength) else { return reject(.badTag) }
         if let i = known {
-            guard members[i].replay!.take(d.trailer.packetNumber) else { return reject(.replayed) }
+            guard members[i].takePacketNumber(d.trailer.packetNumber) else { return reject(.replayed) }
         } else {
             admission = (opener, d.trailer.packetNumber)
         }
@@ -379,8 +379,7 @@ package final class ReliableDelivery {
         if let a = admission {
             // Keyed: its key's opener and replay window, from the datagram that made it a member.
             m.opener = a.opener
-            m.replay = ReplayWindow()
-            m.replay!.accept(a.packetNumber)
+            _ = m.takePacketNumber(a.packetNumber)
             admission = nil
         }
         if formed && isGroup && ack < releasedBelow {
