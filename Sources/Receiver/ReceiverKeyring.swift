@@ -1,7 +1,8 @@
 import StreamProtocol
 
 /// A keyed receiver's keys (SPEC §14, `zc-recv --key`): the secret, this receiver's id (the
-/// origin of what it seals: REPORT), and the opener of the last stream id seen before its
+/// origin of a plain stream's REPORT; a reliable stream's STATUS, NAK and REPORT carry the
+/// stream's own receiver id), and the opener of the last stream id seen before its
 /// stream opened, so a burst of a new stream's first datagrams derives its key once.
 /// One per receive thread (it caches), made from the shared ``secret``.
 public final class ReceiverKeyring: @unchecked Sendable {

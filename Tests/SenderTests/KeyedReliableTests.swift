@@ -199,7 +199,8 @@ final class KeyedReliableTests: XCTestCase {
     /// to everything sent and 2^40: its tag no longer matches), the last genuine STATUS again
     /// (a replay), and a NAK of everything sealed correctly by a receiver id that is not the
     /// stream's (another key-holder: authentic, but no member), and the same NAK sealed by
-    /// someone without the secret (a bad tag). None moves the acknowledgement
+    /// someone without the secret (a bad tag), and a plain version 3 STATUS in the member's
+    /// name acknowledging everything (not keyed). None moves the acknowledgement
     /// (no slot released) or makes a repair (the tail probe aside); each is counted; the stream
     /// then completes.
     func testForgedReplayedAndNonMemberFeedbackChangesNothing() throws {
@@ -243,8 +244,16 @@ final class KeyedReliableTests: XCTestCase {
                 }
                 // The same NAK from someone without the secret (its key id copied): a bad tag.
                 let guessed = [UInt8](repeating: 7, count: 31) + [8]
+                // A plain (version 3) STATUS in the member's name acknowledging everything: not keyed.
+                var plain = StatusMessage(streamID: streamID, receiverID: genuine.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 56, as: UInt64.self)) })
+                plain.cumulativeAck = everything
+                plain.windowLimit = 1 << 40
+                plain.highest = everything
+                plain.unique = everything
+                var plainBytes = [UInt8](repeating: 0, count: StatusMessage.length)
+                plainBytes.withUnsafeMutableBytes { _ = plain.encode(into: $0.baseAddress!) }
                 blackout = (e.releases, e.highestSent, e.repairs.count, e.turns)
-                return [forged, genuine, sealedNak(key: Self.secret.receiverKey(streamID: streamID, receiverID: stranger)), sealedNak(key: guessed)]
+                return [forged, genuine, plainBytes, sealedNak(key: Self.secret.receiverKey(streamID: streamID, receiverID: stranger)), sealedNak(key: guessed)]
             }
             if e.highestSent >= 120 && lastGenuine != nil {
                 quietFrom = e.turns
@@ -269,6 +278,7 @@ final class KeyedReliableTests: XCTestCase {
         XCTAssertEqual(x.unauthenticated[KeyedDatagram.Rejection.badTag.index], 2, "the forged STATUS and the keyless NAK: \(x)")
         XCTAssertEqual(x.unauthenticated[KeyedDatagram.Rejection.replayed.index], 1, "\(x)")
         XCTAssertEqual(x.otherReceiver, 1, "the non-member's NAK: \(x)")
+        XCTAssertEqual(x.unauthenticated[KeyedDatagram.Rejection.notKeyed.index], 1, "the version 3 STATUS: \(x)")
         XCTAssertEqual(x.impossible, 0)
         XCTAssertTrue(rel.delivered, "\(rel)")
         XCTAssertEqual(rel.acknowledged, 400)
