@@ -228,6 +228,13 @@ final class KeyedReliableTests: XCTestCase {
                 forged.withUnsafeMutableBytes { b in
                     b.storeBytes(of: everything.bigEndian, toByteOffset: 16, as: UInt64.self)
                     b.storeBytes(of: (UInt64(1) << 40).bigEndian, toByteOffset: 48 + 16, as: UInt64.self)
+                    // Highest and unique too, so that its body is a valid STATUS (ack ≤ unique ≤ highest).
+                    b.storeBytes(of: everything.bigEndian, toByteOffset: 48 + 24, as: UInt64.self)
+                    b.storeBytes(of: everything.bigEndian, toByteOffset: 48 + 32, as: UInt64.self)
+                    // A fresh packet number, as a forger would take: only the tag stops it.
+                    let trailer = b.count - AuthTrailer.size
+                    let fresh = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: trailer + 16, as: UInt64.self)) + 1000
+                    b.storeBytes(of: fresh.bigEndian, toByteOffset: trailer + 16, as: UInt64.self)
                 }
                 // A NAK of everything from a receiver id the sender never heard, sealed under its key.
                 let stranger: UInt64 = 0x5eed
