@@ -308,7 +308,7 @@ enum SenderReportFormatter {
         } else if let receivers = rel.receivers, rel.groupReason == nil {
             lines.append("  reliable INCOMPLETE: \(receivers.count(where: { $0.state != .delivered })) of \(receivers.count) receivers lack datagrams (below)")
         } else {
-            let why = rel.noFeedback ? "no STATUS from the receiver (is it zc-recv with reliable streams, version 3?)"
+            let why = rel.noFeedback ? "no STATUS from the receiver (\(noStatusHint(r)))"
                 : rel.receivers != nil ? (rel.groupReason ?? "not every receiver of the group holds every datagram")
                 : "no progress for the deadline (the receiver stopped acknowledging)"
             lines.append("  reliable GAVE UP: \(why); acknowledged \(rel.acknowledged) of \(r.sequences); unacknowledged "
@@ -321,6 +321,12 @@ enum SenderReportFormatter {
                      + unauthenticatedText(rel.controlRejected)
                      + (rel.lossBackoffs > 0 ? "; congestion: rate cut \(rel.lossBackoffs) times, to \(Units.bitRate(rel.lowestCapBitsPerSecond ?? 0)) at least" : ""))
         return lines + groupText(rel)
+    }
+
+    /// What a reliable stream that never heard a STATUS asks about its receiver.
+    static func noStatusHint(_ r: SenderReport) -> String {
+        r.configuration.key != nil ? "does it have the same --key? a receiver without one rejects a keyed stream"
+            : "is it zc-recv with reliable streams, version 3?"
     }
 
     /// Keyed feedback dropped unauthenticated, by reason ("" when none).

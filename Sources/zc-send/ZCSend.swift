@@ -569,7 +569,7 @@ struct ZCSend: ParsableCommand, CommonOptionsCommand {
                     if receivers.isEmpty { Output.standardError("zc-send: FAIL: stream \(stream): no receiver of the group answered (zc-recv with reliable streams, version 3?)") }
                     continue
                 }
-                let why = rel.noFeedback ? "no STATUS from the receiver: is it version 3 (zc-recv with reliable streams)?"
+                let why = rel.noFeedback ? "no STATUS from the receiver: \(SenderReportFormatter.noStatusHint(r))"
                     : "the acknowledgement did not move for --give-up \(giveUp)"
                 Output.standardError("zc-send: FAIL: stream \(stream) not delivered: \(why); "
                                      + "unacknowledged " + SenderReportFormatter.bracketedRanges(rel.unacknowledged))
