@@ -4,13 +4,16 @@ import XCTest
 
 /// The binaries stay lean: the metrics listener is SwiftNIO's (no Foundation networking), so
 /// `ldd` lists no libcurl, Kerberos, LDAP or FoundationNetworking, and the release archive's
-/// static binaries need only the C library's own libraries (liburing and the C++ runtime at most)
+/// static binaries need only the C library's own libraries (liburing, OpenSSL's libcrypto and the
+/// C++ runtime at most)
 /// and stay under 25 MB.
 final class BinaryFootprintTests: XCTestCase {
     /// What a zcstream binary may need besides the Swift toolchain's own runtime libraries.
     /// (libresolv: glibc's own too; the AddressSanitizer runtime of `Tools/test --sanitize address` links it.)
     static let allowed = ["linux-vdso.so", "ld-linux", "libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so",
-                          "libutil.so", "libresolv.so", "liburing.so", "libstdc++.so", "libgcc_s.so"]
+                          "libutil.so", "libresolv.so", "liburing.so", "libstdc++.so", "libgcc_s.so",
+                          // OpenSSL's libcrypto: AES-256-GCM and HKDF for keyed streams (SPEC §14).
+                          "libcrypto.so"]
     /// What Foundation networking drags in: never.
     static let forbidden = ["libcurl", "libFoundationNetworking", "libFoundation.so", "libFoundationInternationalization",
                             "lib_FoundationICU", "libxml2", "libkrb5", "libgssapi", "libldap", "libssl", "libnghttp", "libssh"]
