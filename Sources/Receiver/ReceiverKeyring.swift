@@ -16,9 +16,6 @@ public final class ReceiverKeyring: @unchecked Sendable {
         self.receiverID = receiverID
     }
 
-    /// A copy for another receive thread (its own cache), the same secret and id.
-    public func forThread() -> ReceiverKeyring { ReceiverKeyring(secret: secret, receiverID: receiverID) }
-
     /// The opener of the source key of stream `streamID`: derived once per new stream id in
     /// a row (a forger cycling stream ids makes each of its datagrams cost an HKDF; they
     /// never open a stream).

@@ -308,8 +308,7 @@ public struct ValidatingCore: Sendable {
         let payload = UnsafeRawPointer(p + headerLength)
         var patternMatches = true
         if h.flags.contains(.end) {
-            let totals = EndOfStream(reading: payload)
-            guard payloadLength == EndOfStream.payloadSize, totals.datagrams == h.sequence, totals.bytes == h.offset else {
+            guard Datagram.endTotalsAgree(h, payload: payload) else {
                 statistics.invalid[Datagram.Rejection.badEnd.index] &+= 1
                 return
             }

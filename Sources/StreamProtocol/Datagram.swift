@@ -130,7 +130,7 @@ public enum Datagram {
         }
         let flags = header.flags
         if version == DatagramHeader.version {
-            guard flags.isSubset(of: .known), flags.contains(.data) != flags.contains(.end) else {
+            guard plainFlagsValid(flags) else {
                 return .rejected(.badFlags)
             }
         } else {
@@ -158,12 +158,18 @@ public enum Datagram {
         }
         guard computed == header.checksum else { return .badChecksum(header, computed: computed) }
         if flags.contains(.end) {
-            // The totals are in the header and the payload: both MUST agree (SPEC §6).
-            guard header.payloadLength == UInt32(EndOfStream.payloadSize) else { return .rejected(.badEnd) }
-            let totals = EndOfStream(reading: p + hlen)
-            guard totals.datagrams == header.sequence, totals.bytes == header.offset else { return .rejected(.badEnd) }
+            guard endTotalsAgree(header, payload: p + hlen) else { return .rejected(.badEnd) }
         }
         return .valid(header)
+    }
+
+    /// SPEC §6: an END's payload is the 16-byte totals, and they MUST equal its header's
+    /// sequence and offset (checked after the checksum, or after the tag of a keyed END).
+    @inline(__always)
+    public static func endTotalsAgree(_ header: DatagramHeader, payload: UnsafeRawPointer) -> Bool {
+        guard header.payloadLength == UInt32(EndOfStream.payloadSize) else { return false }
+        let totals = EndOfStream(reading: payload)
+        return totals.datagrams == header.sequence && totals.bytes == header.offset
     }
 
     /// Validates the datagram in `bytes` (an empty buffer is ``Rejection/tooShort``).

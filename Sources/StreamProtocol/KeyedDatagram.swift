@@ -102,9 +102,7 @@ public enum KeyedDatagram {
         case 0x40: kind = .status
         case 0x80: kind = .nak
         default:
-            let f = header.flags
-            let plain = f.isSubset(of: .known) && f.contains(.data) != f.contains(.end)
-            guard plain || Datagram.reliableFlagsValid(f) else { return .failure(.badFlags) }
+            guard Datagram.plainFlagsValid(header.flags) || Datagram.reliableFlagsValid(header.flags) else { return .failure(.badFlags) }
             kind = .stream
         }
         guard hlen + Int(header.payloadLength) + AuthTrailer.size == length else { return .failure(.lengthMismatch) }

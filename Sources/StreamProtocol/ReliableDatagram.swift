@@ -2,6 +2,13 @@
 /// DATA and END, and the REPAIR marking of a retransmission. STATUS and NAK, the datagrams
 /// a receiver sends back, are ``StatusMessage`` and ``NakMessage``.
 extension Datagram {
+    /// SPEC §8 check 5 for a version 1 DATA/END: only ``DatagramFlags/known`` bits, exactly
+    /// one of DATA and END.
+    @inlinable @inline(__always)
+    public static func plainFlagsValid(_ flags: DatagramFlags) -> Bool {
+        flags.isSubset(of: .known) && flags.contains(.data) != flags.contains(.end)
+    }
+
     /// SPEC §13.2 check 5 for a version 3 DATA/END: only ``DatagramFlags/knownReliable``
     /// bits, exactly one of DATA and END, RELIABLE set, REPAIR only with DATA.
     @inlinable @inline(__always)
